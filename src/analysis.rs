@@ -1,0 +1,202 @@
+//! Analysis: shapes, params, buffers, MACs and activation bytes of every layer, and totals.
+//!
+//! Walks the [`Graph`] in execution order, applying each kind's [`crate::kinds::Op`] rules.
+//! Never imports candle; knows nothing of output formats.
+
+use crate::error::SpecError;
+use crate::graph::{Graph, Source};
+use crate::shape::{add, mul, DType, Shape};
+use crate::spec::Spec;
+
+/// One analysed layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerAnalysis {
+    /// Index into [`Spec::layers`].
+    pub index: usize,
+    /// Output shape, with batch.
+    pub output: Shape,
+    /// Shapes of the inputs, with batch.
+    pub input_shapes: Vec<Shape>,
+    /// Trainable parameters (elements).
+    pub params: u64,
+    /// Buffers such as BatchNorm running statistics (elements).
+    pub buffers: u64,
+    /// Multiply-accumulates over the batch (FLOPs = 2 · MACs).
+    pub macs: u64,
+    /// Output elements × dtype size, in bytes.
+    pub activation_bytes: u64,
+}
+
+impl LayerAnalysis {
+    /// FLOPs = 2 · MACs (one multiply and one add per MAC).
+    pub fn flops(&self) -> u64 {
+        self.macs.saturating_mul(2)
+    }
+}
+
+/// Totals over all layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Σ params.
+    pub params: u64,
+    /// Σ buffers.
+    pub buffers: u64,
+    /// Σ MACs.
+    pub macs: u64,
+    /// Σ activation bytes (every layer output once; the input is not included).
+    pub activation_bytes: u64,
+    /// Bytes of the network input (batch included).
+    pub input_bytes: u64,
+}
+
+impl Totals {
+    /// FLOPs = 2 · MACs.
+    pub fn flops(&self) -> u64 {
+        self.macs.saturating_mul(2)
+    }
+}
+
+/// A spec, its graph and every layer's numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// The spec, after command-line overrides.
+    pub spec: Spec,
+    /// Its graph.
+    pub graph: Graph,
+    /// One entry per layer, in execution order.
+    pub layers: Vec<LayerAnalysis>,
+    /// Totals.
+    pub totals: Totals,
+}
+
+impl Analysis {
+    /// Shape of the network input, with batch.
+    pub fn input_shape(&self) -> Shape {
+        let mut v = vec![self.spec.batch];
+        v.extend_from_slice(&self.spec.input.shape);
+        Shape(v)
+    }
+
+    /// The layer spec of analysed layer `l`.
+    pub fn layer_spec(&self, l: &LayerAnalysis) -> &crate::spec::LayerSpec {
+        &self.spec.layers[l.index]
+    }
+}
+
+/// Analyse a spec: build its graph, then apply each layer's rules in execution order.
+///
+/// Errors (with the layer and the line:column of the field at fault): rank or channel
+/// mismatches, kernels larger than the padded input, groups not dividing channels, integer
+/// inputs to layers that need floats, wrong input counts, overflow of any count.
+pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
+    let graph = Graph::build(&spec)?;
+    let n = spec.layers.len();
+    let mut outputs: Vec<Option<(Shape, DType)>> = vec![None; n];
+    let input_shape = {
+        let mut v = vec![spec.batch];
+        v.extend_from_slice(&spec.input.shape);
+        Shape(v)
+    };
+    let file = spec.file.as_str();
+    let input_bytes = input_shape
+        .elements()
+        .and_then(|e| mul(e, spec.input.dtype.size(), "input bytes"))
+        .map_err(|m| SpecError::new(file, spec.input.loc, format!("`input`: {m}")))?;
+    let mut layers = Vec::with_capacity(n);
+    let mut totals = Totals { input_bytes, ..Totals::default() };
+    for &i in &graph.order {
+        let l = &spec.layers[i];
+        let op = l.kind.op();
+        let (lo, hi) = op.arity();
+        let srcs = &graph.inputs[i];
+        if srcs.len() < lo || srcs.len() > hi {
+            let want = if lo == hi { format!("{lo}") } else { format!("{lo} to {hi}") };
+            return Err(SpecError::new(file, l.loc("inputs"), format!("expected {want} input(s), got {}", srcs.len())).in_layer(&l.id));
+        }
+        let mut shapes = Vec::with_capacity(srcs.len());
+        for s in srcs {
+            let (shape, dtype) = match *s {
+                Source::Input => (input_shape.clone(), spec.input.dtype),
+                Source::Layer(j) => outputs[j].clone().expect("inputs come first in execution order"),
+            };
+            if dtype.is_int() && !op.accepts_int_input() {
+                return Err(SpecError::new(
+                    file,
+                    l.node.loc,
+                    format!("expected a floating-point input, got {dtype} (integer ids go into an `embedding` first)"),
+                )
+                .in_layer(&l.id));
+            }
+            shapes.push(shape);
+        }
+        let cost = op.analyze(&shapes).map_err(|e| {
+            let loc = match e.field {
+                Some(f) => l.loc(f),
+                None => l.node.loc,
+            };
+            SpecError::new(file, loc, e.message)
+                .in_layer(&l.id)
+        })?;
+        let at = |m: String| SpecError::new(file, l.node.loc, m).in_layer(&l.id);
+        let elems = cost.output.elements().map_err(at)?;
+        let activation_bytes = mul(elems, spec.dtype.size(), "activation bytes").map_err(at)?;
+        totals.params = add(totals.params, cost.params, "total params").map_err(at)?;
+        totals.buffers = add(totals.buffers, cost.buffers, "total buffers").map_err(at)?;
+        totals.macs = add(totals.macs, cost.macs, "total MACs").map_err(at)?;
+        mul(cost.macs, 2, "FLOPs").map_err(at)?;
+        totals.activation_bytes = add(totals.activation_bytes, activation_bytes, "total activation bytes").map_err(at)?;
+        outputs[i] = Some((cost.output.clone(), spec.dtype));
+        layers.push(LayerAnalysis {
+            index: i,
+            output: cost.output,
+            input_shapes: shapes,
+            params: cost.params,
+            buffers: cost.buffers,
+            macs: cost.macs,
+            activation_bytes,
+        });
+    }
+    mul(totals.macs, 2, "total FLOPs").map_err(|m| SpecError::new(file, spec.input.loc, m))?;
+    Ok(Analysis { spec, graph, layers, totals })
+}
+
+/// Command-line overrides of a spec's `batch`, `input` shape and `dtype`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `--batch N`.
+    pub batch: Option<u64>,
+    /// `--input 3x227x227` (without batch).
+    pub input: Option<Vec<u64>>,
+    /// `--dtype`.
+    pub dtype: Option<DType>,
+}
+
+impl Overrides {
+    /// Apply to a spec (the input's dtype follows `--dtype` unless it is an integer type).
+    pub fn apply(&self, spec: &mut Spec) {
+        if let Some(b) = self.batch {
+            spec.batch = b;
+        }
+        if let Some(i) = &self.input {
+            spec.input.shape = i.clone();
+        }
+        if let Some(d) = self.dtype {
+            spec.dtype = d;
+            if !spec.input.dtype.is_int() {
+                spec.input.dtype = d;
+            }
+        }
+    }
+}
+
+/// Parse `3x227x227` (also `3,227,227` or `3×227×227`) into positive dimensions.
+pub fn parse_dims(s: &str) -> Result<Vec<u64>, String> {
+    let parts: Vec<&str> = s.split(['x', 'X', ',', '×']).map(str::trim).collect();
+    parts
+        .iter()
+        .map(|p| match p.parse::<u64>() {
+            Ok(v) if v >= 1 => Ok(v),
+            _ => Err(format!("expected dimensions like 3x224x224 (positive integers), got \"{s}\"")),
+        })
+        .collect()
+}

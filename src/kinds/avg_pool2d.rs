@@ -1,0 +1,51 @@
+//! `avg_pool2d`: 2-D average pooling over NCHW input (PyTorch `nn.AvgPool2d`).
+//!
+//! Shape: [`super::window`] per spatial axis (floor or ceil); no params; 0 MACs (pooling is
+//! not counted, torchvision `_ops`). `count_include_pad` (default true, as in PyTorch) decides
+//! whether padded zeros count in the divisor; it changes values, not shapes or counts.
+
+use super::window::PoolWindow;
+use super::{Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// An average pool layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvgPool2d {
+    /// Kernel, stride, padding and ceil mode (dilation is always 1).
+    pub window: PoolWindow,
+    /// Whether padded zeros count in the average's divisor (default true).
+    pub count_include_pad: bool,
+}
+
+impl KindSpec for AvgPool2d {
+    const NAME: &'static str = "avg_pool2d";
+    const FIELDS: &'static [&'static str] = &["kernel", "stride", "padding", "ceil_mode", "count_include_pad"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(AvgPool2d {
+            window: PoolWindow::parse(f, false)?,
+            count_include_pad: f.bool("count_include_pad")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for AvgPool2d {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn lenet_pool() {
+        // d2l LeNet: AvgPool2d(2, 2) on 1×6×28×28 → ⌊(28 − 2)/2⌋ + 1 = 14.
+        let c = run::<AvgPool2d>("{kernel: 2, stride: 2}", &[1, 6, 28, 28]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 6, 14, 14]));
+        assert_eq!((c.params, c.macs), (0, 0));
+    }
+}

@@ -1,0 +1,62 @@
+//! `batch_norm2d` over NCHW input (PyTorch `nn.BatchNorm2d`).
+//!
+//! Params: `2·C` (γ and β) when `affine` (default true). Buffers: `2·C` running mean and
+//! variance (PyTorch also keeps one int64 `num_batches_tracked`, not counted here).
+//! 0 MACs (norms are not counted, torchvision `_ops`).
+
+use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A batch normalization layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNorm2d {
+    /// ε added to the variance (default 1e-5).
+    pub eps: f64,
+    /// Running-statistics momentum (default 0.1).
+    pub momentum: f64,
+    /// Learnable γ and β (default true).
+    pub affine: bool,
+    /// Keep running mean and variance (default true).
+    pub track_running_stats: bool,
+}
+
+impl KindSpec for BatchNorm2d {
+    const NAME: &'static str = "batch_norm2d";
+    const FIELDS: &'static [&'static str] = &["num_features", "eps", "momentum", "affine", "track_running_stats"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        f.pos("num_features")?;
+        Ok(BatchNorm2d {
+            eps: f.float("eps")?.unwrap_or(1e-5),
+            momentum: f.float("momentum")?.unwrap_or(0.1),
+            affine: f.bool("affine")?.unwrap_or(true),
+            track_running_stats: f.bool("track_running_stats")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for BatchNorm2d {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        expect_rank(x, 4, "N×C×H×W")?;
+        let c = x.0[1];
+        let mut cost = same_shape(inputs)?;
+        cost.params = if self.affine { 2 * c } else { 0 };
+        cost.buffers = if self.track_running_stats { 2 * c } else { 0 };
+        Ok(cost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn params_and_buffers() {
+        // ResNet-18 bn1: BatchNorm2d(64) → 128 params (γ, β), 128 buffer values (mean, var).
+        let c = run::<BatchNorm2d>("{}", &[1, 64, 112, 112]).unwrap();
+        assert_eq!((c.params, c.buffers, c.macs), (128, 128, 0));
+    }
+}

@@ -1,0 +1,219 @@
+//! `conv2d`: 2-D convolution over NCHW input (PyTorch `nn.Conv2d`).
+//!
+//! Shape (PyTorch Conv2d docs): `H_out = ⌊(H + p_top + p_bottom − d_h·(k_h − 1) − 1)/s_h⌋ + 1`,
+//! likewise `W_out`; see [`super::window`].
+//!
+//! Params: `c_out · (c_in / groups) · k_h · k_w` weights, plus `c_out` biases if `bias`.
+//!
+//! MACs: `N · c_out · H_out · W_out · (c_in / groups) · k_h · k_w` — each output element is a dot
+//! product over its receptive field (the O(N_w·N_h·K_w·K_h·C_i·C_o) of the seed article;
+//! torchvision `_ops` counts exactly this; bias adds are not counted).
+
+use super::window::Axis;
+use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::{checked_product, Shape};
+use crate::spec::fields::{describe, Fields};
+use crate::spec::node::Value;
+
+/// Padding of a 2-D window: explicit per side, or `same` (resolved from kernel and dilation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// `[top, bottom, left, right]`; `p` and `[h, w]` expand to this.
+    Explicit([u64; 4]),
+    /// Output size equals input size at stride 1; the total `d·(k − 1)` is split with the
+    /// extra row/column after (bottom/right), as PyTorch does (`_conv_forward` padding='same').
+    Same,
+}
+
+impl Padding {
+    /// Read `padding`: `p`, `[h, w]`, `[top, bottom, left, right]`, `same` or `valid` (= 0).
+    pub fn parse(f: &Fields) -> Result<Padding, SpecError> {
+        let Some(n) = f.get("padding") else { return Ok(Padding::Explicit([0; 4])) };
+        let expected = "an integer, [h, w], [top, bottom, left, right], `same` or `valid`";
+        match &n.value {
+            Value::Str(s) if s == "same" => Ok(Padding::Same),
+            Value::Str(s) if s == "valid" => Ok(Padding::Explicit([0; 4])),
+            Value::Seq(items) if items.len() == 4 => {
+                let v = f.nonneg_list(n, "padding")?;
+                Ok(Padding::Explicit([v[0], v[1], v[2], v[3]]))
+            }
+            Value::Int(_) | Value::Float(_) | Value::Seq(_) => {
+                let [h, w] = f.nonneg_pair("padding")?.expect("padding is present");
+                Ok(Padding::Explicit([h, h, w, w]))
+            }
+            _ => Err(f.err(n.loc, format!("`padding`: expected {expected}, got {}", describe(n)))),
+        }
+    }
+
+    /// `[top, bottom, left, right]` for a kernel `k` and dilation `d`.
+    pub fn resolve(&self, k: [u64; 2], d: [u64; 2]) -> Result<[u64; 4], String> {
+        match *self {
+            Padding::Explicit(p) => Ok(p),
+            Padding::Same => {
+                let th = (k[0] - 1).checked_mul(d[0]).ok_or("padding overflows u64")?;
+                let tw = (k[1] - 1).checked_mul(d[1]).ok_or("padding overflows u64")?;
+                Ok([th / 2, th - th / 2, tw / 2, tw - tw / 2])
+            }
+        }
+    }
+}
+
+/// A 2-D convolution layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2d {
+    /// Output channels.
+    pub c_out: u64,
+    /// `[k_h, k_w]`.
+    pub kernel: [u64; 2],
+    /// `[s_h, s_w]`, default 1.
+    pub stride: [u64; 2],
+    /// Padding, default 0.
+    pub padding: Padding,
+    /// `[d_h, d_w]`, default 1.
+    pub dilation: [u64; 2],
+    /// Groups, default 1: c_in and c_out must both divide by it.
+    pub groups: u64,
+    /// Whether the layer has a bias (default true).
+    pub bias: bool,
+}
+
+impl KindSpec for Conv2d {
+    const NAME: &'static str = "conv2d";
+    const FIELDS: &'static [&'static str] =
+        &["c_out", "kernel", "stride", "padding", "dilation", "groups", "bias"];
+
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        let kernel = f
+            .pos_pair("kernel")?
+            .ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
+        Ok(Conv2d {
+            c_out: f.req_pos("c_out")?,
+            kernel,
+            stride: f.pos_pair("stride")?.unwrap_or([1, 1]),
+            padding: Padding::parse(f)?,
+            dilation: f.pos_pair("dilation")?.unwrap_or([1, 1]),
+            groups: f.pos("groups")?.unwrap_or(1),
+            bias: f.bool("bias")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for Conv2d {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        expect_rank(x, 4, "N×C×H×W")?;
+        let (n, c_in, h, w) = (x.0[0], x.0[1], x.0[2], x.0[3]);
+        if c_in % self.groups != 0 {
+            return Err(KindError::field(
+                "groups",
+                format!("groups {} does not divide c_in {c_in}", self.groups),
+            ));
+        }
+        if self.c_out % self.groups != 0 {
+            return Err(KindError::field(
+                "groups",
+                format!("groups {} does not divide c_out {}", self.groups, self.c_out),
+            ));
+        }
+        if self.padding == Padding::Same && self.stride != [1, 1] {
+            return Err(KindError::field(
+                "padding",
+                format!(
+                    "padding `same` needs stride 1 (as in PyTorch), got stride [{}, {}]",
+                    self.stride[0], self.stride[1]
+                ),
+            ));
+        }
+        let [pt, pb, pl, pr] = self.padding.resolve(self.kernel, self.dilation)?;
+        let axis = |input, i: usize, lo, hi| Axis {
+            input,
+            kernel: self.kernel[i],
+            stride: self.stride[i],
+            pad_lo: lo,
+            pad_hi: hi,
+            dilation: self.dilation[i],
+            ceil: false,
+        };
+        let h_out = axis(h, 0, pt, pb).output().map_err(|m| KindError::field("kernel", format!("height: {m}")))?;
+        let w_out = axis(w, 1, pl, pr).output().map_err(|m| KindError::field("kernel", format!("width: {m}")))?;
+        let c_in_g = c_in / self.groups;
+        let weights = checked_product(&[self.c_out, c_in_g, self.kernel[0], self.kernel[1]])?;
+        let params = weights + if self.bias { self.c_out } else { 0 };
+        let macs = checked_product(&[n, self.c_out, h_out, w_out, c_in_g, self.kernel[0], self.kernel[1]])?;
+        let output = Shape(vec![n, self.c_out, h_out, w_out]);
+        output.elements()?;
+        Ok(Cost { output, params, buffers: 0, macs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn grouped_dilated_conv() {
+        // Conv2d(32→64, k3, groups 32, dilation 2) on 1×32×56×56:
+        // H_out = 56 − 2·(3 − 1) − 1 + 1 = 52; params 64·(32/32)·3·3 + 64 = 640;
+        // MACs 1·64·52·52·1·3·3 = 1,557,504.
+        let c = run::<Conv2d>("{c_out: 64, kernel: 3, groups: 32, dilation: 2}", &[1, 32, 56, 56]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 64, 52, 52]));
+        assert_eq!(c.macs, 1_557_504);
+        assert_eq!(c.params, 640);
+    }
+
+    #[test]
+    fn rectangular_kernel_stride_padding() {
+        // Conv2d(3→8, kernel (3,5), stride (2,1), padding (1,2)) on 1×3×15×20:
+        // H = ⌊(15 + 2 − 3)/2⌋ + 1 = 8; W = (20 + 4 − 5)/1 + 1 = 20;
+        // params 8·3·3·5 + 8 = 368; MACs 8·8·20·3·3·5 = 57,600.
+        let c = run::<Conv2d>("{c_out: 8, kernel: [3, 5], stride: [2, 1], padding: [1, 2]}", &[1, 3, 15, 20]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 8, 8, 20]));
+        assert_eq!(c.macs, 57_600);
+        assert_eq!(c.params, 368);
+    }
+
+    #[test]
+    fn resnet18_conv1() {
+        // torchvision resnet18 conv1 (reference/torchvision_layers/resnet18.csv):
+        // [1,3,224,224] → [1,64,112,112], 9,408 params (64·3·7·7, no bias), 118,013,952 MACs.
+        let c = run::<Conv2d>("{c_out: 64, kernel: 7, stride: 2, padding: 3, bias: false}", &[1, 3, 224, 224]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 64, 112, 112]));
+        assert_eq!(c.params, 9_408);
+        assert_eq!(c.macs, 118_013_952);
+    }
+
+    #[test]
+    fn same_padding_puts_the_extra_after() {
+        // k4, d1: total padding 3 → top 1, bottom 2 (PyTorch padding='same'); 10 stays 10.
+        assert_eq!(Padding::Same.resolve([4, 4], [1, 1]).unwrap(), [1, 2, 1, 2]);
+        let c = run::<Conv2d>("{c_out: 2, kernel: 4, padding: same}", &[1, 1, 10, 10]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 2, 10, 10]));
+        let e = run::<Conv2d>("{c_out: 2, kernel: 4, stride: 2, padding: same}", &[1, 1, 10, 10]).unwrap_err();
+        assert_eq!(e.field, Some("padding"));
+    }
+
+    #[test]
+    fn four_sided_padding_and_valid() {
+        // [top 0, bottom 1, left 2, right 3], k3: H = 5 + 1 − 3 + 1 = 4, W = 5 + 5 − 3 + 1 = 8.
+        let c = run::<Conv2d>("{c_out: 1, kernel: 3, padding: [0, 1, 2, 3]}", &[1, 1, 5, 5]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 1, 4, 8]));
+        let c = run::<Conv2d>("{c_out: 1, kernel: 3, padding: valid}", &[1, 1, 5, 5]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 1, 3, 3]));
+    }
+
+    #[test]
+    fn errors() {
+        let e = run::<Conv2d>("{c_out: 64, kernel: 3, groups: 5}", &[1, 32, 8, 8]).unwrap_err();
+        assert_eq!((e.field, e.message.as_str()), (Some("groups"), "groups 5 does not divide c_in 32"));
+        let e = run::<Conv2d>("{c_out: 4, kernel: 7}", &[1, 3, 5, 5]).unwrap_err();
+        assert!(e.message.contains("kernel larger than the padded input"), "{}", e.message);
+        let e = run::<Conv2d>("{c_out: 4, kernel: 3}", &[1, 3, 5]).unwrap_err();
+        assert!(e.message.contains("expected a rank-4 input"), "{}", e.message);
+        let e = super::super::test_util::parse::<Conv2d>("{c_out: 0, kernel: 3}").unwrap_err();
+        assert!(e.message.contains("`c_out`: expected a positive integer, got 0"), "{}", e.message);
+        let e = super::super::test_util::parse::<Conv2d>("{c_out: 4, kernel: 2.5}").unwrap_err();
+        assert!(e.message.contains("got 2.5"), "{}", e.message);
+    }
+}

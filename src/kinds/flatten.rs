@@ -1,0 +1,60 @@
+//! `flatten` (PyTorch `nn.Flatten(start_dim=1, end_dim=-1)`): merges dimensions
+//! `start_dim..=end_dim` into one. No params; 0 MACs; a view, no copy.
+
+use super::{Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::{checked_product, Shape};
+use crate::spec::fields::Fields;
+
+/// A flatten layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flatten {
+    /// First dimension merged (default 1: keep the batch).
+    pub start_dim: i64,
+    /// Last dimension merged (default −1).
+    pub end_dim: i64,
+}
+
+impl KindSpec for Flatten {
+    const NAME: &'static str = "flatten";
+    const FIELDS: &'static [&'static str] = &["start_dim", "end_dim"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Flatten { start_dim: f.int("start_dim")?.unwrap_or(1), end_dim: f.int("end_dim")?.unwrap_or(-1) })
+    }
+}
+
+impl Op for Flatten {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        let r = x.rank() as i64;
+        let norm = |d: i64, field: &'static str| {
+            let j = if d < 0 { r + d } else { d };
+            if (0..r).contains(&j) {
+                Ok(j as usize)
+            } else {
+                Err(KindError::field(field, format!("{field} {d} is out of range for input {x} (rank {r})")))
+            }
+        };
+        let (s, e) = (norm(self.start_dim, "start_dim")?, norm(self.end_dim, "end_dim")?);
+        if s > e {
+            return Err(KindError::field("start_dim", format!("start_dim {s} is after end_dim {e}")));
+        }
+        let mut out = x.0[..s].to_vec();
+        out.push(checked_product(&x.0[s..=e])?);
+        out.extend_from_slice(&x.0[e + 1..]);
+        Ok(Cost { output: Shape(out), params: 0, buffers: 0, macs: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn alexnet_flatten() {
+        // 256·5·5 = 6,400 features (seed article).
+        assert_eq!(run::<Flatten>("{}", &[1, 256, 5, 5]).unwrap().output, Shape(vec![1, 6400]));
+        assert_eq!(run::<Flatten>("{start_dim: 2}", &[1, 768, 14, 14]).unwrap().output, Shape(vec![1, 768, 196]));
+    }
+}

@@ -1,0 +1,89 @@
+//! `linear`: fully connected layer on the last dimension (PyTorch `nn.Linear`), any rank.
+//!
+//! Params: `in · out` weights + `out` biases if `bias`.
+//!
+//! MACs: `(elements of output / out) · in · out` — one dot product of length `in` per output
+//! element, so a Linear on `N×L×in` tokens costs `N·L·in·out` (torchvision `_ops`; bias adds
+//! not counted).
+
+use super::{Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::{checked_product, mul, Shape};
+use crate::spec::fields::Fields;
+
+/// A fully connected layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linear {
+    /// Output features.
+    pub out_features: u64,
+    /// Expected input features; checked against the input when given.
+    pub in_features: Option<u64>,
+    /// Whether the layer has a bias (default true).
+    pub bias: bool,
+}
+
+impl KindSpec for Linear {
+    const NAME: &'static str = "linear";
+    const FIELDS: &'static [&'static str] = &["out_features", "in_features", "bias"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Linear {
+            out_features: f.req_pos("out_features")?,
+            in_features: f.pos("in_features")?,
+            bias: f.bool("bias")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for Linear {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        if x.rank() < 2 {
+            return Err(KindError::layer(format!("expected an input of rank 2 or more (N×…×in), got {x}")));
+        }
+        let inf = x.last();
+        if let Some(want) = self.in_features {
+            if want != inf {
+                return Err(KindError::field(
+                    "in_features",
+                    format!("expected {want} input features, got {inf} (input {x})"),
+                ));
+            }
+        }
+        let mut out = x.0.clone();
+        *out.last_mut().expect("rank ≥ 2") = self.out_features;
+        let output = Shape(out);
+        let rows = checked_product(&x.0[..x.rank() - 1])?;
+        output.elements()?;
+        let weights = mul(inf, self.out_features, "weight count")?;
+        let params = weights + if self.bias { self.out_features } else { 0 };
+        let macs = mul(rows, weights, "MACs")?;
+        Ok(Cost { output, params, buffers: 0, macs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn alexnet_fc1() {
+        // Seed article FC1: 6400·4096 + 4096 = 26,218,496 params; 6400·4096 = 26,214,400 MACs.
+        let c = run::<Linear>("{out_features: 4096}", &[1, 6400]).unwrap();
+        assert_eq!((c.params, c.macs), (26_218_496, 26_214_400));
+    }
+
+    #[test]
+    fn tokens() {
+        // Linear(768→3072) on 1×197×768: 197·768·3072 = 464,781,312 MACs.
+        let c = run::<Linear>("{out_features: 3072}", &[1, 197, 768]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 197, 3072]));
+        assert_eq!(c.macs, 464_781_312);
+    }
+
+    #[test]
+    fn in_features_is_checked() {
+        let e = run::<Linear>("{out_features: 10, in_features: 9216}", &[1, 6400]).unwrap_err();
+        assert_eq!(e.message, "expected 9216 input features, got 6400 (input 1x6400)");
+    }
+}

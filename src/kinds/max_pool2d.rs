@@ -1,0 +1,59 @@
+//! `max_pool2d`: 2-D max pooling over NCHW input (PyTorch `nn.MaxPool2d`).
+//!
+//! Shape: [`super::window`] per spatial axis (floor, or ceil with PyTorch's last-window rule);
+//! channels and batch unchanged. No params; 0 MACs (pooling is not counted, torchvision `_ops`).
+
+use super::window::PoolWindow;
+use super::{Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A max pool layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaxPool2d {
+    /// Kernel, stride, padding, dilation and ceil mode.
+    pub window: PoolWindow,
+}
+
+impl KindSpec for MaxPool2d {
+    const NAME: &'static str = "max_pool2d";
+    const FIELDS: &'static [&'static str] = &["kernel", "stride", "padding", "dilation", "ceil_mode"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(MaxPool2d { window: PoolWindow::parse(f, true)? })
+    }
+}
+
+impl Op for MaxPool2d {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn floor_and_ceil() {
+        // k3 s2 p1 on 64×64: ⌊63/2⌋ + 1 = 32 (floor); ⌈63/2⌉ + 1 = 33 (ceil, last window kept).
+        let c = run::<MaxPool2d>("{kernel: 3, stride: 2, padding: 1}", &[1, 8, 64, 64]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 8, 32, 32]));
+        let c = run::<MaxPool2d>("{kernel: 3, stride: 2, padding: 1, ceil_mode: true}", &[1, 8, 64, 64]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 8, 33, 33]));
+        // k2 s2 p1 ceil on width 5: ⌈5/2⌉ + 1 = 4, the 4th window would start at 6 ≥ 5 + 1 → 3.
+        let c = run::<MaxPool2d>("{kernel: 2, stride: 2, padding: 1, ceil_mode: true}", &[1, 1, 5, 5]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 1, 3, 3]));
+        assert_eq!((c.params, c.macs), (0, 0));
+    }
+
+    #[test]
+    fn stride_defaults_to_kernel_and_padding_is_bounded() {
+        // k2 on 8: stride 2 → ⌊(8 − 2)/2⌋ + 1 = 4.
+        let c = run::<MaxPool2d>("{kernel: 2}", &[1, 1, 8, 8]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 1, 4, 4]));
+        let e = super::super::test_util::parse::<MaxPool2d>("{kernel: 3, padding: 2}").unwrap_err();
+        assert!(e.message.contains("at most half the kernel (1), got 2"), "{}", e.message);
+    }
+}

@@ -1,0 +1,201 @@
+//! Layer kinds: one file per kind, one trait, one registry.
+//!
+//! Each kind's file holds its spec fields, its output-shape rule, its parameter and MAC count
+//! (the formula and its source in the doc comment) and its unit tests. Adding a kind touches
+//! its file plus one line in [`kinds!`] below.
+//!
+//! **Counting convention** (torchvision's published `_ops`, i.e. PyTorch FlopCounterMode / 2):
+//! MACs count the multiply-accumulates of conv and linear layers (and, where a kind has them,
+//! attention matmuls) only: no bias adds, norms, activations, pooling or softmax.
+//! FLOPs = 2 · MACs.
+
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+pub mod adaptive_avg_pool2d;
+pub mod avg_pool2d;
+pub mod batch_norm2d;
+pub mod conv2d;
+pub mod dropout;
+pub mod flatten;
+pub mod linear;
+pub mod lrn;
+pub mod max_pool2d;
+pub mod relu;
+pub mod sigmoid;
+pub mod softmax;
+pub mod tanh;
+pub mod window;
+
+/// What one layer costs, for given input shapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cost {
+    /// Output shape, with batch.
+    pub output: Shape,
+    /// Trainable parameters (weights + biases), in elements.
+    pub params: u64,
+    /// Non-trainable state such as BatchNorm running mean and variance, in elements.
+    pub buffers: u64,
+    /// Multiply-accumulates for one forward pass over the whole batch (FLOPs = 2 · MACs).
+    pub macs: u64,
+}
+
+/// Why a layer cannot take its inputs; `field` names the spec field to point at, if one is to blame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindError {
+    /// The field at fault (its line:column is reported), or `None` for the layer itself.
+    pub field: Option<&'static str>,
+    /// What is wrong, "expected … got …".
+    pub message: String,
+}
+
+impl KindError {
+    /// An error about the layer as a whole (e.g. its input rank).
+    pub fn layer(message: impl Into<String>) -> Self {
+        KindError { field: None, message: message.into() }
+    }
+    /// An error about one field (e.g. `groups`).
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        KindError { field: Some(field), message: message.into() }
+    }
+}
+
+impl From<String> for KindError {
+    /// Overflow messages from [`crate::shape`] are about the layer as a whole.
+    fn from(message: String) -> Self {
+        KindError::layer(message)
+    }
+}
+
+/// Fields common to every layer, checked by the spec loader.
+pub const COMMON_FIELDS: &[&str] = &["name", "kind", "inputs", "trainable"];
+
+/// How one kind reads its fields from a spec.
+pub trait KindSpec: Sized {
+    /// The `kind:` spelling, e.g. `conv2d`.
+    const NAME: &'static str;
+    /// Fields this kind accepts besides [`COMMON_FIELDS`].
+    const FIELDS: &'static [&'static str];
+    /// Read and validate the fields (sizes positive, enums known); shapes are checked later.
+    fn parse(f: &Fields) -> Result<Self, SpecError>;
+}
+
+/// The analytic rules of one kind.
+pub trait Op {
+    /// Output shape, params, buffers and MACs for these input shapes (with batch).
+    ///
+    /// Errors: wrong rank, wrong channel count, kernel larger than the padded input, overflow.
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError>;
+
+    /// How many inputs the kind takes: (min, max).
+    fn arity(&self) -> (usize, usize) {
+        (1, 1)
+    }
+
+    /// Whether the kind takes integer inputs (token ids); only `embedding` and shape ops do.
+    fn accepts_int_input(&self) -> bool {
+        false
+    }
+}
+
+macro_rules! kinds {
+    ($($name:literal => $variant:ident($ty:ty),)*) => {
+        /// Every layer kind, as parsed from a spec: one variant per file in `src/kinds/`.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Kind {
+            $(
+                #[doc = concat!("`kind: ", $name, "`")]
+                $variant($ty),
+            )*
+        }
+
+        impl Kind {
+            /// All `kind:` spellings.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// The fields kind `name` accepts besides the common ones, or `None` if unknown.
+            pub fn fields(name: &str) -> Option<&'static [&'static str]> {
+                match name {
+                    $($name => Some(<$ty as KindSpec>::FIELDS),)*
+                    _ => None,
+                }
+            }
+
+            /// Parse a layer of kind `name` (which must be one of [`Kind::NAMES`]).
+            pub fn parse(name: &str, f: &Fields) -> Result<Kind, SpecError> {
+                match name {
+                    $($name => Ok(Kind::$variant(<$ty as KindSpec>::parse(f)?)),)*
+                    _ => unreachable!("kind checked against Kind::NAMES before parsing"),
+                }
+            }
+
+            /// The `kind:` spelling of this layer.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Kind::$variant(_) => $name,)*
+                }
+            }
+
+            /// The analytic rules of this layer.
+            pub fn op(&self) -> &dyn Op {
+                match self {
+                    $(Kind::$variant(k) => k,)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    "conv2d" => Conv2d(conv2d::Conv2d),
+    "max_pool2d" => MaxPool2d(max_pool2d::MaxPool2d),
+    "avg_pool2d" => AvgPool2d(avg_pool2d::AvgPool2d),
+    "adaptive_avg_pool2d" => AdaptiveAvgPool2d(adaptive_avg_pool2d::AdaptiveAvgPool2d),
+    "lrn" => Lrn(lrn::Lrn),
+    "relu" => Relu(relu::Relu),
+    "sigmoid" => Sigmoid(sigmoid::Sigmoid),
+    "tanh" => Tanh(tanh::Tanh),
+    "softmax" => Softmax(softmax::Softmax),
+    "dropout" => Dropout(dropout::Dropout),
+    "flatten" => Flatten(flatten::Flatten),
+    "linear" => Linear(linear::Linear),
+    "batch_norm2d" => BatchNorm2d(batch_norm2d::BatchNorm2d),
+}
+
+/// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.
+pub fn expect_rank(input: &Shape, rank: usize, what: &str) -> Result<(), KindError> {
+    if input.rank() == rank {
+        Ok(())
+    } else {
+        Err(KindError::layer(format!(
+            "expected a rank-{rank} input ({what}), got {input} (rank {})",
+            input.rank()
+        )))
+    }
+}
+
+/// Shape rule of an elementwise layer: the output is the input.
+pub fn same_shape(inputs: &[Shape]) -> Result<Cost, KindError> {
+    Ok(Cost { output: inputs[0].clone(), params: 0, buffers: 0, macs: 0 })
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Build a kind from YAML text for unit tests.
+    use super::*;
+    use crate::error::LayerRef;
+    use crate::spec::node::Node;
+
+    /// Parse `yaml` (a mapping of fields) as kind `K`.
+    pub fn parse<K: KindSpec>(yaml: &str) -> Result<K, SpecError> {
+        let node: Node = serde_saphyr::from_str(yaml).unwrap();
+        let layer = LayerRef { index: 0, name: "t".into(), kind: K::NAME.into() };
+        K::parse(&Fields { file: "test.yaml", node: &node, layer: &layer })
+    }
+
+    /// Analyze kind `K` parsed from `yaml` on one input of shape `input`.
+    pub fn run<K: KindSpec + Op>(yaml: &str, input: &[u64]) -> Result<Cost, KindError> {
+        parse::<K>(yaml).unwrap().analyze(&[Shape(input.to_vec())])
+    }
+}

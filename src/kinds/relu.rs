@@ -1,0 +1,29 @@
+//! `relu`: elementwise ReLU: max(0, x) (PyTorch `nn.ReLU`).
+//!
+//! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
+
+use super::{same_shape, Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A relu activation layer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Relu {
+    /// Overwrite the input instead of allocating an output (PyTorch `inplace=True`).
+    pub inplace: bool,
+}
+
+impl KindSpec for Relu {
+    const NAME: &'static str = "relu";
+    const FIELDS: &'static [&'static str] = &["inplace"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Relu { inplace: f.bool("inplace")?.unwrap_or(false) })
+    }
+}
+
+impl Op for Relu {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        same_shape(inputs)
+    }
+}

@@ -1,0 +1,28 @@
+//! `sigmoid`: elementwise sigmoid: 1 / (1 + e^(−x)) (PyTorch `nn.Sigmoid`).
+//!
+//! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
+
+use super::{same_shape, Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A sigmoid activation layer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sigmoid {
+
+}
+
+impl KindSpec for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+    const FIELDS: &'static [&'static str] = &[];
+    fn parse(_f: &Fields) -> Result<Self, SpecError> {
+        Ok(Sigmoid {})
+    }
+}
+
+impl Op for Sigmoid {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        same_shape(inputs)
+    }
+}

@@ -1,0 +1,47 @@
+//! `softmax` along one dimension (PyTorch `nn.Softmax(dim)`), default the last.
+//!
+//! Shape unchanged; no params; 0 MACs (not counted in torchvision `_ops`).
+
+use super::{same_shape, Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A softmax layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Softmax {
+    /// The dimension normalized over (negative counts from the end; batch is dimension 0).
+    pub dim: i64,
+}
+
+impl KindSpec for Softmax {
+    const NAME: &'static str = "softmax";
+    const FIELDS: &'static [&'static str] = &["dim"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Softmax { dim: f.int("dim")?.unwrap_or(-1) })
+    }
+}
+
+impl Op for Softmax {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        if inputs[0].dim(self.dim).is_none() {
+            return Err(KindError::field(
+                "dim",
+                format!("dim {} is out of range for input {} (rank {})", self.dim, inputs[0], inputs[0].rank()),
+            ));
+        }
+        same_shape(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn dim_is_checked() {
+        assert_eq!(run::<Softmax>("{}", &[1, 10]).unwrap().output, Shape(vec![1, 10]));
+        assert_eq!(run::<Softmax>("{dim: 2}", &[1, 10]).unwrap_err().field, Some("dim"));
+    }
+}

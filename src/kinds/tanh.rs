@@ -1,0 +1,28 @@
+//! `tanh`: elementwise tanh (PyTorch `nn.Tanh`).
+//!
+//! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
+
+use super::{same_shape, Cost, KindError, KindSpec, Op};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A tanh activation layer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tanh {
+
+}
+
+impl KindSpec for Tanh {
+    const NAME: &'static str = "tanh";
+    const FIELDS: &'static [&'static str] = &[];
+    fn parse(_f: &Fields) -> Result<Self, SpecError> {
+        Ok(Tanh {})
+    }
+}
+
+impl Op for Tanh {
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        same_shape(inputs)
+    }
+}

@@ -1,0 +1,153 @@
+//! The sliding-window size rule shared by convolutions and pools.
+//!
+//! For one spatial axis with input size `I`, padding `p_lo + p_hi`, kernel `k`, stride `s`,
+//! dilation `d` (PyTorch Conv2d / MaxPool2d docs, "Shape" section):
+//!
+//! `O = ⌊(I + p_lo + p_hi − d·(k − 1) − 1) / s⌋ + 1`
+//!
+//! With `ceil_mode` the division rounds up, and PyTorch then drops the last window if it would
+//! start at or past `I + p_lo` (aten/src/ATen/native/Pool.h, `pooling_output_shape_pad_lr`):
+//! `if (O − 1)·s ≥ I + p_lo { O −= 1 }`.
+
+/// One spatial axis of a sliding window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Axis {
+    /// Input size along the axis.
+    pub input: u64,
+    /// Kernel size.
+    pub kernel: u64,
+    /// Stride (≥ 1).
+    pub stride: u64,
+    /// Padding before (top or left).
+    pub pad_lo: u64,
+    /// Padding after (bottom or right).
+    pub pad_hi: u64,
+    /// Dilation (≥ 1).
+    pub dilation: u64,
+    /// Round up instead of down (pools only).
+    pub ceil: bool,
+}
+
+impl Axis {
+    /// Output size along the axis, or a message when the (dilated) kernel does not fit in the
+    /// padded input. All arithmetic is checked.
+    pub fn output(&self) -> Result<u64, String> {
+        let padded = self
+            .input
+            .checked_add(self.pad_lo)
+            .and_then(|v| v.checked_add(self.pad_hi))
+            .ok_or("padded input size overflows u64")?;
+        let span = self
+            .kernel
+            .checked_sub(1)
+            .and_then(|k| k.checked_mul(self.dilation))
+            .and_then(|v| v.checked_add(1))
+            .ok_or("dilated kernel size overflows u64")?;
+        if span > padded {
+            return Err(format!(
+                "kernel larger than the padded input: dilated kernel {span} > padded input {padded} \
+                 (input {} + padding {}+{})",
+                self.input, self.pad_lo, self.pad_hi
+            ));
+        }
+        let room = padded - span;
+        let mut out = if self.ceil { room.div_ceil(self.stride) } else { room / self.stride } + 1;
+        if self.ceil && (out - 1) * self.stride >= self.input + self.pad_lo {
+            out -= 1;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(input: u64, k: u64, s: u64, p: u64, ceil: bool) -> u64 {
+        Axis { input, kernel: k, stride: s, pad_lo: p, pad_hi: p, dilation: 1, ceil }.output().unwrap()
+    }
+
+    #[test]
+    fn pytorch_pool_sizes() {
+        // k3 s2 p1 on 64: (64 + 2 − 3)/2 = 31.5 → floor 31 + 1 = 32; ceil 32 + 1 = 33,
+        // and (33 − 1)·2 = 64 < 64 + 1, so the last window stays.
+        assert_eq!(pool(64, 3, 2, 1, false), 32);
+        assert_eq!(pool(64, 3, 2, 1, true), 33);
+        // k2 s2 p1 ceil on 5: (5 + 2 − 2)/2 = 2.5 → 3 + 1 = 4, but (4 − 1)·2 = 6 ≥ 5 + 1:
+        // the last window would start in the right padding, so it is dropped → 3.
+        assert_eq!(pool(5, 2, 2, 1, true), 3);
+        // AlexNet 2012 pools: 55 → ⌊(55 − 3)/2⌋ + 1 = 27.
+        assert_eq!(pool(55, 3, 2, 0, false), 27);
+    }
+
+    #[test]
+    fn kernel_larger_than_padded_input_is_an_error() {
+        let a = Axis { input: 2, kernel: 5, stride: 1, pad_lo: 1, pad_hi: 1, dilation: 1, ceil: false };
+        assert!(a.output().unwrap_err().contains("kernel larger than the padded input"));
+    }
+}
+
+/// The window of a 2-D pool: `kernel`, `stride` (default = kernel), `padding` (`p` or `[h, w]`,
+/// at most half the dilated kernel, as PyTorch requires), `dilation`, `ceil_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolWindow {
+    /// `[k_h, k_w]`.
+    pub kernel: [u64; 2],
+    /// `[s_h, s_w]`.
+    pub stride: [u64; 2],
+    /// `[p_h, p_w]`, applied on both sides.
+    pub padding: [u64; 2],
+    /// `[d_h, d_w]` (max pool only; 1 for average pools).
+    pub dilation: [u64; 2],
+    /// PyTorch `ceil_mode`.
+    pub ceil_mode: bool,
+}
+
+impl PoolWindow {
+    /// Read the window fields; `dilation` only where `with_dilation`.
+    pub fn parse(f: &crate::spec::fields::Fields, with_dilation: bool) -> Result<Self, crate::error::SpecError> {
+        let kernel = f
+            .pos_pair("kernel")?
+            .ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
+        let dilation = if with_dilation { f.pos_pair("dilation")?.unwrap_or([1, 1]) } else { [1, 1] };
+        let w = PoolWindow {
+            kernel,
+            stride: f.pos_pair("stride")?.unwrap_or(kernel),
+            padding: f.nonneg_pair("padding")?.unwrap_or([0, 0]),
+            dilation,
+            ceil_mode: f.bool("ceil_mode")?.unwrap_or(false),
+        };
+        for i in 0..2 {
+            // PyTorch: "pad should be at most half of effective kernel size".
+            let eff = (w.kernel[i] - 1).saturating_mul(w.dilation[i]).saturating_add(1);
+            if w.padding[i] > eff / 2 {
+                return Err(f.err(
+                    f.loc("padding"),
+                    format!(
+                        "`padding`: expected at most half the kernel ({}), got {} (PyTorch rule)",
+                        eff / 2,
+                        w.padding[i]
+                    ),
+                ));
+            }
+        }
+        Ok(w)
+    }
+
+    /// Output shape of pooling an `N×C×H×W` input with this window.
+    pub fn output(&self, x: &crate::shape::Shape) -> Result<crate::shape::Shape, super::KindError> {
+        super::expect_rank(x, 4, "N×C×H×W")?;
+        let axis = |i: usize| Axis {
+            input: x.0[2 + i],
+            kernel: self.kernel[i],
+            stride: self.stride[i],
+            pad_lo: self.padding[i],
+            pad_hi: self.padding[i],
+            dilation: self.dilation[i],
+            ceil: self.ceil_mode,
+        };
+        let h = axis(0).output().map_err(|m| super::KindError::field("kernel", format!("height: {m}")))?;
+        let w = axis(1).output().map_err(|m| super::KindError::field("kernel", format!("width: {m}")))?;
+        Ok(crate::shape::Shape(vec![x.0[0], x.0[1], h, w]))
+    }
+}

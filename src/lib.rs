@@ -1,0 +1,23 @@
+//! netstat: what a neural network costs — parameters, MACs/FLOPs and memory, layer by layer —
+//! computed exactly from a YAML spec.
+//!
+//! Data flows one way: [`spec`] (YAML → checked layers) → [`graph`] (DAG) → [`analysis`]
+//! (shapes, params, MACs) → [`report`] (table, Markdown, CSV, JSON).
+
+pub mod analysis;
+pub mod cli;
+pub mod error;
+pub mod graph;
+pub mod kinds;
+pub mod report;
+pub mod shape;
+pub mod spec;
+
+pub use error::Error;
+
+/// Load a spec file, apply overrides and analyse it.
+pub fn analyze_file(path: &str, overrides: &analysis::Overrides) -> Result<analysis::Analysis, Error> {
+    let mut spec = spec::load(path)?;
+    overrides.apply(&mut spec);
+    Ok(analysis::analyze(spec)?)
+}

@@ -1,0 +1,21 @@
+//! The `netstat` binary: parse the command line, run, map errors to exit codes
+//! (2 for bad input, 1 for other failures, 0 on a closed pipe).
+
+use clap::Parser;
+use netstat::cli::{run, Cli};
+use netstat::Error;
+
+fn main() {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match run(cli, &mut lock) {
+        Ok(()) => {}
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            drop(lock);
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Reports: the serializable result of an analysis, and its formats.
+//!
+//! `report/` never computes a cost: it formats what [`crate::analysis`] produced. Columns are
+//! defined once ([`COLUMNS`]): header, raw value (CSV) and human form (table, Markdown).
+//! Human units (thousands separators, K/M/G, KiB/MiB) appear only in table and Markdown; CSV and
+//! JSON carry raw integers.
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+pub mod table;
+pub mod units;
+
+use crate::analysis::Analysis;
+use serde::Serialize;
+use std::io::Write;
+use units::{bytes, count, percent, share, si};
+
+/// JSON schema version; bumped when a field is renamed or removed (adding fields keeps it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The spec a report is about, after command-line overrides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpecInfo {
+    /// `name` from the spec.
+    pub name: String,
+    /// Input shape without batch.
+    pub input: Vec<u64>,
+    /// Element type of the input (f32, or i64 for token ids).
+    pub input_dtype: String,
+    /// Batch size.
+    pub batch: u64,
+    /// Element type of activations and weights.
+    pub dtype: String,
+}
+
+/// One layer's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerRow {
+    /// Layer name (hierarchical for blocks, e.g. `layer2.0.conv1`).
+    pub name: String,
+    /// Layer kind (`conv2d`, …).
+    pub kind: String,
+    /// Output shape with batch.
+    pub output_shape: Vec<u64>,
+    /// Trainable parameters (elements).
+    pub params: u64,
+    /// Non-trainable buffers such as BatchNorm running mean/var (elements).
+    pub buffers: u64,
+    /// Multiply-accumulates over the batch.
+    pub macs: u64,
+    /// 2 · MACs.
+    pub flops: u64,
+    /// Output elements × dtype size (bytes).
+    pub activation_bytes: u64,
+}
+
+/// Totals over all layers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TotalsRow {
+    /// Σ params.
+    pub params: u64,
+    /// Σ buffers.
+    pub buffers: u64,
+    /// Σ MACs.
+    pub macs: u64,
+    /// 2 · Σ MACs.
+    pub flops: u64,
+    /// Σ activation bytes (each layer output once, input excluded).
+    pub activation_bytes: u64,
+    /// Bytes of the network input.
+    pub input_bytes: u64,
+    /// Bytes of the parameters in the spec's dtype.
+    pub param_bytes: u64,
+}
+
+/// A report: versioned envelope, spec, layers and totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// netstat's version.
+    pub netstat_version: String,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The spec.
+    pub spec: SpecInfo,
+    /// One row per layer, in execution order.
+    pub layers: Vec<LayerRow>,
+    /// Totals.
+    pub totals: TotalsRow,
+}
+
+impl Report {
+    /// Build the report of an analysis.
+    pub fn new(a: &Analysis) -> Report {
+        let layers = a
+            .layers
+            .iter()
+            .map(|l| {
+                let s = a.layer_spec(l);
+                LayerRow {
+                    name: s.id.name.clone(),
+                    kind: s.kind.name().to_owned(),
+                    output_shape: l.output.0.clone(),
+                    params: l.params,
+                    buffers: l.buffers,
+                    macs: l.macs,
+                    flops: l.flops(),
+                    activation_bytes: l.activation_bytes,
+                }
+            })
+            .collect();
+        let t = &a.totals;
+        Report {
+            netstat_version: env!("CARGO_PKG_VERSION").to_owned(),
+            schema_version: SCHEMA_VERSION,
+            spec: SpecInfo {
+                name: a.spec.name.clone(),
+                input: a.spec.input.shape.clone(),
+                input_dtype: a.spec.input.dtype.name().to_owned(),
+                batch: a.spec.batch,
+                dtype: a.spec.dtype.name().to_owned(),
+            },
+            layers,
+            totals: TotalsRow {
+                params: t.params,
+                buffers: t.buffers,
+                macs: t.macs,
+                flops: t.flops(),
+                activation_bytes: t.activation_bytes,
+                input_bytes: t.input_bytes,
+                param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
+            },
+        }
+    }
+
+    /// Input shape with batch, `1x3x224x224`.
+    pub fn input_with_batch(&self) -> String {
+        std::iter::once(self.spec.batch).chain(self.spec.input.iter().copied()).map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+    }
+
+    /// The lines under the table naming the layer with the most parameters and the one with
+    /// the most MACs, with their shares (first such layer on ties).
+    pub fn headline(&self) -> String {
+        let top = |key: fn(&LayerRow) -> u64| {
+            self.layers.iter().fold(None::<&LayerRow>, |best, l| match best {
+                Some(b) if key(b) >= key(l) => Some(b),
+                _ => Some(l),
+            })
+        };
+        let mut parts = Vec::new();
+        if let Some(l) = top(|l| l.params).filter(|l| l.params > 0) {
+            parts.push(format!(
+                "most parameters: {} ({}), {} = {} of all",
+                l.name,
+                l.kind,
+                count(l.params),
+                percent(l.params, self.totals.params)
+            ));
+        }
+        if let Some(l) = top(|l| l.macs).filter(|l| l.macs > 0) {
+            parts.push(format!(
+                "most MACs: {} ({}), {} = {} of all",
+                l.name,
+                l.kind,
+                count(l.macs),
+                percent(l.macs, self.totals.macs)
+            ));
+        }
+        parts.join("\n")
+    }
+
+    /// The totals line: params, MACs, FLOPs, activations.
+    pub fn totals_line(&self) -> String {
+        let t = &self.totals;
+        format!(
+            "params {} ({} as {}), buffers {}; MACs {}, FLOPs = 2·MACs = {}\nactivations {} (each layer output once; input {})",
+            count(t.params),
+            bytes(t.param_bytes),
+            self.spec.dtype,
+            count(t.buffers),
+            count(t.macs),
+            si(t.flops),
+            bytes(t.activation_bytes),
+            bytes(t.input_bytes)
+        )
+    }
+}
+
+/// Which row a column is asked for: a layer, or the totals.
+#[derive(Debug, Clone, Copy)]
+pub enum RowRef<'a> {
+    /// A layer.
+    Layer(&'a LayerRow),
+    /// The totals row.
+    Total(&'a TotalsRow),
+}
+
+/// One report column, defined once for every format.
+pub struct Column {
+    /// Header text.
+    pub header: &'static str,
+    /// CSV header (snake_case, units in the name).
+    pub csv_header: &'static str,
+    /// Right-aligned in tables.
+    pub numeric: bool,
+    /// Raw value for CSV (`None`: not in CSV, e.g. shares, which CSV users derive).
+    pub raw: Option<fn(RowRef) -> String>,
+    /// Human form for table and Markdown; totals are passed for shares.
+    pub human: fn(RowRef, &TotalsRow) -> String,
+}
+
+fn pick(r: RowRef, layer: fn(&LayerRow) -> u64, total: fn(&TotalsRow) -> u64) -> u64 {
+    match r {
+        RowRef::Layer(l) => layer(l),
+        RowRef::Total(t) => total(t),
+    }
+}
+
+/// The columns of the per-layer report, in order.
+pub const COLUMNS: &[Column] = &[
+    Column {
+        header: "layer",
+        csv_header: "name",
+        numeric: false,
+        raw: Some(|r| match r {
+            RowRef::Layer(l) => l.name.clone(),
+            RowRef::Total(_) => "total".into(),
+        }),
+        human: |r, _| match r {
+            RowRef::Layer(l) => l.name.clone(),
+            RowRef::Total(_) => "total".into(),
+        },
+    },
+    Column {
+        header: "kind",
+        csv_header: "kind",
+        numeric: false,
+        raw: Some(|r| match r {
+            RowRef::Layer(l) => l.kind.clone(),
+            RowRef::Total(_) => String::new(),
+        }),
+        human: |r, _| match r {
+            RowRef::Layer(l) => l.kind.clone(),
+            RowRef::Total(_) => String::new(),
+        },
+    },
+    Column {
+        header: "output",
+        csv_header: "output_shape",
+        numeric: false,
+        raw: Some(|r| match r {
+            RowRef::Layer(l) => shape(&l.output_shape),
+            RowRef::Total(_) => String::new(),
+        }),
+        human: |r, _| match r {
+            RowRef::Layer(l) => shape(&l.output_shape),
+            RowRef::Total(_) => String::new(),
+        },
+    },
+    Column {
+        header: "params",
+        csv_header: "params",
+        numeric: true,
+        raw: Some(|r| pick(r, |l| l.params, |t| t.params).to_string()),
+        human: |r, _| count(pick(r, |l| l.params, |t| t.params)),
+    },
+    Column {
+        header: "%par",
+        csv_header: "",
+        numeric: true,
+        raw: None,
+        human: |r, t| share(pick(r, |l| l.params, |t| t.params), t.params),
+    },
+    Column {
+        header: "MACs",
+        csv_header: "macs",
+        numeric: true,
+        raw: Some(|r| pick(r, |l| l.macs, |t| t.macs).to_string()),
+        human: |r, _| si(pick(r, |l| l.macs, |t| t.macs)),
+    },
+    Column {
+        header: "%MAC",
+        csv_header: "",
+        numeric: true,
+        raw: None,
+        human: |r, t| share(pick(r, |l| l.macs, |t| t.macs), t.macs),
+    },
+    Column {
+        header: "FLOPs",
+        csv_header: "flops",
+        numeric: true,
+        raw: Some(|r| pick(r, |l| l.flops, |t| t.flops).to_string()),
+        human: |r, _| si(pick(r, |l| l.flops, |t| t.flops)),
+    },
+    Column {
+        header: "act",
+        csv_header: "activation_bytes",
+        numeric: true,
+        raw: Some(|r| pick(r, |l| l.activation_bytes, |t| t.activation_bytes).to_string()),
+        human: |r, _| bytes(pick(r, |l| l.activation_bytes, |t| t.activation_bytes)),
+    },
+    Column {
+        header: "buffers",
+        csv_header: "buffers",
+        numeric: true,
+        raw: Some(|r| pick(r, |l| l.buffers, |t| t.buffers).to_string()),
+        human: |r, _| count(pick(r, |l| l.buffers, |t| t.buffers)),
+    },
+];
+
+/// `1x96x54x54`.
+pub fn shape(dims: &[u64]) -> String {
+    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}
+
+/// Output formats of `netstat SPEC --format …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Terminal table (comfy-table), human units, fits 80 columns.
+    Table,
+    /// GitHub-flavoured Markdown table, human units.
+    Markdown,
+    /// CSV, raw integers, one row per layer plus a totals row.
+    Csv,
+    /// JSON, raw integers, versioned schema (see README).
+    Json,
+}
+
+/// Write `report` in `format` to `out`.
+pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Table => table::write(report, out),
+        Format::Markdown => markdown::write(report, out),
+        Format::Csv => csv::write(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+
+/// Columns shown in table and Markdown: buffers only when some layer has them.
+pub fn human_columns(report: &Report) -> Vec<&'static Column> {
+    COLUMNS.iter().filter(|c| c.header != "buffers" || report.totals.buffers > 0).collect()
+}
+
+/// Write `contents` to `path` atomically: a temporary file in the same directory, then rename.
+/// On any error nothing is left at `path` (an existing file there is untouched).
+pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate::Error> {
+    let io = |source| crate::Error::Io { path: path.display().to_string(), source };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".netstat-").tempfile_in(dir).map_err(io)?;
+    tmp.write_all(contents).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}

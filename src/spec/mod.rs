@@ -1,0 +1,375 @@
+//! Spec files: YAML text → a checked [`Spec`] (layers with typed fields and source locations).
+//!
+//! This module knows YAML and field names, nothing about shapes or costs. The format is
+//! documented in docs/spec-format.md.
+//!
+//! Parsing is bounded: the file size ([`MAX_SPEC_BYTES`]) is checked before parsing, and
+//! serde-saphyr's budget ([`budget`]) caps events, aliases, anchors, nesting depth and nodes,
+//! which stops alias bombs ("billion laughs") and runaway nesting with an error.
+
+pub mod fields;
+pub mod node;
+
+use crate::error::{did_you_mean, LayerRef, SpecError};
+use crate::kinds::{Kind, COMMON_FIELDS};
+use crate::shape::DType;
+use fields::Fields;
+use node::{Loc, Node, Value};
+use std::collections::HashMap;
+
+/// Largest spec file netstat reads: 16 MiB (a 10,000-layer spec is about 0.7 MiB).
+pub const MAX_SPEC_BYTES: usize = 16 << 20;
+
+/// Most layers a spec may expand to (after blocks and repeats): 1,000,000.
+pub const MAX_LAYERS: usize = 1_000_000;
+
+/// Top-level fields of a spec.
+pub const TOP_FIELDS: &[&str] = &["name", "description", "input", "batch", "dtype", "layers"];
+
+/// The parse budget: limits on what one spec may make serde-saphyr do.
+///
+/// Alias and anchor counts, nesting depth, events and nodes are capped well above any real
+/// network's spec and far below what would exhaust memory.
+pub fn budget() -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_events = 2_000_000;
+    b.max_aliases = 10_000;
+    b.max_anchors = 10_000;
+    b.max_depth = 64;
+    b.max_nodes = 1_000_000;
+    b.max_total_scalar_bytes = MAX_SPEC_BYTES;
+    b
+}
+
+/// The network's input tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    /// Shape without the batch dimension, e.g. `[3, 224, 224]`.
+    pub shape: Vec<u64>,
+    /// Element type of the input (default: the spec's `dtype`; `i64` for token ids).
+    pub dtype: DType,
+    /// Where `input` is written.
+    pub loc: Loc,
+}
+
+/// Where a layer takes one input from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRef {
+    /// A layer name, or `input` for the network input.
+    pub name: String,
+    /// Where the name is written.
+    pub loc: Loc,
+}
+
+/// One layer of a spec, checked field by field (shapes are checked by the graph).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSpec {
+    /// Name, index and kind, for messages.
+    pub id: LayerRef,
+    /// The kind and its fields.
+    pub kind: Kind,
+    /// Explicit inputs; empty means "the previous layer's output" (or the network input).
+    pub inputs: Vec<InputRef>,
+    /// Whether the layer's parameters are trained (default true).
+    pub trainable: bool,
+    /// The layer's mapping as written (for field locations in later errors).
+    pub node: Node,
+}
+
+impl LayerSpec {
+    /// Location of field `key`, or of the layer.
+    pub fn loc(&self, key: &str) -> Loc {
+        self.node.get(key).map(|n| n.loc).unwrap_or(self.node.loc)
+    }
+}
+
+/// A whole spec file, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// The path as given, for messages.
+    pub file: String,
+    /// `name`.
+    pub name: String,
+    /// `input`.
+    pub input: InputSpec,
+    /// `batch` (default 1).
+    pub batch: u64,
+    /// Element type of activations and weights (`dtype`, default f32).
+    pub dtype: DType,
+    /// The layers, in file order (blocks expanded).
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Read and check a spec file.
+///
+/// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
+/// unknown kinds, duplicate names — each with file:line:column.
+pub fn load(path: &str) -> Result<Spec, crate::Error> {
+    let bytes = std::fs::read(path).map_err(|source| crate::Error::Io { path: path.to_owned(), source })?;
+    Ok(parse_bytes(path, &bytes)?)
+}
+
+/// Check a spec given as bytes; `file` names it in messages.
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Spec, SpecError> {
+    if bytes.len() > MAX_SPEC_BYTES {
+        return Err(SpecError::new(
+            file,
+            Loc { line: 1, col: 1 },
+            format!("spec is {} bytes, more than the limit of {} bytes (16 MiB)", bytes.len(), MAX_SPEC_BYTES),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(&good[line_start..]).chars().count() as u64 + 1;
+        SpecError::new(file, Loc { line, col }, format!("not valid UTF-8 (byte 0x{:02x})", bytes[e.valid_up_to()]))
+    })?;
+    let root = parse_yaml(file, text)?;
+    from_node(file, &root)
+}
+
+/// Parse YAML text into a spanned tree, under [`budget`].
+pub fn parse_yaml(file: &str, text: &str) -> Result<Node, SpecError> {
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget());
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
+        let loc = e.location().map(|l| Loc { line: l.line(), col: l.column() }).unwrap_or_default();
+        SpecError::new(file, loc, format!("invalid YAML: {}", plain_message(&e)))
+    })
+}
+
+/// serde-saphyr's message without its "error: line L column C:" prefix and snippet.
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    let full = e.without_snippet().to_string();
+    let first = full.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let rest = match first.strip_prefix("line ") {
+        Some(r) => r.split_once(": ").map(|(_, m)| m).unwrap_or(r),
+        None => first,
+    };
+    rest.to_owned()
+}
+
+/// Check a parsed YAML tree as a spec.
+pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
+    let top = LayerRef { index: 0, name: String::new(), kind: String::new() };
+    let Value::Map(entries) = &root.value else {
+        return Err(SpecError::new(
+            file,
+            root.loc,
+            format!("expected a mapping with `name`, `input` and `layers`, got {}", root.value.type_name()),
+        ));
+    };
+    check_keys(file, entries, TOP_FIELDS, None)?;
+    let f = Fields { file, node: root, layer: &top };
+    let strip = |e: SpecError| SpecError { layer: None, ..e };
+    let name = f.str("name").map_err(strip)?.unwrap_or("").to_owned();
+    let dtype = match f.str("dtype").map_err(strip)? {
+        None => DType::F32,
+        Some(s) => parse_dtype(file, f.loc("dtype"), s)?,
+    };
+    let batch = f.pos("batch").map_err(strip)?.unwrap_or(1);
+    let input = parse_input(file, root, dtype)?;
+    let layer_nodes = match root.get("layers") {
+        Some(Node { value: Value::Seq(items), .. }) if !items.is_empty() => items,
+        Some(n) => {
+            return Err(SpecError::new(file, n.loc, format!("`layers`: expected a non-empty list, got {}", crate::spec::fields::describe(n))))
+        }
+        None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
+    };
+    if layer_nodes.len() > MAX_LAYERS {
+        return Err(SpecError::new(file, root.loc, format!("{} layers, more than the limit of {MAX_LAYERS}", layer_nodes.len())));
+    }
+    let mut layers = Vec::with_capacity(layer_nodes.len());
+    let mut seen: HashMap<String, Loc> = HashMap::new();
+    for (index, n) in layer_nodes.iter().enumerate() {
+        let l = parse_layer(file, index, n)?;
+        if let Some(first) = seen.get(&l.id.name) {
+            return Err(SpecError::new(file, l.loc("name"), format!("duplicate layer name \"{}\" (first defined at {first})", l.id.name)).in_layer(&l.id));
+        }
+        if l.id.name == "input" {
+            return Err(SpecError::new(file, l.loc("name"), "the name `input` is reserved for the network input").in_layer(&l.id));
+        }
+        seen.insert(l.id.name.clone(), l.loc("name"));
+        layers.push(l);
+    }
+    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers })
+}
+
+/// Parse a dtype spelling written at `loc`.
+pub fn parse_dtype(file: &str, loc: Loc, s: &str) -> Result<DType, SpecError> {
+    DType::parse(s).ok_or_else(|| {
+        SpecError::new(file, loc, format!("unknown dtype \"{s}\"{}; expected one of {}", did_you_mean(s, DType::NAMES), DType::NAMES.join(", ")))
+    })
+}
+
+fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecError> {
+    let Some(n) = root.get("input") else {
+        return Err(SpecError::new(file, root.loc, "missing required field `input` (the input shape without batch, e.g. [3, 224, 224])"));
+    };
+    let (shape_node, in_dtype) = match &n.value {
+        Value::Seq(_) => (n, dtype),
+        Value::Map(entries) => {
+            check_keys(file, entries, &["shape", "dtype"], None)?;
+            let shape = n.get("shape").ok_or_else(|| SpecError::new(file, n.loc, "`input`: missing required field `shape`"))?;
+            let d = match n.get("dtype") {
+                None => dtype,
+                Some(dn) => match dn.as_str() {
+                    Some(s) => parse_dtype(file, dn.loc, s)?,
+                    None => return Err(SpecError::new(file, dn.loc, format!("`dtype`: expected a string, got {}", fields::describe(dn)))),
+                },
+            };
+            (shape, d)
+        }
+        _ => {
+            return Err(SpecError::new(
+                file,
+                n.loc,
+                format!("`input`: expected a shape list such as [3, 224, 224] or {{shape: [...], dtype: ...}}, got {}", fields::describe(n)),
+            ))
+        }
+    };
+    let Value::Seq(items) = &shape_node.value else {
+        return Err(SpecError::new(file, shape_node.loc, format!("`shape`: expected a list of positive integers, got {}", fields::describe(shape_node))));
+    };
+    if items.is_empty() {
+        return Err(SpecError::new(file, shape_node.loc, "`input`: expected at least one dimension, got []"));
+    }
+    let shape = items
+        .iter()
+        .map(|d| match d.value {
+            Value::Int(v) if v >= 1 && v <= u64::MAX as i128 => Ok(v as u64),
+            _ => Err(SpecError::new(file, d.loc, format!("`input`: expected a positive integer dimension, got {}", fields::describe(d)))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(InputSpec { shape, dtype: in_dtype, loc: n.loc })
+}
+
+/// Error on any key of `entries` not in `known` (with "did you mean"); keys must be strings.
+fn check_keys(file: &str, entries: &[(Node, Node)], known: &[&str], layer: Option<&LayerRef>) -> Result<(), SpecError> {
+    for (k, _) in entries {
+        let err = |msg: String| {
+            let e = SpecError::new(file, k.loc, msg);
+            match layer {
+                Some(l) => e.in_layer(l),
+                None => e,
+            }
+        };
+        match &k.value {
+            Value::Str(s) if known.contains(&s.as_str()) => {}
+            Value::Str(s) => {
+                return Err(err(format!(
+                    "unknown field `{s}`{}; expected one of: {}",
+                    did_you_mean(s, known.iter().copied()),
+                    known.join(", ")
+                )))
+            }
+            _ => return Err(err(format!("expected a field name, got {}", fields::describe(k)))),
+        }
+    }
+    Ok(())
+}
+
+fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecError> {
+    let mut id = LayerRef { index, name: format!("#{index}"), kind: "?".into() };
+    let Value::Map(entries) = &n.value else {
+        return Err(SpecError::new(file, n.loc, format!("expected a layer mapping with `name` and `kind`, got {}", fields::describe(n))).in_layer(&id));
+    };
+    match n.get("name") {
+        Some(Node { value: Value::Str(s), .. }) if !s.is_empty() => id.name = s.clone(),
+        Some(v) => return Err(SpecError::new(file, v.loc, format!("`name`: expected a non-empty string, got {}", fields::describe(v))).in_layer(&id)),
+        None => return Err(SpecError::new(file, n.loc, "missing required field `name`").in_layer(&id)),
+    }
+    let kind_name = match n.get("kind") {
+        Some(Node { value: Value::Str(s), .. }) => s.clone(),
+        Some(v) => return Err(SpecError::new(file, v.loc, format!("`kind`: expected a string, got {}", fields::describe(v))).in_layer(&id)),
+        None => return Err(SpecError::new(file, n.loc, "missing required field `kind`").in_layer(&id)),
+    };
+    let Some(kind_fields) = Kind::fields(&kind_name) else {
+        let loc = n.get("kind").map(|k| k.loc).unwrap_or(n.loc);
+        return Err(SpecError::new(
+            file,
+            loc,
+            format!("unknown kind \"{kind_name}\"{}; known kinds: {}", did_you_mean(&kind_name, Kind::NAMES.iter().copied()), Kind::NAMES.join(", ")),
+        )
+        .in_layer(&id));
+    };
+    id.kind = kind_name.clone();
+    let known: Vec<&str> = COMMON_FIELDS.iter().chain(kind_fields).copied().collect();
+    check_keys(file, entries, &known, Some(&id))?;
+    let f = Fields { file, node: n, layer: &id };
+    let inputs = match f.get("inputs") {
+        None => Vec::new(),
+        Some(Node { value: Value::Str(s), loc }) => vec![InputRef { name: s.clone(), loc: *loc }],
+        Some(Node { value: Value::Seq(items), loc }) => {
+            if items.is_empty() {
+                return Err(f.err(*loc, "`inputs`: expected at least one layer name, got []"));
+            }
+            items
+                .iter()
+                .map(|i| match &i.value {
+                    Value::Str(s) => Ok(InputRef { name: s.clone(), loc: i.loc }),
+                    _ => Err(f.err(i.loc, format!("`inputs`: expected a layer name, got {}", fields::describe(i)))),
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Some(v) => return Err(f.err(v.loc, format!("`inputs`: expected a list of layer names, got {}", fields::describe(v)))),
+    };
+    let trainable = f.bool("trainable")?.unwrap_or(true);
+    let kind = Kind::parse(&kind_name, &f)?;
+    Ok(LayerSpec { id, kind, inputs, trainable, node: n.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse_bytes("t.yaml", text.as_bytes()).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = "name: t\ninput: [3, 8, 8]\nlayers:\n";
+
+    #[test]
+    fn parses_a_small_spec() {
+        let s = parse_bytes("t.yaml", format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernel: 3}}\n  - {{name: r, kind: relu}}\n").as_bytes()).unwrap();
+        assert_eq!(s.input.shape, vec![3, 8, 8]);
+        assert_eq!((s.batch, s.dtype), (1, DType::F32));
+        assert_eq!(s.layers.len(), 2);
+        assert_eq!(s.layers[1].kind.name(), "relu");
+    }
+
+    #[test]
+    fn errors_name_file_line_col_and_layer() {
+        assert_eq!(
+            err(&format!("{HEAD}  - {{name: c, kind: conv2, c_out: 4}}\n")),
+            "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, lrn, relu, sigmoid, tanh, softmax, dropout, flatten, linear, batch_norm2d"
+        );
+        assert!(err(&format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernal: 3}}\n"))
+            .starts_with("t.yaml:4:39: layer #0 \"c\" (conv2d): unknown field `kernal` (did you mean `kernel`?)"));
+        assert!(err(&format!("{HEAD}  - {{name: c, kind: relu}}\n  - {{name: c, kind: relu}}\n"))
+            .starts_with("t.yaml:5:12: layer #1 \"c\" (relu): duplicate layer name \"c\" (first defined at 4:12)"));
+        assert!(err("name: t\ninput: [3, 8\n").starts_with("t.yaml:2:8: invalid YAML: "));
+        assert!(err(&format!("{HEAD}  - {{name: c, kind: conv2d, c_out: -4, kernel: 3}}\n"))
+            .contains("`c_out`: expected a positive integer, got -4"));
+    }
+
+    #[test]
+    fn non_utf8_is_located() {
+        let e = parse_bytes("t.yaml", b"name: t\ninput: [3\xff]\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.yaml:2:10: not valid UTF-8 (byte 0xff)");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        // "billion laughs": 9 levels of 10 aliases each would expand to 10^9 nodes.
+        let mut y = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let (p, c) = ((b'a' + i - 1) as char, (b'a' + i) as char);
+            y += &format!("{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n");
+        }
+        let e = parse_bytes("t.yaml", y.as_bytes()).unwrap_err();
+        assert!(e.message.starts_with("invalid YAML"), "{e}");
+    }
+}
