@@ -111,7 +111,8 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         let srcs = &graph.inputs[i];
         if srcs.len() < lo || srcs.len() > hi {
             let want = if lo == hi { format!("{lo}") } else { format!("{lo} to {hi}") };
-            return Err(SpecError::new(file, l.loc("inputs"), format!("expected {want} input(s), got {}", srcs.len())).in_layer(&l.id));
+            return Err(SpecError::new(file, l.loc("inputs"), format!("expected {want} input(s), got {}", srcs.len()))
+                .in_layer(&l.id));
         }
         let mut shapes = Vec::with_capacity(srcs.len());
         for s in srcs {
@@ -134,8 +135,7 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
                 Some(f) => l.loc(f),
                 None => l.node.loc,
             };
-            SpecError::new(file, loc, e.message)
-                .in_layer(&l.id)
+            SpecError::new(file, loc, e.message).in_layer(&l.id)
         })?;
         let at = |m: String| SpecError::new(file, l.node.loc, m).in_layer(&l.id);
         let elems = cost.output.elements().map_err(at)?;
@@ -144,7 +144,8 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         totals.buffers = add(totals.buffers, cost.buffers, "total buffers").map_err(at)?;
         totals.macs = add(totals.macs, cost.macs, "total MACs").map_err(at)?;
         mul(cost.macs, 2, "FLOPs").map_err(at)?;
-        totals.activation_bytes = add(totals.activation_bytes, activation_bytes, "total activation bytes").map_err(at)?;
+        totals.activation_bytes =
+            add(totals.activation_bytes, activation_bytes, "total activation bytes").map_err(at)?;
         outputs[i] = Some((cost.output.clone(), spec.dtype));
         layers.push(LayerAnalysis {
             index: i,

@@ -37,12 +37,7 @@ pub struct SpecError {
 impl SpecError {
     /// An error at `loc` of `file`, not (yet) tied to a layer.
     pub fn new(file: &str, loc: Loc, message: impl Into<String>) -> Self {
-        SpecError {
-            file: file.to_owned(),
-            loc,
-            layer: None,
-            message: message.into(),
-        }
+        SpecError { file: file.to_owned(), loc, layer: None, message: message.into() }
     }
 
     /// Attach the layer this error is about (keeps an existing one).

@@ -35,7 +35,8 @@ impl Graph {
     /// Errors: an input naming no layer (with "did you mean"), a cycle.
     pub fn build(spec: &Spec) -> Result<Graph, SpecError> {
         let n = spec.layers.len();
-        let index: HashMap<&str, usize> = spec.layers.iter().enumerate().map(|(i, l)| (l.id.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> =
+            spec.layers.iter().enumerate().map(|(i, l)| (l.id.name.as_str(), i)).collect();
         let mut inputs = Vec::with_capacity(n);
         for (i, l) in spec.layers.iter().enumerate() {
             if l.inputs.is_empty() {
@@ -86,9 +87,14 @@ impl Graph {
             let start = (0..n).find(|&i| indegree[i] > 0).expect("a layer left over is on or after a cycle");
             let path = cycle_from(&inputs, &indegree, start);
             let l = &spec.layers[path[0]];
-            let names: Vec<&str> = path.iter().chain(std::iter::once(&path[0])).map(|&i| spec.layers[i].id.name.as_str()).collect();
-            return Err(SpecError::new(&spec.file, l.loc("inputs"), format!("cycle in the layer graph: {}", names.join(" → ")))
-                .in_layer(&l.id));
+            let names: Vec<&str> =
+                path.iter().chain(std::iter::once(&path[0])).map(|&i| spec.layers[i].id.name.as_str()).collect();
+            return Err(SpecError::new(
+                &spec.file,
+                l.loc("inputs"),
+                format!("cycle in the layer graph: {}", names.join(" → ")),
+            )
+            .in_layer(&l.id));
         }
         Ok(Graph { inputs, order, consumers })
     }
@@ -136,16 +142,30 @@ mod tests {
 
     #[test]
     fn forward_references_are_ordered_and_cycles_reported() {
-        let s = parse_bytes("t.yaml", format!("{HEAD}  - {{name: a, kind: relu, inputs: [b]}}\n  - {{name: b, kind: relu, inputs: [input]}}\n").as_bytes()).unwrap();
+        let s = parse_bytes(
+            "t.yaml",
+            format!("{HEAD}  - {{name: a, kind: relu, inputs: [b]}}\n  - {{name: b, kind: relu, inputs: [input]}}\n")
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(Graph::build(&s).unwrap().order, vec![1, 0]);
-        let s = parse_bytes("t.yaml", format!("{HEAD}  - {{name: a, kind: relu, inputs: [b]}}\n  - {{name: b, kind: relu, inputs: [a]}}\n").as_bytes()).unwrap();
+        let s = parse_bytes(
+            "t.yaml",
+            format!("{HEAD}  - {{name: a, kind: relu, inputs: [b]}}\n  - {{name: b, kind: relu, inputs: [a]}}\n")
+                .as_bytes(),
+        )
+        .unwrap();
         let e = Graph::build(&s).unwrap_err().to_string();
         assert!(e.starts_with("t.yaml:4:35: layer #") && e.contains("cycle in the layer graph: "), "{e}");
     }
 
     #[test]
     fn unknown_input_suggests_a_name() {
-        let s = parse_bytes("t.yaml", format!("{HEAD}  - {{name: conv1, kind: relu}}\n  - {{name: b, kind: relu, inputs: [conv]}}\n").as_bytes()).unwrap();
+        let s = parse_bytes(
+            "t.yaml",
+            format!("{HEAD}  - {{name: conv1, kind: relu}}\n  - {{name: b, kind: relu, inputs: [conv]}}\n").as_bytes(),
+        )
+        .unwrap();
         let e = Graph::build(&s).unwrap_err().to_string();
         assert_eq!(e, "t.yaml:5:35: layer #1 \"b\" (relu): unknown input \"conv\" (did you mean `conv1`?): no layer has that name");
     }

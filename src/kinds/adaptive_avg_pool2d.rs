@@ -19,9 +19,8 @@ impl KindSpec for AdaptiveAvgPool2d {
     const NAME: &'static str = "adaptive_avg_pool2d";
     const FIELDS: &'static [&'static str] = &["output_size"];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
-        let output_size = f
-            .pos_pair("output_size")?
-            .ok_or_else(|| f.err(f.node.loc, "missing required field `output_size`"))?;
+        let output_size =
+            f.pos_pair("output_size")?.ok_or_else(|| f.err(f.node.loc, "missing required field `output_size`"))?;
         Ok(AdaptiveAvgPool2d { output_size })
     }
 }

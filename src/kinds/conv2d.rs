@@ -80,13 +80,10 @@ pub struct Conv2d {
 
 impl KindSpec for Conv2d {
     const NAME: &'static str = "conv2d";
-    const FIELDS: &'static [&'static str] =
-        &["c_out", "kernel", "stride", "padding", "dilation", "groups", "bias"];
+    const FIELDS: &'static [&'static str] = &["c_out", "kernel", "stride", "padding", "dilation", "groups", "bias"];
 
     fn parse(f: &Fields) -> Result<Self, SpecError> {
-        let kernel = f
-            .pos_pair("kernel")?
-            .ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
+        let kernel = f.pos_pair("kernel")?.ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
         Ok(Conv2d {
             c_out: f.req_pos("c_out")?,
             kernel,
@@ -105,10 +102,7 @@ impl Op for Conv2d {
         expect_rank(x, 4, "N×C×H×W")?;
         let (n, c_in, h, w) = (x.0[0], x.0[1], x.0[2], x.0[3]);
         if c_in % self.groups != 0 {
-            return Err(KindError::field(
-                "groups",
-                format!("groups {} does not divide c_in {c_in}", self.groups),
-            ));
+            return Err(KindError::field("groups", format!("groups {} does not divide c_in {c_in}", self.groups)));
         }
         if self.c_out % self.groups != 0 {
             return Err(KindError::field(

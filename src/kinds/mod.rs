@@ -168,10 +168,7 @@ pub fn expect_rank(input: &Shape, rank: usize, what: &str) -> Result<(), KindErr
     if input.rank() == rank {
         Ok(())
     } else {
-        Err(KindError::layer(format!(
-            "expected a rank-{rank} input ({what}), got {input} (rank {})",
-            input.rank()
-        )))
+        Err(KindError::layer(format!("expected a rank-{rank} input ({what}), got {input} (rank {})", input.rank())))
     }
 }
 

@@ -9,9 +9,7 @@ use crate::spec::fields::Fields;
 
 /// A sigmoid activation layer.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Sigmoid {
-
-}
+pub struct Sigmoid {}
 
 impl KindSpec for Sigmoid {
     const NAME: &'static str = "sigmoid";

@@ -9,9 +9,7 @@ use crate::spec::fields::Fields;
 
 /// A tanh activation layer.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Tanh {
-
-}
+pub struct Tanh {}
 
 impl KindSpec for Tanh {
     const NAME: &'static str = "tanh";

@@ -106,9 +106,7 @@ pub struct PoolWindow {
 impl PoolWindow {
     /// Read the window fields; `dilation` only where `with_dilation`.
     pub fn parse(f: &crate::spec::fields::Fields, with_dilation: bool) -> Result<Self, crate::error::SpecError> {
-        let kernel = f
-            .pos_pair("kernel")?
-            .ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
+        let kernel = f.pos_pair("kernel")?.ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
         let dilation = if with_dilation { f.pos_pair("dilation")?.unwrap_or([1, 1]) } else { [1, 1] };
         let w = PoolWindow {
             kernel,

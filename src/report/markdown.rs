@@ -27,7 +27,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         let cells: Vec<String> = cols.iter().map(|c| cell(&(c.human)(RowRef::Layer(l), t))).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
     }
-    let cells: Vec<String> = cols.iter().map(|c| format!("**{}**", cell(&(c.human)(RowRef::Total(t), t)))).map(|s| if s == "****" { String::new() } else { s }).collect();
+    let cells: Vec<String> = cols
+        .iter()
+        .map(|c| format!("**{}**", cell(&(c.human)(RowRef::Total(t), t))))
+        .map(|s| if s == "****" { String::new() } else { s })
+        .collect();
     writeln!(out, "| {} |", cells.join(" | "))?;
     writeln!(out, "\n{}.\n\n{}.", report.totals_line(), report.headline())?;
     writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; act = output bytes.")

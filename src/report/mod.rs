@@ -135,7 +135,11 @@ impl Report {
 
     /// Input shape with batch, `1x3x224x224`.
     pub fn input_with_batch(&self) -> String {
-        std::iter::once(self.spec.batch).chain(self.spec.input.iter().copied()).map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+        std::iter::once(self.spec.batch)
+            .chain(self.spec.input.iter().copied())
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x")
     }
 
     /// The lines under the table naming the layer with the most parameters and the one with

@@ -42,8 +42,7 @@ impl<'a> Fields<'a> {
 
     /// A required positive integer.
     pub fn req_pos(&self, key: &str) -> Result<u64, SpecError> {
-        self.pos(key)?
-            .ok_or_else(|| self.err(self.node.loc, format!("missing required field `{key}`")))
+        self.pos(key)?.ok_or_else(|| self.err(self.node.loc, format!("missing required field `{key}`")))
     }
 
     /// A non-negative integer (≥ 0), e.g. padding.

@@ -174,22 +174,36 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
     let layer_nodes = match root.get("layers") {
         Some(Node { value: Value::Seq(items), .. }) if !items.is_empty() => items,
         Some(n) => {
-            return Err(SpecError::new(file, n.loc, format!("`layers`: expected a non-empty list, got {}", crate::spec::fields::describe(n))))
+            return Err(SpecError::new(
+                file,
+                n.loc,
+                format!("`layers`: expected a non-empty list, got {}", crate::spec::fields::describe(n)),
+            ))
         }
         None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
     };
     if layer_nodes.len() > MAX_LAYERS {
-        return Err(SpecError::new(file, root.loc, format!("{} layers, more than the limit of {MAX_LAYERS}", layer_nodes.len())));
+        return Err(SpecError::new(
+            file,
+            root.loc,
+            format!("{} layers, more than the limit of {MAX_LAYERS}", layer_nodes.len()),
+        ));
     }
     let mut layers = Vec::with_capacity(layer_nodes.len());
     let mut seen: HashMap<String, Loc> = HashMap::new();
     for (index, n) in layer_nodes.iter().enumerate() {
         let l = parse_layer(file, index, n)?;
         if let Some(first) = seen.get(&l.id.name) {
-            return Err(SpecError::new(file, l.loc("name"), format!("duplicate layer name \"{}\" (first defined at {first})", l.id.name)).in_layer(&l.id));
+            return Err(SpecError::new(
+                file,
+                l.loc("name"),
+                format!("duplicate layer name \"{}\" (first defined at {first})", l.id.name),
+            )
+            .in_layer(&l.id));
         }
         if l.id.name == "input" {
-            return Err(SpecError::new(file, l.loc("name"), "the name `input` is reserved for the network input").in_layer(&l.id));
+            return Err(SpecError::new(file, l.loc("name"), "the name `input` is reserved for the network input")
+                .in_layer(&l.id));
         }
         seen.insert(l.id.name.clone(), l.loc("name"));
         layers.push(l);
@@ -200,24 +214,43 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
 /// Parse a dtype spelling written at `loc`.
 pub fn parse_dtype(file: &str, loc: Loc, s: &str) -> Result<DType, SpecError> {
     DType::parse(s).ok_or_else(|| {
-        SpecError::new(file, loc, format!("unknown dtype \"{s}\"{}; expected one of {}", did_you_mean(s, DType::NAMES), DType::NAMES.join(", ")))
+        SpecError::new(
+            file,
+            loc,
+            format!(
+                "unknown dtype \"{s}\"{}; expected one of {}",
+                did_you_mean(s, DType::NAMES),
+                DType::NAMES.join(", ")
+            ),
+        )
     })
 }
 
 fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecError> {
     let Some(n) = root.get("input") else {
-        return Err(SpecError::new(file, root.loc, "missing required field `input` (the input shape without batch, e.g. [3, 224, 224])"));
+        return Err(SpecError::new(
+            file,
+            root.loc,
+            "missing required field `input` (the input shape without batch, e.g. [3, 224, 224])",
+        ));
     };
     let (shape_node, in_dtype) = match &n.value {
         Value::Seq(_) => (n, dtype),
         Value::Map(entries) => {
             check_keys(file, entries, &["shape", "dtype"], None)?;
-            let shape = n.get("shape").ok_or_else(|| SpecError::new(file, n.loc, "`input`: missing required field `shape`"))?;
+            let shape =
+                n.get("shape").ok_or_else(|| SpecError::new(file, n.loc, "`input`: missing required field `shape`"))?;
             let d = match n.get("dtype") {
                 None => dtype,
                 Some(dn) => match dn.as_str() {
                     Some(s) => parse_dtype(file, dn.loc, s)?,
-                    None => return Err(SpecError::new(file, dn.loc, format!("`dtype`: expected a string, got {}", fields::describe(dn)))),
+                    None => {
+                        return Err(SpecError::new(
+                            file,
+                            dn.loc,
+                            format!("`dtype`: expected a string, got {}", fields::describe(dn)),
+                        ))
+                    }
                 },
             };
             (shape, d)
@@ -226,12 +259,19 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
             return Err(SpecError::new(
                 file,
                 n.loc,
-                format!("`input`: expected a shape list such as [3, 224, 224] or {{shape: [...], dtype: ...}}, got {}", fields::describe(n)),
+                format!(
+                    "`input`: expected a shape list such as [3, 224, 224] or {{shape: [...], dtype: ...}}, got {}",
+                    fields::describe(n)
+                ),
             ))
         }
     };
     let Value::Seq(items) = &shape_node.value else {
-        return Err(SpecError::new(file, shape_node.loc, format!("`shape`: expected a list of positive integers, got {}", fields::describe(shape_node))));
+        return Err(SpecError::new(
+            file,
+            shape_node.loc,
+            format!("`shape`: expected a list of positive integers, got {}", fields::describe(shape_node)),
+        ));
     };
     if items.is_empty() {
         return Err(SpecError::new(file, shape_node.loc, "`input`: expected at least one dimension, got []"));
@@ -240,7 +280,11 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
         .iter()
         .map(|d| match d.value {
             Value::Int(v) if v >= 1 && v <= u64::MAX as i128 => Ok(v as u64),
-            _ => Err(SpecError::new(file, d.loc, format!("`input`: expected a positive integer dimension, got {}", fields::describe(d)))),
+            _ => Err(SpecError::new(
+                file,
+                d.loc,
+                format!("`input`: expected a positive integer dimension, got {}", fields::describe(d)),
+            )),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(InputSpec { shape, dtype: in_dtype, loc: n.loc })
@@ -274,16 +318,31 @@ fn check_keys(file: &str, entries: &[(Node, Node)], known: &[&str], layer: Optio
 fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecError> {
     let mut id = LayerRef { index, name: format!("#{index}"), kind: "?".into() };
     let Value::Map(entries) = &n.value else {
-        return Err(SpecError::new(file, n.loc, format!("expected a layer mapping with `name` and `kind`, got {}", fields::describe(n))).in_layer(&id));
+        return Err(SpecError::new(
+            file,
+            n.loc,
+            format!("expected a layer mapping with `name` and `kind`, got {}", fields::describe(n)),
+        )
+        .in_layer(&id));
     };
     match n.get("name") {
         Some(Node { value: Value::Str(s), .. }) if !s.is_empty() => id.name = s.clone(),
-        Some(v) => return Err(SpecError::new(file, v.loc, format!("`name`: expected a non-empty string, got {}", fields::describe(v))).in_layer(&id)),
+        Some(v) => {
+            return Err(SpecError::new(
+                file,
+                v.loc,
+                format!("`name`: expected a non-empty string, got {}", fields::describe(v)),
+            )
+            .in_layer(&id))
+        }
         None => return Err(SpecError::new(file, n.loc, "missing required field `name`").in_layer(&id)),
     }
     let kind_name = match n.get("kind") {
         Some(Node { value: Value::Str(s), .. }) => s.clone(),
-        Some(v) => return Err(SpecError::new(file, v.loc, format!("`kind`: expected a string, got {}", fields::describe(v))).in_layer(&id)),
+        Some(v) => {
+            return Err(SpecError::new(file, v.loc, format!("`kind`: expected a string, got {}", fields::describe(v)))
+                .in_layer(&id))
+        }
         None => return Err(SpecError::new(file, n.loc, "missing required field `kind`").in_layer(&id)),
     };
     let Some(kind_fields) = Kind::fields(&kind_name) else {
@@ -291,7 +350,11 @@ fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecErro
         return Err(SpecError::new(
             file,
             loc,
-            format!("unknown kind \"{kind_name}\"{}; known kinds: {}", did_you_mean(&kind_name, Kind::NAMES.iter().copied()), Kind::NAMES.join(", ")),
+            format!(
+                "unknown kind \"{kind_name}\"{}; known kinds: {}",
+                did_you_mean(&kind_name, Kind::NAMES.iter().copied()),
+                Kind::NAMES.join(", ")
+            ),
         )
         .in_layer(&id));
     };
@@ -314,7 +377,9 @@ fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecErro
                 })
                 .collect::<Result<_, _>>()?
         }
-        Some(v) => return Err(f.err(v.loc, format!("`inputs`: expected a list of layer names, got {}", fields::describe(v)))),
+        Some(v) => {
+            return Err(f.err(v.loc, format!("`inputs`: expected a list of layer names, got {}", fields::describe(v))))
+        }
     };
     let trainable = f.bool("trainable")?.unwrap_or(true);
     let kind = Kind::parse(&kind_name, &f)?;
@@ -333,7 +398,12 @@ mod tests {
 
     #[test]
     fn parses_a_small_spec() {
-        let s = parse_bytes("t.yaml", format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernel: 3}}\n  - {{name: r, kind: relu}}\n").as_bytes()).unwrap();
+        let s = parse_bytes(
+            "t.yaml",
+            format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernel: 3}}\n  - {{name: r, kind: relu}}\n")
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(s.input.shape, vec![3, 8, 8]);
         assert_eq!((s.batch, s.dtype), (1, DType::F32));
         assert_eq!(s.layers.len(), 2);

@@ -75,10 +75,9 @@ impl Node {
     /// The entry of a mapping with key `key`, if this is a mapping that has it.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
-            Value::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
-                .map(|(_, v)| v),
+            Value::Map(entries) => {
+                entries.iter().find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key)).map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -97,13 +96,7 @@ struct RawValue(Value);
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s: Spanned<RawValue> = Spanned::deserialize(d)?;
-        Ok(Node {
-            loc: Loc {
-                line: s.referenced.line(),
-                col: s.referenced.column(),
-            },
-            value: s.value.0,
-        })
+        Ok(Node { loc: Loc { line: s.referenced.line(), col: s.referenced.column() }, value: s.value.0 })
     }
 }
 
@@ -142,9 +135,7 @@ impl<'de> Visitor<'de> for RawVisitor {
         Ok(RawValue(Value::Int(v)))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawValue, E> {
-        i128::try_from(v)
-            .map(|v| RawValue(Value::Int(v)))
-            .map_err(|_| E::custom("integer too large"))
+        i128::try_from(v).map(|v| RawValue(Value::Int(v))).map_err(|_| E::custom("integer too large"))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawValue, E> {
         Ok(RawValue(Value::Float(v)))
