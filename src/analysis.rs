@@ -4,9 +4,9 @@
 //! Never imports candle; knows nothing of output formats.
 
 use crate::error::{did_you_mean, SpecError};
+use crate::graph::{Graph, Source};
 use crate::kinds::linear::Linear;
 use crate::kinds::Kind;
-use crate::graph::{Graph, Source};
 use crate::shape::{add, mul, DType, Shape};
 use crate::spec::Spec;
 
@@ -196,7 +196,13 @@ fn weight_shape(kind: &Kind, inputs: &[Shape]) -> Option<[u64; 2]> {
 /// Params of linear layer `i` whose weight is tied to layer `target`: its own params minus the
 /// shared `out · in` weight. The target must be an earlier `embedding` or `linear` with the same
 /// `out × in` weight.
-fn tied_params(spec: &Spec, weights: &[Option<[u64; 2]>], i: usize, target: &str, params: u64) -> Result<u64, SpecError> {
+fn tied_params(
+    spec: &Spec,
+    weights: &[Option<[u64; 2]>],
+    i: usize,
+    target: &str,
+    params: u64,
+) -> Result<u64, SpecError> {
     let l = &spec.layers[i];
     let err = |m: String| SpecError::new(&spec.file, l.loc("tied_to"), m).in_layer(&l.id);
     let Some(j) = spec.layers.iter().position(|t| t.id.name == target) else {
@@ -210,7 +216,10 @@ fn tied_params(spec: &Spec, weights: &[Option<[u64; 2]>], i: usize, target: &str
             Kind::Embedding(_) | Kind::Linear(_) => {
                 format!("`tied_to`: layer \"{target}\" must run before this one (it comes later in execution order)")
             }
-            _ => format!("`tied_to`: layer \"{target}\" ({}) has no weight to share; expected an embedding or linear layer", t.kind.name()),
+            _ => format!(
+                "`tied_to`: layer \"{target}\" ({}) has no weight to share; expected an embedding or linear layer",
+                t.kind.name()
+            ),
         }));
     };
     if j == i {
@@ -287,15 +296,19 @@ mod tests {
     #[test]
     fn tied_errors() {
         let base = "name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: wte, kind: embedding, num_embeddings: 1000, embedding_dim: 64}\n";
-        let e = run(&format!("{base}  - {{name: head, kind: linear, out_features: 999, bias: false, tied_to: wte}}\n")).unwrap_err();
-        assert_eq!(e.to_string(), "t.yaml:5:71: layer #1 \"head\" (linear): `tied_to`: layer \"wte\" has a 1000×64 weight, expected 999×64 (out_features × in_features)");
-        let e = run(&format!("{base}  - {{name: head, kind: linear, out_features: 1000, tied_to: wte2}}\n")).unwrap_err();
+        let e = run(&format!("{base}  - {{name: head, kind: linear, out_features: 999, bias: false, tied_to: wte}}\n"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "t.yaml:5:73: layer #1 \"head\" (linear): `tied_to`: layer \"wte\" has a 1000×64 weight, expected 999×64 (out_features × in_features)");
+        let e =
+            run(&format!("{base}  - {{name: head, kind: linear, out_features: 1000, tied_to: wte2}}\n")).unwrap_err();
         assert!(e.message.contains("no layer is named \"wte2\" (did you mean `wte`?)"), "{e}");
     }
 
     #[test]
     fn integer_input_needs_an_embedding() {
-        let e = run("name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: fc, kind: linear, out_features: 4}\n").unwrap_err();
+        let e =
+            run("name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: fc, kind: linear, out_features: 4}\n")
+                .unwrap_err();
         assert!(e.message.contains("expected a floating-point input, got i64"), "{e}");
     }
 

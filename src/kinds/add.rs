@@ -61,7 +61,11 @@ pub fn broadcast_all(inputs: &[Shape]) -> Result<Shape, KindError> {
             if i == 1 {
                 e
             } else {
-                KindError::layer(format!("inputs 0..{} broadcast to {acc}, which input {i} ({s}) does not match: {}", i - 1, e.message))
+                KindError::layer(format!(
+                    "inputs 0..{} broadcast to {acc}, which input {i} ({s}) does not match: {}",
+                    i - 1,
+                    e.message
+                ))
             }
         })?;
     }

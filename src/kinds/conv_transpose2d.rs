@@ -124,8 +124,9 @@ mod tests {
     #[test]
     fn padding_output_padding_and_errors() {
         // k3 s2 p1 op1 on 7: (7−1)·2 − 2 + 2 + 1 + 1 = 14 (the usual exact 2× upsampling).
-        let c = run::<ConvTranspose2d>("{c_out: 8, kernel: 3, stride: 2, padding: 1, output_padding: 1}", &[1, 4, 7, 7])
-            .unwrap();
+        let c =
+            run::<ConvTranspose2d>("{c_out: 8, kernel: 3, stride: 2, padding: 1, output_padding: 1}", &[1, 4, 7, 7])
+                .unwrap();
         assert_eq!(c.output, Shape(vec![1, 8, 14, 14]));
         let e = run::<ConvTranspose2d>("{c_out: 8, kernel: 3, output_padding: 1}", &[1, 4, 7, 7]).unwrap_err();
         assert_eq!(e.field, Some("output_padding"));

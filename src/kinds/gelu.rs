@@ -23,7 +23,9 @@ impl KindSpec for Gelu {
             None | Some("none") => false,
             Some("tanh") => true,
             Some(s) => {
-                return Err(f.err(f.loc("approximate"), format!("`approximate`: expected `none` or `tanh`, got \"{s}\"")))
+                return Err(
+                    f.err(f.loc("approximate"), format!("`approximate`: expected `none` or `tanh`, got \"{s}\""))
+                )
             }
         };
         Ok(Gelu { tanh })

@@ -45,7 +45,10 @@ mod tests {
     fn resnet50_head() {
         // ResNet-50: 1×2048×7×7 → 1×2048 (or 1×2048×1×1 kept).
         assert_eq!(run::<GlobalAvgPool>("{}", &[1, 2048, 7, 7]).unwrap().output, Shape(vec![1, 2048]));
-        assert_eq!(run::<GlobalAvgPool>("{keepdim: true}", &[1, 2048, 7, 7]).unwrap().output, Shape(vec![1, 2048, 1, 1]));
+        assert_eq!(
+            run::<GlobalAvgPool>("{keepdim: true}", &[1, 2048, 7, 7]).unwrap().output,
+            Shape(vec![1, 2048, 1, 1])
+        );
         assert!(run::<GlobalAvgPool>("{}", &[1, 2048]).is_err());
     }
 }

@@ -29,7 +29,9 @@ impl Op for Matmul {
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let (a, b) = (&inputs[0], &inputs[1]);
         if a.rank() < 2 || b.rank() < 2 {
-            return Err(KindError::layer(format!("expected inputs of rank 2 or more, got input 0 ({a}) and input 1 ({b})")));
+            return Err(KindError::layer(format!(
+                "expected inputs of rank 2 or more, got input 0 ({a}) and input 1 ({b})"
+            )));
         }
         let (ra, rb) = (a.rank(), b.rank());
         let (n, k) = (a.0[ra - 2], a.0[ra - 1]);
@@ -39,8 +41,9 @@ impl Op for Matmul {
                 "input 0 ({a}) and input 1 ({b}) do not multiply: inner dimensions {k} vs {kb}"
             )));
         }
-        let batch = broadcast(&Shape(a.0[..ra - 2].to_vec()), &Shape(b.0[..rb - 2].to_vec()), 0, 1)
-            .map_err(|e| KindError::layer(format!("batch dimensions of input 0 ({a}) and input 1 ({b}): {}", e.message)))?;
+        let batch = broadcast(&Shape(a.0[..ra - 2].to_vec()), &Shape(b.0[..rb - 2].to_vec()), 0, 1).map_err(|e| {
+            KindError::layer(format!("batch dimensions of input 0 ({a}) and input 1 ({b}): {}", e.message))
+        })?;
         let mut out = batch.0.clone();
         out.extend([n, m]);
         let output = Shape(out);

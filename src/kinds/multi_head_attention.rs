@@ -60,7 +60,10 @@ impl Op for MultiHeadAttention {
             }
         }
         if d % self.heads != 0 {
-            return Err(KindError::field("heads", format!("heads {} does not divide the embedding size {d}", self.heads)));
+            return Err(KindError::field(
+                "heads",
+                format!("heads {} does not divide the embedding size {d}", self.heads),
+            ));
         }
         if k.0[0] != n || v.0[0] != n {
             return Err(KindError::layer(format!("query {q}, key {k} and value {v} differ in batch size")));

@@ -42,10 +42,14 @@ impl Op for Reshape {
         let x = &inputs[0];
         let per = checked_product(&x.0[1..])?;
         let known = checked_product(&self.shape.iter().flatten().copied().collect::<Vec<_>>())?;
-        let show = || self.shape.iter().map(|d| d.map_or("-1".into(), |v| v.to_string())).collect::<Vec<_>>().join(", ");
+        let show =
+            || self.shape.iter().map(|d| d.map_or("-1".into(), |v| v.to_string())).collect::<Vec<_>>().join(", ");
         let fill = if self.shape.contains(&None) {
             if per % known != 0 {
-                return Err(KindError::field("shape", format!("cannot reshape input {x} ({per} elements per item) to [{}]", show())));
+                return Err(KindError::field(
+                    "shape",
+                    format!("cannot reshape input {x} ({per} elements per item) to [{}]", show()),
+                ));
             }
             per / known
         } else {

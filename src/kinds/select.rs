@@ -30,7 +30,10 @@ impl Op for Select {
         let size = x.0[d] as i128;
         let i = self.index as i128;
         if !(-size..size).contains(&i) {
-            return Err(KindError::field("index", format!("index {i} is out of range for dimension {d} of size {size} (input {x})")));
+            return Err(KindError::field(
+                "index",
+                format!("index {i} is out of range for dimension {d} of size {size} (input {x})"),
+            ));
         }
         let mut out = x.0.clone();
         out.remove(d);
