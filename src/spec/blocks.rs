@@ -22,13 +22,15 @@
 //! * A layer entry with `block:` is an instance: its layers are named `NAME.LOCAL`, or
 //!   `NAME.K.LOCAL` for repetition `K` of `repeat: N` (PyTorch module paths: `layer1.0.conv1`).
 //!   Repetition `K + 1` takes repetition `K`'s output as its first input; `first:` overrides
-//!   `args` for repetition 0 only. The instance's name then stands for its output.
+//!   `args` for repetition 0 only; `${i}` (the repetition index) may be used in `args` and in
+//!   the name (`encoder_layer_${i}` names repetitions `encoder_layer_0`, `encoder_layer_1`, …
+//!   instead of `NAME.K`). The instance's name then stands for its output.
 //! * Inside a block, names refer to the block's own layers and inputs only.
 //! * `${expr}`: a parameter, or integer arithmetic on parameters (`+ - * / %`, parentheses;
 //!   `/` rounds down). A string that is exactly `${expr}` takes the value's type (integer,
 //!   boolean, list, …); elsewhere in a string the value is written as text.
 //! * `if: false` (usually `if: "${param}"`) removes a layer; a reference to it then means its
-//!   input, so an optional branch (a downsample shortcut) falls back to the identity.
+//!   (first) input, so an optional branch (a downsample shortcut) falls back to the identity.
 
 use super::node::{Loc, Node, Value};
 use super::{check_keys, fields::describe, MAX_LAYERS};
@@ -234,7 +236,7 @@ impl<'a> Ctx<'a> {
 
     /// Resolve a reference written in `scope` to a full layer name.
     fn resolve(&self, scope: &Scope, r: &Node, layer: &str, kind: &str) -> Result<String, SpecError> {
-        let s = match &subst(self.file, scope, r).map_err(|e| e.in_layer(&self.layer_ref(layer, kind)))?.value {
+        let s = match &subst(self.file, &scope.vars, r).map_err(|e| e.in_layer(&self.layer_ref(layer, kind)))?.value {
             Value::Str(s) => s.clone(),
             _ => {
                 return Err(self.err(
@@ -278,7 +280,14 @@ impl<'a> Ctx<'a> {
             ));
         };
         let name_node = l.get("name");
-        let local = match name_node.map(|n| subst(self.file, scope, n)).transpose()? {
+        let deferred = l.get("block").is_some() && l.get("repeat").is_some();
+        let name_node = match name_node {
+            // `${i}` in a repeated instance's name is the repetition index, filled in per repetition.
+            Some(n) if deferred => Some(n.clone()),
+            Some(n) => Some(subst(self.file, &scope.vars, n)?),
+            None => None,
+        };
+        let local = match name_node {
             Some(Node { value: Value::Str(s), .. }) if !s.is_empty() => s,
             Some(v) => {
                 return Err(self.err(
@@ -319,13 +328,10 @@ impl<'a> Ctx<'a> {
             }
         };
         if let Some(c) = l.get("if") {
-            let v = subst(self.file, scope, c).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?;
+            let v = subst(self.file, &scope.vars, c).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?;
             match v.value {
                 Value::Bool(true) => {}
                 Value::Bool(false) => {
-                    if inputs.len() != 1 {
-                        return Err(self.err(c.loc, &full, &kind, format!("`if`: a layer that can be left out must have one input (it then stands for it), got {}", inputs.len())));
-                    }
                     scope.names.insert(local, inputs[0].0.clone());
                     return Ok(());
                 }
@@ -352,7 +358,7 @@ impl<'a> Ctx<'a> {
                 Some("inputs") | Some("if") => {}
                 _ => new_entries.push((
                     k.clone(),
-                    subst(self.file, scope, v).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?,
+                    subst(self.file, &scope.vars, v).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?,
                 )),
             }
         }
@@ -425,7 +431,7 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
-        let args = |key: &str| -> Result<Vec<(String, Node)>, SpecError> {
+        let args = |key: &str, vars: &HashMap<String, Node>| -> Result<Vec<(String, Node)>, SpecError> {
             let Some(a) = l.get(key) else { return Ok(Vec::new()) };
             let Value::Map(ae) = &a.value else {
                 return Err(SpecError::new(
@@ -458,15 +464,13 @@ impl<'a> Ctx<'a> {
                     )
                     .in_layer(&lref));
                 }
-                out.push((s.to_owned(), subst(self.file, scope, v).map_err(|e| e.in_layer(&lref))?));
+                out.push((s.to_owned(), subst(self.file, vars, v).map_err(|e| e.in_layer(&lref))?));
             }
             Ok(out)
         };
-        let args_all = args("args")?;
-        let args_first = args("first")?;
         let repeat = match l.get("repeat") {
             None => None,
-            Some(r) => match subst(self.file, scope, r).map_err(|e| e.in_layer(&lref))?.value {
+            Some(r) => match subst(self.file, &scope.vars, r).map_err(|e| e.in_layer(&lref))?.value {
                 Value::Int(v) if v >= 1 && v <= MAX_LAYERS as i128 => Some(v as usize),
                 _ => {
                     return Err(self.err(
@@ -480,9 +484,20 @@ impl<'a> Ctx<'a> {
         };
         let mut prev = inputs[0].0.clone();
         for k in 0..repeat.unwrap_or(1) {
-            let prefix = match repeat {
-                Some(_) => format!("{full}.{k}."),
-                None => format!("{full}."),
+            let mut outer = scope.vars.clone();
+            if repeat.is_some() {
+                outer.insert("i".into(), Node::synthetic(l.loc, Value::Int(k as i128)));
+            }
+            let args_all = args("args", &outer)?;
+            let args_first = if k == 0 { args("first", &outer)? } else { Vec::new() };
+            let prefix = match (repeat, full.contains("${")) {
+                (Some(_), true) => {
+                    let n = subst(self.file, &outer, &str_node(l.get("name").map_or(l.loc, |n| n.loc), &full))
+                        .map_err(|e| e.in_layer(&lref))?;
+                    format!("{}.", n.as_str().unwrap_or(&full))
+                }
+                (Some(_), false) => format!("{full}.{k}."),
+                (None, _) => format!("{full}."),
             };
             let mut vars: HashMap<String, Node> = HashMap::new();
             for (p, d) in &defaults {
@@ -490,7 +505,7 @@ impl<'a> Ctx<'a> {
                     vars.insert(p.clone(), (*d).clone());
                 }
             }
-            for (p, v) in args_all.iter().chain(if k == 0 { args_first.iter() } else { [].iter() }) {
+            for (p, v) in args_all.iter().chain(args_first.iter()) {
                 vars.insert(p.clone(), v.clone());
             }
             if let Some((p, _)) = defaults.iter().find(|(p, _)| !vars.contains_key(p)) {
@@ -531,14 +546,14 @@ impl<'a> Ctx<'a> {
 }
 
 /// `n` with every `${expr}` in its strings (recursively) replaced by its value in `scope`.
-fn subst(file: &str, scope: &Scope, n: &Node) -> Result<Node, SpecError> {
+fn subst(file: &str, scope: &HashMap<String, Node>, n: &Node) -> Result<Node, SpecError> {
     Ok(match &n.value {
         Value::Str(s) if s.contains("${") => {
             let err = |m: String| SpecError::new(file, n.loc, m);
             if let Some(inner) =
                 s.strip_prefix("${").and_then(|r| r.strip_suffix('}')).filter(|i| !i.contains("${") && !i.contains('}'))
             {
-                let v = eval(inner, &scope.vars).map_err(|m| err(format!("`{s}`: {m}")))?;
+                let v = eval(inner, scope).map_err(|m| err(format!("`{s}`: {m}")))?;
                 Node { loc: n.loc, value: v }
             } else {
                 let mut out = String::new();
@@ -548,7 +563,7 @@ fn subst(file: &str, scope: &Scope, n: &Node) -> Result<Node, SpecError> {
                     let Some(j) = rest[i..].find('}') else {
                         return Err(err(format!("`{s}`: `${{` without a closing `}}`")));
                     };
-                    let v = eval(&rest[i + 2..i + j], &scope.vars).map_err(|m| err(format!("`{s}`: {m}")))?;
+                    let v = eval(&rest[i + 2..i + j], scope).map_err(|m| err(format!("`{s}`: {m}")))?;
                     match v {
                         Value::Str(t) => out.push_str(&t),
                         Value::Int(t) => out.push_str(&t.to_string()),
@@ -815,11 +830,7 @@ layers:
         assert!(e(&bad_expr).starts_with("t.yaml:9:"), "{}", e(&bad_expr));
         assert!(e(&bad_expr).contains("expression ends too early"), "{}", e(&bad_expr));
         let bad_ref = BASIC.replace("inputs: [conv2, downsample.0]", "inputs: [conv3, downsample.0]");
-        assert!(
-            e(&bad_ref).contains("unknown input \"conv3\" (did you mean `conv"),
-            "{}",
-            e(&bad_ref)
-        );
+        assert!(e(&bad_ref).contains("unknown input \"conv3\" (did you mean `conv"), "{}", e(&bad_ref));
         let bad_block = BASIC.replace("block: basic", "block: basik");
         assert!(e(&bad_block).contains("unknown block \"basik\" (did you mean `basic`?)"), "{}", e(&bad_block));
         let recursive = "name: t\ninput: [4]\nblocks:\n  r:\n    layers:\n      - {name: x, block: r}\nlayers:\n  - {name: top, block: r}\n";
