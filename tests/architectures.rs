@@ -90,3 +90,20 @@ fn token_input_needs_an_embedding_first() {
         (Some("lm_head"), Some(0), Some(39_523_713_024))
     );
 }
+
+#[test]
+fn every_complete_spec_in_the_format_doc_analyses() {
+    let doc = std::fs::read_to_string("docs/spec-format.md").unwrap();
+    let mut n = 0;
+    for (k, block) in doc.split("```yaml\n").skip(1).enumerate() {
+        let text = block.split("```").next().unwrap();
+        if !text.starts_with("name:") {
+            continue;
+        }
+        let file = format!("docs/spec-format.md#yaml{k}");
+        let s = netstat::spec::parse_bytes(&file, text.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        netstat::analysis::analyze(s).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} complete specs in docs/spec-format.md");
+}
