@@ -6,7 +6,7 @@
 //! element, so a Linear on `N×L×in` tokens costs `N·L·in·out` (torchvision `_ops`; bias adds
 //! not counted).
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -35,6 +35,12 @@ impl KindSpec for Linear {
 }
 
 impl Op for Linear {
+    /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
+    /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if x.rank() < 2 {
