@@ -74,4 +74,18 @@ mod tests {
         let c = run::<BatchNorm2d>("{}", &[1, 64, 112, 112]).unwrap();
         assert_eq!((c.params, c.buffers, c.macs), (128, 128, 0));
     }
+
+    #[test]
+    fn saves_input_and_per_channel_statistics() {
+        // BatchNorm2d(64): batch mean and inverse std, 2 · 64 = 128 values in f32.
+        let x = Shape(vec![8, 64, 56, 56]);
+        let k = super::super::test_util::parse::<BatchNorm2d>("{}").unwrap();
+        assert_eq!(
+            k.saved(&[x.clone()], &x).unwrap(),
+            vec![
+                Saved::Input(0),
+                Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }
+            ]
+        );
+    }
 }

@@ -83,4 +83,16 @@ mod tests {
         assert_eq!(c.output, Shape(vec![1, 96, 55, 55]));
         assert_eq!((c.params, c.macs), (0, 0));
     }
+
+    #[test]
+    fn saved_tensors_follow_pytorchs_composite() {
+        // AlexNet-2012 LRN(size 5) on 1×96×55×55: padded squares 1·(96 + 4)·55·55 = 302,500;
+        // base and divisor 2 · 96·55·55 = 2 · 290,400 = 580,800.
+        let k = super::super::test_util::parse::<Lrn>("{size: 5}").unwrap();
+        let x = Shape(vec![1, 96, 55, 55]);
+        let s = k.saved(&[x.clone()], &x).unwrap();
+        assert_eq!(s[0], Saved::Input(0));
+        assert!(matches!(s[1], Saved::New { elements: 302_500, .. }));
+        assert!(matches!(s[2], Saved::New { elements: 580_800, .. }));
+    }
 }
