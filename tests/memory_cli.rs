@@ -45,7 +45,7 @@ fn default_report_carries_the_memory_summary() {
     let out = netstat().arg("specs/alexnet.yaml").assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("memory: inference peak "), "{text}");
-    assert!(text.contains("training step (adam, f32)"), "{text}");
+    assert!(text.contains("training step (adam, f32) peak"), "{text}");
 }
 
 #[test]

@@ -12,6 +12,8 @@ use crate::spec::fields::Fields;
 /// A batch normalization layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNorm2d {
+    /// Expected channel count C, checked against the input when given (PyTorch's `num_features`).
+    pub num_features: Option<u64>,
     /// ε added to the variance (default 1e-5).
     pub eps: f64,
     /// Running-statistics momentum (default 0.1).
@@ -26,8 +28,8 @@ impl KindSpec for BatchNorm2d {
     const NAME: &'static str = "batch_norm2d";
     const FIELDS: &'static [&'static str] = &["num_features", "eps", "momentum", "affine", "track_running_stats"];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
-        f.pos("num_features")?;
         Ok(BatchNorm2d {
+            num_features: f.pos("num_features")?,
             eps: f.float("eps")?.unwrap_or(1e-5),
             momentum: f.float("momentum")?.unwrap_or(0.1),
             affine: f.bool("affine")?.unwrap_or(true),
@@ -56,6 +58,11 @@ impl Op for BatchNorm2d {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;
         let c = x.0[1];
+        if let Some(want) = self.num_features {
+            if want != c {
+                return Err(KindError::field("num_features", format!("expected {want} channels, got {c} (input {x})")));
+            }
+        }
         let mut cost = same_shape(inputs)?;
         cost.params = if self.affine { 2 * c } else { 0 };
         cost.buffers = if self.track_running_stats { 2 * c } else { 0 };

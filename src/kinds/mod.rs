@@ -14,18 +14,38 @@ use crate::shape::Shape;
 use crate::spec::fields::Fields;
 
 pub mod adaptive_avg_pool2d;
+pub mod add;
 pub mod avg_pool2d;
 pub mod batch_norm2d;
+pub mod class_token;
+pub mod concat;
+pub mod conv1d;
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
+pub mod gelu;
+pub mod global_avg_pool;
+pub mod hardswish;
+pub mod layer_norm;
 pub mod linear;
 pub mod lrn;
+pub mod matmul;
 pub mod max_pool2d;
+pub mod mul;
+pub mod multi_head_attention;
+pub mod permute;
+pub mod pos_embedding;
 pub mod relu;
+pub mod relu6;
+pub mod reshape;
+pub mod select;
 pub mod sigmoid;
+pub mod silu;
 pub mod softmax;
 pub mod tanh;
+pub mod transpose;
 pub mod window;
 
 /// What one layer costs, for given input shapes.
@@ -216,6 +236,26 @@ kinds! {
     "flatten" => Flatten(flatten::Flatten),
     "linear" => Linear(linear::Linear),
     "batch_norm2d" => BatchNorm2d(batch_norm2d::BatchNorm2d),
+    "add" => Add(add::Add),
+    "concat" => Concat(concat::Concat),
+    "mul" => Mul(mul::Mul),
+    "conv_transpose2d" => ConvTranspose2d(conv_transpose2d::ConvTranspose2d),
+    "conv1d" => Conv1d(conv1d::Conv1d),
+    "relu6" => Relu6(relu6::Relu6),
+    "silu" => Silu(silu::Silu),
+    "gelu" => Gelu(gelu::Gelu),
+    "hardswish" => Hardswish(hardswish::Hardswish),
+    "layer_norm" => LayerNorm(layer_norm::LayerNorm),
+    "embedding" => Embedding(embedding::Embedding),
+    "multi_head_attention" => MultiHeadAttention(multi_head_attention::MultiHeadAttention),
+    "matmul" => Matmul(matmul::Matmul),
+    "reshape" => Reshape(reshape::Reshape),
+    "permute" => Permute(permute::Permute),
+    "transpose" => Transpose(transpose::Transpose),
+    "select" => Select(select::Select),
+    "class_token" => ClassToken(class_token::ClassToken),
+    "pos_embedding" => PosEmbedding(pos_embedding::PosEmbedding),
+    "global_avg_pool" => GlobalAvgPool(global_avg_pool::GlobalAvgPool),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.
@@ -224,6 +264,18 @@ pub fn expect_rank(input: &Shape, rank: usize, what: &str) -> Result<(), KindErr
         Ok(())
     } else {
         Err(KindError::layer(format!("expected a rank-{rank} input ({what}), got {input} (rank {})", input.rank())))
+    }
+}
+
+/// Dimension index `d` of `x` (negative counts from the end, as in PyTorch), or an error
+/// about field `field` when it is out of range.
+pub fn norm_dim(d: i64, x: &Shape, field: &'static str) -> Result<usize, KindError> {
+    let r = x.rank() as i64;
+    let j = if d < 0 { r + d } else { d };
+    if (0..r).contains(&j) {
+        Ok(j as usize)
+    } else {
+        Err(KindError::field(field, format!("{field} {d} is out of range for input {x} (rank {r})")))
     }
 }
 

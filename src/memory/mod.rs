@@ -265,12 +265,27 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
         la[l.index] = p;
     }
     let ana = |i: usize| &a.layers[la[i]];
-    // Owner of each layer's parameters, whether they train, and their count.
-    let owner = |i: usize| ana(i).shares.unwrap_or(i);
-    let trains = |i: usize| {
-        let w = owner(i);
-        spec.layers[w].trainable && ana(w).params > 0
+    // The parameters each layer's backward produces a gradient for: (owner layer, elements).
+    // `shares:` uses all of the owner's; `tied_to:` (linear) the owner's out × in weight.
+    let by_name: std::collections::HashMap<&str, usize> =
+        spec.layers.iter().enumerate().map(|(i, l)| (l.id.name.as_str(), i)).collect();
+    let grads_of = |i: usize| -> Vec<(usize, u64)> {
+        let l = ana(i);
+        let mut v = Vec::new();
+        match l.shares {
+            Some(o) => v.push((o, ana(o).params)),
+            None => v.push((i, l.params)),
+        }
+        if let crate::kinds::Kind::Linear(lin) = &spec.layers[i].kind {
+            if let Some(&j) = lin.tied_to.as_deref().and_then(|t| by_name.get(t)) {
+                let inf = l.input_shapes[0].last();
+                v.push((j, lin.out_features.saturating_mul(inf)));
+            }
+        }
+        v.retain(|&(o, e)| e > 0 && spec.layers[o].trainable);
+        v
     };
+    let trains = |i: usize| !grads_of(i).is_empty();
 
     // Data.
     let rows = match spec.dataset_rows {
@@ -616,13 +631,14 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
                 grad_live[j] = true;
             }
         }
-        if trains(i) {
-            let w = owner(i);
-            let b = bytes_of(ana(w).params, act).map_err(at)?;
+        for (w, elems) in grads_of(i) {
             if param_grad[w] {
+                // A second gradient for the same parameters: computed, then added in place.
+                let b = bytes_of(elems, act).map_err(at)?;
                 transient = add(transient, b, "gradient bytes").map_err(at)?;
             } else {
-                live.alloc(b).map_err(at)?;
+                // The first one becomes the owner's `.grad` (all of its parameters).
+                live.alloc(bytes_of(ana(w).params, act).map_err(at)?).map_err(at)?;
                 param_grad[w] = true;
             }
         }

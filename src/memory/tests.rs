@@ -228,3 +228,36 @@ fn peer_conventions_on_vgg16() {
     assert_eq!(format!("{:.2}", c.torchsummary_forward_backward_bytes as f64 / MIB as f64), "218.59");
     assert_eq!(c.convnet_burden_feature_bytes, 60_950_432);
 }
+
+#[test]
+fn residual_add_holds_its_input_until_the_add() {
+    // a: Linear(1024→1024), b: Linear(1024→4096), c: Linear(4096→1024), s = a + c; batch 1, f32.
+    // Weights: 1,049,600 + 4,198,400 + 4,195,328 = 9,443,328 params · 4 = 37,773,312 B.
+    // At c: input 4,096 + a 4,096 (held for the add) + b 16,384 + c 4,096 = 28,672 B live → the
+    // peak 37,801,984 B; at s: input + a + c + s = 16,384 B (b freed after c).
+    let y = "name: t\ninput: [1024]\nlayers:\n  - {name: a, kind: linear, out_features: 1024}\n  - {name: b, kind: linear, out_features: 4096}\n  - {name: c, kind: linear, out_features: 1024}\n  - {name: s, kind: add, inputs: [a, c]}\n";
+    let m = mem(y, SGD);
+    assert_eq!((m.inference_peak_bytes, m.inference_peak_layer.as_str()), (37_801_984, "c"));
+    // Without the residual a is freed after b: the peak at c is 4,096 B lower.
+    let chain = y.replace("inputs: [a, c]", "inputs: [c, c]");
+    assert_eq!(mem(&chain, SGD).inference_peak_bytes, 37_801_984 - 4_096);
+    // Training: add saves nothing, so after forward only a (saved by b), b (saved by c) and the
+    // output s (held by the caller) remain; c is freed after the add: 4,096 + 16,384 + 4,096.
+    assert_eq!(m.saved_activation_bytes, 4_096 + 16_384 + 4_096);
+}
+
+#[test]
+fn tied_embedding_head_has_one_gradient() {
+    // Embedding(1000, 64) = 64,000 params, head Linear(64→1000, no bias) tied to it.
+    // Gradients: one table, 64,000 · 4 = 256,000 B; Adam: 2 · 256,000.
+    let y = "name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: wte, kind: embedding, num_embeddings: 1000, embedding_dim: 64}\n  - {name: head, kind: linear, out_features: 1000, bias: false, tied_to: wte}\n";
+    let m = mem(y, Options::default());
+    assert_eq!((m.gradient_bytes, m.optimizer_state_bytes), (256_000, 512_000));
+    // The head's backward allocates wte's gradient (256,000 B) and dx (10·64·4 = 2,560 B);
+    // the embedding's own contribution is then a 256,000 B transient added in place.
+    let (live_head, _) = stage(&m, Phase::Backward, "head");
+    let (live_wte, peak_wte) = stage(&m, Phase::Backward, "wte");
+    assert_eq!(peak_wte, live_head + 256_000);
+    // After: dx (2,560) is freed; the 10×1000 output's gradient went at the head.
+    assert_eq!(live_wte, live_head - 2_560);
+}

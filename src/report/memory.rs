@@ -82,15 +82,24 @@ impl MemoryReport {
         }
     }
 
-    /// The two lines under the default report.
+    /// Precision in a few characters: `f32`, or `bf16 amp`.
+    fn precision_short(&self) -> String {
+        let m = &self.figures;
+        match m.amp {
+            Some(_) => format!("{} amp", m.activation_dtype),
+            None => m.activation_dtype.to_string(),
+        }
+    }
+
+    /// The lines under the default report (each within 80 columns for usual layer names).
     pub fn summary_lines(&self) -> String {
         let m = &self.figures;
         format!(
-            "memory: inference peak {} (at {}); training step ({}, {}) peak {} (at {})\n  weights {}, gradients {}, optimizer state {}, saved activations {}",
+            "memory: inference peak {} at {}\nmemory: training step ({}, {}) peak {} at {}\n  weights {}, gradients {}, optimizer state {},\n  saved activations {} (definitions: docs/memory.md)",
             bytes(m.inference_peak_bytes),
             m.inference_peak_layer,
             m.optimizer.name(),
-            self.precision(),
+            self.precision_short(),
             bytes(m.training_peak_bytes),
             m.training_peak_stage,
             bytes(m.weight_bytes()),

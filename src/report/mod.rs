@@ -182,7 +182,7 @@ impl Report {
     pub fn totals_line(&self) -> String {
         let t = &self.totals;
         format!(
-            "params {} ({} as {}), buffers {}; MACs {}, FLOPs = 2·MACs = {}\nactivations {} (each layer output once; input {})",
+            "params {} ({} as {}), buffers {}\nMACs {}, FLOPs = 2·MACs = {}\nactivations {} (each layer output once; input {})",
             count(t.params),
             bytes(t.param_bytes),
             self.spec.dtype,

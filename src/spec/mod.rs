@@ -433,7 +433,10 @@ mod tests {
     fn errors_name_file_line_col_and_layer() {
         assert_eq!(
             err(&format!("{HEAD}  - {{name: c, kind: conv2, c_out: 4}}\n")),
-            "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, lrn, relu, sigmoid, tanh, softmax, dropout, flatten, linear, batch_norm2d"
+            format!(
+                "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: {}",
+                Kind::NAMES.join(", ")
+            )
         );
         assert!(err(&format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernal: 3}}\n"))
             .starts_with("t.yaml:4:39: layer #0 \"c\" (conv2d): unknown field `kernal` (did you mean `kernel`?)"));
