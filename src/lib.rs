@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod graph;
 pub mod kinds;
+pub mod memory;
 pub mod report;
 pub mod shape;
 pub mod spec;

@@ -12,7 +12,7 @@
 //! in params (its bias, if any, is); its MACs are counted as usual. Checked in
 //! [`crate::analysis`].
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -44,6 +44,12 @@ impl KindSpec for Linear {
 }
 
 impl Op for Linear {
+    /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
+    /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if x.rank() < 2 {

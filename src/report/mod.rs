@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod json;
 pub mod markdown;
+pub mod memory;
 pub mod table;
 pub mod units;
 
@@ -87,6 +88,9 @@ pub struct Report {
     pub layers: Vec<LayerRow>,
     /// Totals.
     pub totals: TotalsRow,
+    /// Memory of inference and of one training step ([`crate::memory`]), when computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
 }
 
 impl Report {
@@ -130,6 +134,7 @@ impl Report {
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
             },
+            memory: None,
         }
     }
 

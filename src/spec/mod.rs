@@ -9,6 +9,7 @@
 
 pub mod blocks;
 pub mod fields;
+pub mod loss;
 pub mod node;
 
 use crate::error::{did_you_mean, LayerRef, SpecError};
@@ -25,7 +26,8 @@ pub const MAX_SPEC_BYTES: usize = 16 << 20;
 pub const MAX_LAYERS: usize = 1_000_000;
 
 /// Top-level fields of a spec.
-pub const TOP_FIELDS: &[&str] = &["name", "description", "input", "batch", "dtype", "layers", "blocks"];
+pub const TOP_FIELDS: &[&str] =
+    &["name", "description", "input", "batch", "dtype", "layers", "blocks", "loss", "dataset"];
 
 /// The parse budget: limits on what one spec may make serde-saphyr do.
 ///
@@ -73,6 +75,8 @@ pub struct LayerSpec {
     pub inputs: Vec<InputRef>,
     /// Whether the layer's parameters are trained (default true).
     pub trainable: bool,
+    /// `shares: NAME`: the layer uses the parameters of layer NAME (same count) instead of its own.
+    pub shares: Option<InputRef>,
     /// The layer's mapping as written (for field locations in later errors).
     pub node: Node,
 }
@@ -99,6 +103,10 @@ pub struct Spec {
     pub dtype: DType,
     /// The layers, in file order (blocks expanded).
     pub layers: Vec<LayerSpec>,
+    /// `loss:` (for the training-memory model), if given.
+    pub loss: Option<loss::LossSpec>,
+    /// `dataset: {rows: R}`: samples resident on the device (the batch is a view of them).
+    pub dataset_rows: Option<u64>,
 }
 
 /// Read and check a spec file.
@@ -216,7 +224,9 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         seen.insert(l.id.name.clone(), l.loc("name"));
         layers.push(l);
     }
-    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers })
+    let loss = loss::parse_loss(file, root)?;
+    let dataset_rows = loss::parse_dataset(file, root)?;
+    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers, loss, dataset_rows })
 }
 
 /// Parse a dtype spelling written at `loc`.
@@ -299,7 +309,12 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
 }
 
 /// Error on any key of `entries` not in `known` (with "did you mean"); keys must be strings.
-fn check_keys(file: &str, entries: &[(Node, Node)], known: &[&str], layer: Option<&LayerRef>) -> Result<(), SpecError> {
+pub(crate) fn check_keys(
+    file: &str,
+    entries: &[(Node, Node)],
+    known: &[&str],
+    layer: Option<&LayerRef>,
+) -> Result<(), SpecError> {
     for (k, _) in entries {
         let err = |msg: String| {
             let e = SpecError::new(file, k.loc, msg);
@@ -390,8 +405,13 @@ fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecErro
         }
     };
     let trainable = f.bool("trainable")?.unwrap_or(true);
+    let shares = match f.get("shares") {
+        None => None,
+        Some(Node { value: Value::Str(s), loc }) => Some(InputRef { name: s.clone(), loc: *loc }),
+        Some(v) => return Err(f.err(v.loc, format!("`shares`: expected a layer name, got {}", fields::describe(v)))),
+    };
     let kind = Kind::parse(&kind_name, &f)?;
-    Ok(LayerSpec { id, kind, inputs, trainable, node: n.clone() })
+    Ok(LayerSpec { id, kind, inputs, trainable, shares, node: n.clone() })
 }
 
 #[cfg(test)]
