@@ -34,6 +34,48 @@ pub enum Command {
     /// Per-layer params, MACs, FLOPs and activations of a spec (the default command).
     #[command(after_help = CONVENTION)]
     Analyze(AnalyzeArgs),
+    /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
+    /// folder; with --check, compare instead and exit 1 listing the numbers that moved.
+    Report(ReportArgs),
+    /// Per-layer and total differences in params, MACs and activation bytes between two specs,
+    /// layers aligned by name (Δ = B − A).
+    Diff(DiffArgs),
+}
+
+/// Arguments of `netstat report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Folder of spec files (*.yaml), each analysed at its own batch, input and dtype.
+    #[arg(value_name = "SPECS_DIR", default_value = "specs")]
+    pub specs: PathBuf,
+    /// Folder the reports go into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
+    /// Write nothing: regenerate in memory and compare with the files in --out (analytic numbers;
+    /// netstat's version and measured timings are ignored). Exit 1 if a number moved or a file
+    /// is missing or stale.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Arguments of `netstat diff`.
+#[derive(Debug, Args, Clone)]
+pub struct DiffArgs {
+    /// Spec A (the baseline).
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// Spec B (Δ = B − A).
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Overrides applied to both specs.
+    #[command(flatten)]
+    pub spec_args: SpecArgs,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Overrides of a spec's batch, input and dtype.
@@ -81,6 +123,8 @@ pub struct AnalyzeArgs {
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Some(Command::Analyze(a)) => analyze(a, stdout),
+        Some(Command::Report(a)) => report_dir(a, stdout),
+        Some(Command::Diff(a)) => diff(a, stdout),
         None => analyze(cli.analyze, stdout),
     }
 }
@@ -92,6 +136,53 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
     let r = Report::new(&analysis);
     emit(&r, a.format, a.output.as_deref(), stdout)
+}
+
+fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let out = |e| Error::Io { path: "<stdout>".into(), source: e };
+    let g = report::dir::generate(&a.specs)?;
+    if !a.check {
+        let n = report::dir::write(&g, &a.out)?;
+        return writeln!(stdout, "wrote {n} files for {} specs into {}", g.reports.len(), a.out.display()).map_err(out);
+    }
+    let d = report::dir::check(&g, &a.out);
+    if d.is_clean() {
+        return writeln!(
+            stdout,
+            "{}: up to date ({} specs, {} files)",
+            a.out.display(),
+            g.reports.len(),
+            g.files.len()
+        )
+        .map_err(out);
+    }
+    for m in &d.moved {
+        writeln!(stdout, "moved  {m}").map_err(out)?;
+    }
+    for s in &d.stale {
+        writeln!(stdout, "stale  {s}").map_err(out)?;
+    }
+    Err(Error::Stale(format!(
+        "{} is out of date: {} number(s) moved, {} file(s) missing or stale; regenerate with `netstat report {} --out {}`",
+        a.out.display(),
+        d.moved.len(),
+        d.stale.len(),
+        a.specs.display(),
+        a.out.display()
+    )))
+}
+
+fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let o = a.spec_args.overrides()?;
+    let ra = Report::new(&crate::analyze_file(&a.a, &o)?);
+    let rb = Report::new(&crate::analyze_file(&a.b, &o)?);
+    let d = report::diff::DiffReport::new(&ra, &rb);
+    let mut buf = Vec::new();
+    d.write(a.format, &mut buf).expect("writing to memory cannot fail");
+    match a.output {
+        Some(p) => report::write_atomic(&p, &buf),
+        None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
 }
 
 /// Write a report in `format` to `output` (atomically) or to `stdout`.

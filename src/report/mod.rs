@@ -6,8 +6,13 @@
 //! JSON carry raw integers.
 
 pub mod csv;
+pub mod diff;
+pub mod dir;
+pub mod grid;
 pub mod json;
+pub mod latex;
 pub mod markdown;
+pub mod svg;
 pub mod table;
 pub mod units;
 
@@ -328,6 +333,8 @@ pub enum Format {
     Csv,
     /// JSON, raw integers, versioned schema (see README).
     Json,
+    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper.
+    Latex,
 }
 
 /// Write `report` in `format` to `out`.
@@ -337,6 +344,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
         Format::Markdown => markdown::write(report, out),
         Format::Csv => csv::write(report, out),
         Format::Json => json::write(report, out),
+        Format::Latex => latex::write(report, out),
     }
 }
 
