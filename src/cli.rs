@@ -1,6 +1,7 @@
 //! The command line (clap). `main.rs` parses it and calls [`run`].
 
 use crate::analysis::{parse_dims, Overrides};
+use crate::conventions::Convention;
 use crate::report::{self, Format, Report};
 use crate::shape::DType;
 use crate::Error;
@@ -117,6 +118,14 @@ pub struct AnalyzeArgs {
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Count MACs as this tool does (torchinfo 1.8.0 Mult-Adds, fvcore 0.1.5, ptflops 0.7.5 aten
+    /// backend) and print that tool's per-layer and total numbers.
+    #[arg(long, value_enum, default_value_t = Convention::Netstat)]
+    pub convention: Convention,
+    /// Show per layer which terms the convention adds to or drops from netstat's count, and why
+    /// (with the default convention: all four side by side).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Run the parsed command line, writing to `stdout`.
@@ -134,6 +143,22 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         return Err(Error::Usage("no spec given: try `netstat specs/alexnet.yaml` or `netstat --help`".into()));
     };
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
+    if a.explain || a.convention != Convention::Netstat {
+        let convs: Vec<Convention> =
+            if a.convention == Convention::Netstat { Convention::ALL.to_vec() } else { vec![a.convention] };
+        let counted = convs
+            .into_iter()
+            .map(|c| crate::conventions::count(&analysis, c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| Error::Usage(format!("{path}: {m}")))?;
+        let mut buf = Vec::new();
+        report::convention::write(&analysis.spec.name, &counted, a.explain, a.format, &mut buf)
+            .expect("writing to memory cannot fail");
+        return match a.output {
+            Some(p) => report::write_atomic(&p, &buf),
+            None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+        };
+    }
     let r = Report::new(&analysis);
     emit(&r, a.format, a.output.as_deref(), stdout)
 }

@@ -137,7 +137,8 @@ impl DiffReport {
             .count()
     }
 
-    /// The table of `human` (thousands separators, signed Δ) or raw cells (CSV).
+    /// The table of `human` (thousands separators, signed Δ) or raw cells (CSV: kind_a and
+    /// kind_b apart, empty where a layer is absent).
     pub fn grid(&self, human: bool) -> Grid {
         let mut g = Grid::new(&[
             ("layer", false),
@@ -155,7 +156,8 @@ impl DiffReport {
         if !human {
             g.headers = [
                 "name",
-                "kind",
+                "kind_a",
+                "kind_b",
                 "params_a",
                 "params_b",
                 "params_delta",
@@ -175,12 +177,7 @@ impl DiffReport {
             (Some(x), true) => count(x),
             (Some(x), false) => x.to_string(),
         };
-        let d = |x: i128| match (x, human) {
-            (0, true) => "0".to_owned(),
-            (x, true) if x > 0 => format!("+{}", count(x as u64)),
-            (x, true) => format!("-{}", count(x.unsigned_abs() as u64)),
-            (x, false) => x.to_string(),
-        };
+        let d = |x: i128| if human { signed(x) } else { x.to_string() };
         let cells = |p: &Pair| [v(p.a), v(p.b), d(p.delta)];
         for r in &self.layers {
             let kind = match (&r.kind_a, &r.kind_b) {
@@ -190,7 +187,11 @@ impl DiffReport {
                 (None, Some(y)) => format!("{y} (B only)"),
                 (None, None) => String::new(),
             };
-            let mut row = vec![r.name.clone(), kind];
+            let mut row = if human {
+                vec![r.name.clone(), kind]
+            } else {
+                vec![r.name.clone(), r.kind_a.clone().unwrap_or_default(), r.kind_b.clone().unwrap_or_default()]
+            };
             row.extend(cells(&r.params));
             row.extend(cells(&r.macs));
             row.extend(cells(&r.activation_bytes));
@@ -198,6 +199,9 @@ impl DiffReport {
         }
         let t = &self.totals;
         let mut row = vec!["total".to_owned(), String::new()];
+        if !human {
+            row.push(String::new());
+        }
         row.extend(cells(&t.params));
         row.extend(cells(&t.macs));
         row.extend(cells(&t.activation_bytes));
@@ -224,16 +228,16 @@ impl DiffReport {
             _ => String::new(),
         };
         format!(
-            "{} of {} layers differ; params {:+}{}, MACs {:+}{}, activation bytes {:+}{}, param bytes {:+}",
+            "{} of {} layers differ; params {}{}, MACs {}{}, activation bytes {}{}, param bytes {}",
             self.changed(),
             self.layers.len(),
-            t.params.delta,
+            signed(t.params.delta),
             pct(&t.params),
-            t.macs.delta,
+            signed(t.macs.delta),
             pct(&t.macs),
-            t.activation_bytes.delta,
+            signed(t.activation_bytes.delta),
             pct(&t.activation_bytes),
-            t.param_bytes.delta
+            signed(t.param_bytes.delta)
         )
     }
 
@@ -263,6 +267,15 @@ impl DiffReport {
                 self.grid(true).write_latex(out)
             }
         }
+    }
+}
+
+/// `+1,234`, `-1,234`, `0`.
+fn signed(x: i128) -> String {
+    match x {
+        0 => "0".to_owned(),
+        x if x > 0 => format!("+{}", count(x as u64)),
+        x => format!("-{}", count(x.unsigned_abs() as u64)),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Human units (thousands separators, K/M/G, KiB/MiB) appear only in table and Markdown; CSV and
 //! JSON carry raw integers.
 
+pub mod convention;
 pub mod csv;
 pub mod diff;
 pub mod dir;
@@ -367,3 +368,6 @@ pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
