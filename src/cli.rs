@@ -1,6 +1,7 @@
 //! The command line (clap). `main.rs` parses it and calls [`run`].
 
 use crate::analysis::{parse_dims, Overrides};
+use crate::conventions::Convention;
 use crate::report::{self, Format, Report};
 use crate::shape::DType;
 use crate::Error;
@@ -34,6 +35,12 @@ pub enum Command {
     /// Per-layer params, MACs, FLOPs and activations of a spec (the default command).
     #[command(after_help = CONVENTION)]
     Analyze(AnalyzeArgs),
+    /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
+    /// folder; with --check, compare instead and exit 1 listing the numbers that moved.
+    Report(ReportArgs),
+    /// Per-layer and total differences in params, MACs and activation bytes between two specs,
+    /// layers aligned by name (Δ = B − A).
+    Diff(DiffArgs),
     /// Memory of inference and of one training step: figures, timeline, batch sweep, fit.
     #[command(after_help = crate::memory::FOOTNOTE)]
     Memory(MemoryArgs),
@@ -89,6 +96,42 @@ pub struct MemoryArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Arguments of `netstat report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Folder of spec files (*.yaml), each analysed at its own batch, input and dtype.
+    #[arg(value_name = "SPECS_DIR", default_value = "specs")]
+    pub specs: PathBuf,
+    /// Folder the reports go into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
+    /// Write nothing: regenerate in memory and compare with the files in --out (analytic numbers;
+    /// netstat's version and measured timings are ignored). Exit 1 if a number moved or a file
+    /// is missing or stale.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Arguments of `netstat diff`.
+#[derive(Debug, Args, Clone)]
+pub struct DiffArgs {
+    /// Spec A (the baseline).
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// Spec B (Δ = B − A).
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Overrides applied to both specs.
+    #[command(flatten)]
+    pub spec_args: SpecArgs,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// Overrides of a spec's batch, input and dtype.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SpecArgs {
@@ -133,6 +176,14 @@ pub struct AnalyzeArgs {
     /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub depth: Option<u64>,
+    /// Count MACs as this tool does (torchinfo 1.8.0 Mult-Adds, fvcore 0.1.5, ptflops 0.7.5 aten
+    /// backend) and print that tool's per-layer and total numbers.
+    #[arg(long, value_enum, default_value_t = Convention::Netstat)]
+    pub convention: Convention,
+    /// Show per layer which terms the convention adds to or drops from netstat's count, and why
+    /// (with the default convention: all four side by side).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Run the parsed command line, writing to `stdout`.
@@ -140,6 +191,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Some(Command::Analyze(a)) => analyze(a, stdout),
         Some(Command::Memory(m)) => memory(m, stdout),
+        Some(Command::Report(a)) => report_dir(a, stdout),
+        Some(Command::Diff(a)) => diff(a, stdout),
         None => analyze(cli.analyze, stdout),
     }
 }
@@ -149,6 +202,22 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         return Err(Error::Usage("no spec given: try `netstat specs/alexnet.yaml` or `netstat --help`".into()));
     };
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
+    if a.explain || a.convention != Convention::Netstat {
+        let convs: Vec<Convention> =
+            if a.convention == Convention::Netstat { Convention::ALL.to_vec() } else { vec![a.convention] };
+        let counted = convs
+            .into_iter()
+            .map(|c| crate::conventions::count(&analysis, c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| Error::Usage(format!("{path}: {m}")))?;
+        let mut buf = Vec::new();
+        report::convention::write(&analysis.spec.name, &counted, a.explain, a.format, &mut buf)
+            .expect("writing to memory cannot fail");
+        return match a.output {
+            Some(p) => report::write_atomic(&p, &buf),
+            None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+        };
+    }
     let mut r = Report::new(&analysis);
     let m = crate::memory::model(&analysis, &a.train.options())?;
     r.memory = Some(report::memory::MemoryReport::summary(m));
@@ -161,6 +230,12 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 
 fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     use crate::memory as mm;
+    if a.format == Format::Latex {
+        return Err(Error::Usage(
+            "`netstat memory` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+                .into(),
+        ));
+    }
     if a.format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
         return Err(Error::Usage(
             "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
@@ -213,10 +288,58 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             r.memory = Some(m);
             report::json::write(&r, &mut buf)
         }
+        Format::Latex => unreachable!("refused above"),
     }
     .expect("writing to memory cannot fail");
     match a.output.as_deref() {
         Some(p) => report::write_atomic(p, &buf),
+        None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
+}
+
+fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let out = |e| Error::Io { path: "<stdout>".into(), source: e };
+    let g = report::dir::generate(&a.specs)?;
+    if !a.check {
+        let n = report::dir::write(&g, &a.out)?;
+        return writeln!(stdout, "wrote {n} files for {} specs into {}", g.reports.len(), a.out.display()).map_err(out);
+    }
+    let d = report::dir::check(&g, &a.out);
+    if d.is_clean() {
+        return writeln!(
+            stdout,
+            "{}: up to date ({} specs, {} files)",
+            a.out.display(),
+            g.reports.len(),
+            g.files.len()
+        )
+        .map_err(out);
+    }
+    for m in &d.moved {
+        writeln!(stdout, "moved  {m}").map_err(out)?;
+    }
+    for s in &d.stale {
+        writeln!(stdout, "stale  {s}").map_err(out)?;
+    }
+    Err(Error::Stale(format!(
+        "{} is out of date: {} number(s) moved, {} file(s) missing or stale; regenerate with `netstat report {} --out {}`",
+        a.out.display(),
+        d.moved.len(),
+        d.stale.len(),
+        a.specs.display(),
+        a.out.display()
+    )))
+}
+
+fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let o = a.spec_args.overrides()?;
+    let ra = Report::new(&crate::analyze_file(&a.a, &o)?);
+    let rb = Report::new(&crate::analyze_file(&a.b, &o)?);
+    let d = report::diff::DiffReport::new(&ra, &rb);
+    let mut buf = Vec::new();
+    d.write(a.format, &mut buf).expect("writing to memory cannot fail");
+    match a.output {
+        Some(p) => report::write_atomic(&p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
     }
 }

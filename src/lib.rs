@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod conventions;
 pub mod error;
 pub mod graph;
 pub mod kinds;

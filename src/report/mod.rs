@@ -5,10 +5,16 @@
 //! Human units (thousands separators, K/M/G, KiB/MiB) appear only in table and Markdown; CSV and
 //! JSON carry raw integers.
 
+pub mod convention;
 pub mod csv;
+pub mod diff;
+pub mod dir;
+pub mod grid;
 pub mod json;
+pub mod latex;
 pub mod markdown;
 pub mod memory;
+pub mod svg;
 pub mod table;
 pub mod units;
 
@@ -367,6 +373,8 @@ pub enum Format {
     Csv,
     /// JSON, raw integers, versioned schema (see README).
     Json,
+    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper.
+    Latex,
 }
 
 /// Write `report` in `format` to `out`.
@@ -376,6 +384,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
         Format::Markdown => markdown::write(report, out),
         Format::Csv => csv::write(report, out),
         Format::Json => json::write(report, out),
+        Format::Latex => latex::write(report, out),
     }
 }
 
@@ -398,3 +407,6 @@ pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
