@@ -130,6 +130,9 @@ pub struct AnalyzeArgs {
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub depth: Option<u64>,
 }
 
 /// Run the parsed command line, writing to `stdout`.
@@ -149,6 +152,10 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let mut r = Report::new(&analysis);
     let m = crate::memory::model(&analysis, &a.train.options())?;
     r.memory = Some(report::memory::MemoryReport::summary(m));
+    let r = match a.depth {
+        Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
+        None => r,
+    };
     emit(&r, a.format, a.output.as_deref(), stdout)
 }
 

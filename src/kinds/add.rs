@@ -40,6 +40,7 @@ impl Op for Add {
 pub fn broadcast(a: &Shape, b: &Shape, ia: usize, ib: usize) -> Result<Shape, KindError> {
     let r = a.rank().max(b.rank());
     let mut out = vec![0; r];
+    #[allow(clippy::needless_range_loop)]
     for k in 0..r {
         let da = if k + a.rank() >= r { a.0[k + a.rank() - r] } else { 1 };
         let db = if k + b.rank() >= r { b.0[k + b.rank() - r] } else { 1 };

@@ -138,6 +138,40 @@ impl Report {
         }
     }
 
+    /// The report with layer rows rolled up by name prefix, like torchinfo's `depth`: each run
+    /// of consecutive rows whose names share their first `depth` dot-separated parts
+    /// (`layer2.0.conv1` at depth 2 → `layer2.0`) becomes one row of kind `group` with the summed
+    /// params, buffers, MACs, FLOPs and activation bytes and the last row's output shape. A run of
+    /// one row named exactly the prefix is kept as it is. Totals are unchanged.
+    pub fn rolled_up(&self, depth: usize) -> Report {
+        let prefix = |name: &str| -> String { name.split('.').take(depth.max(1)).collect::<Vec<_>>().join(".") };
+        let mut layers: Vec<(LayerRow, usize)> = Vec::new();
+        for l in &self.layers {
+            let p = prefix(&l.name);
+            match layers.last_mut() {
+                Some((g, count)) if g.name == p => {
+                    g.kind = "group".into();
+                    g.output_shape = l.output_shape.clone();
+                    g.params = g.params.saturating_add(l.params);
+                    g.buffers = g.buffers.saturating_add(l.buffers);
+                    g.macs = g.macs.saturating_add(l.macs);
+                    g.flops = g.flops.saturating_add(l.flops);
+                    g.activation_bytes = g.activation_bytes.saturating_add(l.activation_bytes);
+                    *count += 1;
+                }
+                _ => {
+                    let mut row = l.clone();
+                    if row.name != p {
+                        row.name = p;
+                        row.kind = "group".into();
+                    }
+                    layers.push((row, 1));
+                }
+            }
+        }
+        Report { layers: layers.into_iter().map(|(r, _)| r).collect(), ..self.clone() }
+    }
+
     /// Input shape with batch, `1x3x224x224`.
     pub fn input_with_batch(&self) -> String {
         std::iter::once(self.spec.batch)

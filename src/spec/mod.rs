@@ -7,6 +7,7 @@
 //! serde-saphyr's budget ([`budget`]) caps events, aliases, anchors, nesting depth and nodes,
 //! which stops alias bombs ("billion laughs") and runaway nesting with an error.
 
+pub mod blocks;
 pub mod fields;
 pub mod loss;
 pub mod node;
@@ -25,7 +26,8 @@ pub const MAX_SPEC_BYTES: usize = 16 << 20;
 pub const MAX_LAYERS: usize = 1_000_000;
 
 /// Top-level fields of a spec.
-pub const TOP_FIELDS: &[&str] = &["name", "description", "input", "batch", "dtype", "layers", "loss", "dataset"];
+pub const TOP_FIELDS: &[&str] =
+    &["name", "description", "input", "batch", "dtype", "layers", "blocks", "loss", "dataset"];
 
 /// The parse budget: limits on what one spec may make serde-saphyr do.
 ///
@@ -188,6 +190,13 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
             ))
         }
         None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
+    };
+    let expanded;
+    let layer_nodes = if blocks::needed(root) {
+        expanded = blocks::expand(file, root)?;
+        &expanded
+    } else {
+        layer_nodes
     };
     if layer_nodes.len() > MAX_LAYERS {
         return Err(SpecError::new(
