@@ -112,3 +112,24 @@ fn bad_input_exits_2_with_a_located_message() {
         .code(2)
         .stderr(format!("error: {path}:3:7: a loss needs exactly one network output, got 2 (a, b)\n"));
 }
+
+#[test]
+fn output_file_is_written_whole_and_stdout_stays_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.json");
+    netstat()
+        .args(["memory", "specs/mlp-seed.yaml", "--format", "json", "-o", p.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout("");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    // mlp-seed inference: X 4 MiB + weights 8 MiB + h 1 MiB + logits 1 MiB = 14,680,064 B.
+    assert_eq!(v["memory"]["inference_peak_bytes"], 14_680_064);
+    // A batch of 0 is refused by the argument parser (exit 2), nothing written.
+    let q = dir.path().join("n.json");
+    netstat()
+        .args(["memory", "specs/mlp-seed.yaml", "--sweep-batch", "0", "-o", q.to_str().unwrap()])
+        .assert()
+        .code(2);
+    assert!(!q.exists());
+}

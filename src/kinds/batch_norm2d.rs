@@ -88,7 +88,7 @@ mod tests {
         let x = Shape(vec![8, 64, 56, 56]);
         let k = super::super::test_util::parse::<BatchNorm2d>("{}").unwrap();
         assert_eq!(
-            k.saved(&[x.clone()], &x).unwrap(),
+            k.saved(std::slice::from_ref(&x), &x).unwrap(),
             vec![
                 Saved::Input(0),
                 Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }

@@ -109,7 +109,7 @@ mod tests {
         // ViT-B/16 LayerNorm on 1×197×768: 197 rows → mean and rstd, 2 · 197 = 394 values.
         let k = super::super::test_util::parse::<LayerNorm>("{}").unwrap();
         let x = Shape(vec![1, 197, 768]);
-        let s = k.saved(&[x.clone()], &x).unwrap();
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
         assert_eq!(s[0], Saved::Input(0));
         assert!(matches!(s[1], Saved::New { elements: 394, dtype: SavedDType::Accum, .. }));
     }

@@ -90,7 +90,7 @@ mod tests {
         // base and divisor 2 · 96·55·55 = 2 · 290,400 = 580,800.
         let k = super::super::test_util::parse::<Lrn>("{size: 5}").unwrap();
         let x = Shape(vec![1, 96, 55, 55]);
-        let s = k.saved(&[x.clone()], &x).unwrap();
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
         assert_eq!(s[0], Saved::Input(0));
         assert!(matches!(s[1], Saved::New { elements: 302_500, .. }));
         assert!(matches!(s[2], Saved::New { elements: 580_800, .. }));

@@ -164,7 +164,7 @@ mod tests {
         // probabilities 12 · 197 · 197 = 465,708; context 197·768 = 151,296.
         let k = super::super::test_util::parse::<MultiHeadAttention>("{heads: 12}").unwrap();
         let x = Shape(vec![1, 197, 768]);
-        let s = k.saved(&[x.clone()], &x).unwrap();
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
         assert_eq!(s[0], Saved::Input(0));
         let news: Vec<u64> = s
             .iter()

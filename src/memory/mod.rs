@@ -833,7 +833,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let scale = 10u64.checked_pow(frac.len() as u32).ok_or_else(bad)?;
     let v: u64 = digits.parse().map_err(|_| bad())?;
     let total = (v as u128) * (mult as u128);
-    if total % scale as u128 != 0 {
+    if !total.is_multiple_of(scale as u128) {
         return Err(format!("size \"{s}\" is not a whole number of bytes"));
     }
     u64::try_from(total / scale as u128).map_err(|_| format!("size \"{s}\" overflows u64"))

@@ -261,3 +261,39 @@ fn tied_embedding_head_has_one_gradient() {
     // After: dx (2,560) is freed; the 10×1000 output's gradient went at the head.
     assert_eq!(live_wte, live_head - 2_560);
 }
+
+#[test]
+fn zoo_invariants_and_published_gradients() {
+    // Gradients = trainable params · 4 B (f32), tied and shared weights once: GPT-2 124,439,808
+    // params (lm_head tied to wte) → 497,759,232 B; ViT-B/16 86,567,656 → 346,270,624 B;
+    // ResNet-50 25,557,032 → 102,228,128 B, plus 53,120 BN buffer values → 212,480 B
+    // (reference README table and BatchNorm note).
+    let g = file("specs/gpt2.yaml", Options::default());
+    assert_eq!(g.gradient_bytes, 497_759_232);
+    assert_eq!(file("specs/vit_b_16.yaml", Options::default()).gradient_bytes, 346_270_624);
+    let r = file("specs/resnet50.yaml", Options::default());
+    assert_eq!((r.gradient_bytes, r.buffer_bytes), (102_228_128, 212_480));
+    // Invariants on every spec: the step ends with data + weights + gradients + state (+ the
+    // loss scalar or the held output); peaks bound what they contain.
+    let dir = format!("{}/specs", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+            continue;
+        }
+        let spec = crate::spec::load(p.to_str().unwrap()).unwrap();
+        for o in [SGD, Options { optimizer: Optimizer::Adamw, amp: Some(Amp::Fp16) }] {
+            let m = model(&analyze(spec.clone()).unwrap(), &o).unwrap();
+            let base = m.input_bytes + m.label_bytes + m.weight_bytes();
+            let end = m.timeline.last().unwrap().live_bytes;
+            assert!(end >= base + m.gradient_bytes + m.optimizer_state_bytes, "{p:?}");
+            assert!(m.training_peak_bytes >= end && m.training_peak_bytes >= m.after_forward_bytes, "{p:?}");
+            assert!(m.backward_peak_bytes >= base + m.gradient_bytes, "{p:?}");
+            assert!(m.inference_peak_bytes >= m.input_bytes + m.param_bytes, "{p:?}");
+            assert_eq!(m.after_forward_bytes, base + m.saved_activation_bytes, "{p:?}");
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} specs");
+}
