@@ -4,7 +4,7 @@
 //! variance (PyTorch also keeps one int64 `num_batches_tracked`, not counted here).
 //! 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
@@ -39,6 +39,21 @@ impl KindSpec for BatchNorm2d {
 }
 
 impl Op for BatchNorm2d {
+    /// Saved for backward (training mode): the input, plus the batch mean and inverse standard
+    /// deviation per channel, `2·C` values in the accumulate type (PyTorch `native_batch_norm`
+    /// returns `save_mean`, `save_invstd`; `native_batch_norm_backward` reads them with the
+    /// input and weight). Running statistics are buffers, held anyway.
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![
+            Saved::Input(0),
+            Saved::New {
+                elements: crate::shape::mul(2, inputs[0].0[1], "saved statistics")?,
+                dtype: SavedDType::Accum,
+                what: "batch mean and inverse std",
+            },
+        ])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;
@@ -72,5 +87,19 @@ mod tests {
         // 2 · 2^63 = 2^64 does not fit in u64.
         let e = run::<BatchNorm2d>("{}", &[1, 1 << 63, 1, 1]).unwrap_err();
         assert_eq!(e.message, "param count overflows u64 (2·9223372036854775808)");
+    }
+
+    #[test]
+    fn saves_input_and_per_channel_statistics() {
+        // BatchNorm2d(64): batch mean and inverse std, 2 · 64 = 128 values in f32.
+        let x = Shape(vec![8, 64, 56, 56]);
+        let k = super::super::test_util::parse::<BatchNorm2d>("{}").unwrap();
+        assert_eq!(
+            k.saved(std::slice::from_ref(&x), &x).unwrap(),
+            vec![
+                Saved::Input(0),
+                Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }
+            ]
+        );
     }
 }

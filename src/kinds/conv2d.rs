@@ -10,7 +10,7 @@
 //! torchvision `_ops` counts exactly this; bias adds are not counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -97,6 +97,12 @@ impl KindSpec for Conv2d {
 }
 
 impl Op for Conv2d {
+    /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's
+    /// `convolution_backward` formula saves input and weight). Weights are held anyway.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;

@@ -5,8 +5,14 @@
 //! MACs: `(elements of output / out) · in · out` — one dot product of length `in` per output
 //! element, so a Linear on `N×L×in` tokens costs `N·L·in·out` (torchvision `_ops`; bias adds
 //! not counted).
+//!
+//! Tied weights (`tied_to: NAME`, e.g. GPT-2's `lm_head` tied to `transformer.wte`): the weight
+//! is the `out × in` table of layer NAME (an `embedding` with `num_embeddings = out` and
+//! `embedding_dim = in`, or a `linear` with the same weight shape), so it is not counted again
+//! in params (its bias, if any, is); its MACs are counted as usual. Checked in
+//! [`crate::analysis`].
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -20,21 +26,30 @@ pub struct Linear {
     pub in_features: Option<u64>,
     /// Whether the layer has a bias (default true).
     pub bias: bool,
+    /// The layer whose weight this one shares (`tied_to`), if any.
+    pub tied_to: Option<String>,
 }
 
 impl KindSpec for Linear {
     const NAME: &'static str = "linear";
-    const FIELDS: &'static [&'static str] = &["out_features", "in_features", "bias"];
+    const FIELDS: &'static [&'static str] = &["out_features", "in_features", "bias", "tied_to"];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
         Ok(Linear {
             out_features: f.req_pos("out_features")?,
             in_features: f.pos("in_features")?,
             bias: f.bool("bias")?.unwrap_or(true),
+            tied_to: f.str("tied_to")?.map(str::to_owned),
         })
     }
 }
 
 impl Op for Linear {
+    /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
+    /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if x.rank() < 2 {

@@ -5,10 +5,17 @@
 //! Human units (thousands separators, K/M/G, KiB/MiB) appear only in table and Markdown; CSV and
 //! JSON carry raw integers.
 
+pub mod convention;
 pub mod csv;
+pub mod diff;
+pub mod dir;
+pub mod grid;
 pub mod interrupt;
 pub mod json;
+pub mod latex;
 pub mod markdown;
+pub mod memory;
+pub mod svg;
 pub mod table;
 pub mod units;
 
@@ -88,6 +95,9 @@ pub struct Report {
     pub layers: Vec<LayerRow>,
     /// Totals.
     pub totals: TotalsRow,
+    /// Memory of inference and of one training step ([`crate::memory`]), when computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
 }
 
 impl Report {
@@ -131,7 +141,42 @@ impl Report {
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
             },
+            memory: None,
         }
+    }
+
+    /// The report with layer rows rolled up by name prefix, like torchinfo's `depth`: each run
+    /// of consecutive rows whose names share their first `depth` dot-separated parts
+    /// (`layer2.0.conv1` at depth 2 → `layer2.0`) becomes one row of kind `group` with the summed
+    /// params, buffers, MACs, FLOPs and activation bytes and the last row's output shape. A run of
+    /// one row named exactly the prefix is kept as it is. Totals are unchanged.
+    pub fn rolled_up(&self, depth: usize) -> Report {
+        let prefix = |name: &str| -> String { name.split('.').take(depth.max(1)).collect::<Vec<_>>().join(".") };
+        let mut layers: Vec<(LayerRow, usize)> = Vec::new();
+        for l in &self.layers {
+            let p = prefix(&l.name);
+            match layers.last_mut() {
+                Some((g, count)) if g.name == p => {
+                    g.kind = "group".into();
+                    g.output_shape = l.output_shape.clone();
+                    g.params = g.params.saturating_add(l.params);
+                    g.buffers = g.buffers.saturating_add(l.buffers);
+                    g.macs = g.macs.saturating_add(l.macs);
+                    g.flops = g.flops.saturating_add(l.flops);
+                    g.activation_bytes = g.activation_bytes.saturating_add(l.activation_bytes);
+                    *count += 1;
+                }
+                _ => {
+                    let mut row = l.clone();
+                    if row.name != p {
+                        row.name = p;
+                        row.kind = "group".into();
+                    }
+                    layers.push((row, 1));
+                }
+            }
+        }
+        Report { layers: layers.into_iter().map(|(r, _)| r).collect(), ..self.clone() }
     }
 
     /// Input shape with batch, `1x3x224x224`.
@@ -329,6 +374,8 @@ pub enum Format {
     Csv,
     /// JSON, raw integers, versioned schema (see README).
     Json,
+    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper.
+    Latex,
 }
 
 /// Write `report` in `format` to `out`.
@@ -338,6 +385,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
         Format::Markdown => markdown::write(report, out),
         Format::Csv => csv::write(report, out),
         Format::Json => json::write(report, out),
+        Format::Latex => latex::write(report, out),
     }
 }
 
@@ -403,3 +451,6 @@ fn root_cause(e: &std::io::Error) -> String {
         None => s,
     }
 }
+
+#[cfg(test)]
+mod tests;

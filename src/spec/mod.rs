@@ -7,7 +7,9 @@
 //! serde-saphyr's budget ([`budget`]) caps events, aliases, anchors, nesting depth and nodes,
 //! which stops alias bombs ("billion laughs") and runaway nesting with an error.
 
+pub mod blocks;
 pub mod fields;
+pub mod loss;
 pub mod node;
 
 use crate::error::{did_you_mean, LayerRef, SpecError};
@@ -24,7 +26,8 @@ pub const MAX_SPEC_BYTES: usize = 16 << 20;
 pub const MAX_LAYERS: usize = 1_000_000;
 
 /// Top-level fields of a spec.
-pub const TOP_FIELDS: &[&str] = &["name", "description", "input", "batch", "dtype", "layers"];
+pub const TOP_FIELDS: &[&str] =
+    &["name", "description", "input", "batch", "dtype", "layers", "blocks", "loss", "dataset"];
 
 /// The parse budget: limits on what one spec may make serde-saphyr do.
 ///
@@ -92,6 +95,8 @@ pub struct LayerSpec {
     pub inputs: Vec<InputRef>,
     /// Whether the layer's parameters are trained (default true).
     pub trainable: bool,
+    /// `shares: NAME`: the layer uses the parameters of layer NAME (same count) instead of its own.
+    pub shares: Option<InputRef>,
     /// The layer's mapping as written (for field locations in later errors).
     pub node: Node,
 }
@@ -118,6 +123,10 @@ pub struct Spec {
     pub dtype: DType,
     /// The layers, in file order (blocks expanded).
     pub layers: Vec<LayerSpec>,
+    /// `loss:` (for the training-memory model), if given.
+    pub loss: Option<loss::LossSpec>,
+    /// `dataset: {rows: R}`: samples resident on the device (the batch is a view of them).
+    pub dataset_rows: Option<u64>,
 }
 
 /// Read and check a spec file.
@@ -242,6 +251,13 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         }
         None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
     };
+    let expanded;
+    let layer_nodes = if blocks::needed(root) {
+        expanded = blocks::expand(file, root)?;
+        &expanded
+    } else {
+        layer_nodes
+    };
     if layer_nodes.len() > MAX_LAYERS {
         return Err(SpecError::new(
             file,
@@ -268,7 +284,9 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         seen.insert(l.id.name.clone(), l.loc("name"));
         layers.push(l);
     }
-    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers })
+    let loss = loss::parse_loss(file, root)?;
+    let dataset_rows = loss::parse_dataset(file, root)?;
+    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers, loss, dataset_rows })
 }
 
 /// Parse a dtype spelling written at `loc`.
@@ -351,7 +369,12 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
 }
 
 /// Error on any key of `entries` not in `known` (with "did you mean"); keys must be strings.
-fn check_keys(file: &str, entries: &[(Node, Node)], known: &[&str], layer: Option<&LayerRef>) -> Result<(), SpecError> {
+pub(crate) fn check_keys(
+    file: &str,
+    entries: &[(Node, Node)],
+    known: &[&str],
+    layer: Option<&LayerRef>,
+) -> Result<(), SpecError> {
     for (k, _) in entries {
         let err = |msg: String| {
             let e = SpecError::new(file, k.loc, msg);
@@ -442,8 +465,13 @@ fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecErro
         }
     };
     let trainable = f.bool("trainable")?.unwrap_or(true);
+    let shares = match f.get("shares") {
+        None => None,
+        Some(Node { value: Value::Str(s), loc }) => Some(InputRef { name: s.clone(), loc: *loc }),
+        Some(v) => return Err(f.err(v.loc, format!("`shares`: expected a layer name, got {}", fields::describe(v)))),
+    };
     let kind = Kind::parse(&kind_name, &f)?;
-    Ok(LayerSpec { id, kind, inputs, trainable, node: n.clone() })
+    Ok(LayerSpec { id, kind, inputs, trainable, shares, node: n.clone() })
 }
 
 #[cfg(test)]
@@ -474,7 +502,10 @@ mod tests {
     fn errors_name_file_line_col_and_layer() {
         assert_eq!(
             err(&format!("{HEAD}  - {{name: c, kind: conv2, c_out: 4}}\n")),
-            "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, lrn, relu, sigmoid, tanh, softmax, dropout, flatten, linear, batch_norm2d"
+            format!(
+                "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: {}",
+                Kind::NAMES.join(", ")
+            )
         );
         assert!(err(&format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernal: 3}}\n"))
             .starts_with("t.yaml:4:39: layer #0 \"c\" (conv2d): unknown field `kernal` (did you mean `kernel`?)"));
