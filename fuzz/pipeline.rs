@@ -4,7 +4,8 @@
 use clap::ValueEnum;
 use netstat::report::{self, Format, Report};
 
-/// Bytes → spec → graph → analysis → every report format.
+/// Bytes → spec → graph → analysis → memory model → every report format (as `netstat SPEC
+/// --format F` builds it, plus a `--depth 1` roll-up and every counting convention).
 ///
 /// Returns the spec error, or the rendered reports (one per [`Format`]). Panics only when an
 /// invariant breaks: an exporter fails, JSON output does not parse back, or the analysis lost a
@@ -14,16 +15,24 @@ pub fn run(data: &[u8]) -> Result<Vec<Vec<u8>>, netstat::error::SpecError> {
     let n = spec.layers.len();
     let analysis = netstat::analysis::analyze(spec)?;
     assert_eq!(analysis.layers.len(), n, "every layer is analysed once");
-    let r = Report::new(&analysis);
+    for c in netstat::conventions::Convention::ALL {
+        // An error here is a message for the user (e.g. a convention that cannot count a kind).
+        let _ = netstat::conventions::count(&analysis, c);
+    }
+    let mut r = Report::new(&analysis);
+    let m = netstat::memory::model(&analysis, &netstat::memory::Options::default())?;
+    r.memory = Some(report::memory::MemoryReport::summary(m));
     let mut outs = Vec::new();
-    for &format in Format::value_variants() {
-        let mut buf = Vec::new();
-        report::write(&r, format, &mut buf).expect("writing to memory cannot fail");
-        if format == Format::Json {
-            let v: serde_json::Value = serde_json::from_slice(&buf).expect("JSON report parses back");
-            assert_eq!(v["layers"].as_array().map(Vec::len), Some(n));
+    for r in [r.rolled_up(1), r] {
+        for &format in Format::value_variants() {
+            let mut buf = Vec::new();
+            report::write(&r, format, &mut buf).expect("writing to memory cannot fail");
+            if format == Format::Json {
+                let v: serde_json::Value = serde_json::from_slice(&buf).expect("JSON report parses back");
+                assert!(v["layers"].as_array().is_some_and(|l| l.len() <= n));
+            }
+            outs.push(buf);
         }
-        outs.push(buf);
     }
     Ok(outs)
 }

@@ -10,7 +10,7 @@
 use super::window::Axis;
 use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
-use crate::shape::{checked_product, Shape};
+use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
 
 /// A 1-D convolution.
@@ -77,7 +77,7 @@ impl Op for Conv1d {
         .map_err(|m| KindError::field("kernel", m))?;
         let c_in_g = c_in / self.groups;
         let weights = checked_product(&[self.c_out, c_in_g, self.kernel])?;
-        let params = weights + if self.bias { self.c_out } else { 0 };
+        let params = add(weights, if self.bias { self.c_out } else { 0 }, "param count")?;
         let macs = checked_product(&[n, self.c_out, l_out, c_in_g, self.kernel])?;
         Ok(Cost { output: Shape(vec![n, self.c_out, l_out]), params, buffers: 0, macs })
     }
@@ -98,5 +98,12 @@ mod tests {
         let e = run::<Conv1d>("{c_out: 16, kernel: 5}", &[1, 1, 3]).unwrap_err();
         assert!(e.message.contains("kernel larger than the padded input"), "{}", e.message);
         assert!(run::<Conv1d>("{c_out: 16, kernel: 5}", &[1, 1, 3, 3]).is_err());
+    }
+
+    #[test]
+    fn weights_plus_bias_overflow_is_an_error() {
+        // (2^32 + 1)·(2^32 − 1)·1 = 2^64 − 1 weights fit; adding 2^32 − 1 biases does not.
+        let e = run::<Conv1d>("{c_out: 4294967295, kernel: 1}", &[1, 4294967297, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (18446744073709551615+4294967295)");
     }
 }

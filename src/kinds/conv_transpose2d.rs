@@ -11,7 +11,7 @@
 
 use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
-use crate::shape::{checked_product, Shape};
+use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
 
 /// A 2-D transposed convolution.
@@ -105,7 +105,7 @@ impl Op for ConvTranspose2d {
         let (h_out, w_out) = (size(0, h)?, size(1, w)?);
         let c_out_g = self.c_out / self.groups;
         let weights = checked_product(&[c_in, c_out_g, self.kernel[0], self.kernel[1]])?;
-        let params = weights + if self.bias { self.c_out } else { 0 };
+        let params = add(weights, if self.bias { self.c_out } else { 0 }, "param count")?;
         let macs = checked_product(&[n, c_in, h, w, c_out_g, self.kernel[0], self.kernel[1]])?;
         let output = Shape(vec![n, self.c_out, h_out, w_out]);
         output.elements()?;
@@ -138,5 +138,12 @@ mod tests {
         assert_eq!(e.field, Some("output_padding"));
         let e = run::<ConvTranspose2d>("{c_out: 8, kernel: 1, padding: 1}", &[1, 4, 1, 1]).unwrap_err();
         assert!(e.message.contains("padding too large"), "{}", e.message);
+    }
+
+    #[test]
+    fn weights_plus_bias_overflow_is_an_error() {
+        // (2^32 + 1)·(2^32 − 1)·1 = 2^64 − 1 weights fit; adding 2^32 − 1 biases does not.
+        let e = run::<ConvTranspose2d>("{c_out: 4294967295, kernel: 1}", &[1, 4294967297, 1, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (18446744073709551615+4294967295)");
     }
 }

@@ -553,7 +553,10 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
             // log_softmax output (saved) + loss + total_weight (saved by nll_loss).
             LossKind::CrossEntropy => {
                 let logp = bytes_of(elems, act).map_err(at_loss)?;
-                (add(logp, 2 * scalar, "loss bytes").map_err(at_loss)?, logp + scalar)
+                (
+                    add(logp, 2 * scalar, "loss bytes").map_err(at_loss)?,
+                    add(logp, scalar, "loss bytes").map_err(at_loss)?,
+                )
             }
             LossKind::Mse => (scalar, 0),
         };
@@ -587,9 +590,10 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
                 let elems = ana(out).output.elements().map_err(at_loss)?;
                 // grad of the loss (1 element), of log-probabilities (cross-entropy), of the logits.
                 let mid = if l.kind == LossKind::CrossEntropy { bytes_of(elems, act).map_err(at_loss)? } else { 0 };
-                live.alloc(scalar + mid + g).map_err(at_loss)?;
+                let seed = add(scalar, mid, "loss gradient bytes").and_then(|b| add(b, g, "loss gradient bytes"));
+                live.alloc(seed.map_err(at_loss)?).map_err(at_loss)?;
                 let peak = live.now;
-                live.free(scalar + mid + loss_temp);
+                live.free(scalar + mid + loss_temp); // ≤ what was allocated above, so no overflow
                 if loss_hold != usize::MAX && bwd_hold[loss_hold] == usize::MAX {
                     free_storage(&mut live, loss_hold).map_err(at_loss)?;
                 }
