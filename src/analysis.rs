@@ -167,6 +167,7 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         let elems = cost.output.elements().map_err(at)?;
         let activation_bytes = mul(elems, spec.dtype.size(), "activation bytes").map_err(at)?;
         totals.params = add(totals.params, cost.params, "total params").map_err(at)?;
+        mul(totals.params, spec.dtype.size(), "total param bytes").map_err(at)?;
         totals.buffers = add(totals.buffers, cost.buffers, "total buffers").map_err(at)?;
         totals.macs = add(totals.macs, cost.macs, "total MACs").map_err(at)?;
         mul(cost.macs, 2, "FLOPs").map_err(at)?;

@@ -6,7 +6,7 @@
 
 use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
-use crate::shape::Shape;
+use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
 
 /// A batch normalization layer.
@@ -64,8 +64,8 @@ impl Op for BatchNorm2d {
             }
         }
         let mut cost = same_shape(inputs)?;
-        cost.params = if self.affine { 2 * c } else { 0 };
-        cost.buffers = if self.track_running_stats { 2 * c } else { 0 };
+        cost.params = if self.affine { mul(2, c, "param count")? } else { 0 };
+        cost.buffers = if self.track_running_stats { mul(2, c, "buffer count")? } else { 0 };
         Ok(cost)
     }
 }
@@ -94,5 +94,12 @@ mod tests {
                 Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }
             ]
         );
+    }
+
+    #[test]
+    fn param_count_overflow_is_an_error() {
+        // 2 · 2^63 = 2^64 does not fit in u64.
+        let e = run::<BatchNorm2d>("{}", &[1, 1 << 63, 1, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (2·9223372036854775808)");
     }
 }

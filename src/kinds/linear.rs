@@ -14,7 +14,7 @@
 
 use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
-use crate::shape::{checked_product, mul, Shape};
+use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
 
 /// A fully connected layer.
@@ -70,7 +70,7 @@ impl Op for Linear {
         let rows = checked_product(&x.0[..x.rank() - 1])?;
         output.elements()?;
         let weights = mul(inf, self.out_features, "weight count")?;
-        let params = weights + if self.bias { self.out_features } else { 0 };
+        let params = add(weights, if self.bias { self.out_features } else { 0 }, "param count")?;
         let macs = mul(rows, weights, "MACs")?;
         Ok(Cost { output, params, buffers: 0, macs })
     }
@@ -100,5 +100,12 @@ mod tests {
     fn in_features_is_checked() {
         let e = run::<Linear>("{out_features: 10, in_features: 9216}", &[1, 6400]).unwrap_err();
         assert_eq!(e.message, "expected 9216 input features, got 6400 (input 1x6400)");
+    }
+
+    #[test]
+    fn weights_plus_bias_overflow_is_an_error() {
+        // (2^32 + 1)·(2^32 − 1) = 2^64 − 1 weights fit; adding 2^32 − 1 biases does not.
+        let e = run::<Linear>("{out_features: 4294967295}", &[1, 4294967297]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (18446744073709551615+4294967295)");
     }
 }
