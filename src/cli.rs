@@ -41,6 +41,59 @@ pub enum Command {
     /// Per-layer and total differences in params, MACs and activation bytes between two specs,
     /// layers aligned by name (Δ = B − A).
     Diff(DiffArgs),
+    /// Memory of inference and of one training step: figures, timeline, batch sweep, fit.
+    #[command(after_help = crate::memory::FOOTNOTE)]
+    Memory(MemoryArgs),
+}
+
+/// How the training step is modelled (for the memory figures).
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// Optimizer of the training step: its state is 0 (sgd), 1 (momentum) or 2 (adam, adamw)
+    /// copies of the trainable parameters.
+    #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam)]
+    pub optimizer: crate::memory::Optimizer,
+    /// Mixed precision: weights, activations and gradients in bf16/fp16; fp32 master weights
+    /// and optimizer state.
+    #[arg(long, value_enum)]
+    pub amp: Option<crate::memory::Amp>,
+}
+
+impl TrainArgs {
+    /// The memory-model options these arguments ask for.
+    pub fn options(&self) -> crate::memory::Options {
+        crate::memory::Options { optimizer: self.optimizer, amp: self.amp }
+    }
+}
+
+/// Arguments of `netstat memory`.
+#[derive(Debug, Args, Clone)]
+pub struct MemoryArgs {
+    /// The spec file (YAML), e.g. specs/mlp-seed.yaml.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    #[command(flatten)]
+    pub spec_args: SpecArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Show live bytes after each stage of one training step.
+    #[arg(long)]
+    pub timeline: bool,
+    /// Report inference and training memory at each of these batch sizes, e.g. 1,8,32,128.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_batch: Vec<u64>,
+    /// Find the largest batch whose training peak fits in SIZE (3GiB, 3GB or 3000000000).
+    #[arg(long, value_name = "SIZE")]
+    pub fit: Option<String>,
+    /// Also show a peer tool's memory figure, by its definition (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub memory_convention: Vec<crate::memory::Convention>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `netstat report`.
@@ -112,12 +165,17 @@ pub struct AnalyzeArgs {
     pub spec: Option<String>,
     #[command(flatten)]
     pub spec_args: SpecArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub depth: Option<u64>,
     /// Count MACs as this tool does (torchinfo 1.8.0 Mult-Adds, fvcore 0.1.5, ptflops 0.7.5 aten
     /// backend) and print that tool's per-layer and total numbers.
     #[arg(long, value_enum, default_value_t = Convention::Netstat)]
@@ -132,6 +190,7 @@ pub struct AnalyzeArgs {
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Some(Command::Analyze(a)) => analyze(a, stdout),
+        Some(Command::Memory(m)) => memory(m, stdout),
         Some(Command::Report(a)) => report_dir(a, stdout),
         Some(Command::Diff(a)) => diff(a, stdout),
         None => analyze(cli.analyze, stdout),
@@ -159,8 +218,83 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
         };
     }
-    let r = Report::new(&analysis);
+    let mut r = Report::new(&analysis);
+    let m = crate::memory::model(&analysis, &a.train.options())?;
+    r.memory = Some(report::memory::MemoryReport::summary(m));
+    let r = match a.depth {
+        Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
+        None => r,
+    };
     emit(&r, a.format, a.output.as_deref(), stdout)
+}
+
+fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    use crate::memory as mm;
+    if a.format == Format::Latex {
+        return Err(Error::Usage(
+            "`netstat memory` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+                .into(),
+        ));
+    }
+    if a.format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
+        return Err(Error::Usage(
+            "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
+        ));
+    }
+    let budget = match &a.fit {
+        Some(s) => Some(mm::parse_size(s).map_err(|m| Error::Usage(format!("--fit: {m}")))?),
+        None => None,
+    };
+    let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
+    let o = a.train.options();
+    let mut m = report::memory::MemoryReport::summary(mm::model(&analysis, &o)?);
+    if a.timeline {
+        m.figures.timeline = mm::model(&analysis, &o)?.timeline;
+    }
+    if !a.sweep_batch.is_empty() {
+        let rows = a
+            .sweep_batch
+            .iter()
+            .map(|&b| mm::at_batch(&analysis.spec, b, &o).map(|x| report::memory::SweepRow::of(&x)))
+            .collect::<Result<Vec<_>, _>>()?;
+        m.sweep = Some(rows);
+    }
+    if let Some(budget) = budget {
+        let f = match mm::fit(&analysis.spec, budget, &o)? {
+            Some(x) => report::memory::Fit {
+                budget_bytes: budget,
+                batch: Some(x.batch),
+                training_peak_bytes: x.training_peak_bytes,
+            },
+            None => report::memory::Fit {
+                budget_bytes: budget,
+                batch: None,
+                training_peak_bytes: mm::at_batch(&analysis.spec, 1, &o)?.training_peak_bytes,
+            },
+        };
+        m.fit = Some(f);
+    }
+    if !a.memory_convention.is_empty() {
+        m.conventions = Some(mm::conventions(&analysis)?);
+        m.shown = a.memory_convention.clone();
+    }
+    let mut r = Report::new(&analysis);
+    let mut buf = Vec::new();
+    match a.format {
+        Format::Table => report::memory::write_table(&r, &m, &mut buf),
+        Format::Markdown => report::memory::write_markdown(&r, &m, &mut buf),
+        Format::Csv => report::memory::write_csv(&m, &mut buf),
+        Format::Json => {
+            r.memory = Some(m);
+            report::json::write(&r, &mut buf)
+        }
+        Format::Latex => unreachable!("refused above"),
+    }
+    .expect("writing to memory cannot fail");
+    match a.output.as_deref() {
+        Some(p) => report::write_atomic(p, &buf),
+        None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
 }
 
 fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {

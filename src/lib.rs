@@ -10,6 +10,7 @@ pub mod conventions;
 pub mod error;
 pub mod graph;
 pub mod kinds;
+pub mod memory;
 pub mod report;
 pub mod shape;
 pub mod spec;
