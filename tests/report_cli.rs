@@ -36,6 +36,7 @@ fn report_writes_every_format_and_check_passes_on_it() {
             "alexnet-torchvision.json",
             "alexnet-torchvision.macs.svg",
             "alexnet-torchvision.md",
+            "alexnet-torchvision.memory.svg",
             "alexnet-torchvision.params.svg",
             "alexnet-torchvision.tex"
         ]
@@ -48,7 +49,7 @@ fn report_writes_every_format_and_check_passes_on_it() {
         "{index}"
     );
     let out = netstat().arg("report").arg(&specs).arg("--out").arg(&reports).arg("--check").assert().success();
-    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("up to date (1 specs, 7 files)"));
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("up to date (1 specs, 8 files)"));
     // Regenerating gives the same bytes (deterministic output).
     let before: Vec<Vec<u8>> = files(&reports).iter().map(|f| std::fs::read(reports.join(f)).unwrap()).collect();
     netstat().arg("report").arg(&specs).arg("--out").arg(&reports).assert().success();
@@ -208,7 +209,7 @@ fn svg_converts_to_png_if_rsvg_convert_is_installed() {
     }
     let (tmp, specs, reports) = setup();
     netstat().arg("report").arg(&specs).arg("--out").arg(&reports).assert().success();
-    for chart in ["params", "macs"] {
+    for chart in ["params", "macs", "memory"] {
         let png = tmp.path().join(format!("{chart}.png"));
         let st = std::process::Command::new("rsvg-convert")
             .arg(reports.join(format!("alexnet-torchvision.{chart}.svg")))
