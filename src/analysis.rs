@@ -27,6 +27,9 @@ pub struct LayerAnalysis {
     pub macs: u64,
     /// Output elements × dtype size, in bytes.
     pub activation_bytes: u64,
+    /// `shares:` the index (into [`Spec::layers`]) of the layer whose parameters this one uses;
+    /// its `params` are then 0 here (counted once, at the owner).
+    pub shares: Option<usize>,
 }
 
 impl LayerAnalysis {
@@ -164,6 +167,7 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         let elems = cost.output.elements().map_err(at)?;
         let activation_bytes = mul(elems, spec.dtype.size(), "activation bytes").map_err(at)?;
         totals.params = add(totals.params, cost.params, "total params").map_err(at)?;
+        mul(totals.params, spec.dtype.size(), "total param bytes").map_err(at)?;
         totals.buffers = add(totals.buffers, cost.buffers, "total buffers").map_err(at)?;
         totals.macs = add(totals.macs, cost.macs, "total MACs").map_err(at)?;
         mul(cost.macs, 2, "FLOPs").map_err(at)?;
@@ -178,10 +182,52 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
             buffers: cost.buffers,
             macs: cost.macs,
             activation_bytes,
+            shares: None,
         });
     }
+    resolve_shares(&spec, &mut layers, &mut totals)?;
     mul(totals.macs, 2, "total FLOPs").map_err(|m| SpecError::new(file, spec.input.loc, m))?;
     Ok(Analysis { spec, graph, layers, totals })
+}
+
+/// Resolve `shares:` fields: the owner must exist, not share itself, and have as many
+/// parameters as the sharer; the sharer's params then count 0 (the owner holds them).
+fn resolve_shares(spec: &Spec, layers: &mut [LayerAnalysis], totals: &mut Totals) -> Result<(), SpecError> {
+    let pos: std::collections::HashMap<usize, usize> = layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+    for p in 0..layers.len() {
+        let l = &spec.layers[layers[p].index];
+        let Some(r) = &l.shares else { continue };
+        let err = |m: String| SpecError::new(&spec.file, r.loc, m).in_layer(&l.id);
+        let Some(owner) = spec.layers.iter().position(|o| o.id.name == r.name) else {
+            let names = spec.layers.iter().map(|o| o.id.name.as_str());
+            return Err(err(format!(
+                "`shares`: unknown layer \"{}\"{}",
+                r.name,
+                crate::error::did_you_mean(&r.name, names)
+            )));
+        };
+        let o = &spec.layers[owner];
+        if owner == layers[p].index {
+            return Err(err("`shares`: a layer cannot share its own parameters".into()));
+        }
+        if let Some(r2) = &o.shares {
+            return Err(err(format!(
+                "`shares`: layer \"{}\" itself shares \"{}\"; name the owner \"{}\" instead",
+                o.id.name, r2.name, r2.name
+            )));
+        }
+        let (mine, theirs) = (layers[p].params, layers[pos[&owner]].params);
+        if mine != theirs || mine == 0 {
+            return Err(err(format!(
+                "`shares`: expected the same parameter count as \"{}\" ({theirs}), got {mine}",
+                o.id.name
+            )));
+        }
+        totals.params -= mine;
+        layers[p].params = 0;
+        layers[p].shares = Some(owner);
+    }
+    Ok(())
 }
 
 /// The `out × in` weight matrix of a layer that can share one (`embedding`, `linear`).

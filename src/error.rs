@@ -79,6 +79,9 @@ pub enum Error {
     /// A command-line value is wrong (e.g. `--input 3x0x5`): exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// `netstat report --check` found committed reports out of date: exit code 1.
+    #[error("{0}")]
+    Stale(String),
 }
 
 impl Error {
@@ -86,7 +89,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Spec(_) | Error::Usage(_) => 2,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Stale(_) => 1,
         }
     }
 }

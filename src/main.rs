@@ -7,6 +7,9 @@ use netstat::Error;
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = netstat::report::interrupt::install() {
+        eprintln!("warning: {e}");
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match run(cli, &mut lock) {

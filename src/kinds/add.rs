@@ -4,7 +4,7 @@
 //! the right; each pair must be equal or one of them 1; missing leading dimensions count as 1.
 //! No params; 0 MACs (torchvision `_ops` does not count residual adds).
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -22,6 +22,11 @@ impl KindSpec for Add {
 }
 
 impl Op for Add {
+    /// Saved for backward: nothing (the gradient of a sum is passed to every input).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: broadcast_all(inputs)?, params: 0, buffers: 0, macs: 0 })
     }

@@ -4,9 +4,9 @@
 //! variance (PyTorch also keeps one int64 `num_batches_tracked`, not counted here).
 //! 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
-use crate::shape::Shape;
+use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
 
 /// A batch normalization layer.
@@ -39,6 +39,21 @@ impl KindSpec for BatchNorm2d {
 }
 
 impl Op for BatchNorm2d {
+    /// Saved for backward (training mode): the input, plus the batch mean and inverse standard
+    /// deviation per channel, `2·C` values in the accumulate type (PyTorch `native_batch_norm`
+    /// returns `save_mean`, `save_invstd`; `native_batch_norm_backward` reads them with the
+    /// input and weight). Running statistics are buffers, held anyway.
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![
+            Saved::Input(0),
+            Saved::New {
+                elements: crate::shape::mul(2, inputs[0].0[1], "saved statistics")?,
+                dtype: SavedDType::Accum,
+                what: "batch mean and inverse std",
+            },
+        ])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;
@@ -49,8 +64,8 @@ impl Op for BatchNorm2d {
             }
         }
         let mut cost = same_shape(inputs)?;
-        cost.params = if self.affine { 2 * c } else { 0 };
-        cost.buffers = if self.track_running_stats { 2 * c } else { 0 };
+        cost.params = if self.affine { mul(2, c, "param count")? } else { 0 };
+        cost.buffers = if self.track_running_stats { mul(2, c, "buffer count")? } else { 0 };
         Ok(cost)
     }
 }
@@ -65,5 +80,26 @@ mod tests {
         // ResNet-18 bn1: BatchNorm2d(64) → 128 params (γ, β), 128 buffer values (mean, var).
         let c = run::<BatchNorm2d>("{}", &[1, 64, 112, 112]).unwrap();
         assert_eq!((c.params, c.buffers, c.macs), (128, 128, 0));
+    }
+
+    #[test]
+    fn saves_input_and_per_channel_statistics() {
+        // BatchNorm2d(64): batch mean and inverse std, 2 · 64 = 128 values in f32.
+        let x = Shape(vec![8, 64, 56, 56]);
+        let k = super::super::test_util::parse::<BatchNorm2d>("{}").unwrap();
+        assert_eq!(
+            k.saved(std::slice::from_ref(&x), &x).unwrap(),
+            vec![
+                Saved::Input(0),
+                Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }
+            ]
+        );
+    }
+
+    #[test]
+    fn param_count_overflow_is_an_error() {
+        // 2 · 2^63 = 2^64 does not fit in u64.
+        let e = run::<BatchNorm2d>("{}", &[1, 1 << 63, 1, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (2·9223372036854775808)");
     }
 }

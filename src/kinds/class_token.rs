@@ -2,7 +2,7 @@
 //! (ViT's `class_token`: `torch.cat([class_token.expand(N, -1, -1), x], dim=1)`, torchvision
 //! vision_transformer.py). Params: `D`. 0 MACs (a copy).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{add, Shape};
 use crate::spec::fields::Fields;
@@ -20,6 +20,11 @@ impl KindSpec for ClassToken {
 }
 
 impl Op for ClassToken {
+    /// Saved for backward: nothing (a concatenation: the gradient is split).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 3, "N×L×D")?;

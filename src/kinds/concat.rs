@@ -4,7 +4,7 @@
 //! have the same rank and the same size in every other dimension; the output's `axis` is the sum.
 //! No params; 0 MACs (a copy).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{add, Shape};
 use crate::spec::fields::Fields;
@@ -25,6 +25,11 @@ impl KindSpec for Concat {
 }
 
 impl Op for Concat {
+    /// Saved for backward: nothing (the gradient is split by the input sizes).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let first = &inputs[0];
         let ax = norm_dim(self.axis, first, "axis")?;

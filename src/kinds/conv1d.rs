@@ -8,7 +8,7 @@
 //! counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -49,6 +49,12 @@ impl KindSpec for Conv1d {
 }
 
 impl Op for Conv1d {
+    /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
+    /// input and weight).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 3, "N×C×L")?;

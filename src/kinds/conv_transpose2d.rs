@@ -9,7 +9,7 @@
 //! of `c_out/groups` output channels: `N · c_in · H_in · W_in · (c_out / groups) · k_h · k_w`
 //! (PyTorch FlopCounterMode `conv_flop_count` with `transposed=True`; bias adds not counted).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -71,6 +71,12 @@ fn out_size(i: u64, k: u64, s: u64, p: u64, d: u64, op: u64) -> Result<u64, Stri
 }
 
 impl Op for ConvTranspose2d {
+    /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
+    /// input and weight).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;

@@ -4,7 +4,7 @@
 //! Shape: `N×…` ids → `N×…×embedding_dim`. Params: `num_embeddings · embedding_dim`.
 //! 0 MACs: a gather, not a multiply (torchvision `_ops` / FlopCounterMode count none).
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -27,6 +27,11 @@ impl KindSpec for Embedding {
 }
 
 impl Op for Embedding {
+    /// Saved for backward: the ids (PyTorch `embedding_backward(grad, indices, …)`).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let mut out = inputs[0].0.clone();
         out.push(self.embedding_dim);

@@ -2,7 +2,7 @@
 //! `keepdim: true`), as `x.mean(dim=(2, 3))` or `AdaptiveAvgPool2d(1)` + flatten.
 //! No params; 0 MACs (pooling is not counted, torchvision `_ops`).
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,11 @@ impl KindSpec for GlobalAvgPool {
 }
 
 impl Op for GlobalAvgPool {
+    /// Saved for backward: nothing (`mean` backward expands the gradient over the input shape).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if x.rank() < 3 {

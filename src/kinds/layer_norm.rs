@@ -4,7 +4,7 @@
 //! dimensions. Params: `2 · Π normalized_shape` (γ and β) when `elementwise_affine` (default
 //! true); only γ when `bias: false`. 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::{checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -51,6 +51,20 @@ impl KindSpec for LayerNorm {
 }
 
 impl Op for LayerNorm {
+    /// Saved for backward: the input, plus the mean and reciprocal standard deviation of every
+    /// normalized row (`2 · elements / Π normalized_shape` values in the accumulate type; PyTorch
+    /// `native_layer_norm` returns `mean`, `rstd` for `native_layer_norm_backward`).
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let x = &inputs[0];
+        let per = match &self.normalized_shape {
+            Some(v) => checked_product(v)?,
+            None => x.last(),
+        };
+        let rows = x.elements()? / per.max(1);
+        let elements = mul(rows, 2, "saved statistics")?;
+        Ok(vec![Saved::Input(0), Saved::New { elements, dtype: SavedDType::Accum, what: "row mean and rstd" }])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         let norm = match &self.normalized_shape {
@@ -88,5 +102,15 @@ mod tests {
         assert_eq!(run::<LayerNorm>("{bias: false}", &[1, 4, 10]).unwrap().params, 10);
         let e = run::<LayerNorm>("{normalized_shape: 512}", &[1, 197, 768]).unwrap_err();
         assert_eq!(e.message, "expected the input's trailing dimensions to be 512, got input 1x197x768");
+    }
+
+    #[test]
+    fn saves_input_and_row_statistics() {
+        // ViT-B/16 LayerNorm on 1×197×768: 197 rows → mean and rstd, 2 · 197 = 394 values.
+        let k = super::super::test_util::parse::<LayerNorm>("{}").unwrap();
+        let x = Shape(vec![1, 197, 768]);
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
+        assert_eq!(s[0], Saved::Input(0));
+        assert!(matches!(s[1], Saved::New { elements: 394, dtype: SavedDType::Accum, .. }));
     }
 }

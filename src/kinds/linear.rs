@@ -12,9 +12,9 @@
 //! in params (its bias, if any, is); its MACs are counted as usual. Checked in
 //! [`crate::analysis`].
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
-use crate::shape::{checked_product, mul, Shape};
+use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
 
 /// A fully connected layer.
@@ -44,6 +44,12 @@ impl KindSpec for Linear {
 }
 
 impl Op for Linear {
+    /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
+    /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if x.rank() < 2 {
@@ -64,7 +70,7 @@ impl Op for Linear {
         let rows = checked_product(&x.0[..x.rank() - 1])?;
         output.elements()?;
         let weights = mul(inf, self.out_features, "weight count")?;
-        let params = weights + if self.bias { self.out_features } else { 0 };
+        let params = add(weights, if self.bias { self.out_features } else { 0 }, "param count")?;
         let macs = mul(rows, weights, "MACs")?;
         Ok(Cost { output, params, buffers: 0, macs })
     }
@@ -94,5 +100,12 @@ mod tests {
     fn in_features_is_checked() {
         let e = run::<Linear>("{out_features: 10, in_features: 9216}", &[1, 6400]).unwrap_err();
         assert_eq!(e.message, "expected 9216 input features, got 6400 (input 1x6400)");
+    }
+
+    #[test]
+    fn weights_plus_bias_overflow_is_an_error() {
+        // (2^32 + 1)·(2^32 − 1) = 2^64 − 1 weights fit; adding 2^32 − 1 biases does not.
+        let e = run::<Linear>("{out_features: 4294967295}", &[1, 4294967297]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (18446744073709551615+4294967295)");
     }
 }

@@ -5,7 +5,7 @@
 //! No params. MACs: `Π batch · n · k · m` (FlopCounterMode `bmm`).
 
 use super::add::broadcast;
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -26,6 +26,11 @@ impl KindSpec for Matmul {
 }
 
 impl Op for Matmul {
+    /// Saved for backward: both inputs (∂(A·B)/∂A = grad·Bᵀ, ∂/∂B = Aᵀ·grad).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0), Saved::Input(1)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let (a, b) = (&inputs[0], &inputs[1]);
         if a.rank() < 2 || b.rank() < 2 {

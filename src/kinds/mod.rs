@@ -89,7 +89,43 @@ impl From<String> for KindError {
 }
 
 /// Fields common to every layer, checked by the spec loader.
-pub const COMMON_FIELDS: &[&str] = &["name", "kind", "inputs", "trainable"];
+pub const COMMON_FIELDS: &[&str] = &["name", "kind", "inputs", "trainable", "shares"];
+
+/// Element type of a tensor a layer keeps for its backward pass (see [`Saved::New`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedDType {
+    /// The activation dtype (`--dtype`, or the low dtype under `--amp`).
+    Activation,
+    /// The accumulation type of statistics: f64 for f64 activations, else f32 (PyTorch keeps
+    /// batch-norm `save_mean`/`save_invstd` in the accumulate type, f32 for f16/bf16 input).
+    Accum,
+    /// int64, 8 bytes (PyTorch's max-pool argmax indices).
+    I64,
+    /// bool, 1 byte (PyTorch's dropout mask, `native_dropout`).
+    Bool,
+}
+
+/// One tensor a layer keeps from its forward pass for its backward pass (autograd's saved
+/// tensors, as PyTorch's `derivatives.yaml` formulas save them).
+///
+/// A saved input or output is a reference: it adds no bytes but keeps that tensor alive until
+/// the layer's backward has run. Only [`Saved::New`] allocates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// Input `i` (e.g. conv and linear keep their input for the weight gradient).
+    Input(usize),
+    /// The output (e.g. relu, sigmoid, tanh, softmax compute their gradient from it).
+    Output,
+    /// A tensor the forward pass makes only for backward: `elements` of `dtype`; `what` says what it is.
+    New {
+        /// Number of elements.
+        elements: u64,
+        /// Element type.
+        dtype: SavedDType,
+        /// A short name, e.g. "argmax indices".
+        what: &'static str,
+    },
+}
 
 /// How one kind reads its fields from a spec.
 pub trait KindSpec: Sized {
@@ -115,6 +151,25 @@ pub trait Op {
 
     /// Whether the kind takes integer inputs (token ids); only `embedding` and shape ops do.
     fn accepts_int_input(&self) -> bool {
+        false
+    }
+
+    /// What the layer keeps for its backward pass, given its input and output shapes (with
+    /// batch). Parameters are not listed: weights are held anyway. The memory model
+    /// ([`crate::memory`]) turns references into lifetimes and [`Saved::New`] into bytes.
+    ///
+    /// The default keeps every input: conservative (most ops' gradients read their inputs);
+    /// every kind states its own choice beside its formula.
+    fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let _ = output;
+        Ok((0..inputs.len()).map(Saved::Input).collect())
+    }
+
+    /// Whether the output shares storage with input 0 instead of allocating: in-place ops
+    /// (`inplace: true`), views (`flatten`) and ops that are the identity in inference
+    /// (`dropout`, when `training` is false). Such a layer adds 0 activation bytes.
+    fn aliases_input(&self, training: bool) -> bool {
+        let _ = training;
         false
     }
 }

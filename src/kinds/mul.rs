@@ -6,7 +6,7 @@
 //! does not count it.
 
 use super::add::broadcast_all;
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,17 @@ impl KindSpec for Mul {
 }
 
 impl Op for Mul {
+    /// Saved for backward: every input (∂(a·b)/∂a = b), and for 3 or more inputs the running
+    /// products PyTorch's chain `((a·b)·c)…` keeps: `inputs − 2` tensors of the output's size.
+    fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
+        if inputs.len() > 2 {
+            let elements = crate::shape::mul(output.elements()?, inputs.len() as u64 - 2, "saved elements")?;
+            s.push(Saved::New { elements, dtype: SavedDType::Activation, what: "running products" });
+        }
+        Ok(s)
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: broadcast_all(inputs)?, params: 0, buffers: 0, macs: 0 })
     }

@@ -13,7 +13,7 @@
 //! (h heads of D/h each). A causal mask is applied to the full `L×L` scores, which are counted
 //! in full, as PyTorch FlopCounterMode (torchvision `_ops`) counts them.
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -46,6 +46,27 @@ impl KindSpec for MultiHeadAttention {
 }
 
 impl Op for MultiHeadAttention {
+    /// Saved for backward (PyTorch's math path, `need_weights=True`): the inputs (for the
+    /// in-projection weight gradients), the projected Q (`N·L_q·D`), K and V (`N·L_k·D` each),
+    /// the attention probabilities (`N·heads·L_q·L_k`, kept by softmax and by `A·V`) and the
+    /// context before the output projection (`N·L_q·D`, kept by `out_proj`). Not counted: the
+    /// scaled copy of Q and the head-averaged weights PyTorch also returns; fused kernels
+    /// (flash attention) keep a log-sum-exp per row instead of the probabilities.
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let q = &inputs[0];
+        let k = inputs.get(1).unwrap_or(q);
+        let (n, lq, d, lk) = (q.0[0], q.0[1], q.0[2], k.0[1]);
+        let nlq = checked_product(&[n, lq, d])?;
+        let nlk = checked_product(&[n, lk, d])?;
+        let qkv = add(nlq, mul(nlk, 2, "saved elements")?, "saved elements")?;
+        let probs = checked_product(&[n, self.heads, lq, lk])?;
+        let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
+        s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what: "projected Q, K, V" });
+        s.push(Saved::New { elements: probs, dtype: SavedDType::Activation, what: "attention probabilities" });
+        s.push(Saved::New { elements: nlq, dtype: SavedDType::Activation, what: "context before out_proj" });
+        Ok(s)
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let q = &inputs[0];
         let k = inputs.get(1).unwrap_or(q);
@@ -135,5 +156,23 @@ mod tests {
         assert_eq!((e.field, e.message.as_str()), (Some("heads"), "heads 3 does not divide the embedding size 16"));
         let e = a.analyze(&[s(&[1, 10, 16]), s(&[1, 20, 8]), s(&[1, 21, 8])]).unwrap_err();
         assert!(e.message.contains("differ in sequence length"), "{}", e.message);
+    }
+
+    #[test]
+    fn saves_qkv_probabilities_and_context() {
+        // ViT-B/16 self-attention, 1×197×768, 12 heads: Q, K, V 3 · 197·768 = 453,888;
+        // probabilities 12 · 197 · 197 = 465,708; context 197·768 = 151,296.
+        let k = super::super::test_util::parse::<MultiHeadAttention>("{heads: 12}").unwrap();
+        let x = Shape(vec![1, 197, 768]);
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
+        assert_eq!(s[0], Saved::Input(0));
+        let news: Vec<u64> = s
+            .iter()
+            .filter_map(|s| match s {
+                Saved::New { elements, .. } => Some(*elements),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(news, vec![453_888, 465_708, 151_296]);
     }
 }

@@ -1,7 +1,7 @@
 //! `permute`: reorder dimensions (PyTorch `x.permute(dims)`); `dims` includes the batch
 //! dimension and may use negative indices. No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::{describe, Fields};
@@ -34,6 +34,16 @@ impl KindSpec for Permute {
 }
 
 impl Op for Permute {
+    /// Saved for backward: nothing (the gradient is permuted back).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    /// A view: the output is the input's storage.
+    fn aliases_input(&self, _training: bool) -> bool {
+        true
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if self.dims.len() != x.rank() {

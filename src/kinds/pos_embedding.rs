@@ -5,7 +5,7 @@
 //! `length` (default L) is the number of positions in the table; it must be ≥ L.
 //! Params: `length · D`. 0 MACs (an elementwise add is not counted, torchvision `_ops`).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
@@ -26,6 +26,11 @@ impl KindSpec for PosEmbedding {
 }
 
 impl Op for PosEmbedding {
+    /// Saved for backward: nothing (an addition).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 3, "N×L×D")?;

@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,17 @@ impl KindSpec for Relu6 {
 }
 
 impl Op for Relu6 {
+    /// Saved for backward: the input (PyTorch `relu6` = `hardtanh(x, 0, 6)`, whose backward reads
+    /// `self`); in place (`hardtanh_`) the output, which is the input's storage.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![if self.inplace { Saved::Output } else { Saved::Input(0) }])
+    }
+
+    /// `inplace: true` overwrites the input: no new output.
+    fn aliases_input(&self, _training: bool) -> bool {
+        self.inplace
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
     }

@@ -3,7 +3,7 @@
 //! `shape` is written without the batch dimension, like the spec's `input`; one entry may be
 //! `-1` (inferred). The element count must not change. No params; 0 MACs (a view).
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -38,6 +38,17 @@ impl KindSpec for Reshape {
 }
 
 impl Op for Reshape {
+    /// Saved for backward: nothing. Counted as a view (PyTorch copies when the input is not
+    /// contiguous, e.g. after `permute`; netstat does not model that copy).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    /// A view: the output is the input's storage.
+    fn aliases_input(&self, _training: bool) -> bool {
+        true
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         let per = checked_product(&x.0[1..])?;

@@ -1,7 +1,7 @@
 //! `select`: take index `index` along dimension `dim`, removing that dimension (PyTorch
 //! `x.select(dim, index)`, e.g. ViT's class token `x[:, 0]`). No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Select {
 }
 
 impl Op for Select {
+    /// Saved for backward: nothing (the gradient is scattered into zeros of the input shape).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    /// A view: the output is the input's storage.
+    fn aliases_input(&self, _training: bool) -> bool {
+        true
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         let d = norm_dim(self.dim, x, "dim")?;

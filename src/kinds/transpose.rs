@@ -1,7 +1,7 @@
 //! `transpose`: swap two dimensions (PyTorch `x.transpose(dim0, dim1)`); indices include the
 //! batch dimension and may be negative. No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Transpose {
 }
 
 impl Op for Transpose {
+    /// Saved for backward: nothing (the gradient is transposed back).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    /// A view: the output is the input's storage.
+    fn aliases_input(&self, _training: bool) -> bool {
+        true
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         let (a, b) = (norm_dim(self.dim0, x, "dim0")?, norm_dim(self.dim1, x, "dim1")?);

@@ -5,9 +5,17 @@
 //! Human units (thousands separators, K/M/G, KiB/MiB) appear only in table and Markdown; CSV and
 //! JSON carry raw integers.
 
+pub mod convention;
 pub mod csv;
+pub mod diff;
+pub mod dir;
+pub mod grid;
+pub mod interrupt;
 pub mod json;
+pub mod latex;
 pub mod markdown;
+pub mod memory;
+pub mod svg;
 pub mod table;
 pub mod units;
 
@@ -87,6 +95,9 @@ pub struct Report {
     pub layers: Vec<LayerRow>,
     /// Totals.
     pub totals: TotalsRow,
+    /// Memory of inference and of one training step ([`crate::memory`]), when computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
 }
 
 impl Report {
@@ -130,6 +141,7 @@ impl Report {
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
             },
+            memory: None,
         }
     }
 
@@ -362,6 +374,8 @@ pub enum Format {
     Csv,
     /// JSON, raw integers, versioned schema (see README).
     Json,
+    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper.
+    Latex,
 }
 
 /// Write `report` in `format` to `out`.
@@ -371,6 +385,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
         Format::Markdown => markdown::write(report, out),
         Format::Csv => csv::write(report, out),
         Format::Json => json::write(report, out),
+        Format::Latex => latex::write(report, out),
     }
 }
 
@@ -380,16 +395,62 @@ pub fn human_columns(report: &Report) -> Vec<&'static Column> {
 }
 
 /// Write `contents` to `path` atomically: a temporary file in the same directory, then rename.
-/// On any error nothing is left at `path` (an existing file there is untouched).
+/// On any error nothing is left at `path` (an existing file there is untouched) and the
+/// temporary file is removed; a Ctrl-C meanwhile leaves the same state (see [`interrupt`]).
+///
+/// The new file gets mode 0666 less the umask, like any file a program creates (not the 0600 of
+/// a temporary file). A destination that exists and is not a regular file (`/dev/stdout`, a
+/// named pipe) is written in place: renaming over it would replace the device or pipe.
+///
+/// Errors: `Error::Io` naming `path`, with the reason (missing or read-only directory, …).
 pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate::Error> {
     let io = |source| crate::Error::Io { path: path.display().to_string(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new().prefix(".netstat-").tempfile_in(dir).map_err(io)?;
-    tmp.write_all(contents).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory, not a file")));
+        }
+        if !meta.is_file() {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+            return f.write_all(contents).and_then(|_| f.flush()).map_err(io);
+        }
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".netstat-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| {
+        io(std::io::Error::new(
+            e.kind(),
+            format!("cannot create a file in directory {}: {}", dir.display(), root_cause(&e)),
+        ))
+    })?;
+    // Registered until the temporary file is renamed or deleted (the closure consumes it).
+    let guard = interrupt::guard(tmp.path());
+    let result = (move || {
+        tmp.write_all(contents)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map(drop).map_err(|e| e.error)
+    })();
+    drop(guard);
+    result.map_err(io)
 }
+
+/// The OS's message of an I/O error, without the ` at path "…/.netstat-XXXXXX"` that tempfile
+/// appends (a temporary name would only confuse a user).
+fn root_cause(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rsplit_once(" at path \"") {
+        Some((msg, _)) => msg.to_owned(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests;
