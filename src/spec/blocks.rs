@@ -75,6 +75,8 @@ struct Scope {
     last: String,
     /// Block name, for messages (`None` at the top level).
     block: Option<String>,
+    /// Names of block instances in this scope (for duplicate-name messages).
+    instances: HashSet<String>,
     depth: usize,
 }
 
@@ -125,6 +127,7 @@ pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
         local: HashSet::new(),
         last: "input".into(),
         block: None,
+        instances: HashSet::new(),
         depth: 0,
     };
     ctx.layers(&mut top, layers)?;
@@ -203,6 +206,11 @@ fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// Where a layer entry's `name` is written (or the entry, without one).
+fn name_loc(l: &Node) -> Loc {
+    l.get("name").map_or(l.loc, |n| n.loc)
 }
 
 fn str_node(loc: Loc, s: &str) -> Node {
@@ -327,6 +335,15 @@ impl<'a> Ctx<'a> {
                 ))
             }
         };
+        if scope.names.contains_key(&local) && local != "input" {
+            let what = if scope.instances.contains(&local) { "a block instance" } else { "a layer" };
+            return Err(self.err(
+                name_loc(l),
+                &full,
+                &kind,
+                format!("duplicate name \"{local}\": {what} here already has it"),
+            ));
+        }
         if let Some(c) = l.get("if") {
             let v = subst(self.file, &scope.vars, c).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?;
             match v.value {
@@ -527,6 +544,7 @@ impl<'a> Ctx<'a> {
                 local: HashSet::new(),
                 last: prev.clone(),
                 block: Some(block_name.to_owned()),
+                instances: HashSet::new(),
                 depth: scope.depth + 1,
             };
             self.layers(&mut child, block_layers)?;
@@ -539,6 +557,7 @@ impl<'a> Ctx<'a> {
                 }
             };
         }
+        scope.instances.insert(local.clone());
         scope.names.insert(local, prev.clone());
         scope.last = prev;
         Ok(())
@@ -835,6 +854,8 @@ layers:
         assert!(e(&bad_block).contains("unknown block \"basik\" (did you mean `basic`?)"), "{}", e(&bad_block));
         let recursive = "name: t\ninput: [4]\nblocks:\n  r:\n    layers:\n      - {name: x, block: r}\nlayers:\n  - {name: top, block: r}\n";
         assert!(e(recursive).contains("nested more than 32 deep"), "{}", e(recursive));
+        let dup = BASIC.replace("  - {name: pool, kind: global_avg_pool}", "  - {name: layer1, kind: global_avg_pool}");
+        assert!(e(&dup).starts_with("t.yaml:16:12: layer #12 \"layer1\" (global_avg_pool): duplicate name \"layer1\": a block instance here already has it"), "{}", e(&dup));
         let huge = BASIC.replace("repeat: 2", "repeat: 100000000000");
         assert!(e(&huge).contains("`repeat`: expected a positive integer up to"), "{}", e(&huge));
     }
