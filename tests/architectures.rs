@@ -107,3 +107,27 @@ fn every_complete_spec_in_the_format_doc_analyses() {
     }
     assert!(n >= 10, "only {n} complete specs in docs/spec-format.md");
 }
+
+#[test]
+fn the_format_doc_names_every_kind_and_field() {
+    let doc = std::fs::read_to_string("docs/spec-format.md").unwrap();
+    let mut missing = Vec::new();
+    let mut want = |s: &str| {
+        if !doc.contains(&format!("`{s}`")) {
+            missing.push(s.to_owned());
+        }
+    };
+    for f in netstat::spec::TOP_FIELDS.iter().chain(netstat::kinds::COMMON_FIELDS) {
+        want(f);
+    }
+    for f in netstat::spec::blocks::BLOCK_FIELDS.iter().chain(netstat::spec::blocks::INSTANCE_FIELDS) {
+        want(f);
+    }
+    for k in netstat::kinds::Kind::NAMES {
+        want(k);
+        for f in netstat::kinds::Kind::fields(k).unwrap() {
+            want(f);
+        }
+    }
+    assert!(missing.is_empty(), "docs/spec-format.md does not mention: {}", missing.join(", "));
+}

@@ -373,6 +373,11 @@ impl<'a> Ctx<'a> {
             match k.as_str() {
                 Some("name") => new_entries.push((k.clone(), str_node(v.loc, &full))),
                 Some("inputs") | Some("if") => {}
+                // Names of other layers: block-local inside a block, like `inputs`.
+                Some("tied_to") | Some("shares") if v.as_str().is_some() => {
+                    let r = self.resolve(scope, v, &full, &kind)?;
+                    new_entries.push((k.clone(), str_node(v.loc, &r)))
+                }
                 _ => new_entries.push((
                     k.clone(),
                     subst(self.file, &scope.vars, v).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?,
@@ -858,6 +863,23 @@ layers:
         assert!(e(&dup).starts_with("t.yaml:16:12: layer #12 \"layer1\" (global_avg_pool): duplicate name \"layer1\": a block instance here already has it"), "{}", e(&dup));
         let huge = BASIC.replace("repeat: 2", "repeat: 100000000000");
         assert!(e(&huge).contains("`repeat`: expected a positive integer up to"), "{}", e(&huge));
+    }
+
+    #[test]
+    fn tied_to_and_shares_inside_a_block_are_block_local() {
+        let text = "name: t
+input: {shape: [4], dtype: i64}
+blocks:
+  lm:
+    layers:
+      - {name: wte, kind: embedding, num_embeddings: 10, embedding_dim: 8}
+      - {name: head, kind: linear, out_features: 10, bias: false, tied_to: wte}
+layers:
+  - {name: model, block: lm}
+";
+        let a = crate::analysis::analyze(parse_bytes("t.yaml", text.as_bytes()).unwrap()).unwrap();
+        // 10·8 = 80 params, counted once.
+        assert_eq!(a.totals.params, 80);
     }
 
     #[test]
