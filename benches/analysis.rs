@@ -47,7 +47,8 @@ fn whole_process(c: &mut Criterion) {
     g.sample_size(50);
     g.bench_function("resnet50_json", |b| {
         b.iter(|| {
-            let out = std::process::Command::new(exe).args(["specs/resnet50.yaml", "--format", "json"]).output().unwrap();
+            let out =
+                std::process::Command::new(exe).args(["specs/resnet50.yaml", "--format", "json"]).output().unwrap();
             assert!(out.status.success());
             out.stdout.len()
         })

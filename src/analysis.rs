@@ -116,7 +116,11 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         let (lo, hi) = op.arity();
         let srcs = &graph.inputs[i];
         if srcs.len() < lo || srcs.len() > hi {
-            let want = if lo == hi { format!("{lo}") } else { format!("{lo} to {hi}") };
+            let want = match (lo, hi) {
+                _ if lo == hi => format!("{lo}"),
+                (_, usize::MAX) => format!("at least {lo}"),
+                _ => format!("{lo} to {hi}"),
+            };
             return Err(SpecError::new(file, l.loc("inputs"), format!("expected {want} input(s), got {}", srcs.len()))
                 .in_layer(&l.id));
         }
@@ -363,6 +367,6 @@ mod tests {
         let e = run("name: t\ninput: [3, 8, 8]\nlayers:\n  - {name: a, kind: conv2d, c_out: 4, kernel: 1}\n  - {name: b, kind: conv2d, c_out: 5, kernel: 1, inputs: [input]}\n  - {name: sum, kind: add, inputs: [a, b]}\n").unwrap_err();
         assert_eq!(e.to_string(), "t.yaml:6:5: layer #2 \"sum\" (add): input 0 (1x4x8x8) and input 1 (1x5x8x8) do not broadcast: dimension 1 is 4 vs 5 (expected equal sizes or 1); inputs: 0 = \"a\" 1x4x8x8, 1 = \"b\" 1x5x8x8");
         let e = run("name: t\ninput: [3, 8, 8]\nlayers:\n  - {name: sum, kind: add}\n").unwrap_err();
-        assert!(e.message.contains("expected 2 to"), "{e}");
+        assert_eq!(e.message, "expected at least 2 input(s), got 1");
     }
 }

@@ -22,8 +22,10 @@ use std::collections::HashMap;
 /// Largest spec file netstat reads: 16 MiB (a 10,000-layer spec is about 0.7 MiB).
 pub const MAX_SPEC_BYTES: usize = 16 << 20;
 
-/// Most layers a spec may expand to (after blocks and repeats): 1,000,000.
-pub const MAX_LAYERS: usize = 1_000_000;
+/// Most layers a spec may expand to (after blocks and repeats): 100,000 — about 30 times a
+/// 1000-layer ResNet, and small enough that expanding and analysing them stays under a second
+/// (a nested `repeat` of 10^9 layers is refused as soon as the count passes it).
+pub const MAX_LAYERS: usize = 100_000;
 
 /// Top-level fields of a spec.
 pub const TOP_FIELDS: &[&str] =
