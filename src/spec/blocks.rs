@@ -48,7 +48,6 @@ pub const MAX_NESTING: usize = 32;
 
 struct Block<'a> {
     name: &'a str,
-    loc: Loc,
     params: Vec<(String, &'a Node)>,
     inputs: Vec<String>,
     output: Option<&'a Node>,
@@ -167,7 +166,7 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
     }
     let inputs = match n.get("inputs") {
         None => vec!["input".to_owned()],
-        Some(Node { value: Value::Seq(items), loc }) if !items.is_empty() => items
+        Some(Node { value: Value::Seq(items), .. }) if !items.is_empty() => items
             .iter()
             .map(|i| {
                 i.as_str().map(str::to_owned).ok_or_else(|| {
@@ -178,8 +177,7 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
                     )
                 })
             })
-            .collect::<Result<_, _>>()
-            .map_err(|e: SpecError| SpecError { loc: if e.loc.line == 0 { *loc } else { e.loc }, ..e })?,
+            .collect::<Result<_, SpecError>>()?,
         Some(v) => {
             return Err(SpecError::new(
                 file,
@@ -199,7 +197,7 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
         }
         None => return Err(SpecError::new(file, n.loc, format!("block `{name}`: missing required field `layers`"))),
     };
-    Ok(Block { name, loc: n.loc, params, inputs, output: n.get("output"), layers })
+    Ok(Block { name, params, inputs, output: n.get("output"), layers })
 }
 
 fn is_ident(s: &str) -> bool {
@@ -436,8 +434,8 @@ impl<'a> Ctx<'a> {
                 format!("blocks nested more than {MAX_NESTING} deep (does block `{bname}` contain itself?)"),
             ));
         }
-        let (block_name, block_loc, block_inputs, block_output, block_layers) =
-            (block.name, block.loc, block.inputs.clone(), block.output, block.layers);
+        let (block_name, block_inputs, block_output, block_layers) =
+            (block.name, block.inputs.clone(), block.output, block.layers);
         let defaults: Vec<(String, &Node)> = block.params.clone();
         if inputs.len() != block_inputs.len() {
             let loc = l.get("inputs").map_or(l.loc, |n| n.loc);
@@ -555,11 +553,7 @@ impl<'a> Ctx<'a> {
             self.layers(&mut child, block_layers)?;
             prev = match block_output {
                 None => child.last.clone(),
-                Some(o) => {
-                    let r = self.resolve(&child, o, &full, bname)?;
-                    let _ = block_loc;
-                    r
-                }
+                Some(o) => self.resolve(&child, o, &full, bname)?,
             };
         }
         scope.instances.insert(local.clone());
