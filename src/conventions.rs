@@ -216,6 +216,15 @@ fn terms(conv: Convention, kind: &Kind, l: &LayerAnalysis) -> Vec<Term> {
         (Convention::Fvcore, "adaptive_avg_pool2d") => {
             v.push(t("adaptive pool", inp, false, format!("aten::adaptive_avg_pool2d: 1 per input element = {}", c(inp))))
         }
+        // `global_avg_pool` stands for AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1) (as in
+        // torchvision MobileNetV2), which fvcore counts; a model written with `x.mean((2, 3))`
+        // instead runs aten::mean, which fvcore does not count.
+        (Convention::Fvcore, "global_avg_pool") => v.push(t(
+            "adaptive pool",
+            inp,
+            false,
+            format!("aten::adaptive_avg_pool2d: 1 per input element = {} (0 if the model uses x.mean instead)", c(inp)),
+        )),
         (Convention::Fvcore, k) if is_attention(k) => {
             let m = attention_matmul_macs(l);
             if m > 0 {

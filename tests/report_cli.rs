@@ -36,6 +36,7 @@ fn report_writes_every_format_and_check_passes_on_it() {
             "alexnet-torchvision.json",
             "alexnet-torchvision.macs.svg",
             "alexnet-torchvision.md",
+            "alexnet-torchvision.memory.svg",
             "alexnet-torchvision.params.svg",
             "alexnet-torchvision.tex"
         ]
@@ -48,7 +49,7 @@ fn report_writes_every_format_and_check_passes_on_it() {
         "{index}"
     );
     let out = netstat().arg("report").arg(&specs).arg("--out").arg(&reports).arg("--check").assert().success();
-    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("up to date (1 specs, 7 files)"));
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("up to date (1 specs, 8 files)"));
     // Regenerating gives the same bytes (deterministic output).
     let before: Vec<Vec<u8>> = files(&reports).iter().map(|f| std::fs::read(reports.join(f)).unwrap()).collect();
     netstat().arg("report").arg(&specs).arg("--out").arg(&reports).assert().success();
@@ -141,6 +142,12 @@ fn diff_in_every_format() {
     // features.0 96 channels: 96·363 + 96 = 34,944 (+11,648); features.3 192·96·25 + 192 = 460,992
     // (+153,600); BN on 96 channels: 192 → +165,440 params
     assert_eq!(v["totals"]["params"]["delta"], 165_440);
+    // Memory of the default training step moves too. Its peak is the optimizer step (input
+    // 602,112 B + logits 4,000 B + weights, gradients and Adam's 2 moments = 4 copies of the
+    // params): A = 602,112 + 4,000 + 4·4·61,100,840 = 978,219,552. B adds 4·4 B·165,440 params
+    // = 2,647,040 and the BatchNorm's 2·96 running statistics · 4 B = 768: +2,647,808.
+    assert_eq!(v["totals"]["training_peak_bytes"]["a"], 978_219_552u64);
+    assert_eq!(v["totals"]["training_peak_bytes"]["delta"], 2_647_808);
     let bn = v["layers"].as_array().unwrap().iter().find(|l| l["name"] == "features.0b").unwrap();
     assert_eq!(bn["params"]["a"], serde_json::Value::Null);
     assert_eq!(bn["params"]["b"], 192);
@@ -208,7 +215,7 @@ fn svg_converts_to_png_if_rsvg_convert_is_installed() {
     }
     let (tmp, specs, reports) = setup();
     netstat().arg("report").arg(&specs).arg("--out").arg(&reports).assert().success();
-    for chart in ["params", "macs"] {
+    for chart in ["params", "macs", "memory"] {
         let png = tmp.path().join(format!("{chart}.png"));
         let st = std::process::Command::new("rsvg-convert")
             .arg(reports.join(format!("alexnet-torchvision.{chart}.svg")))
