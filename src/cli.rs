@@ -333,8 +333,15 @@ fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 
 fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let o = a.spec_args.overrides()?;
-    let ra = Report::new(&crate::analyze_file(&a.a, &o)?);
-    let rb = Report::new(&crate::analyze_file(&a.b, &o)?);
+    let with_memory = |path: &str| -> Result<Report, Error> {
+        let an = crate::analyze_file(path, &o)?;
+        let mut r = Report::new(&an);
+        let m = crate::memory::model(&an, &crate::memory::Options::default())?;
+        r.memory = Some(report::memory::MemoryReport::summary(m));
+        Ok(r)
+    };
+    let ra = with_memory(&a.a)?;
+    let rb = with_memory(&a.b)?;
     let d = report::diff::DiffReport::new(&ra, &rb);
     let mut buf = Vec::new();
     d.write(a.format, &mut buf).expect("writing to memory cannot fail");

@@ -107,3 +107,43 @@ fn every_complete_spec_in_the_format_doc_analyses() {
     }
     assert!(n >= 10, "only {n} complete specs in docs/spec-format.md");
 }
+
+#[test]
+fn the_format_doc_names_every_kind_and_field() {
+    let doc = std::fs::read_to_string("docs/spec-format.md").unwrap();
+    let mut missing = Vec::new();
+    let mut want = |s: &str| {
+        if !doc.contains(&format!("`{s}`")) {
+            missing.push(s.to_owned());
+        }
+    };
+    for f in netstat::spec::TOP_FIELDS.iter().chain(netstat::kinds::COMMON_FIELDS) {
+        want(f);
+    }
+    for f in netstat::spec::blocks::BLOCK_FIELDS.iter().chain(netstat::spec::blocks::INSTANCE_FIELDS) {
+        want(f);
+    }
+    for k in netstat::kinds::Kind::NAMES {
+        want(k);
+        for f in netstat::kinds::Kind::fields(k).unwrap() {
+            want(f);
+        }
+    }
+    assert!(missing.is_empty(), "docs/spec-format.md does not mention: {}", missing.join(", "));
+}
+
+#[test]
+fn densenet_block_example_needs_only_a_spec() {
+    // DenseNet-121 block 1: 6 layers, growth 32, bn_size 4, on 1×64×56×56; layer i reads
+    // c_i = 64 + 32·(i − 1) channels (64, 96, …, 224; Σ c_i = 864).
+    // params Σ (2·c_i + 128·c_i + 2·128 + 128·32·9) = 1,728 + 110,592 + 1,536 + 221,184 = 335,040;
+    // MACs at 56·56 = 3,136: 864·128·3,136 + 6·36,864·3,136 = 346,816,512 + 693,633,024
+    // = 1,040,449,536; buffers 2·(864 + 6·128) = 3,264; output 64 + 6·32 = 256 channels.
+    let j = json(&["specs/examples/densenet_block.yaml"]);
+    assert_eq!(j["totals"]["params"], 335_040);
+    assert_eq!(j["totals"]["macs"], 1_040_449_536u64);
+    assert_eq!(j["totals"]["buffers"], 3_264);
+    let last = j["layers"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["name"], "denseblock1.denselayer6.cat");
+    assert_eq!(last["output_shape"], serde_json::json!([1, 256, 56, 56]));
+}

@@ -127,9 +127,6 @@ fn output_file_is_written_whole_and_stdout_stays_empty() {
     assert_eq!(v["memory"]["inference_peak_bytes"], 14_680_064);
     // A batch of 0 is refused by the argument parser (exit 2), nothing written.
     let q = dir.path().join("n.json");
-    netstat()
-        .args(["memory", "specs/mlp-seed.yaml", "--sweep-batch", "0", "-o", q.to_str().unwrap()])
-        .assert()
-        .code(2);
+    netstat().args(["memory", "specs/mlp-seed.yaml", "--sweep-batch", "0", "-o", q.to_str().unwrap()]).assert().code(2);
     assert!(!q.exists());
 }

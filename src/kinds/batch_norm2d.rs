@@ -83,13 +83,6 @@ mod tests {
     }
 
     #[test]
-    fn param_count_overflow_is_an_error() {
-        // 2 · 2^63 = 2^64 does not fit in u64.
-        let e = run::<BatchNorm2d>("{}", &[1, 1 << 63, 1, 1]).unwrap_err();
-        assert_eq!(e.message, "param count overflows u64 (2·9223372036854775808)");
-    }
-
-    #[test]
     fn saves_input_and_per_channel_statistics() {
         // BatchNorm2d(64): batch mean and inverse std, 2 · 64 = 128 values in f32.
         let x = Shape(vec![8, 64, 56, 56]);
@@ -101,5 +94,12 @@ mod tests {
                 Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }
             ]
         );
+    }
+
+    #[test]
+    fn param_count_overflow_is_an_error() {
+        // 2 · 2^63 = 2^64 does not fit in u64.
+        let e = run::<BatchNorm2d>("{}", &[1, 1 << 63, 1, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (2·9223372036854775808)");
     }
 }

@@ -57,6 +57,12 @@ pub struct DiffTotals {
     pub activation_bytes: Pair,
     /// Parameter bytes in each spec's dtype.
     pub param_bytes: Pair,
+    /// Inference peak ([`crate::memory`]), when both reports carry memory figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_peak_bytes: Option<Pair>,
+    /// Training-step peak (default step: Adam), when both reports carry memory figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_peak_bytes: Option<Pair>,
 }
 
 /// The difference of two reports (versioned like [`Report`]).
@@ -108,6 +114,10 @@ impl DiffReport {
             })
             .collect();
         let t = |f: fn(&TotalsRow) -> u64| Pair::new(Some(f(&a.totals)), Some(f(&b.totals)));
+        let mem = |f: fn(&crate::memory::Memory) -> u64| match (&a.memory, &b.memory) {
+            (Some(x), Some(y)) => Some(Pair::new(Some(f(&x.figures)), Some(f(&y.figures)))),
+            _ => None,
+        };
         DiffReport {
             netstat_version: env!("CARGO_PKG_VERSION").to_owned(),
             schema_version: SCHEMA_VERSION,
@@ -119,6 +129,8 @@ impl DiffReport {
                 macs: t(|t| t.macs),
                 activation_bytes: t(|t| t.activation_bytes),
                 param_bytes: t(|t| t.param_bytes),
+                inference_peak_bytes: mem(|m| m.inference_peak_bytes),
+                training_peak_bytes: mem(|m| m.training_peak_bytes),
             },
         }
     }
@@ -227,8 +239,14 @@ impl DiffReport {
             Some(a) if a > 0 => format!(" ({:+.1}%)", p.delta as f64 * 100.0 / a as f64),
             _ => String::new(),
         };
+        let peaks = match (&t.inference_peak_bytes, &t.training_peak_bytes) {
+            (Some(i), Some(tr)) => {
+                format!("; inference peak {}{}, training peak {}{}", signed(i.delta), pct(i), signed(tr.delta), pct(tr))
+            }
+            _ => String::new(),
+        };
         format!(
-            "{} of {} layers differ; params {}{}, MACs {}{}, activation bytes {}{}, param bytes {}",
+            "{} of {} layers differ; params {}{}, MACs {}{}, activation bytes {}{}, param bytes {}{peaks}",
             self.changed(),
             self.layers.len(),
             signed(t.params.delta),

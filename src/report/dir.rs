@@ -58,8 +58,11 @@ pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
     for path in spec_files(specs_dir)? {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("spec").to_owned();
         let a = crate::analyze_file(&path.display().to_string(), &Overrides::default())?;
-        let r = Report::new(&a);
-        let charts = svg::charts(&r);
+        let mut r = Report::new(&a);
+        // Memory at the spec's batch, default training step (Adam, no amp), as `netstat SPEC` prints it.
+        let m = crate::memory::model(&a, &crate::memory::Options::default())?;
+        let charts = svg::charts(&r, Some(&m));
+        r.memory = Some(super::memory::MemoryReport::summary(m));
         let mut md = render(&r, Format::Markdown);
         md.extend_from_slice(
             format!("\nFiles: [CSV]({stem}.csv), [JSON]({stem}.json), [LaTeX]({stem}.tex).\n").as_bytes(),
@@ -89,6 +92,8 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
         ("MACs", true),
         ("FLOPs", true),
         ("activations", true),
+        ("inference peak", true),
+        ("training peak", true),
         ("files", false),
     ]);
     for (stem, r) in reports {
@@ -99,6 +104,8 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
             count(r.totals.macs),
             si(r.totals.flops),
             bytes(r.totals.activation_bytes),
+            r.memory.as_ref().map(|m| bytes(m.figures.inference_peak_bytes)).unwrap_or_else(|| "-".into()),
+            r.memory.as_ref().map(|m| bytes(m.figures.training_peak_bytes)).unwrap_or_else(|| "-".into()),
             format!("[csv]({stem}.csv) [json]({stem}.json) [tex]({stem}.tex)"),
         ]);
     }
@@ -107,7 +114,9 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
     g.write_markdown(&mut out).expect("writing to memory cannot fail");
     out.extend_from_slice(
         b"\nAt each spec's own batch and dtype. MACs: conv/linear multiply-accumulates (torchvision `_ops`); \
-FLOPs = 2 MACs; activations: every layer output once.\n",
+FLOPs = 2 MACs; activations: every layer output once; \
+inference peak: input + weights + live outputs at the worst layer; training peak: one Adam step (fp32), \
+data + weights + gradients + optimizer state + saved activations (docs/memory.md).\n",
     );
     out
 }
@@ -236,6 +245,17 @@ pub fn check(g: &Generated, dir: &Path) -> Drift {
         } else if &old != new {
             d.stale.push(format!("{}: differs", path.display()));
         }
+    }
+    // Files of a spec whose numbers moved (and the index) differ for that reason: list only the numbers.
+    let moved_stems: Vec<String> =
+        d.moved.iter().filter_map(|m| m.split(':').next()).map(|s| format!("{s}.")).collect();
+    if !moved_stems.is_empty() {
+        d.stale.retain(|s| {
+            let file = s.rsplit_once(": ").map(|x| x.0).unwrap_or(s);
+            let name = Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            !(s.ends_with(": differs")
+                && (name == "README.md" || moved_stems.iter().any(|p| name.starts_with(p.as_str()))))
+        });
     }
     // A report whose spec is gone.
     if let Ok(rd) = std::fs::read_dir(dir) {

@@ -29,6 +29,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for line in report.totals_line().lines() {
         writeln!(out, "% {line}")?;
     }
+    if let Some(m) = &report.memory {
+        for line in m.summary_lines().lines() {
+            writeln!(out, "% {}", line.trim_start())?;
+        }
+    }
     writeln!(out, "% MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2 MACs; act: output bytes")?;
     writeln!(out, "% needs \\usepackage{{booktabs}}")?;
     grid(report).write_latex(out)

@@ -6,8 +6,9 @@
 //! a report may lack (the memory timeline once the memory model lands, the roofline once
 //! measured timings exist) is added there behind an `if let Some(..)` on that data.
 
-use super::units::{count, si};
+use super::units::{bytes, count, si};
 use super::Report;
+use crate::memory::Memory;
 use plotters::prelude::*;
 
 /// Width of every chart, in SVG user units (px).
@@ -17,8 +18,9 @@ const ROW: u32 = 18;
 
 /// The charts of `report`: `(file suffix, SVG text)`, e.g. `("params", "<svg …")`, written as
 /// `NAME.params.svg`. Layers whose value is 0 are left out of a bar chart; a chart with no
-/// non-zero layer is not produced.
-pub fn charts(report: &Report) -> Vec<(&'static str, String)> {
+/// non-zero layer is not produced. `memory` (with its timeline) adds the memory timeline
+/// (`NAME.memory.svg`). The roofline joins here once measured timings exist.
+pub fn charts(report: &Report, memory: Option<&Memory>) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let name = &report.spec.name;
     let params: Vec<(String, u64)> =
@@ -45,7 +47,103 @@ pub fn charts(report: &Report) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    if let Some(m) = memory.filter(|m| !m.timeline.is_empty()) {
+        out.push(("memory", timeline(name, m)));
+    }
     out
+}
+
+/// The training step's memory timeline: live bytes after each stage and the most live during
+/// it, stage by stage (data, weights, forward layers, loss, backward layers, optimizer), with the
+/// inference peak as a horizontal line.
+pub fn timeline(name: &str, m: &Memory) -> String {
+    let n = m.timeline.len().max(1);
+    let max =
+        m.timeline.iter().map(|s| s.peak_bytes.max(s.live_bytes)).max().unwrap_or(1).max(m.inference_peak_bytes).max(1)
+            as f64;
+    let title = format!(
+        "{name}: memory of one training step at batch {} ({}, {}) - peak {}",
+        m.batch,
+        m.optimizer.name(),
+        m.activation_dtype,
+        bytes(m.training_peak_bytes)
+    );
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
+        draw_timeline(&root, &title, m, n, max).expect("drawing into a String cannot fail");
+        root.present().expect("drawing into a String cannot fail");
+    }
+    svg
+}
+
+fn draw_timeline(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    m: &Memory,
+    n: usize,
+    max: f64,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..n as f64, 0f64..max * 1.1)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(6)
+        .y_label_formatter(&|y| bytes(y.round() as u64))
+        .x_desc("stage of the training step (forward layers, then backward layers in reverse)")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    let blue = RGBColor(0x3b, 0x6e, 0xa8);
+    let orange = RGBColor(0xd9, 0x7a, 0x27);
+    let gray = RGBColor(0x88, 0x88, 0x88);
+    // Phase boundaries, labelled at the top.
+    let mut last = None;
+    for (i, s) in m.timeline.iter().enumerate() {
+        // Data and weights are one stage each at the very left; label the two long phases only.
+        if last != Some(s.phase) && matches!(s.phase, crate::memory::Phase::Forward | crate::memory::Phase::Backward) {
+            last = Some(s.phase);
+            let x = i as f64;
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, max * 1.1)], gray.stroke_width(1))))?;
+            chart.draw_series(std::iter::once(Text::new(
+                s.phase.name().to_owned(),
+                (x, max * 1.08),
+                ("sans-serif", 13).into_font().color(&gray),
+            )))?;
+        }
+    }
+    let peak: Vec<(f64, f64)> =
+        m.timeline.iter().enumerate().map(|(i, s)| (i as f64 + 0.5, s.peak_bytes as f64)).collect();
+    let live: Vec<(f64, f64)> =
+        m.timeline.iter().enumerate().map(|(i, s)| (i as f64 + 0.5, s.live_bytes as f64)).collect();
+    chart
+        .draw_series(std::iter::once(PathElement::new(peak, orange.stroke_width(2))))?
+        .label("most live during the stage")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));
+    chart
+        .draw_series(std::iter::once(PathElement::new(live, blue.stroke_width(2))))?
+        .label("live after the stage")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    let inf = m.inference_peak_bytes as f64;
+    chart
+        .draw_series(std::iter::once(PathElement::new(vec![(0.0, inf), (n as f64, inf)], gray.stroke_width(1))))?
+        .label(format!("inference peak {}", bytes(m.inference_peak_bytes)))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], gray.stroke_width(1)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(gray)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    Ok(())
 }
 
 /// A horizontal bar chart, one bar per `(label, value)` in order, top to bottom.

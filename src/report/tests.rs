@@ -41,15 +41,26 @@ fn snapshot_table() {
 
 #[test]
 fn snapshot_params_svg() {
-    let charts = svg::charts(&Report::new(&fixture()));
+    let a = fixture();
+    let m = crate::memory::model(&a, &Default::default()).unwrap();
+    let charts = svg::charts(&Report::new(&a), Some(&m));
     let names: Vec<&str> = charts.iter().map(|c| c.0).collect();
-    assert_eq!(names, ["params", "macs"]);
+    assert_eq!(names, ["params", "macs", "memory"]);
     insta::assert_snapshot!(charts[0].1);
 }
 
 #[test]
+fn snapshot_memory_timeline_svg() {
+    let a = fixture();
+    let m = crate::memory::model(&a, &Default::default()).unwrap();
+    insta::assert_snapshot!(svg::timeline(&a.spec.name, &m));
+}
+
+#[test]
 fn snapshot_index() {
-    let r = Report::new(&fixture());
+    let a = fixture();
+    let mut r = Report::new(&a);
+    r.memory = Some(super::memory::MemoryReport::summary(crate::memory::model(&a, &Default::default()).unwrap()));
     insta::assert_snapshot!(String::from_utf8(dir::index(&[("alexnet-torchvision".into(), r)])).unwrap());
 }
 

@@ -48,7 +48,6 @@ pub const MAX_NESTING: usize = 32;
 
 struct Block<'a> {
     name: &'a str,
-    loc: Loc,
     params: Vec<(String, &'a Node)>,
     inputs: Vec<String>,
     output: Option<&'a Node>,
@@ -75,6 +74,8 @@ struct Scope {
     last: String,
     /// Block name, for messages (`None` at the top level).
     block: Option<String>,
+    /// Names of block instances in this scope (for duplicate-name messages).
+    instances: HashSet<String>,
     depth: usize,
 }
 
@@ -125,6 +126,7 @@ pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
         local: HashSet::new(),
         last: "input".into(),
         block: None,
+        instances: HashSet::new(),
         depth: 0,
     };
     ctx.layers(&mut top, layers)?;
@@ -164,7 +166,7 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
     }
     let inputs = match n.get("inputs") {
         None => vec!["input".to_owned()],
-        Some(Node { value: Value::Seq(items), loc }) if !items.is_empty() => items
+        Some(Node { value: Value::Seq(items), .. }) if !items.is_empty() => items
             .iter()
             .map(|i| {
                 i.as_str().map(str::to_owned).ok_or_else(|| {
@@ -175,8 +177,7 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
                     )
                 })
             })
-            .collect::<Result<_, _>>()
-            .map_err(|e: SpecError| SpecError { loc: if e.loc.line == 0 { *loc } else { e.loc }, ..e })?,
+            .collect::<Result<_, SpecError>>()?,
         Some(v) => {
             return Err(SpecError::new(
                 file,
@@ -196,13 +197,18 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
         }
         None => return Err(SpecError::new(file, n.loc, format!("block `{name}`: missing required field `layers`"))),
     };
-    Ok(Block { name, loc: n.loc, params, inputs, output: n.get("output"), layers })
+    Ok(Block { name, params, inputs, output: n.get("output"), layers })
 }
 
 fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// Where a layer entry's `name` is written (or the entry, without one).
+fn name_loc(l: &Node) -> Loc {
+    l.get("name").map_or(l.loc, |n| n.loc)
 }
 
 fn str_node(loc: Loc, s: &str) -> Node {
@@ -327,6 +333,15 @@ impl<'a> Ctx<'a> {
                 ))
             }
         };
+        if scope.names.contains_key(&local) && local != "input" {
+            let what = if scope.instances.contains(&local) { "a block instance" } else { "a layer" };
+            return Err(self.err(
+                name_loc(l),
+                &full,
+                &kind,
+                format!("duplicate name \"{local}\": {what} here already has it"),
+            ));
+        }
         if let Some(c) = l.get("if") {
             let v = subst(self.file, &scope.vars, c).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?;
             match v.value {
@@ -356,6 +371,11 @@ impl<'a> Ctx<'a> {
             match k.as_str() {
                 Some("name") => new_entries.push((k.clone(), str_node(v.loc, &full))),
                 Some("inputs") | Some("if") => {}
+                // Names of other layers: block-local inside a block, like `inputs`.
+                Some("tied_to") | Some("shares") if v.as_str().is_some() => {
+                    let r = self.resolve(scope, v, &full, &kind)?;
+                    new_entries.push((k.clone(), str_node(v.loc, &r)))
+                }
                 _ => new_entries.push((
                     k.clone(),
                     subst(self.file, &scope.vars, v).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?,
@@ -414,8 +434,8 @@ impl<'a> Ctx<'a> {
                 format!("blocks nested more than {MAX_NESTING} deep (does block `{bname}` contain itself?)"),
             ));
         }
-        let (block_name, block_loc, block_inputs, block_output, block_layers) =
-            (block.name, block.loc, block.inputs.clone(), block.output, block.layers);
+        let (block_name, block_inputs, block_output, block_layers) =
+            (block.name, block.inputs.clone(), block.output, block.layers);
         let defaults: Vec<(String, &Node)> = block.params.clone();
         if inputs.len() != block_inputs.len() {
             let loc = l.get("inputs").map_or(l.loc, |n| n.loc);
@@ -527,18 +547,16 @@ impl<'a> Ctx<'a> {
                 local: HashSet::new(),
                 last: prev.clone(),
                 block: Some(block_name.to_owned()),
+                instances: HashSet::new(),
                 depth: scope.depth + 1,
             };
             self.layers(&mut child, block_layers)?;
             prev = match block_output {
                 None => child.last.clone(),
-                Some(o) => {
-                    let r = self.resolve(&child, o, &full, bname)?;
-                    let _ = block_loc;
-                    r
-                }
+                Some(o) => self.resolve(&child, o, &full, bname)?,
             };
         }
+        scope.instances.insert(local.clone());
         scope.names.insert(local, prev.clone());
         scope.last = prev;
         Ok(())
@@ -835,8 +853,27 @@ layers:
         assert!(e(&bad_block).contains("unknown block \"basik\" (did you mean `basic`?)"), "{}", e(&bad_block));
         let recursive = "name: t\ninput: [4]\nblocks:\n  r:\n    layers:\n      - {name: x, block: r}\nlayers:\n  - {name: top, block: r}\n";
         assert!(e(recursive).contains("nested more than 32 deep"), "{}", e(recursive));
+        let dup = BASIC.replace("  - {name: pool, kind: global_avg_pool}", "  - {name: layer1, kind: global_avg_pool}");
+        assert!(e(&dup).starts_with("t.yaml:16:12: layer #12 \"layer1\" (global_avg_pool): duplicate name \"layer1\": a block instance here already has it"), "{}", e(&dup));
         let huge = BASIC.replace("repeat: 2", "repeat: 100000000000");
         assert!(e(&huge).contains("`repeat`: expected a positive integer up to"), "{}", e(&huge));
+    }
+
+    #[test]
+    fn tied_to_and_shares_inside_a_block_are_block_local() {
+        let text = "name: t
+input: {shape: [4], dtype: i64}
+blocks:
+  lm:
+    layers:
+      - {name: wte, kind: embedding, num_embeddings: 10, embedding_dim: 8}
+      - {name: head, kind: linear, out_features: 10, bias: false, tied_to: wte}
+layers:
+  - {name: model, block: lm}
+";
+        let a = crate::analysis::analyze(parse_bytes("t.yaml", text.as_bytes()).unwrap()).unwrap();
+        // 10·8 = 80 params, counted once.
+        assert_eq!(a.totals.params, 80);
     }
 
     #[test]
