@@ -6,10 +6,15 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod devices;
 pub mod error;
 pub mod graph;
+pub mod gpu;
+pub mod hardware;
+pub mod peak;
 pub mod kinds;
 pub mod report;
+pub mod roofline;
 pub mod shape;
 pub mod spec;
 

@@ -34,5 +34,8 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .collect();
     writeln!(out, "| {} |", cells.join(" | "))?;
     writeln!(out, "\n{}.\n\n{}.", report.totals_line(), report.headline())?;
+    for line in report.extra_lines() {
+        writeln!(out, "\n{line}")?;
+    }
     writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; act = output bytes.")
 }

@@ -42,6 +42,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "{t}")?;
     writeln!(out, "{}", report.totals_line())?;
     writeln!(out, "{}", report.headline())?;
+    for line in report.extra_lines() {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2·MACs;")?;
     writeln!(out, "%par, %MAC: share of total params and MACs; act: output bytes")
 }
