@@ -129,9 +129,8 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
     let mut r = Report::new(&analysis);
     let hardware = a.hardware.as_deref().map(crate::hardware::resolve).transpose()?;
-    let at_input = |m: String| {
-        Error::Spec(crate::error::SpecError::new(&analysis.spec.file, analysis.spec.input.loc, m))
-    };
+    let at_input =
+        |m: String| Error::Spec(crate::error::SpecError::new(&analysis.spec.file, analysis.spec.input.loc, m));
     if let Some(hw) = &hardware {
         r = r.with_roofline(crate::roofline::roofline(&analysis, hw).map_err(at_input)?);
     }
@@ -154,7 +153,7 @@ fn peak(p: PeakArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let m = crate::peak::measure(threads, std::time::Duration::from_secs_f64(p.seconds));
-    let io = |source| Error::Io { path: "<stdout>".into(), source };
+    let io = |source: std::io::Error| Error::Io { path: "<stdout>".into(), source };
     writeln!(stdout, "{}", m.summary()).map_err(io)?;
     if let Some(path) = &p.write {
         let date = crate::peak::today_utc();
@@ -176,7 +175,7 @@ fn peak(p: PeakArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 
 fn gpu(g: GpuArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let n = crate::gpu::query();
-    let io = |source| Error::Io { path: "<stdout>".into(), source };
+    let io = |source: std::io::Error| Error::Io { path: "<stdout>".into(), source };
     if g.json {
         serde_json::to_writer_pretty(&mut *stdout, &n).map_err(|e| io(e.into()))?;
         writeln!(stdout).map_err(io)

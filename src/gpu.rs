@@ -184,8 +184,7 @@ pub mod cuda {
             self.stream.context().bind_to_thread()?;
             let mut v: u64 = 0;
             // SAFETY: as in `get`; the driver accepts only 0 for the *_HIGH attributes (a reset).
-            unsafe { sys::cuMemPoolSetAttribute(self.pool, attr, &mut v as *mut u64 as *mut std::ffi::c_void) }
-                .result()
+            unsafe { sys::cuMemPoolSetAttribute(self.pool, attr, &mut v as *mut u64 as *mut std::ffi::c_void) }.result()
         }
 
         /// Synchronise the stream, then reset both high-water marks to the current values.

@@ -32,6 +32,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("a100", include_str!("../hardware/a100.yaml")),
     ("h100", include_str!("../hardware/h100.yaml")),
     ("h200", include_str!("../hardware/h200.yaml")),
+    ("this-cpu", include_str!("../hardware/this-cpu.yaml")),
 ];
 
 /// Fields a hardware file may have.
@@ -231,8 +232,13 @@ mod tests {
         for (name, text) in CATALOG {
             let h = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(&h.name, name);
-            assert_eq!(h.kind, "gpu");
-            assert!(h.source.starts_with("https://"), "{name}: {}", h.source);
+            if *name == "this-cpu" {
+                assert_eq!((h.kind.as_str(), h.threads), ("cpu", Some(2)));
+                assert!(h.date.is_some());
+            } else {
+                assert_eq!(h.kind, "gpu");
+                assert!(h.source.starts_with("https://"), "{name}: {}", h.source);
+            }
         }
     }
 
@@ -260,7 +266,7 @@ mod tests {
     fn unknown_names_suggest_close_ones() {
         let e = resolve("h20").unwrap_err().to_string();
         assert!(e.contains("unknown device `h20` (did you mean `h200`?)"), "{e}");
-        assert!(e.contains("gtx580, v100, a100, h100, h200"), "{e}");
+        assert!(e.contains("gtx580, v100, a100, h100, h200, this-cpu"), "{e}");
     }
 
     #[test]

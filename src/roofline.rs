@@ -197,7 +197,11 @@ impl Roofline {
             time_ms(self.total.predicted_time_ms)
         );
         if let Some(m) = self.total.measured_time_ms {
-            s.push_str(&format!("; measured {}, {:.0}% of the roofline", time_ms(m), 100.0 * self.total.predicted_time_ms / m));
+            s.push_str(&format!(
+                "; measured {}, {:.0}% of the roofline",
+                time_ms(m),
+                100.0 * self.total.predicted_time_ms / m
+            ));
         }
         s
     }
@@ -280,10 +284,18 @@ mod tests {
             assert!(r.ridge_flops_per_byte < 109.0 && r.ridge_flops_per_byte > 0.5, "{dev}");
             assert_eq!(r.layers[0].bound, Bound::Compute, "{dev}");
             close(r.layers[0].predicted_time_ms, CONV1_FLOPS / peak * 1e3);
-            assert!((r.layers[0].predicted_time_ms - conv1_ms).abs() < 1e-9, "{dev} conv1 {}", r.layers[0].predicted_time_ms);
+            assert!(
+                (r.layers[0].predicted_time_ms - conv1_ms).abs() < 1e-9,
+                "{dev} conv1 {}",
+                r.layers[0].predicted_time_ms
+            );
             assert_eq!(r.layers[14].bound, Bound::Memory, "{dev}");
             close(r.layers[14].predicted_time_ms, FC1_BYTES as f64 / bw * 1e3);
-            assert!((r.layers[14].predicted_time_ms - fc1_ms).abs() < 1e-9, "{dev} fc1 {}", r.layers[14].predicted_time_ms);
+            assert!(
+                (r.layers[14].predicted_time_ms - fc1_ms).abs() < 1e-9,
+                "{dev} fc1 {}",
+                r.layers[14].predicted_time_ms
+            );
             assert!(FC1_FLOPS / peak * 1e3 < fc1_ms, "{dev}: fc1 memory time exceeds its compute time");
             // ReLU: bytes / bandwidth.
             close(r.layers[1].predicted_time_ms, RELU1_BYTES as f64 / bw * 1e3);

@@ -42,7 +42,10 @@ fn without_hardware_reports_are_unchanged() {
 #[test]
 fn table_says_which_roofline() {
     let out = stdout_of(&["specs/alexnet.yaml", "--hardware", "h200"]);
-    assert!(out.contains("roofline on h200 (NVIDIA H200 SXM 141 GB (Hopper, 2024)): fp32 peak 67.0 TFLOP/s, 4800.0 GB/s"), "{out}");
+    assert!(
+        out.contains("roofline on h200 (NVIDIA H200 SXM 141 GB (Hopper, 2024)): fp32 peak 67.0 TFLOP/s, 4800.0 GB/s"),
+        "{out}"
+    );
     assert!(out.contains("FLOP/B") && out.contains("t_pred"), "{out}");
 }
 
@@ -53,7 +56,10 @@ fn alexnet_2012_batch_128_on_one_and_two_gtx580() {
     let one = stdout_of(&["specs/alexnet-2012.yaml", "--batch", "128", "--hardware", "gtx580", "--fit"]);
     assert!(one.contains("training memory per device (1 device, batch 128)"), "{one}");
     assert!(one.contains("= 1.68 GiB"), "{one}");
-    assert!(one.contains("fit on gtx580: 1.68 GiB of 3.00 GiB per device — fits; largest batch that fits: 297"), "{one}");
+    assert!(
+        one.contains("fit on gtx580: 1.68 GiB of 3.00 GiB per device — fits; largest batch that fits: 297"),
+        "{one}"
+    );
     let two =
         stdout_of(&["specs/alexnet-2012.yaml", "--batch", "128", "--hardware", "gtx580", "--fit", "--devices", "2"]);
     assert!(two.contains("training memory per device (2 devices, batch 128)"), "{two}");

@@ -356,7 +356,7 @@ pub const COLUMNS: &[Column] = &[
     },
 ];
 
-fn roof(r: RowRef) -> Option<&crate::roofline::LayerRoofline> {
+fn roof(r: RowRef<'_>) -> Option<&crate::roofline::LayerRoofline> {
     match r {
         RowRef::Layer(l) => l.roofline.as_ref(),
         RowRef::Total(t) => t.roofline.as_ref(),
@@ -410,7 +410,9 @@ pub const MEASURED_COLUMNS: &[Column] = &[
         csv_header: "achieved_fraction",
         numeric: true,
         raw: Some(|r| roof(r).and_then(|x| x.achieved_fraction).map(|f| f.to_string()).unwrap_or_default()),
-        human: |r, _| roof(r).and_then(|x| x.achieved_fraction).map(|f| format!("{:.0}%", 100.0 * f)).unwrap_or_default(),
+        human: |r, _| {
+            roof(r).and_then(|x| x.achieved_fraction).map(|f| format!("{:.0}%", 100.0 * f)).unwrap_or_default()
+        },
     },
 ];
 
