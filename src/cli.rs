@@ -101,7 +101,7 @@ pub struct AnalyzeArgs {
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Roofline on a device: a catalog name (gtx580, v100, a100, h100, h200) or a hardware YAML file.
+    /// Roofline on a device: a catalog name (gtx580, v100, a100, h100, h200, this-cpu) or a hardware YAML file.
     #[arg(long, value_name = "NAME|FILE")]
     pub hardware: Option<String>,
     /// Check the per-device training memory against the memory of the --hardware device.
