@@ -116,7 +116,7 @@ impl Op for Conv2d {
         if c_in % self.groups != 0 {
             return Err(KindError::field("groups", format!("groups {} does not divide c_in {c_in}", self.groups)));
         }
-        if self.c_out % self.groups != 0 {
+        if !self.c_out.is_multiple_of(self.groups) {
             return Err(KindError::field(
                 "groups",
                 format!("groups {} does not divide c_out {}", self.groups, self.c_out),

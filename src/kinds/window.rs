@@ -53,7 +53,7 @@ impl Axis {
         let room = padded - span;
         let mut out = if self.ceil { room.div_ceil(self.stride) } else { room / self.stride } + 1;
         // (out − 1)·s may exceed u64 only when it is certainly ≥ input + p_lo (which fits).
-        let last_start = (out - 1).checked_mul(self.stride).unwrap_or(u64::MAX);
+        let last_start = (out - 1).saturating_mul(self.stride);
         if self.ceil && last_start >= self.input + self.pad_lo {
             out -= 1;
         }
