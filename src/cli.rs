@@ -292,7 +292,11 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         ));
     }
     let budget = match &a.fit {
-        Some(s) => Some(mm::parse_size(s).map_err(|m| Error::Usage(format!("--fit: {m}")))?),
+        Some(s) => match mm::parse_size(s).map_err(|m| Error::Usage(format!("--fit: {m}")))? {
+            // Nothing has a training peak of 0 bytes: a zero budget is a typo, not a question.
+            0 => return Err(Error::Usage(format!("--fit: expected a positive size, got \"{s}\""))),
+            n => Some(n),
+        },
         None => None,
     };
     let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
@@ -315,11 +319,20 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
                 budget_bytes: budget,
                 batch: Some(x.batch),
                 training_peak_bytes: x.training_peak_bytes,
+                // fit() counts a batch that fails to analyse as not fitting; say so when that,
+                // not the budget, is what stopped it (a count overflowing u64 is no memory limit).
+                limit: x
+                    .batch
+                    .checked_add(1)
+                    .filter(|&next| next <= analysis.spec.dataset_rows.unwrap_or(u64::MAX))
+                    .and_then(|next| mm::at_batch(&analysis.spec, next, &o).err())
+                    .map(|e| e.message),
             },
             None => report::memory::Fit {
                 budget_bytes: budget,
                 batch: None,
                 training_peak_bytes: mm::at_batch(&analysis.spec, 1, &o)?.training_peak_bytes,
+                limit: None,
             },
         };
         m.fit = Some(f);

@@ -130,3 +130,32 @@ fn output_file_is_written_whole_and_stdout_stays_empty() {
     netstat().args(["memory", "specs/mlp-seed.yaml", "--sweep-batch", "0", "-o", q.to_str().unwrap()]).assert().code(2);
     assert!(!q.exists());
 }
+
+#[test]
+fn fit_zero_is_a_usage_error() {
+    // A 0-byte budget cannot hold any training step; it is refused like --batch 0.
+    netstat()
+        .args(["memory", "specs/alexnet.yaml", "--fit", "0"])
+        .assert()
+        .code(2)
+        .stderr("error: --fit: expected a positive size, got \"0\"\n");
+}
+
+#[test]
+fn fit_says_when_an_overflowing_count_not_the_budget_stopped_the_search() {
+    // AlexNet has 1,009,945,728 MACs per sample (README), so total FLOPs = 2·MACs·batch overflow
+    // u64 above batch floor((2^64 − 1) / 2,019,891,456) = 9,132,542,255, whose training peak is
+    // about 37 PiB: far inside a 10^18-byte (888 PiB) budget. That batch is the answer, but the
+    // output must say the search hit the analysis limit rather than the budget.
+    let v = json(&["memory", "specs/alexnet.yaml", "--fit", "1000000TB"]);
+    let f = &v["memory"]["fit"];
+    assert_eq!(f["batch"], 9_132_542_255u64);
+    assert!(f["training_peak_bytes"].as_u64().unwrap() < 1_000_000_000_000_000_000);
+    assert!(f["limit"].as_str().unwrap().contains("FLOPs overflows u64"), "{f}");
+    let out = netstat().args(["memory", "specs/alexnet.yaml", "--fit", "1000000TB"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("but batch 9132542256 cannot be analysed (total FLOPs overflows u64"), "{text}");
+    // An ordinary budget stops at the budget: no limit field (3 GB is the README's example).
+    let v = json(&["memory", "specs/alexnet.yaml", "--fit", "3GB"]);
+    assert!(v["memory"]["fit"].get("limit").is_none(), "{}", v["memory"]["fit"]);
+}

@@ -38,10 +38,16 @@ impl Padding {
                 let v = f.nonneg_list(n, "padding")?;
                 Ok(Padding::Explicit([v[0], v[1], v[2], v[3]]))
             }
-            Value::Int(_) | Value::Float(_) | Value::Seq(_) => {
+            Value::Int(_) | Value::Float(_) => {
                 let [h, w] = f.nonneg_pair("padding")?.expect("padding is present");
                 Ok(Padding::Explicit([h, h, w, w]))
             }
+            Value::Seq(items) if items.len() == 2 => {
+                let [h, w] = f.nonneg_pair("padding")?.expect("padding is present");
+                Ok(Padding::Explicit([h, h, w, w]))
+            }
+            // Lists of other lengths land here, so the message names all five forms (the pair
+            // reader alone would say "expected an integer or a list [h, w]", hiding 4-sided padding).
             _ => Err(f.err(n.loc, format!("`padding`: expected {expected}, got {}", describe(n)))),
         }
     }
@@ -110,7 +116,7 @@ impl Op for Conv2d {
         if c_in % self.groups != 0 {
             return Err(KindError::field("groups", format!("groups {} does not divide c_in {c_in}", self.groups)));
         }
-        if self.c_out % self.groups != 0 {
+        if !self.c_out.is_multiple_of(self.groups) {
             return Err(KindError::field(
                 "groups",
                 format!("groups {} does not divide c_out {}", self.groups, self.c_out),
@@ -201,6 +207,20 @@ mod tests {
         assert_eq!(c.output, Shape(vec![1, 1, 4, 8]));
         let c = run::<Conv2d>("{c_out: 1, kernel: 3, padding: valid}", &[1, 1, 5, 5]).unwrap();
         assert_eq!(c.output, Shape(vec![1, 1, 3, 3]));
+    }
+
+    #[test]
+    fn padding_list_of_wrong_length_names_every_form() {
+        // [1, 2, 3] is neither [h, w] nor [top, bottom, left, right]: the message lists all forms
+        // and says how long the list was.
+        let e = super::super::test_util::parse::<Conv2d>("{c_out: 1, kernel: 3, padding: [1, 2, 3]}").unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "expected an integer, [h, w], [top, bottom, left, right], `same` or `valid`, got a list of 3 items"
+            ),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Each kind's file holds its spec fields, its output-shape rule, its parameter and MAC count
 //! (the formula and its source in the doc comment) and its unit tests. Adding a kind touches
-//! its file plus one line in [`kinds!`] below.
+//! its file plus one line in the `kinds!` macro below (private, so not a doc link).
 //!
 //! **Counting convention** (torchvision's published `_ops`, i.e. PyTorch FlopCounterMode / 2):
 //! MACs count the multiply-accumulates of conv and linear layers (and, where a kind has them,

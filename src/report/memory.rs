@@ -44,6 +44,11 @@ pub struct Fit {
     pub batch: Option<u64>,
     /// Its training peak (or batch 1's, when nothing fits), bytes.
     pub training_peak_bytes: u64,
+    /// Why the search stopped below the budget, when it did: the next batch cannot be analysed
+    /// (e.g. its total FLOPs overflow u64), so `batch` is the largest *analysable* batch that
+    /// fits, not the memory limit. `None` when batch + 1 exceeds the budget (or the cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 /// The `memory` key of a report.
@@ -253,6 +258,13 @@ fn sweep_rows(s: &[SweepRow]) -> Vec<Vec<String>> {
 
 fn fit_line(f: &Fit) -> String {
     match f.batch {
+        Some(b) if f.limit.is_some() => format!(
+            "fit: every batch up to {b} fits in {} (peak {}), but batch {} cannot be analysed ({}), so the search stopped there",
+            bytes(f.budget_bytes),
+            bytes(f.training_peak_bytes),
+            b + 1,
+            f.limit.as_deref().unwrap_or_default()
+        ),
         Some(b) => format!(
             "fit: largest batch whose training peak fits in {}: {b} (peak {})",
             bytes(f.budget_bytes),

@@ -133,6 +133,8 @@ pub fn describe(n: &Node) -> String {
         Value::Float(v) if v.abs() >= 1e16 => format!("{v:e}"),
         Value::Float(v) => format!("{v}"),
         Value::Seq(items) if items.is_empty() => "an empty list".to_owned(),
+        Value::Seq(items) if items.len() == 1 => "a list of 1 item".to_owned(),
+        Value::Seq(items) => format!("a list of {} items", items.len()),
         Value::Str(s) => format!("\"{}\"", truncate(s, 40)),
         Value::Bool(b) => format!("{b}"),
         v => v.type_name().to_owned(),
