@@ -35,6 +35,10 @@ pub enum Command {
     /// Per-layer params, MACs, FLOPs and activations of a spec (the default command).
     #[command(after_help = CONVENTION)]
     Analyze(AnalyzeArgs),
+    /// Measure this machine's peak FP32 FLOP/s (FMA loop) and memory bandwidth (copy).
+    Peak(PeakArgs),
+    /// What NVML says about the GPUs and the driver ("NVML unavailable" where there is none).
+    Gpu(GpuArgs),
     /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
     /// folder; with --check, compare instead and exit 1 listing the numbers that moved.
     Report(ReportArgs),
@@ -132,6 +136,28 @@ pub struct DiffArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Arguments of `netstat peak`.
+#[derive(Debug, Args, Clone)]
+pub struct PeakArgs {
+    /// Threads to run on (default: all available).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+    /// Seconds per FMA run (3 runs).
+    #[arg(long, value_name = "S", default_value_t = 0.3)]
+    pub seconds: f64,
+    /// Also write the result as a hardware catalog entry (e.g. hardware/this-cpu.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+/// Arguments of `netstat gpu`.
+#[derive(Debug, Args, Clone)]
+pub struct GpuArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Overrides of a spec's batch, input and dtype.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SpecArgs {
@@ -184,6 +210,15 @@ pub struct AnalyzeArgs {
     /// (with the default convention: all four side by side).
     #[arg(long)]
     pub explain: bool,
+    /// Roofline on a device: a catalog name (gtx580, v100, a100, h100, h200, this-cpu) or a hardware YAML file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub hardware: Option<String>,
+    /// Check the per-device training memory against the memory of the --hardware device.
+    #[arg(long, requires = "hardware")]
+    pub fit: bool,
+    /// Split the model over N devices like AlexNet 2012 and show the per-device training memory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub devices: Option<u64>,
 }
 
 /// Run the parsed command line, writing to `stdout`.
@@ -193,6 +228,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
         Some(Command::Memory(m)) => memory(m, stdout),
         Some(Command::Report(a)) => report_dir(a, stdout),
         Some(Command::Diff(a)) => diff(a, stdout),
+        Some(Command::Peak(p)) => peak(p, stdout),
+        Some(Command::Gpu(g)) => gpu(g, stdout),
         None => analyze(cli.analyze, stdout),
     }
 }
@@ -221,6 +258,19 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let mut r = Report::new(&analysis);
     let m = crate::memory::model(&analysis, &a.train.options())?;
     r.memory = Some(report::memory::MemoryReport::summary(m));
+    let hardware = a.hardware.as_deref().map(crate::hardware::resolve).transpose()?;
+    let at_input =
+        |m: String| Error::Spec(crate::error::SpecError::new(&analysis.spec.file, analysis.spec.input.loc, m));
+    if let Some(hw) = &hardware {
+        r = r.with_roofline(crate::roofline::roofline(&analysis, hw).map_err(at_input)?);
+    }
+    if a.fit || a.devices.is_some() {
+        let mut m = crate::devices::training_memory(&analysis, a.devices.unwrap_or(1)).map_err(at_input)?;
+        if let (true, Some(hw)) = (a.fit, &hardware) {
+            m = m.fit(hw);
+        }
+        r = r.with_training_memory(m);
+    }
     let r = match a.depth {
         Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
         None => r,
@@ -348,6 +398,46 @@ fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     match a.output {
         Some(p) => report::write_atomic(&p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
+}
+
+fn peak(p: PeakArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    if !(p.seconds.is_finite() && p.seconds > 0.0 && p.seconds <= 60.0) {
+        return Err(Error::Usage(format!("--seconds: expected a number of seconds in (0, 60], got {}", p.seconds)));
+    }
+    let threads = match p.threads {
+        Some(t) => t as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let m = crate::peak::measure(threads, std::time::Duration::from_secs_f64(p.seconds));
+    let io = |source: std::io::Error| Error::Io { path: "<stdout>".into(), source };
+    writeln!(stdout, "{}", m.summary()).map_err(io)?;
+    if let Some(path) = &p.write {
+        let date = crate::peak::today_utc();
+        let hw = m.to_hardware(&date);
+        let header = format!(
+            "This machine, measured by `netstat peak --write {}` on {date} (UTC): {}.\n\
+             FP32: {} FMA loop on {} thread(s), best of 3; bandwidth: memcpy, bytes read + written, best of 5.\n\
+             A measurement, not a datasheet: rerun `netstat peak` on your machine (numbers vary between runs).",
+            path.display(),
+            m.cpu_model,
+            m.isa,
+            m.threads
+        );
+        report::write_atomic(path, crate::hardware::to_yaml(&hw, &header).as_bytes())?;
+        writeln!(stdout, "wrote {}", path.display()).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn gpu(g: GpuArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let n = crate::gpu::query();
+    let io = |source: std::io::Error| Error::Io { path: "<stdout>".into(), source };
+    if g.json {
+        serde_json::to_writer_pretty(&mut *stdout, &n).map_err(|e| io(e.into()))?;
+        writeln!(stdout).map_err(io)
+    } else {
+        writeln!(stdout, "{n}").map_err(io)
     }
 }
 

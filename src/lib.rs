@@ -7,11 +7,16 @@
 pub mod analysis;
 pub mod cli;
 pub mod conventions;
+pub mod devices;
 pub mod error;
+pub mod gpu;
 pub mod graph;
+pub mod hardware;
 pub mod kinds;
 pub mod memory;
+pub mod peak;
 pub mod report;
+pub mod roofline;
 pub mod shape;
 pub mod spec;
 

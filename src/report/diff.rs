@@ -315,6 +315,7 @@ mod tests {
             macs: params,
             flops: 2 * params,
             activation_bytes: 4,
+            roofline: None,
         }
     }
 

@@ -37,5 +37,8 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(m) = &report.memory {
         writeln!(out, "\n{}", m.summary_lines().replace(",\n  ", ", ").replace("\n  ", "; ").replace('\n', "  \n"))?;
     }
+    for line in report.extra_lines() {
+        writeln!(out, "\n{line}")?;
+    }
     writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; act = output bytes.")
 }

@@ -61,6 +61,9 @@ pub struct LayerRow {
     pub flops: u64,
     /// Output elements × dtype size (bytes).
     pub activation_bytes: u64,
+    /// Roofline numbers on `--hardware` (bytes moved, intensity, bound, predicted time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<crate::roofline::LayerRoofline>,
 }
 
 /// Totals over all layers.
@@ -80,6 +83,9 @@ pub struct TotalsRow {
     pub input_bytes: u64,
     /// Bytes of the parameters in the spec's dtype.
     pub param_bytes: u64,
+    /// Roofline totals on `--hardware`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<crate::roofline::LayerRoofline>,
 }
 
 /// A report: versioned envelope, spec, layers and totals.
@@ -98,6 +104,12 @@ pub struct Report {
     /// Memory of inference and of one training step ([`crate::memory`]), when computed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<memory::MemoryReport>,
+    /// The device of `--hardware` and its roofs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<crate::roofline::Roofline>,
+    /// Per-device training memory (`--devices`, `--fit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_memory: Option<crate::devices::TrainingMemory>,
 }
 
 impl Report {
@@ -117,6 +129,7 @@ impl Report {
                     macs: l.macs,
                     flops: l.flops(),
                     activation_bytes: l.activation_bytes,
+                    roofline: None,
                 }
             })
             .collect();
@@ -140,9 +153,40 @@ impl Report {
                 activation_bytes: t.activation_bytes,
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
+                roofline: None,
             },
             memory: None,
+            roofline: None,
+            training_memory: None,
         }
+    }
+
+    /// Add roofline columns (one [`crate::roofline::LayerRoofline`] per layer, same order).
+    pub fn with_roofline(mut self, r: crate::roofline::Roofline) -> Report {
+        for (row, l) in self.layers.iter_mut().zip(&r.layers) {
+            row.roofline = Some(l.clone());
+        }
+        self.totals.roofline = Some(r.total.clone());
+        self.roofline = Some(r);
+        self
+    }
+
+    /// Add the per-device training memory.
+    pub fn with_training_memory(mut self, m: crate::devices::TrainingMemory) -> Report {
+        self.training_memory = Some(m);
+        self
+    }
+
+    /// Lines about the roofline and the training memory, when asked for (empty otherwise).
+    pub fn extra_lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(r) = &self.roofline {
+            v.push(r.summary_line());
+        }
+        if let Some(m) = &self.training_memory {
+            v.extend(m.summary().lines().map(str::to_owned));
+        }
+        v
     }
 
     /// The report with layer rows rolled up by name prefix, like torchinfo's `depth`: each run
@@ -358,6 +402,78 @@ pub const COLUMNS: &[Column] = &[
     },
 ];
 
+fn roof(r: RowRef<'_>) -> Option<&crate::roofline::LayerRoofline> {
+    match r {
+        RowRef::Layer(l) => l.roofline.as_ref(),
+        RowRef::Total(t) => t.roofline.as_ref(),
+    }
+}
+
+/// Columns added by `--hardware`: bytes moved, arithmetic intensity, bound, predicted time
+/// (and measured time and the achieved fraction of the roofline, when measured).
+pub const ROOFLINE_COLUMNS: &[Column] = &[
+    Column {
+        header: "moved",
+        csv_header: "bytes_moved",
+        numeric: true,
+        raw: Some(|r| roof(r).map(|x| x.bytes_moved.to_string()).unwrap_or_default()),
+        human: |r, _| roof(r).map(|x| bytes(x.bytes_moved)).unwrap_or_default(),
+    },
+    Column {
+        header: "FLOP/B",
+        csv_header: "arithmetic_intensity",
+        numeric: true,
+        raw: Some(|r| roof(r).map(|x| x.arithmetic_intensity.to_string()).unwrap_or_default()),
+        human: |r, _| roof(r).map(|x| format!("{:.1}", x.arithmetic_intensity)).unwrap_or_default(),
+    },
+    Column {
+        header: "bound",
+        csv_header: "bound",
+        numeric: false,
+        raw: Some(|r| roof(r).map(|x| x.bound.name().to_owned()).unwrap_or_default()),
+        human: |r, _| roof(r).map(|x| x.bound.name().to_owned()).unwrap_or_default(),
+    },
+    Column {
+        header: "t_pred",
+        csv_header: "predicted_time_ms",
+        numeric: true,
+        raw: Some(|r| roof(r).map(|x| x.predicted_time_ms.to_string()).unwrap_or_default()),
+        human: |r, _| roof(r).map(|x| crate::roofline::time_ms(x.predicted_time_ms)).unwrap_or_default(),
+    },
+];
+
+/// Columns added when measured times are attached to the roofline.
+pub const MEASURED_COLUMNS: &[Column] = &[
+    Column {
+        header: "t_meas",
+        csv_header: "measured_time_ms",
+        numeric: true,
+        raw: Some(|r| roof(r).and_then(|x| x.measured_time_ms).map(|t| t.to_string()).unwrap_or_default()),
+        human: |r, _| roof(r).and_then(|x| x.measured_time_ms).map(crate::roofline::time_ms).unwrap_or_default(),
+    },
+    Column {
+        header: "%roof",
+        csv_header: "achieved_fraction",
+        numeric: true,
+        raw: Some(|r| roof(r).and_then(|x| x.achieved_fraction).map(|f| f.to_string()).unwrap_or_default()),
+        human: |r, _| {
+            roof(r).and_then(|x| x.achieved_fraction).map(|f| format!("{:.0}%", 100.0 * f)).unwrap_or_default()
+        },
+    },
+];
+
+/// Every column of `report`: [`COLUMNS`], then the roofline's when it has one.
+pub fn all_columns(report: &Report) -> Vec<&'static Column> {
+    let mut v: Vec<&'static Column> = COLUMNS.iter().collect();
+    if report.roofline.is_some() {
+        v.extend(ROOFLINE_COLUMNS.iter());
+        if report.totals.roofline.as_ref().is_some_and(|t| t.measured_time_ms.is_some()) {
+            v.extend(MEASURED_COLUMNS.iter());
+        }
+    }
+    v
+}
+
 /// `1x96x54x54`.
 pub fn shape(dims: &[u64]) -> String {
     dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
@@ -391,7 +507,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
 
 /// Columns shown in table and Markdown: buffers only when some layer has them.
 pub fn human_columns(report: &Report) -> Vec<&'static Column> {
-    COLUMNS.iter().filter(|c| c.header != "buffers" || report.totals.buffers > 0).collect()
+    all_columns(report).into_iter().filter(|c| c.header != "buffers" || report.totals.buffers > 0).collect()
 }
 
 /// Write `contents` to `path` atomically: a temporary file in the same directory, then rename.

@@ -45,6 +45,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(m) = &report.memory {
         writeln!(out, "{}", m.summary_lines())?;
     }
+    for line in report.extra_lines() {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2·MACs;")?;
     writeln!(out, "%par, %MAC: share of total params and MACs; act: output bytes")
 }
