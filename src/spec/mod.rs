@@ -41,7 +41,11 @@ pub fn budget() -> serde_saphyr::Budget {
     b.max_events = MAX_EVENTS;
     b.max_aliases = 10_000;
     b.max_anchors = 10_000;
-    b.max_depth = 64;
+    // A real spec nests about 8 deep (blocks → block → layers → layer → args → list). At 64 a
+    // fuzz corpus input overflowed a 2 MiB thread stack in a debug build (tens of KiB of stack
+    // per level); flow collections (`[[[…]]]`, 255 by default) get the same cap.
+    b.max_depth = 32;
+    b.flow_nesting_limit = 32;
     b.max_nodes = 1_000_000;
     b.max_total_scalar_bytes = MAX_SPEC_BYTES;
     b.max_recorded_anchor_events = MAX_ALIAS_EVENTS;
