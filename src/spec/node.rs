@@ -336,6 +336,7 @@ mod tests {
 
     /// The tree as serde-saphyr's public `Spanned<T>` builds it (how netstat read specs before
     /// the faster path above): the reference the fast path must equal.
+    #[derive(Debug)]
     struct RefNode(Node);
 
     impl<'de> Deserialize<'de> for RefNode {
