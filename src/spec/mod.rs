@@ -166,7 +166,7 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Spec, SpecError> {
         SpecError::new(file, Loc { line, col }, format!("not valid UTF-8 (byte 0x{:02x})", bytes[e.valid_up_to()]))
     })?;
     let root = parse_yaml(file, text)?;
-    from_node(file, &root)
+    from_root(file, std::borrow::Cow::Owned(root))
 }
 
 /// Parse YAML text into a spanned tree, under [`budget`].
@@ -228,6 +228,12 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
 
 /// Check a parsed YAML tree as a spec.
 pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
+    from_root(file, std::borrow::Cow::Borrowed(root))
+}
+
+/// [`from_node`], taking the layer nodes out of `root` when it is owned (each [`LayerSpec`]
+/// keeps its node; moving them instead of cloning saves a copy of every layer's tree).
+fn from_root(file: &str, mut root: std::borrow::Cow<'_, Node>) -> Result<Spec, SpecError> {
     let top = LayerRef { index: 0, name: String::new(), kind: String::new() };
     let Value::Map(entries) = &root.value else {
         return Err(SpecError::new(
@@ -237,7 +243,7 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         ));
     };
     check_keys(file, entries, TOP_FIELDS, None)?;
-    let f = Fields { file, node: root, layer: &top };
+    let f = Fields { file, node: &root, layer: &top };
     let strip = |e: SpecError| SpecError { layer: None, ..e };
     let name = f.str("name").map_err(strip)?.unwrap_or("").to_owned();
     let dtype = match f.str("dtype").map_err(strip)? {
@@ -245,9 +251,9 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         Some(s) => parse_dtype(file, f.loc("dtype"), s)?,
     };
     let batch = f.pos("batch").map_err(strip)?.unwrap_or(1);
-    let input = parse_input(file, root, dtype)?;
-    let layer_nodes = match root.get("layers") {
-        Some(Node { value: Value::Seq(items), .. }) if !items.is_empty() => items,
+    let input = parse_input(file, &root, dtype)?;
+    match root.get("layers") {
+        Some(Node { value: Value::Seq(items), .. }) if !items.is_empty() => {}
         Some(n) => {
             return Err(SpecError::new(
                 file,
@@ -257,12 +263,18 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         }
         None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
     };
-    let expanded;
-    let layer_nodes = if blocks::needed(root) {
-        expanded = blocks::expand(file, root)?;
-        &expanded
+    let layer_nodes: Vec<Node> = if blocks::needed(&root) {
+        blocks::expand(file, &root)?
     } else {
-        layer_nodes
+        // `loss` and `dataset` are still read from the root below; `layers` no longer is.
+        let layers = match &mut root {
+            std::borrow::Cow::Borrowed(r) => r.get("layers").map(|n| n.value.clone()),
+            std::borrow::Cow::Owned(r) => r.get_mut("layers").map(|n| std::mem::replace(&mut n.value, Value::Null)),
+        };
+        match layers {
+            Some(Value::Seq(items)) => items,
+            _ => unreachable!("`layers` was checked to be a non-empty list above"),
+        }
     };
     if layer_nodes.len() > MAX_LAYERS {
         return Err(SpecError::new(
@@ -273,7 +285,7 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
     }
     let mut layers = Vec::with_capacity(layer_nodes.len());
     let mut seen: HashMap<String, Loc> = HashMap::new();
-    for (index, n) in layer_nodes.iter().enumerate() {
+    for (index, n) in layer_nodes.into_iter().enumerate() {
         let l = parse_layer(file, index, n)?;
         if let Some(first) = seen.get(&l.id.name) {
             return Err(SpecError::new(
@@ -290,8 +302,8 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         seen.insert(l.id.name.clone(), l.loc("name"));
         layers.push(l);
     }
-    let loss = loss::parse_loss(file, root)?;
-    let dataset_rows = loss::parse_dataset(file, root)?;
+    let loss = loss::parse_loss(file, &root)?;
+    let dataset_rows = loss::parse_dataset(file, &root)?;
     Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers, loss, dataset_rows })
 }
 
@@ -404,7 +416,8 @@ pub(crate) fn check_keys(
     Ok(())
 }
 
-fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecError> {
+fn parse_layer(file: &str, index: usize, node: Node) -> Result<LayerSpec, SpecError> {
+    let n = &node;
     let mut id = LayerRef { index, name: format!("#{index}"), kind: "?".into() };
     let Value::Map(entries) = &n.value else {
         return Err(SpecError::new(
@@ -477,7 +490,7 @@ fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecErro
         Some(v) => return Err(f.err(v.loc, format!("`shares`: expected a layer name, got {}", fields::describe(v)))),
     };
     let kind = Kind::parse(&kind_name, &f)?;
-    Ok(LayerSpec { id, kind, inputs, trainable, shares, node: n.clone() })
+    Ok(LayerSpec { id, kind, inputs, trainable, shares, node })
 }
 
 #[cfg(test)]
