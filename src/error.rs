@@ -79,6 +79,9 @@ pub enum Error {
     /// A command-line value is wrong (e.g. `--input 3x0x5`): exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// `netstat measure` failed while building or running the model in candle: exit code 1.
+    #[error("{0}")]
+    Measure(String),
 }
 
 impl Error {
@@ -87,6 +90,7 @@ impl Error {
         match self {
             Error::Spec(_) | Error::Usage(_) => 2,
             Error::Io { .. } => 1,
+            Error::Measure(_) => 1,
         }
     }
 }

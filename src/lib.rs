@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod graph;
 pub mod kinds;
+pub mod measure;
 pub mod report;
 pub mod shape;
 pub mod spec;

@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod json;
 pub mod markdown;
+pub mod measured;
 pub mod table;
 pub mod units;
 
