@@ -62,7 +62,7 @@ fn main() {
     let reps: usize = std::env::var("NETSTAT_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
     let a = netstat::analyze_file(&spec, &netstat::analysis::Overrides { batch: Some(batch), ..Default::default() })
         .expect("spec analyses");
-    let net = Net::build(&a, candle_core::DType::F32, &candle_core::Device::Cpu, 0).expect("builds");
+    let net = Net::build(&a, candle_core::DType::F32, &candle_core::Device::Cpu, 0, false).expect("builds");
     let x = net.random_input(0).unwrap();
     let pass = Pass { train: false, step: 0 };
     for _ in 0..3 {

@@ -14,7 +14,7 @@ pub fn check(yaml: &str) -> Result<f64, String> {
     let spec = crate::spec::parse_bytes("gradcheck.yaml", yaml.as_bytes()).map_err(|e| e.to_string())?;
     let a = crate::analysis::analyze(spec).map_err(|e| e.to_string())?;
     let dev = Device::Cpu;
-    let net = Net::build(&a, DType::F64, &dev, 7).map_err(|e| format!("{e:#}"))?;
+    let net = Net::build(&a, DType::F64, &dev, 7, true).map_err(|e| format!("{e:#}"))?;
     let x = Var::from_tensor(&net.random_input(11).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let pass = Pass { train: true, step: 3 };
     let last = a.layers.last().expect("a layer").output.0.iter().map(|&d| d as usize).collect::<Vec<_>>();

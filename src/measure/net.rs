@@ -70,11 +70,13 @@ fn label(l: &NetLayer) -> String {
 
 impl Net {
     /// Build every layer of `a` with weights from `seed`, then check the parameter count of the
-    /// weight store against the analysis.
+    /// weight store against the analysis. With `train` false every weight is a plain tensor: a
+    /// [`candle_core::Var`] would make each op keep its inputs for backward (candle has no
+    /// no-grad mode), and inference would hold every intermediate until the output is dropped.
     ///
     /// Errors: a kind with no candle builder, a configuration candle cannot run, a dtype other
     /// than f32/f64, a parameter count that differs from the analysis (naming the layer).
-    pub fn build(a: &Analysis, dtype: DType, device: &Device, seed: u64) -> anyhow::Result<Net> {
+    pub fn build(a: &Analysis, dtype: DType, device: &Device, seed: u64, train: bool) -> anyhow::Result<Net> {
         let mut params = Params::new(seed);
         let mut pos_of = vec![usize::MAX; a.spec.layers.len()];
         for (pos, l) in a.layers.iter().enumerate() {
@@ -114,7 +116,7 @@ impl Net {
                 output: &la.output,
                 dtype,
                 device,
-                trainable: spec.trainable,
+                trainable: spec.trainable && train,
                 params: &mut params,
             };
             let module = b
@@ -241,12 +243,12 @@ mod tests {
     fn builds_runs_and_matches_the_analysis() {
         // conv 4·3·3·3 + 4 = 112, linear 4·6·6·5 + 5 = 725: 837 parameters.
         let a = analysis(NET);
-        let net = Net::build(&a, DType::F32, &Device::Cpu, 1).unwrap();
+        let net = Net::build(&a, DType::F32, &Device::Cpu, 1, true).unwrap();
         assert_eq!(net.params.elements(), 837);
         let y = net.forward(net.random_input(2).unwrap(), Pass { train: false, step: 0 }, &mut NoProbe).unwrap();
         assert_eq!(y.dims(), &[1, 5]);
         // Same seed, same weights: the forward is repeatable.
-        let net2 = Net::build(&a, DType::F32, &Device::Cpu, 1).unwrap();
+        let net2 = Net::build(&a, DType::F32, &Device::Cpu, 1, true).unwrap();
         let y2 = net2.forward(net.random_input(2).unwrap(), Pass { train: false, step: 0 }, &mut NoProbe).unwrap();
         let d = (y - y2).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(d, 0.0);
@@ -256,12 +258,12 @@ mod tests {
     fn a_wrong_analytic_shape_or_param_count_is_an_error_naming_the_layer() {
         let mut a = analysis(NET);
         a.layers[1].output.0[1] = 5; // relu "r" said to output 1×5×6×6 instead of 1×4×6×6
-        let net = Net::build(&a, DType::F32, &Device::Cpu, 1).unwrap();
+        let net = Net::build(&a, DType::F32, &Device::Cpu, 1, true).unwrap();
         let e = net.forward(net.random_input(2).unwrap(), Pass { train: false, step: 0 }, &mut NoProbe).unwrap_err();
         assert_eq!(e.to_string(), "layer #1 \"r\" (relu): candle produced shape 1x4x6x6, the analysis says 1x5x6x6");
         let mut a = analysis(NET);
         a.layers[0].params = 111;
-        let e = Net::build(&a, DType::F32, &Device::Cpu, 1).err().unwrap();
+        let e = Net::build(&a, DType::F32, &Device::Cpu, 1, true).err().unwrap();
         assert_eq!(e.to_string(), "layer #0 \"c\" (conv2d): candle built 112 parameters, the analysis counts 111");
     }
 
@@ -269,7 +271,7 @@ mod tests {
     fn values_are_freed_after_their_last_reader() {
         // b and c both read a; a dies after c (its last reader), b after nothing reads it.
         let a = analysis("name: t\ninput: [4]\nlayers:\n  - {name: a, kind: relu}\n  - {name: b, kind: relu}\n  - {name: c, kind: relu, inputs: [a]}\n");
-        let net = Net::build(&a, DType::F32, &Device::Cpu, 1).unwrap();
+        let net = Net::build(&a, DType::F32, &Device::Cpu, 1, true).unwrap();
         assert_eq!(net.layers[0].frees, vec![Slot::Input]);
         assert_eq!(net.layers[1].frees, vec![Slot::At(1)]);
         assert_eq!(net.layers[2].frees, vec![Slot::At(0)]);

@@ -47,11 +47,19 @@ fn conv_workspace(
         let inflight = threads.min(n).max(1);
         return inflight * (c_in * h * w + c_out * out_hw) * s;
     }
+    // Tiles of ≤ 512 output pixels per image; one per thread in flight: the largest ones.
     const TILE: u64 = 512;
-    let t = TILE.min(out_hw);
-    let tiles = n * out_hw.div_ceil(TILE);
-    let inflight = threads.min(tiles).max(1);
-    n * c_in * h * w * s + c_out * k_size * s + inflight * ((k_size + c_out) * t * s + 16 * t)
+    let (full, rest) = (out_hw / TILE, out_hw % TILE);
+    let mut tiles: Vec<u64> = Vec::new();
+    for _ in 0..n.min(threads.max(1)) {
+        tiles.extend(std::iter::repeat_n(TILE, full.min(threads.max(1)) as usize));
+        if rest > 0 {
+            tiles.push(rest);
+        }
+    }
+    tiles.sort_unstable_by(|a, b| b.cmp(a));
+    let inflight: u64 = tiles.iter().take(threads.max(1) as usize).map(|&t| (k_size + c_out) * t * s + 16 * t).sum();
+    n * c_in * h * w * s + c_out * k_size * s + inflight
 }
 
 fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64) -> CandleLayer {

@@ -222,7 +222,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         t
     };
     let live_input = alloc::live().saturating_sub(base0);
-    let net = Net::build(a, dtype, &device, s.seed)?;
+    let net = Net::build(a, dtype, &device, s.seed, s.train)?;
     let live_weights = alloc::live().saturating_sub(base0);
     let m = |v: u64| counted.then_some(v);
     stages.push(Stage {
