@@ -3,8 +3,10 @@
 //! Walks the [`Graph`] in execution order, applying each kind's [`crate::kinds::Op`] rules.
 //! Never imports candle; knows nothing of output formats.
 
-use crate::error::SpecError;
+use crate::error::{did_you_mean, SpecError};
 use crate::graph::{Graph, Source};
+use crate::kinds::linear::Linear;
+use crate::kinds::Kind;
 use crate::shape::{add, mul, DType, Shape};
 use crate::spec::Spec;
 
@@ -25,6 +27,9 @@ pub struct LayerAnalysis {
     pub macs: u64,
     /// Output elements × dtype size, in bytes.
     pub activation_bytes: u64,
+    /// `shares:` the index (into [`Spec::layers`]) of the layer whose parameters this one uses;
+    /// its `params` are then 0 here (counted once, at the owner).
+    pub shares: Option<usize>,
 }
 
 impl LayerAnalysis {
@@ -104,13 +109,18 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         .map_err(|m| SpecError::new(file, spec.input.loc, format!("`input`: {m}")))?;
     let mut layers = Vec::with_capacity(n);
     let mut totals = Totals { input_bytes, ..Totals::default() };
+    let mut weights: Vec<Option<[u64; 2]>> = vec![None; n];
     for &i in &graph.order {
         let l = &spec.layers[i];
         let op = l.kind.op();
         let (lo, hi) = op.arity();
         let srcs = &graph.inputs[i];
         if srcs.len() < lo || srcs.len() > hi {
-            let want = if lo == hi { format!("{lo}") } else { format!("{lo} to {hi}") };
+            let want = match (lo, hi) {
+                _ if lo == hi => format!("{lo}"),
+                (_, usize::MAX) => format!("at least {lo}"),
+                _ => format!("{lo} to {hi}"),
+            };
             return Err(SpecError::new(file, l.loc("inputs"), format!("expected {want} input(s), got {}", srcs.len()))
                 .in_layer(&l.id));
         }
@@ -130,17 +140,38 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
             }
             shapes.push(shape);
         }
-        let cost = op.analyze(&shapes).map_err(|e| {
+        let mut cost = op.analyze(&shapes).map_err(|e| {
             let loc = match e.field {
                 Some(f) => l.loc(f),
                 None => l.node.loc,
             };
-            SpecError::new(file, loc, e.message).in_layer(&l.id)
+            let mut message = e.message;
+            if srcs.len() > 1 {
+                let named: Vec<String> = srcs
+                    .iter()
+                    .zip(&shapes)
+                    .enumerate()
+                    .map(|(k, (s, shape))| {
+                        let name = match *s {
+                            Source::Input => "input",
+                            Source::Layer(j) => spec.layers[j].id.name.as_str(),
+                        };
+                        format!("{k} = \"{name}\" {shape}")
+                    })
+                    .collect();
+                message = format!("{message}; inputs: {}", named.join(", "));
+            }
+            SpecError::new(file, loc, message).in_layer(&l.id)
         })?;
         let at = |m: String| SpecError::new(file, l.node.loc, m).in_layer(&l.id);
+        weights[i] = weight_shape(&l.kind, &shapes);
+        if let Kind::Linear(Linear { tied_to: Some(target), .. }) = &l.kind {
+            cost.params = tied_params(&spec, &weights, i, target, cost.params)?;
+        }
         let elems = cost.output.elements().map_err(at)?;
         let activation_bytes = mul(elems, spec.dtype.size(), "activation bytes").map_err(at)?;
         totals.params = add(totals.params, cost.params, "total params").map_err(at)?;
+        mul(totals.params, spec.dtype.size(), "total param bytes").map_err(at)?;
         totals.buffers = add(totals.buffers, cost.buffers, "total buffers").map_err(at)?;
         totals.macs = add(totals.macs, cost.macs, "total MACs").map_err(at)?;
         mul(cost.macs, 2, "FLOPs").map_err(at)?;
@@ -155,10 +186,102 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
             buffers: cost.buffers,
             macs: cost.macs,
             activation_bytes,
+            shares: None,
         });
     }
+    resolve_shares(&spec, &mut layers, &mut totals)?;
     mul(totals.macs, 2, "total FLOPs").map_err(|m| SpecError::new(file, spec.input.loc, m))?;
     Ok(Analysis { spec, graph, layers, totals })
+}
+
+/// Resolve `shares:` fields: the owner must exist, not share itself, and have as many
+/// parameters as the sharer; the sharer's params then count 0 (the owner holds them).
+fn resolve_shares(spec: &Spec, layers: &mut [LayerAnalysis], totals: &mut Totals) -> Result<(), SpecError> {
+    let pos: std::collections::HashMap<usize, usize> = layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+    for p in 0..layers.len() {
+        let l = &spec.layers[layers[p].index];
+        let Some(r) = &l.shares else { continue };
+        let err = |m: String| SpecError::new(&spec.file, r.loc, m).in_layer(&l.id);
+        let Some(owner) = spec.layers.iter().position(|o| o.id.name == r.name) else {
+            let names = spec.layers.iter().map(|o| o.id.name.as_str());
+            return Err(err(format!(
+                "`shares`: unknown layer \"{}\"{}",
+                r.name,
+                crate::error::did_you_mean(&r.name, names)
+            )));
+        };
+        let o = &spec.layers[owner];
+        if owner == layers[p].index {
+            return Err(err("`shares`: a layer cannot share its own parameters".into()));
+        }
+        if let Some(r2) = &o.shares {
+            return Err(err(format!(
+                "`shares`: layer \"{}\" itself shares \"{}\"; name the owner \"{}\" instead",
+                o.id.name, r2.name, r2.name
+            )));
+        }
+        let (mine, theirs) = (layers[p].params, layers[pos[&owner]].params);
+        if mine != theirs || mine == 0 {
+            return Err(err(format!(
+                "`shares`: expected the same parameter count as \"{}\" ({theirs}), got {mine}",
+                o.id.name
+            )));
+        }
+        totals.params -= mine;
+        layers[p].params = 0;
+        layers[p].shares = Some(owner);
+    }
+    Ok(())
+}
+
+/// The `out × in` weight matrix of a layer that can share one (`embedding`, `linear`).
+fn weight_shape(kind: &Kind, inputs: &[Shape]) -> Option<[u64; 2]> {
+    match kind {
+        Kind::Embedding(e) => Some([e.num_embeddings, e.embedding_dim]),
+        Kind::Linear(l) => Some([l.out_features, inputs[0].last()]),
+        _ => None,
+    }
+}
+
+/// Params of linear layer `i` whose weight is tied to layer `target`: its own params minus the
+/// shared `out · in` weight. The target must be an earlier `embedding` or `linear` with the same
+/// `out × in` weight.
+fn tied_params(
+    spec: &Spec,
+    weights: &[Option<[u64; 2]>],
+    i: usize,
+    target: &str,
+    params: u64,
+) -> Result<u64, SpecError> {
+    let l = &spec.layers[i];
+    let err = |m: String| SpecError::new(&spec.file, l.loc("tied_to"), m).in_layer(&l.id);
+    let Some(j) = spec.layers.iter().position(|t| t.id.name == target) else {
+        let names = spec.layers.iter().map(|t| t.id.name.as_str());
+        return Err(err(format!("`tied_to`: no layer is named \"{target}\"{}", did_you_mean(target, names))));
+    };
+    let t = &spec.layers[j];
+    let [out, inf] = weights[i].expect("a linear layer has a weight");
+    let Some(w) = weights[j] else {
+        return Err(err(match t.kind {
+            Kind::Embedding(_) | Kind::Linear(_) => {
+                format!("`tied_to`: layer \"{target}\" must run before this one (it comes later in execution order)")
+            }
+            _ => format!(
+                "`tied_to`: layer \"{target}\" ({}) has no weight to share; expected an embedding or linear layer",
+                t.kind.name()
+            ),
+        }));
+    };
+    if j == i {
+        return Err(err("`tied_to`: a layer cannot be tied to itself".into()));
+    }
+    if w != [out, inf] {
+        return Err(err(format!(
+            "`tied_to`: layer \"{target}\" has a {}×{} weight, expected {out}×{inf} (out_features × in_features)",
+            w[0], w[1]
+        )));
+    }
+    Ok(params - out * inf)
 }
 
 /// Command-line overrides of a spec's `batch`, `input` shape and `dtype`.
@@ -200,4 +323,50 @@ pub fn parse_dims(s: &str) -> Result<Vec<u64>, String> {
             _ => Err(format!("expected dimensions like 3x224x224 (positive integers), got \"{s}\"")),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_bytes;
+
+    fn run(text: &str) -> Result<Analysis, SpecError> {
+        analyze(parse_bytes("t.yaml", text.as_bytes())?)
+    }
+
+    #[test]
+    fn tied_embedding_head_counts_the_table_once() {
+        // Embedding(1000, 64): 64,000 params; Linear(64→1000, no bias) tied to it: 0 more params;
+        // its MACs still count: 10 tokens · 64 · 1000 = 640,000.
+        let a = run("name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: wte, kind: embedding, num_embeddings: 1000, embedding_dim: 64}\n  - {name: head, kind: linear, out_features: 1000, bias: false, tied_to: wte}\n").unwrap();
+        assert_eq!((a.totals.params, a.totals.macs), (64_000, 640_000));
+        assert_eq!(a.layers[1].params, 0);
+    }
+
+    #[test]
+    fn tied_errors() {
+        let base = "name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: wte, kind: embedding, num_embeddings: 1000, embedding_dim: 64}\n";
+        let e = run(&format!("{base}  - {{name: head, kind: linear, out_features: 999, bias: false, tied_to: wte}}\n"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "t.yaml:5:73: layer #1 \"head\" (linear): `tied_to`: layer \"wte\" has a 1000×64 weight, expected 999×64 (out_features × in_features)");
+        let e =
+            run(&format!("{base}  - {{name: head, kind: linear, out_features: 1000, tied_to: wte2}}\n")).unwrap_err();
+        assert!(e.message.contains("no layer is named \"wte2\" (did you mean `wte`?)"), "{e}");
+    }
+
+    #[test]
+    fn integer_input_needs_an_embedding() {
+        let e =
+            run("name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: fc, kind: linear, out_features: 4}\n")
+                .unwrap_err();
+        assert!(e.message.contains("expected a floating-point input, got i64"), "{e}");
+    }
+
+    #[test]
+    fn merge_errors_name_both_inputs() {
+        let e = run("name: t\ninput: [3, 8, 8]\nlayers:\n  - {name: a, kind: conv2d, c_out: 4, kernel: 1}\n  - {name: b, kind: conv2d, c_out: 5, kernel: 1, inputs: [input]}\n  - {name: sum, kind: add, inputs: [a, b]}\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.yaml:6:5: layer #2 \"sum\" (add): input 0 (1x4x8x8) and input 1 (1x5x8x8) do not broadcast: dimension 1 is 4 vs 5 (expected equal sizes or 1); inputs: 0 = \"a\" 1x4x8x8, 1 = \"b\" 1x5x8x8");
+        let e = run("name: t\ninput: [3, 8, 8]\nlayers:\n  - {name: sum, kind: add}\n").unwrap_err();
+        assert_eq!(e.message, "expected at least 2 input(s), got 1");
+    }
 }

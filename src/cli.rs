@@ -1,6 +1,7 @@
 //! The command line (clap). `main.rs` parses it and calls [`run`].
 
 use crate::analysis::{parse_dims, Overrides};
+use crate::conventions::Convention;
 use crate::report::{self, Format, Report};
 use crate::shape::DType;
 use crate::Error;
@@ -37,6 +38,101 @@ pub enum Command {
     /// Build the spec in candle on the CPU, run it, and report measured time and memory beside
     /// the analysis (and the two memory predictions, with their error).
     Measure(MeasureArgs),
+    /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
+    /// folder; with --check, compare instead and exit 1 listing the numbers that moved.
+    Report(ReportArgs),
+    /// Per-layer and total differences in params, MACs and activation bytes between two specs,
+    /// layers aligned by name (Δ = B − A).
+    Diff(DiffArgs),
+    /// Memory of inference and of one training step: figures, timeline, batch sweep, fit.
+    #[command(after_help = crate::memory::FOOTNOTE)]
+    Memory(MemoryArgs),
+}
+
+/// How the training step is modelled (for the memory figures).
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// Optimizer of the training step: its state is 0 (sgd), 1 (momentum) or 2 (adam, adamw)
+    /// copies of the trainable parameters.
+    #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam)]
+    pub optimizer: crate::memory::Optimizer,
+    /// Mixed precision: weights, activations and gradients in bf16/fp16; fp32 master weights
+    /// and optimizer state.
+    #[arg(long, value_enum)]
+    pub amp: Option<crate::memory::Amp>,
+}
+
+impl TrainArgs {
+    /// The memory-model options these arguments ask for.
+    pub fn options(&self) -> crate::memory::Options {
+        crate::memory::Options { optimizer: self.optimizer, amp: self.amp }
+    }
+}
+
+/// Arguments of `netstat memory`.
+#[derive(Debug, Args, Clone)]
+pub struct MemoryArgs {
+    /// The spec file (YAML), e.g. specs/mlp-seed.yaml.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    #[command(flatten)]
+    pub spec_args: SpecArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Show live bytes after each stage of one training step.
+    #[arg(long)]
+    pub timeline: bool,
+    /// Report inference and training memory at each of these batch sizes, e.g. 1,8,32,128.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_batch: Vec<u64>,
+    /// Find the largest batch whose training peak fits in SIZE (3GiB, 3GB or 3000000000).
+    #[arg(long, value_name = "SIZE")]
+    pub fit: Option<String>,
+    /// Also show a peer tool's memory figure, by its definition (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub memory_convention: Vec<crate::memory::Convention>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `netstat report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Folder of spec files (*.yaml), each analysed at its own batch, input and dtype.
+    #[arg(value_name = "SPECS_DIR", default_value = "specs")]
+    pub specs: PathBuf,
+    /// Folder the reports go into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
+    /// Write nothing: regenerate in memory and compare with the files in --out (analytic numbers;
+    /// netstat's version and measured timings are ignored). Exit 1 if a number moved or a file
+    /// is missing or stale.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Arguments of `netstat diff`.
+#[derive(Debug, Args, Clone)]
+pub struct DiffArgs {
+    /// Spec A (the baseline).
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// Spec B (Δ = B − A).
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Overrides applied to both specs.
+    #[command(flatten)]
+    pub spec_args: SpecArgs,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Overrides of a spec's batch, input and dtype.
@@ -72,12 +168,25 @@ pub struct AnalyzeArgs {
     pub spec: Option<String>,
     #[command(flatten)]
     pub spec_args: SpecArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub depth: Option<u64>,
+    /// Count MACs as this tool does (torchinfo 1.8.0 Mult-Adds, fvcore 0.1.5, ptflops 0.7.5 aten
+    /// backend) and print that tool's per-layer and total numbers.
+    #[arg(long, value_enum, default_value_t = Convention::Netstat)]
+    pub convention: Convention,
+    /// Show per layer which terms the convention adds to or drops from netstat's count, and why
+    /// (with the default convention: all four side by side).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Run the parsed command line, writing to `stdout`.
@@ -85,6 +194,9 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Some(Command::Analyze(a)) => analyze(a, stdout),
         Some(Command::Measure(m)) => measure(m, stdout),
+        Some(Command::Memory(m)) => memory(m, stdout),
+        Some(Command::Report(a)) => report_dir(a, stdout),
+        Some(Command::Diff(a)) => diff(a, stdout),
         None => analyze(cli.analyze, stdout),
     }
 }
@@ -94,7 +206,29 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         return Err(Error::Usage("no spec given: try `netstat specs/alexnet.yaml` or `netstat --help`".into()));
     };
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
-    let r = Report::new(&analysis);
+    if a.explain || a.convention != Convention::Netstat {
+        let convs: Vec<Convention> =
+            if a.convention == Convention::Netstat { Convention::ALL.to_vec() } else { vec![a.convention] };
+        let counted = convs
+            .into_iter()
+            .map(|c| crate::conventions::count(&analysis, c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| Error::Usage(format!("{path}: {m}")))?;
+        let mut buf = Vec::new();
+        report::convention::write(&analysis.spec.name, &counted, a.explain, a.format, &mut buf)
+            .expect("writing to memory cannot fail");
+        return match a.output {
+            Some(p) => report::write_atomic(&p, &buf),
+            None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+        };
+    }
+    let mut r = Report::new(&analysis);
+    let m = crate::memory::model(&analysis, &a.train.options())?;
+    r.memory = Some(report::memory::MemoryReport::summary(m));
+    let r = match a.depth {
+        Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
+        None => r,
+    };
     emit(&r, a.format, a.output.as_deref(), stdout)
 }
 
@@ -136,6 +270,12 @@ pub struct MeasureArgs {
 }
 
 fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    if m.format == Format::Latex {
+        return Err(Error::Usage(
+            "`netstat measure` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+                .into(),
+        ));
+    }
     let analysis = crate::analyze_file(&m.spec, &m.spec_args.overrides()?)?;
     let settings = crate::measure::Settings {
         train: m.train,
@@ -158,6 +298,129 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     report::measured::write(&r, m.format, &mut buf).expect("writing to memory cannot fail");
     match m.output.as_deref() {
         Some(p) => report::write_atomic(p, &buf),
+        None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
+}
+
+fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    use crate::memory as mm;
+    if a.format == Format::Latex {
+        return Err(Error::Usage(
+            "`netstat memory` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+                .into(),
+        ));
+    }
+    if a.format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
+        return Err(Error::Usage(
+            "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
+        ));
+    }
+    let budget = match &a.fit {
+        Some(s) => Some(mm::parse_size(s).map_err(|m| Error::Usage(format!("--fit: {m}")))?),
+        None => None,
+    };
+    let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
+    let o = a.train.options();
+    let mut m = report::memory::MemoryReport::summary(mm::model(&analysis, &o)?);
+    if a.timeline {
+        m.figures.timeline = mm::model(&analysis, &o)?.timeline;
+    }
+    if !a.sweep_batch.is_empty() {
+        let rows = a
+            .sweep_batch
+            .iter()
+            .map(|&b| mm::at_batch(&analysis.spec, b, &o).map(|x| report::memory::SweepRow::of(&x)))
+            .collect::<Result<Vec<_>, _>>()?;
+        m.sweep = Some(rows);
+    }
+    if let Some(budget) = budget {
+        let f = match mm::fit(&analysis.spec, budget, &o)? {
+            Some(x) => report::memory::Fit {
+                budget_bytes: budget,
+                batch: Some(x.batch),
+                training_peak_bytes: x.training_peak_bytes,
+            },
+            None => report::memory::Fit {
+                budget_bytes: budget,
+                batch: None,
+                training_peak_bytes: mm::at_batch(&analysis.spec, 1, &o)?.training_peak_bytes,
+            },
+        };
+        m.fit = Some(f);
+    }
+    if !a.memory_convention.is_empty() {
+        m.conventions = Some(mm::conventions(&analysis)?);
+        m.shown = a.memory_convention.clone();
+    }
+    let mut r = Report::new(&analysis);
+    let mut buf = Vec::new();
+    match a.format {
+        Format::Table => report::memory::write_table(&r, &m, &mut buf),
+        Format::Markdown => report::memory::write_markdown(&r, &m, &mut buf),
+        Format::Csv => report::memory::write_csv(&m, &mut buf),
+        Format::Json => {
+            r.memory = Some(m);
+            report::json::write(&r, &mut buf)
+        }
+        Format::Latex => unreachable!("refused above"),
+    }
+    .expect("writing to memory cannot fail");
+    match a.output.as_deref() {
+        Some(p) => report::write_atomic(p, &buf),
+        None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
+}
+
+fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let out = |e| Error::Io { path: "<stdout>".into(), source: e };
+    let g = report::dir::generate(&a.specs)?;
+    if !a.check {
+        let n = report::dir::write(&g, &a.out)?;
+        return writeln!(stdout, "wrote {n} files for {} specs into {}", g.reports.len(), a.out.display()).map_err(out);
+    }
+    let d = report::dir::check(&g, &a.out);
+    if d.is_clean() {
+        return writeln!(
+            stdout,
+            "{}: up to date ({} specs, {} files)",
+            a.out.display(),
+            g.reports.len(),
+            g.files.len()
+        )
+        .map_err(out);
+    }
+    for m in &d.moved {
+        writeln!(stdout, "moved  {m}").map_err(out)?;
+    }
+    for s in &d.stale {
+        writeln!(stdout, "stale  {s}").map_err(out)?;
+    }
+    Err(Error::Stale(format!(
+        "{} is out of date: {} number(s) moved, {} file(s) missing or stale; regenerate with `netstat report {} --out {}`",
+        a.out.display(),
+        d.moved.len(),
+        d.stale.len(),
+        a.specs.display(),
+        a.out.display()
+    )))
+}
+
+fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let o = a.spec_args.overrides()?;
+    let with_memory = |path: &str| -> Result<Report, Error> {
+        let an = crate::analyze_file(path, &o)?;
+        let mut r = Report::new(&an);
+        let m = crate::memory::model(&an, &crate::memory::Options::default())?;
+        r.memory = Some(report::memory::MemoryReport::summary(m));
+        Ok(r)
+    };
+    let ra = with_memory(&a.a)?;
+    let rb = with_memory(&a.b)?;
+    let d = report::diff::DiffReport::new(&ra, &rb);
+    let mut buf = Vec::new();
+    d.write(a.format, &mut buf).expect("writing to memory cannot fail");
+    match a.output {
+        Some(p) => report::write_atomic(&p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
     }
 }

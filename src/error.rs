@@ -82,6 +82,9 @@ pub enum Error {
     /// `netstat measure` failed while building or running the model in candle: exit code 1.
     #[error("{0}")]
     Measure(String),
+    /// `netstat report --check` found committed reports out of date: exit code 1.
+    #[error("{0}")]
+    Stale(String),
 }
 
 impl Error {
@@ -89,7 +92,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Spec(_) | Error::Usage(_) => 2,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Stale(_) => 1,
             Error::Measure(_) => 1,
         }
     }

@@ -6,10 +6,12 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod conventions;
 pub mod error;
 pub mod graph;
 pub mod kinds;
 pub mod measure;
+pub mod memory;
 pub mod report;
 pub mod shape;
 pub mod spec;

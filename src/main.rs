@@ -11,6 +11,9 @@ static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Count
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = netstat::report::interrupt::install() {
+        eprintln!("warning: {e}");
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match run(cli, &mut lock) {

@@ -3,7 +3,7 @@
 //! counted, torchvision `_ops`). Output sizes larger than the input are allowed, as in PyTorch
 //! (windows overlap and repeat).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -32,6 +32,11 @@ impl Op for AdaptiveAvgPool2d {
         let output = Shape(vec![x.0[0], x.0[1], self.output_size[0], self.output_size[1]]);
         output.elements()?;
         Ok(Cost { output, params: 0, buffers: 0, macs: 0 })
+    }
+
+    /// Saved for backward: the input (PyTorch `_adaptive_avg_pool2d_backward(grad, self)`).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
     }
 }
 

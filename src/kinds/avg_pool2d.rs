@@ -5,7 +5,7 @@
 //! whether padded zeros count in the divisor; it changes values, not shapes or counts.
 
 use super::window::PoolWindow;
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -33,6 +33,12 @@ impl KindSpec for AvgPool2d {
 impl Op for AvgPool2d {
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
+    }
+
+    /// Saved for backward: the input (PyTorch `avg_pool2d_backward(grad, self, …)` keeps it,
+    /// though only its shape is read).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
     }
 }
 

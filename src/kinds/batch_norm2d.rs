@@ -4,14 +4,16 @@
 //! variance (PyTorch also keeps one int64 `num_batches_tracked`, not counted here).
 //! 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
-use crate::shape::Shape;
+use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
 
 /// A batch normalization layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNorm2d {
+    /// Expected channel count C, checked against the input when given (PyTorch's `num_features`).
+    pub num_features: Option<u64>,
     /// ε added to the variance (default 1e-5).
     pub eps: f64,
     /// Running-statistics momentum (default 0.1).
@@ -26,8 +28,8 @@ impl KindSpec for BatchNorm2d {
     const NAME: &'static str = "batch_norm2d";
     const FIELDS: &'static [&'static str] = &["num_features", "eps", "momentum", "affine", "track_running_stats"];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
-        f.pos("num_features")?;
         Ok(BatchNorm2d {
+            num_features: f.pos("num_features")?,
             eps: f.float("eps")?.unwrap_or(1e-5),
             momentum: f.float("momentum")?.unwrap_or(0.1),
             affine: f.bool("affine")?.unwrap_or(true),
@@ -37,13 +39,33 @@ impl KindSpec for BatchNorm2d {
 }
 
 impl Op for BatchNorm2d {
+    /// Saved for backward (training mode): the input, plus the batch mean and inverse standard
+    /// deviation per channel, `2·C` values in the accumulate type (PyTorch `native_batch_norm`
+    /// returns `save_mean`, `save_invstd`; `native_batch_norm_backward` reads them with the
+    /// input and weight). Running statistics are buffers, held anyway.
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![
+            Saved::Input(0),
+            Saved::New {
+                elements: crate::shape::mul(2, inputs[0].0[1], "saved statistics")?,
+                dtype: SavedDType::Accum,
+                what: "batch mean and inverse std",
+            },
+        ])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;
         let c = x.0[1];
+        if let Some(want) = self.num_features {
+            if want != c {
+                return Err(KindError::field("num_features", format!("expected {want} channels, got {c} (input {x})")));
+            }
+        }
         let mut cost = same_shape(inputs)?;
-        cost.params = if self.affine { 2 * c } else { 0 };
-        cost.buffers = if self.track_running_stats { 2 * c } else { 0 };
+        cost.params = if self.affine { mul(2, c, "param count")? } else { 0 };
+        cost.buffers = if self.track_running_stats { mul(2, c, "buffer count")? } else { 0 };
         Ok(cost)
     }
 }
@@ -110,5 +132,26 @@ mod tests {
         // ResNet-18 bn1: BatchNorm2d(64) → 128 params (γ, β), 128 buffer values (mean, var).
         let c = run::<BatchNorm2d>("{}", &[1, 64, 112, 112]).unwrap();
         assert_eq!((c.params, c.buffers, c.macs), (128, 128, 0));
+    }
+
+    #[test]
+    fn saves_input_and_per_channel_statistics() {
+        // BatchNorm2d(64): batch mean and inverse std, 2 · 64 = 128 values in f32.
+        let x = Shape(vec![8, 64, 56, 56]);
+        let k = super::super::test_util::parse::<BatchNorm2d>("{}").unwrap();
+        assert_eq!(
+            k.saved(std::slice::from_ref(&x), &x).unwrap(),
+            vec![
+                Saved::Input(0),
+                Saved::New { elements: 128, dtype: SavedDType::Accum, what: "batch mean and inverse std" }
+            ]
+        );
+    }
+
+    #[test]
+    fn param_count_overflow_is_an_error() {
+        // 2 · 2^63 = 2^64 does not fit in u64.
+        let e = run::<BatchNorm2d>("{}", &[1, 1 << 63, 1, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (2·9223372036854775808)");
     }
 }

@@ -10,9 +10,9 @@
 //! torchvision `_ops` counts exactly this; bias adds are not counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
-use crate::shape::{checked_product, Shape};
+use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
 use crate::spec::node::Value;
 
@@ -97,6 +97,12 @@ impl KindSpec for Conv2d {
 }
 
 impl Op for Conv2d {
+    /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's
+    /// `convolution_backward` formula saves input and weight). Weights are held anyway.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;
@@ -133,7 +139,7 @@ impl Op for Conv2d {
         let w_out = axis(w, 1, pl, pr).output().map_err(|m| KindError::field("kernel", format!("width: {m}")))?;
         let c_in_g = c_in / self.groups;
         let weights = checked_product(&[self.c_out, c_in_g, self.kernel[0], self.kernel[1]])?;
-        let params = weights + if self.bias { self.c_out } else { 0 };
+        let params = add(weights, if self.bias { self.c_out } else { 0 }, "param count")?;
         let macs = checked_product(&[n, self.c_out, h_out, w_out, c_in_g, self.kernel[0], self.kernel[1]])?;
         let output = Shape(vec![n, self.c_out, h_out, w_out]);
         output.elements()?;
@@ -282,5 +288,12 @@ mod tests {
         assert!(e.message.contains("`c_out`: expected a positive integer, got 0"), "{}", e.message);
         let e = super::super::test_util::parse::<Conv2d>("{c_out: 4, kernel: 2.5}").unwrap_err();
         assert!(e.message.contains("got 2.5"), "{}", e.message);
+    }
+
+    #[test]
+    fn weights_plus_bias_overflow_is_an_error() {
+        // (2^32 − 1)·(2^32 + 1)·1·1 = 2^64 − 1 weights fit; adding 2^32 − 1 biases does not.
+        let e = run::<Conv2d>("{c_out: 4294967295, kernel: 1}", &[1, 4294967297, 1, 1]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (18446744073709551615+4294967295)");
     }
 }

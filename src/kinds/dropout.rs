@@ -3,7 +3,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs.
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -13,6 +13,8 @@ use crate::spec::fields::Fields;
 pub struct Dropout {
     /// Drop probability in [0, 1), default 0.5 (PyTorch's).
     pub p: f64,
+    /// Overwrite the input instead of allocating an output (PyTorch `inplace=True`).
+    pub inplace: bool,
 }
 
 impl KindSpec for Dropout {
@@ -23,14 +25,26 @@ impl KindSpec for Dropout {
         if !(0.0..1.0).contains(&p) {
             return Err(f.err(f.loc("p"), format!("`p`: expected a probability in [0, 1), got {p}")));
         }
-        f.bool("inplace")?;
-        Ok(Dropout { p })
+        let inplace = f.bool("inplace")?.unwrap_or(false);
+        Ok(Dropout { p, inplace })
     }
 }
 
 impl Op for Dropout {
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
+    }
+
+    /// Saved for backward (training): the mask, one bool byte per element (PyTorch
+    /// `native_dropout` returns it; `native_dropout_backward(grad, mask, scale)` reads it).
+    fn saved(&self, _inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::New { elements: output.elements()?, dtype: SavedDType::Bool, what: "dropout mask" }])
+    }
+
+    /// Identity in inference (PyTorch returns the input itself); in training a new output
+    /// unless `inplace: true`.
+    fn aliases_input(&self, training: bool) -> bool {
+        !training || self.inplace
     }
 }
 

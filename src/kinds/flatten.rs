@@ -1,7 +1,7 @@
 //! `flatten` (PyTorch `nn.Flatten(start_dim=1, end_dim=-1)`): merges dimensions
 //! `start_dim..=end_dim` into one. No params; 0 MACs; a view, no copy.
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Flatten {
 }
 
 impl Op for Flatten {
+    /// Saved for backward: nothing (the gradient is a reshape of grad_output).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    /// A view: the output is the input's storage.
+    fn aliases_input(&self, _training: bool) -> bool {
+        true
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         let r = x.rank() as i64;

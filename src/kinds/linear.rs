@@ -5,10 +5,16 @@
 //! MACs: `(elements of output / out) · in · out` — one dot product of length `in` per output
 //! element, so a Linear on `N×L×in` tokens costs `N·L·in·out` (torchvision `_ops`; bias adds
 //! not counted).
+//!
+//! Tied weights (`tied_to: NAME`, e.g. GPT-2's `lm_head` tied to `transformer.wte`): the weight
+//! is the `out × in` table of layer NAME (an `embedding` with `num_embeddings = out` and
+//! `embedding_dim = in`, or a `linear` with the same weight shape), so it is not counted again
+//! in params (its bias, if any, is); its MACs are counted as usual. Checked in
+//! [`crate::analysis`].
 
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
-use crate::shape::{checked_product, mul, Shape};
+use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
 
 /// A fully connected layer.
@@ -20,21 +26,30 @@ pub struct Linear {
     pub in_features: Option<u64>,
     /// Whether the layer has a bias (default true).
     pub bias: bool,
+    /// The layer whose weight this one shares (`tied_to`), if any.
+    pub tied_to: Option<String>,
 }
 
 impl KindSpec for Linear {
     const NAME: &'static str = "linear";
-    const FIELDS: &'static [&'static str] = &["out_features", "in_features", "bias"];
+    const FIELDS: &'static [&'static str] = &["out_features", "in_features", "bias", "tied_to"];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
         Ok(Linear {
             out_features: f.req_pos("out_features")?,
             in_features: f.pos("in_features")?,
             bias: f.bool("bias")?.unwrap_or(true),
+            tied_to: f.str("tied_to")?.map(str::to_owned),
         })
     }
 }
 
 impl Op for Linear {
+    /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
+    /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         if x.rank() < 2 {
@@ -55,7 +70,7 @@ impl Op for Linear {
         let rows = checked_product(&x.0[..x.rank() - 1])?;
         output.elements()?;
         let weights = mul(inf, self.out_features, "weight count")?;
-        let params = weights + if self.bias { self.out_features } else { 0 };
+        let params = add(weights, if self.bias { self.out_features } else { 0 }, "param count")?;
         let macs = mul(rows, weights, "MACs")?;
         Ok(Cost { output, params, buffers: 0, macs })
     }
@@ -108,5 +123,12 @@ mod tests {
     fn in_features_is_checked() {
         let e = run::<Linear>("{out_features: 10, in_features: 9216}", &[1, 6400]).unwrap_err();
         assert_eq!(e.message, "expected 9216 input features, got 6400 (input 1x6400)");
+    }
+
+    #[test]
+    fn weights_plus_bias_overflow_is_an_error() {
+        // (2^32 + 1)·(2^32 − 1) = 2^64 − 1 weights fit; adding 2^32 − 1 biases does not.
+        let e = run::<Linear>("{out_features: 4294967295}", &[1, 4294967297]).unwrap_err();
+        assert_eq!(e.message, "param count overflows u64 (18446744073709551615+4294967295)");
     }
 }

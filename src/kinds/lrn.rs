@@ -5,7 +5,7 @@
 //! Shape unchanged; no params; 0 MACs (a normalization, not counted in torchvision `_ops`).
 //! Defaults are PyTorch's (α 1e-4, β 0.75, k 1); AlexNet-2012 uses size 5, α 1e-4, β 0.75, k 2.
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -37,6 +37,29 @@ impl KindSpec for Lrn {
 }
 
 impl Op for Lrn {
+    /// Saved for backward, as PyTorch's composite `F.local_response_norm` leaves them
+    /// (`div = x·x` → pad channels by `size − 1` → `avg_pool3d` → `·α + k` → `^β`; `x / div`):
+    /// the input (kept by `x·x` and by the final division), the padded squares
+    /// `N·(C + size − 1)·H·W` (kept by `avg_pool3d`), the base `α·avg + k` (kept by `pow`) and
+    /// the divisor `base^β` (kept by the division): two tensors of the output's size.
+    fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let x = &inputs[0];
+        let c = x.0[1];
+        let padded_c = crate::shape::add(c, self.size - 1, "padded channels")?;
+        let per_channel = crate::shape::checked_product(&x.0[2..])?;
+        let padded = crate::shape::checked_product(&[x.0[0], padded_c, per_channel])?;
+        let out = output.elements()?;
+        Ok(vec![
+            Saved::Input(0),
+            Saved::New { elements: padded, dtype: SavedDType::Activation, what: "padded squares" },
+            Saved::New {
+                elements: crate::shape::mul(2, out, "saved elements")?,
+                dtype: SavedDType::Activation,
+                what: "base and divisor",
+            },
+        ])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         if inputs[0].rank() < 3 {
             return Err(KindError::layer(format!(
@@ -79,5 +102,17 @@ mod tests {
         let c = run::<Lrn>("{size: 5, alpha: 1.0e-4, beta: 0.75, k: 2}", &[1, 96, 55, 55]).unwrap();
         assert_eq!(c.output, Shape(vec![1, 96, 55, 55]));
         assert_eq!((c.params, c.macs), (0, 0));
+    }
+
+    #[test]
+    fn saved_tensors_follow_pytorchs_composite() {
+        // AlexNet-2012 LRN(size 5) on 1×96×55×55: padded squares 1·(96 + 4)·55·55 = 302,500;
+        // base and divisor 2 · 96·55·55 = 2 · 290,400 = 580,800.
+        let k = super::super::test_util::parse::<Lrn>("{size: 5}").unwrap();
+        let x = Shape(vec![1, 96, 55, 55]);
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
+        assert_eq!(s[0], Saved::Input(0));
+        assert!(matches!(s[1], Saved::New { elements: 302_500, .. }));
+        assert!(matches!(s[2], Saved::New { elements: 580_800, .. }));
     }
 }

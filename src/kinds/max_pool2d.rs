@@ -4,7 +4,7 @@
 //! channels and batch unchanged. No params; 0 MACs (pooling is not counted, torchvision `_ops`).
 
 use super::window::PoolWindow;
-use super::{Cost, KindError, KindSpec, Op};
+use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -27,6 +27,16 @@ impl KindSpec for MaxPool2d {
 impl Op for MaxPool2d {
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
+    }
+
+    /// Saved for backward: the input and the argmax indices, one int64 per output element
+    /// (PyTorch `max_pool2d_with_indices_backward(grad, self, …, indices)`). In inference
+    /// netstat counts no indices (the CPU path makes none; CUDA frees them at once).
+    fn saved(&self, _inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![
+            Saved::Input(0),
+            Saved::New { elements: output.elements()?, dtype: SavedDType::I64, what: "argmax indices" },
+        ])
     }
 }
 

@@ -14,18 +14,38 @@ use crate::shape::Shape;
 use crate::spec::fields::Fields;
 
 pub mod adaptive_avg_pool2d;
+pub mod add;
 pub mod avg_pool2d;
 pub mod batch_norm2d;
+pub mod class_token;
+pub mod concat;
+pub mod conv1d;
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
+pub mod gelu;
+pub mod global_avg_pool;
+pub mod hardswish;
+pub mod layer_norm;
 pub mod linear;
 pub mod lrn;
+pub mod matmul;
 pub mod max_pool2d;
+pub mod mul;
+pub mod multi_head_attention;
+pub mod permute;
+pub mod pos_embedding;
 pub mod relu;
+pub mod relu6;
+pub mod reshape;
+pub mod select;
 pub mod sigmoid;
+pub mod silu;
 pub mod softmax;
 pub mod tanh;
+pub mod transpose;
 pub mod window;
 
 /// What one layer costs, for given input shapes.
@@ -69,7 +89,43 @@ impl From<String> for KindError {
 }
 
 /// Fields common to every layer, checked by the spec loader.
-pub const COMMON_FIELDS: &[&str] = &["name", "kind", "inputs", "trainable"];
+pub const COMMON_FIELDS: &[&str] = &["name", "kind", "inputs", "trainable", "shares"];
+
+/// Element type of a tensor a layer keeps for its backward pass (see [`Saved::New`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedDType {
+    /// The activation dtype (`--dtype`, or the low dtype under `--amp`).
+    Activation,
+    /// The accumulation type of statistics: f64 for f64 activations, else f32 (PyTorch keeps
+    /// batch-norm `save_mean`/`save_invstd` in the accumulate type, f32 for f16/bf16 input).
+    Accum,
+    /// int64, 8 bytes (PyTorch's max-pool argmax indices).
+    I64,
+    /// bool, 1 byte (PyTorch's dropout mask, `native_dropout`).
+    Bool,
+}
+
+/// One tensor a layer keeps from its forward pass for its backward pass (autograd's saved
+/// tensors, as PyTorch's `derivatives.yaml` formulas save them).
+///
+/// A saved input or output is a reference: it adds no bytes but keeps that tensor alive until
+/// the layer's backward has run. Only [`Saved::New`] allocates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// Input `i` (e.g. conv and linear keep their input for the weight gradient).
+    Input(usize),
+    /// The output (e.g. relu, sigmoid, tanh, softmax compute their gradient from it).
+    Output,
+    /// A tensor the forward pass makes only for backward: `elements` of `dtype`; `what` says what it is.
+    New {
+        /// Number of elements.
+        elements: u64,
+        /// Element type.
+        dtype: SavedDType,
+        /// A short name, e.g. "argmax indices".
+        what: &'static str,
+    },
+}
 
 /// How one kind reads its fields from a spec.
 pub trait KindSpec: Sized {
@@ -95,6 +151,25 @@ pub trait Op {
 
     /// Whether the kind takes integer inputs (token ids); only `embedding` and shape ops do.
     fn accepts_int_input(&self) -> bool {
+        false
+    }
+
+    /// What the layer keeps for its backward pass, given its input and output shapes (with
+    /// batch). Parameters are not listed: weights are held anyway. The memory model
+    /// ([`crate::memory`]) turns references into lifetimes and [`Saved::New`] into bytes.
+    ///
+    /// The default keeps every input: conservative (most ops' gradients read their inputs);
+    /// every kind states its own choice beside its formula.
+    fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let _ = output;
+        Ok((0..inputs.len()).map(Saved::Input).collect())
+    }
+
+    /// Whether the output shares storage with input 0 instead of allocating: in-place ops
+    /// (`inplace: true`), views (`flatten`) and ops that are the identity in inference
+    /// (`dropout`, when `training` is false). Such a layer adds 0 activation bytes.
+    fn aliases_input(&self, training: bool) -> bool {
+        let _ = training;
         false
     }
 }
@@ -161,6 +236,26 @@ kinds! {
     "flatten" => Flatten(flatten::Flatten),
     "linear" => Linear(linear::Linear),
     "batch_norm2d" => BatchNorm2d(batch_norm2d::BatchNorm2d),
+    "add" => Add(add::Add),
+    "concat" => Concat(concat::Concat),
+    "mul" => Mul(mul::Mul),
+    "conv_transpose2d" => ConvTranspose2d(conv_transpose2d::ConvTranspose2d),
+    "conv1d" => Conv1d(conv1d::Conv1d),
+    "relu6" => Relu6(relu6::Relu6),
+    "silu" => Silu(silu::Silu),
+    "gelu" => Gelu(gelu::Gelu),
+    "hardswish" => Hardswish(hardswish::Hardswish),
+    "layer_norm" => LayerNorm(layer_norm::LayerNorm),
+    "embedding" => Embedding(embedding::Embedding),
+    "multi_head_attention" => MultiHeadAttention(multi_head_attention::MultiHeadAttention),
+    "matmul" => Matmul(matmul::Matmul),
+    "reshape" => Reshape(reshape::Reshape),
+    "permute" => Permute(permute::Permute),
+    "transpose" => Transpose(transpose::Transpose),
+    "select" => Select(select::Select),
+    "class_token" => ClassToken(class_token::ClassToken),
+    "pos_embedding" => PosEmbedding(pos_embedding::PosEmbedding),
+    "global_avg_pool" => GlobalAvgPool(global_avg_pool::GlobalAvgPool),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.
@@ -169,6 +264,18 @@ pub fn expect_rank(input: &Shape, rank: usize, what: &str) -> Result<(), KindErr
         Ok(())
     } else {
         Err(KindError::layer(format!("expected a rank-{rank} input ({what}), got {input} (rank {})", input.rank())))
+    }
+}
+
+/// Dimension index `d` of `x` (negative counts from the end, as in PyTorch), or an error
+/// about field `field` when it is out of range.
+pub fn norm_dim(d: i64, x: &Shape, field: &'static str) -> Result<usize, KindError> {
+    let r = x.rank() as i64;
+    let j = if d < 0 { r + d } else { d };
+    if (0..r).contains(&j) {
+        Ok(j as usize)
+    } else {
+        Err(KindError::field(field, format!("{field} {d} is out of range for input {x} (rank {r})")))
     }
 }
 

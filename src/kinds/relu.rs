@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -25,6 +25,17 @@ impl KindSpec for Relu {
 impl Op for Relu {
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
+    }
+
+    /// Saved for backward: the output (PyTorch `threshold_backward(grad, result, 0)`). With
+    /// `inplace: true` the output is the input's storage, so this keeps that storage alive.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Output])
+    }
+
+    /// `inplace: true` overwrites the input: no new bytes, in training or inference.
+    fn aliases_input(&self, _training: bool) -> bool {
+        self.inplace
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -22,6 +22,11 @@ impl KindSpec for Sigmoid {
 impl Op for Sigmoid {
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
+    }
+
+    /// Saved for backward: the output (PyTorch `sigmoid_backward(grad, result)`).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Output])
     }
 }
 

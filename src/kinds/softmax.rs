@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (not counted in torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,11 @@ impl KindSpec for Softmax {
 }
 
 impl Op for Softmax {
+    /// Saved for backward: the output (PyTorch `_softmax_backward_data(grad, result, dim)`).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Output])
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         if inputs[0].dim(self.dim).is_none() {
             return Err(KindError::field(

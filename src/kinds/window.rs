@@ -52,7 +52,9 @@ impl Axis {
         }
         let room = padded - span;
         let mut out = if self.ceil { room.div_ceil(self.stride) } else { room / self.stride } + 1;
-        if self.ceil && (out - 1) * self.stride >= self.input + self.pad_lo {
+        // (out − 1)·s may exceed u64 only when it is certainly ≥ input + p_lo (which fits).
+        let last_start = (out - 1).checked_mul(self.stride).unwrap_or(u64::MAX);
+        if self.ceil && last_start >= self.input + self.pad_lo {
             out -= 1;
         }
         Ok(out)
@@ -78,6 +80,22 @@ mod tests {
         assert_eq!(pool(5, 2, 2, 1, true), 3);
         // AlexNet 2012 pools: 55 → ⌊(55 − 3)/2⌋ + 1 = 27.
         assert_eq!(pool(55, 3, 2, 0, false), 27);
+    }
+
+    #[test]
+    fn ceil_mode_near_u64_max_does_not_overflow() {
+        // I = 2^64 − 2, k 2, s 2^63 + 1: room = 2^64 − 4, ⌈room/s⌉ = 2 → 3 windows, but the 3rd
+        // would start at 2·s = 2^64 + 2 (beyond u64, so certainly ≥ I) and is dropped → 2.
+        let a = Axis {
+            input: u64::MAX - 1,
+            kernel: 2,
+            stride: (1 << 63) + 1,
+            pad_lo: 0,
+            pad_hi: 0,
+            dilation: 1,
+            ceil: true,
+        };
+        assert_eq!(a.output(), Ok(2));
     }
 
     #[test]

@@ -34,5 +34,8 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .collect();
     writeln!(out, "| {} |", cells.join(" | "))?;
     writeln!(out, "\n{}.\n\n{}.", report.totals_line(), report.headline())?;
+    if let Some(m) = &report.memory {
+        writeln!(out, "\n{}", m.summary_lines().replace(",\n  ", ", ").replace("\n  ", "; ").replace('\n', "  \n"))?;
+    }
     writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; act = output bytes.")
 }

@@ -414,11 +414,14 @@ pub fn write_json(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()>
 }
 
 /// Write `r` in `format`.
+///
+/// Errors: `Format::Latex` (measured reports have no LaTeX form; the CLI refuses it first).
 pub fn write(r: &MeasureReport, format: super::Format, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
         super::Format::Table => write_table(r, out),
         super::Format::Markdown => write_markdown(r, out),
         super::Format::Csv => write_csv(r, out),
         super::Format::Json => write_json(r, out),
+        super::Format::Latex => Err(std::io::Error::other("measured reports have no LaTeX form")),
     }
 }

@@ -5,10 +5,18 @@
 //! Human units (thousands separators, K/M/G, KiB/MiB) appear only in table and Markdown; CSV and
 //! JSON carry raw integers.
 
+pub mod convention;
 pub mod csv;
+pub mod diff;
+pub mod dir;
+pub mod grid;
+pub mod interrupt;
 pub mod json;
+pub mod latex;
 pub mod markdown;
 pub mod measured;
+pub mod memory;
+pub mod svg;
 pub mod table;
 pub mod units;
 
@@ -88,6 +96,9 @@ pub struct Report {
     pub layers: Vec<LayerRow>,
     /// Totals.
     pub totals: TotalsRow,
+    /// Memory of inference and of one training step ([`crate::memory`]), when computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
 }
 
 impl Report {
@@ -131,7 +142,42 @@ impl Report {
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
             },
+            memory: None,
         }
+    }
+
+    /// The report with layer rows rolled up by name prefix, like torchinfo's `depth`: each run
+    /// of consecutive rows whose names share their first `depth` dot-separated parts
+    /// (`layer2.0.conv1` at depth 2 → `layer2.0`) becomes one row of kind `group` with the summed
+    /// params, buffers, MACs, FLOPs and activation bytes and the last row's output shape. A run of
+    /// one row named exactly the prefix is kept as it is. Totals are unchanged.
+    pub fn rolled_up(&self, depth: usize) -> Report {
+        let prefix = |name: &str| -> String { name.split('.').take(depth.max(1)).collect::<Vec<_>>().join(".") };
+        let mut layers: Vec<(LayerRow, usize)> = Vec::new();
+        for l in &self.layers {
+            let p = prefix(&l.name);
+            match layers.last_mut() {
+                Some((g, count)) if g.name == p => {
+                    g.kind = "group".into();
+                    g.output_shape = l.output_shape.clone();
+                    g.params = g.params.saturating_add(l.params);
+                    g.buffers = g.buffers.saturating_add(l.buffers);
+                    g.macs = g.macs.saturating_add(l.macs);
+                    g.flops = g.flops.saturating_add(l.flops);
+                    g.activation_bytes = g.activation_bytes.saturating_add(l.activation_bytes);
+                    *count += 1;
+                }
+                _ => {
+                    let mut row = l.clone();
+                    if row.name != p {
+                        row.name = p;
+                        row.kind = "group".into();
+                    }
+                    layers.push((row, 1));
+                }
+            }
+        }
+        Report { layers: layers.into_iter().map(|(r, _)| r).collect(), ..self.clone() }
     }
 
     /// Input shape with batch, `1x3x224x224`.
@@ -178,7 +224,7 @@ impl Report {
     pub fn totals_line(&self) -> String {
         let t = &self.totals;
         format!(
-            "params {} ({} as {}), buffers {}; MACs {}, FLOPs = 2·MACs = {}\nactivations {} (each layer output once; input {})",
+            "params {} ({} as {}), buffers {}\nMACs {}, FLOPs = 2·MACs = {}\nactivations {} (each layer output once; input {})",
             count(t.params),
             bytes(t.param_bytes),
             self.spec.dtype,
@@ -329,6 +375,8 @@ pub enum Format {
     Csv,
     /// JSON, raw integers, versioned schema (see README).
     Json,
+    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper.
+    Latex,
 }
 
 /// Write `report` in `format` to `out`.
@@ -338,6 +386,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
         Format::Markdown => markdown::write(report, out),
         Format::Csv => csv::write(report, out),
         Format::Json => json::write(report, out),
+        Format::Latex => latex::write(report, out),
     }
 }
 
@@ -347,16 +396,62 @@ pub fn human_columns(report: &Report) -> Vec<&'static Column> {
 }
 
 /// Write `contents` to `path` atomically: a temporary file in the same directory, then rename.
-/// On any error nothing is left at `path` (an existing file there is untouched).
+/// On any error nothing is left at `path` (an existing file there is untouched) and the
+/// temporary file is removed; a Ctrl-C meanwhile leaves the same state (see [`interrupt`]).
+///
+/// The new file gets mode 0666 less the umask, like any file a program creates (not the 0600 of
+/// a temporary file). A destination that exists and is not a regular file (`/dev/stdout`, a
+/// named pipe) is written in place: renaming over it would replace the device or pipe.
+///
+/// Errors: `Error::Io` naming `path`, with the reason (missing or read-only directory, …).
 pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate::Error> {
     let io = |source| crate::Error::Io { path: path.display().to_string(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new().prefix(".netstat-").tempfile_in(dir).map_err(io)?;
-    tmp.write_all(contents).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory, not a file")));
+        }
+        if !meta.is_file() {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+            return f.write_all(contents).and_then(|_| f.flush()).map_err(io);
+        }
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".netstat-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| {
+        io(std::io::Error::new(
+            e.kind(),
+            format!("cannot create a file in directory {}: {}", dir.display(), root_cause(&e)),
+        ))
+    })?;
+    // Registered until the temporary file is renamed or deleted (the closure consumes it).
+    let guard = interrupt::guard(tmp.path());
+    let result = (move || {
+        tmp.write_all(contents)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map(drop).map_err(|e| e.error)
+    })();
+    drop(guard);
+    result.map_err(io)
 }
+
+/// The OS's message of an I/O error, without the ` at path "…/.netstat-XXXXXX"` that tempfile
+/// appends (a temporary name would only confuse a user).
+fn root_cause(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rsplit_once(" at path \"") {
+        Some((msg, _)) => msg.to_owned(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -42,6 +42,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "{t}")?;
     writeln!(out, "{}", report.totals_line())?;
     writeln!(out, "{}", report.headline())?;
+    if let Some(m) = &report.memory {
+        writeln!(out, "{}", m.summary_lines())?;
+    }
     writeln!(out, "MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2·MACs;")?;
     writeln!(out, "%par, %MAC: share of total params and MACs; act: output bytes")
 }

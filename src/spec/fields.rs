@@ -130,7 +130,9 @@ impl<'a> Fields<'a> {
 pub fn describe(n: &Node) -> String {
     match &n.value {
         Value::Int(v) => format!("{v}"),
+        Value::Float(v) if v.abs() >= 1e16 => format!("{v:e}"),
         Value::Float(v) => format!("{v}"),
+        Value::Seq(items) if items.is_empty() => "an empty list".to_owned(),
         Value::Str(s) => format!("\"{}\"", truncate(s, 40)),
         Value::Bool(b) => format!("{b}"),
         v => v.type_name().to_owned(),
@@ -149,6 +151,10 @@ fn pos_int(f: &Fields, n: &Node, key: &str) -> Result<u64, SpecError> {
     match n.value {
         Value::Int(v) if v >= 1 && v <= u64::MAX as i128 => Ok(v as u64),
         Value::Int(v) if v > u64::MAX as i128 => Err(f.expect(n, key, "a positive integer that fits in u64")),
+        // YAML reads integers beyond i128 as floats.
+        Value::Float(v) if v.fract() == 0.0 && v >= u64::MAX as f64 => {
+            Err(f.expect(n, key, "a positive integer that fits in u64"))
+        }
         _ => Err(f.expect(n, key, "a positive integer")),
     }
 }

@@ -7,7 +7,9 @@
 //! serde-saphyr's budget ([`budget`]) caps events, aliases, anchors, nesting depth and nodes,
 //! which stops alias bombs ("billion laughs") and runaway nesting with an error.
 
+pub mod blocks;
 pub mod fields;
+pub mod loss;
 pub mod node;
 
 use crate::error::{did_you_mean, LayerRef, SpecError};
@@ -20,25 +22,48 @@ use std::collections::HashMap;
 /// Largest spec file netstat reads: 16 MiB (a 10,000-layer spec is about 0.7 MiB).
 pub const MAX_SPEC_BYTES: usize = 16 << 20;
 
-/// Most layers a spec may expand to (after blocks and repeats): 1,000,000.
-pub const MAX_LAYERS: usize = 1_000_000;
+/// Most layers a spec may expand to (after blocks and repeats): 100,000 — about 30 times a
+/// 1000-layer ResNet, and small enough that expanding and analysing them stays under a second
+/// (a nested `repeat` of 10^9 layers is refused as soon as the count passes it).
+pub const MAX_LAYERS: usize = 100_000;
 
 /// Top-level fields of a spec.
-pub const TOP_FIELDS: &[&str] = &["name", "description", "input", "batch", "dtype", "layers"];
+pub const TOP_FIELDS: &[&str] =
+    &["name", "description", "input", "batch", "dtype", "layers", "blocks", "loss", "dataset"];
 
 /// The parse budget: limits on what one spec may make serde-saphyr do.
 ///
 /// Alias and anchor counts, nesting depth, events and nodes are capped well above any real
-/// network's spec and far below what would exhaust memory.
+/// network's spec and far below what would exhaust memory or take more than a second
+/// (docs/robustness.md lists every limit with its reason).
 pub fn budget() -> serde_saphyr::Budget {
     let mut b = serde_saphyr::Budget::default();
-    b.max_events = 2_000_000;
+    b.max_events = MAX_EVENTS;
     b.max_aliases = 10_000;
     b.max_anchors = 10_000;
     b.max_depth = 64;
     b.max_nodes = 1_000_000;
     b.max_total_scalar_bytes = MAX_SPEC_BYTES;
+    b.max_recorded_anchor_events = MAX_ALIAS_EVENTS;
     b
+}
+
+/// Most YAML events (scalars, collection starts and ends) a spec may have: 1,000,000, about
+/// 150,000 one-line layers. Parsing them takes well under a second in a release build.
+pub const MAX_EVENTS: usize = 1_000_000;
+
+/// Most events aliases may replay, and anchors record, in one spec: 100,000. An alias bomb
+/// ("billion laughs") stops here; a real spec's `<<: *defaults` merges use a few dozen each.
+pub const MAX_ALIAS_EVENTS: usize = 100_000;
+
+/// serde-saphyr options: the [`budget`], alias limits, YAML 1.2 booleans.
+pub fn options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget());
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
+    // YAML 1.2 booleans only: a layer named `n`, `y`, `no` or `off` stays a string.
+    options.strict_booleans = true;
+    options
 }
 
 /// The network's input tensor.
@@ -72,6 +97,8 @@ pub struct LayerSpec {
     pub inputs: Vec<InputRef>,
     /// Whether the layer's parameters are trained (default true).
     pub trainable: bool,
+    /// `shares: NAME`: the layer uses the parameters of layer NAME (same count) instead of its own.
+    pub shares: Option<InputRef>,
     /// The layer's mapping as written (for field locations in later errors).
     pub node: Node,
 }
@@ -98,6 +125,10 @@ pub struct Spec {
     pub dtype: DType,
     /// The layers, in file order (blocks expanded).
     pub layers: Vec<LayerSpec>,
+    /// `loss:` (for the training-memory model), if given.
+    pub loss: Option<loss::LossSpec>,
+    /// `dataset: {rows: R}`: samples resident on the device (the batch is a view of them).
+    pub dataset_rows: Option<u64>,
 }
 
 /// Read and check a spec file.
@@ -105,7 +136,12 @@ pub struct Spec {
 /// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
 /// unknown kinds, duplicate names — each with file:line:column.
 pub fn load(path: &str) -> Result<Spec, crate::Error> {
-    let bytes = std::fs::read(path).map_err(|source| crate::Error::Io { path: path.to_owned(), source })?;
+    use std::io::Read;
+    let io = |source| crate::Error::Io { path: path.to_owned(), source };
+    // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
+    // without being read whole.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).map_err(io)?.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
     Ok(parse_bytes(path, &bytes)?)
 }
 
@@ -115,7 +151,7 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Spec, SpecError> {
         return Err(SpecError::new(
             file,
             Loc { line: 1, col: 1 },
-            format!("spec is {} bytes, more than the limit of {} bytes (16 MiB)", bytes.len(), MAX_SPEC_BYTES),
+            format!("spec is larger than the limit of {MAX_SPEC_BYTES} bytes (16 MiB)"),
         ));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -131,22 +167,57 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Spec, SpecError> {
 
 /// Parse YAML text into a spanned tree, under [`budget`].
 pub fn parse_yaml(file: &str, text: &str) -> Result<Node, SpecError> {
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget());
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
+    serde_saphyr::from_str_with_options::<Node>(text, options()).map_err(|e| {
         let loc = e.location().map(|l| Loc { line: l.line(), col: l.column() }).unwrap_or_default();
         SpecError::new(file, loc, format!("invalid YAML: {}", plain_message(&e)))
     })
 }
 
-/// serde-saphyr's message without its "error: line L column C:" prefix and snippet.
+/// The message for a parse that hit one of our limits, naming the limit; `None` for other errors.
+fn limit_message(e: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    use serde_saphyr::Error as E;
+    let mut e = e;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = e {
+        e = error;
+    }
+    let aliases = || format!("aliases expand to more than {MAX_ALIAS_EVENTS} YAML values (an alias bomb?)");
+    Some(match e {
+        E::Budget { breach, .. } => match breach {
+            B::Events { .. } => format!("more than {MAX_EVENTS} YAML values and collection markers"),
+            B::Depth { .. } => format!("nested more than {} levels deep", budget().max_depth),
+            B::Nodes { .. } => format!("more than {} YAML nodes", budget().max_nodes),
+            B::Aliases { .. } => format!("more than {} aliases", budget().max_aliases),
+            B::Anchors { .. } => format!("more than {} anchors", budget().max_anchors),
+            B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } | B::AliasAnchorRatio { .. } => aliases(),
+            other => format!("a parsing limit was exceeded ({other:?})"),
+        },
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => aliases(),
+        _ => return None,
+    })
+    .map(|m| format!("{m}; see the limits in docs/robustness.md"))
+}
+
+/// serde-saphyr's message for a spec author (its `UserMessageFormatter`), without the
+/// location (which we print in front) or the snippet.
 fn plain_message(e: &serde_saphyr::Error) -> String {
-    let full = e.without_snippet().to_string();
+    if let Some(m) = limit_message(e) {
+        return m;
+    }
+    let full = e.without_snippet().render_with_formatter(&serde_saphyr::UserMessageFormatter);
     let first = full.lines().next().unwrap_or("").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     let rest = match first.strip_prefix("line ") {
         Some(r) => r.split_once(": ").map(|(_, m)| m).unwrap_or(r),
         None => first,
+    };
+    // The location is already in front of the message; drop serde-saphyr's copy of it.
+    let is_num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let rest = match rest.rsplit_once(" at line ") {
+        Some((m, at)) if at.split_once(", column ").is_some_and(|(l, c)| is_num(l) && is_num(c)) => m,
+        _ => rest,
     };
     rest.to_owned()
 }
@@ -182,6 +253,13 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         }
         None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
     };
+    let expanded;
+    let layer_nodes = if blocks::needed(root) {
+        expanded = blocks::expand(file, root)?;
+        &expanded
+    } else {
+        layer_nodes
+    };
     if layer_nodes.len() > MAX_LAYERS {
         return Err(SpecError::new(
             file,
@@ -208,7 +286,9 @@ pub fn from_node(file: &str, root: &Node) -> Result<Spec, SpecError> {
         seen.insert(l.id.name.clone(), l.loc("name"));
         layers.push(l);
     }
-    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers })
+    let loss = loss::parse_loss(file, root)?;
+    let dataset_rows = loss::parse_dataset(file, root)?;
+    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers, loss, dataset_rows })
 }
 
 /// Parse a dtype spelling written at `loc`.
@@ -291,7 +371,12 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
 }
 
 /// Error on any key of `entries` not in `known` (with "did you mean"); keys must be strings.
-fn check_keys(file: &str, entries: &[(Node, Node)], known: &[&str], layer: Option<&LayerRef>) -> Result<(), SpecError> {
+pub(crate) fn check_keys(
+    file: &str,
+    entries: &[(Node, Node)],
+    known: &[&str],
+    layer: Option<&LayerRef>,
+) -> Result<(), SpecError> {
     for (k, _) in entries {
         let err = |msg: String| {
             let e = SpecError::new(file, k.loc, msg);
@@ -382,8 +467,13 @@ fn parse_layer(file: &str, index: usize, n: &Node) -> Result<LayerSpec, SpecErro
         }
     };
     let trainable = f.bool("trainable")?.unwrap_or(true);
+    let shares = match f.get("shares") {
+        None => None,
+        Some(Node { value: Value::Str(s), loc }) => Some(InputRef { name: s.clone(), loc: *loc }),
+        Some(v) => return Err(f.err(v.loc, format!("`shares`: expected a layer name, got {}", fields::describe(v)))),
+    };
     let kind = Kind::parse(&kind_name, &f)?;
-    Ok(LayerSpec { id, kind, inputs, trainable, node: n.clone() })
+    Ok(LayerSpec { id, kind, inputs, trainable, shares, node: n.clone() })
 }
 
 #[cfg(test)]
@@ -414,7 +504,10 @@ mod tests {
     fn errors_name_file_line_col_and_layer() {
         assert_eq!(
             err(&format!("{HEAD}  - {{name: c, kind: conv2, c_out: 4}}\n")),
-            "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, lrn, relu, sigmoid, tanh, softmax, dropout, flatten, linear, batch_norm2d"
+            format!(
+                "t.yaml:4:21: layer #0 \"c\" (?): unknown kind \"conv2\" (did you mean `conv2d`?); known kinds: {}",
+                Kind::NAMES.join(", ")
+            )
         );
         assert!(err(&format!("{HEAD}  - {{name: c, kind: conv2d, c_out: 4, kernal: 3}}\n"))
             .starts_with("t.yaml:4:39: layer #0 \"c\" (conv2d): unknown field `kernal` (did you mean `kernel`?)"));

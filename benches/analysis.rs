@@ -1,0 +1,86 @@
+//! Speed of the analysis (criterion; `cargo bench --bench analysis`).
+//!
+//! - `spec/<file>`: read, expand, check, analyse and render JSON for every spec in specs/.
+//! - `process/resnet50_json`: the whole `netstat specs/resnet50.yaml --format json` process.
+//! - `generated/<n>`: parse + analyse a generated spec of n layers (1,000 … 10,000), to show
+//!   that time grows linearly with layers.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use netstat::analysis::{analyze, Overrides};
+use netstat::report::{self, Format, Report};
+use std::hint::black_box;
+use std::path::PathBuf;
+
+fn spec_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["specs", "specs/examples"] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn parse_to_report(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spec");
+    for p in spec_files() {
+        let path = p.to_str().unwrap().to_owned();
+        g.bench_function(p.file_stem().unwrap().to_str().unwrap(), |b| {
+            b.iter(|| {
+                let a = netstat::analyze_file(black_box(&path), &Overrides::default()).unwrap();
+                let mut out = Vec::new();
+                report::write(&Report::new(&a), Format::Json, &mut out).unwrap();
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+fn whole_process(c: &mut Criterion) {
+    let exe = env!("CARGO_BIN_EXE_netstat");
+    let mut g = c.benchmark_group("process");
+    g.sample_size(50);
+    g.bench_function("resnet50_json", |b| {
+        b.iter(|| {
+            let out =
+                std::process::Command::new(exe).args(["specs/resnet50.yaml", "--format", "json"]).output().unwrap();
+            assert!(out.status.success());
+            out.stdout.len()
+        })
+    });
+    g.finish();
+}
+
+/// A chain of `n` layers (conv2d / batch_norm2d / relu repeating on 16×16 maps).
+pub fn generated(n: usize) -> String {
+    let mut s = String::from("name: generated\ninput: [16, 16, 16]\nlayers:\n");
+    for i in 0..n {
+        match i % 3 {
+            0 => s += &format!("  - {{name: conv{i}, kind: conv2d, c_out: 16, kernel: 3, padding: 1, bias: false}}\n"),
+            1 => s += &format!("  - {{name: bn{i}, kind: batch_norm2d}}\n"),
+            _ => s += &format!("  - {{name: relu{i}, kind: relu}}\n"),
+        }
+    }
+    s
+}
+
+fn generated_specs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("generated");
+    g.sample_size(20);
+    for n in [1_000usize, 5_000, 10_000] {
+        let text = generated(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &text, |b, text| {
+            b.iter(|| analyze(netstat::spec::parse_bytes("gen.yaml", black_box(text.as_bytes())).unwrap()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse_to_report, whole_process, generated_specs);
+criterion_main!(benches);

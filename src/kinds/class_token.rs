@@ -1,0 +1,48 @@
+//! `class_token`: prepend a learned `[1, 1, D]` token to a sequence `N×L×D` → `N×(L+1)×D`
+//! (ViT's `class_token`: `torch.cat([class_token.expand(N, -1, -1), x], dim=1)`, torchvision
+//! vision_transformer.py). Params: `D`. 0 MACs (a copy).
+
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use crate::error::SpecError;
+use crate::shape::{add, Shape};
+use crate::spec::fields::Fields;
+
+/// A learned token concatenated in front of the sequence.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClassToken;
+
+impl KindSpec for ClassToken {
+    const NAME: &'static str = "class_token";
+    const FIELDS: &'static [&'static str] = &[];
+    fn parse(_: &Fields) -> Result<Self, SpecError> {
+        Ok(ClassToken)
+    }
+}
+
+impl Op for ClassToken {
+    /// Saved for backward: nothing (a concatenation: the gradient is split).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        expect_rank(x, 3, "N×L×D")?;
+        let output = Shape(vec![x.0[0], add(x.0[1], 1, "sequence length")?, x.0[2]]);
+        output.elements()?;
+        Ok(Cost { output, params: x.0[2], buffers: 0, macs: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vit_b_16() {
+        // ViT-B/16: 1×196×768 → 1×197×768, 768 params (class_token [1, 1, 768]).
+        let c = ClassToken.analyze(&[Shape(vec![1, 196, 768])]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (Shape(vec![1, 197, 768]), 768, 0));
+        assert!(ClassToken.analyze(&[Shape(vec![1, 768])]).is_err());
+    }
+}

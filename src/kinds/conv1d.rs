@@ -1,0 +1,102 @@
+//! `conv1d`: 1-D convolution over N×C×L input (PyTorch `nn.Conv1d`).
+//!
+//! Shape (PyTorch Conv1d docs): `L_out = ⌊(L + 2p − d·(k − 1) − 1)/s⌋ + 1` (see [`super::window`]).
+//!
+//! Params: `c_out · (c_in / groups) · k` weights, plus `c_out` biases if `bias`.
+//!
+//! MACs: `N · c_out · L_out · (c_in / groups) · k` (torchvision `_ops` convention; bias adds not
+//! counted).
+
+use super::window::Axis;
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use crate::error::SpecError;
+use crate::shape::{checked_product, Shape};
+use crate::spec::fields::Fields;
+
+/// A 1-D convolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv1d {
+    /// Output channels.
+    pub c_out: u64,
+    /// Kernel size.
+    pub kernel: u64,
+    /// Stride, default 1.
+    pub stride: u64,
+    /// Padding on both ends, default 0.
+    pub padding: u64,
+    /// Dilation, default 1.
+    pub dilation: u64,
+    /// Groups, default 1.
+    pub groups: u64,
+    /// Whether the layer has a bias (default true).
+    pub bias: bool,
+}
+
+impl KindSpec for Conv1d {
+    const NAME: &'static str = "conv1d";
+    const FIELDS: &'static [&'static str] = &["c_out", "kernel", "stride", "padding", "dilation", "groups", "bias"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Conv1d {
+            c_out: f.req_pos("c_out")?,
+            kernel: f.req_pos("kernel")?,
+            stride: f.pos("stride")?.unwrap_or(1),
+            padding: f.nonneg("padding")?.unwrap_or(0),
+            dilation: f.pos("dilation")?.unwrap_or(1),
+            groups: f.pos("groups")?.unwrap_or(1),
+            bias: f.bool("bias")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for Conv1d {
+    /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
+    /// input and weight).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        expect_rank(x, 3, "N×C×L")?;
+        let (n, c_in, l) = (x.0[0], x.0[1], x.0[2]);
+        for (c, what) in [(c_in, "c_in"), (self.c_out, "c_out")] {
+            if c % self.groups != 0 {
+                return Err(KindError::field("groups", format!("groups {} does not divide {what} {c}", self.groups)));
+            }
+        }
+        let l_out = Axis {
+            input: l,
+            kernel: self.kernel,
+            stride: self.stride,
+            pad_lo: self.padding,
+            pad_hi: self.padding,
+            dilation: self.dilation,
+            ceil: false,
+        }
+        .output()
+        .map_err(|m| KindError::field("kernel", m))?;
+        let c_in_g = c_in / self.groups;
+        let weights = checked_product(&[self.c_out, c_in_g, self.kernel])?;
+        let params = weights + if self.bias { self.c_out } else { 0 };
+        let macs = checked_product(&[n, self.c_out, l_out, c_in_g, self.kernel])?;
+        Ok(Cost { output: Shape(vec![n, self.c_out, l_out]), params, buffers: 0, macs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn wav_frontend() {
+        // Conv1d(1→16, k5, s2, p2) on 1×1×100: L_out = ⌊(100 + 4 − 4 − 1)/2⌋ + 1 = 50;
+        // params 16·1·5 + 16 = 96; MACs 16·50·1·5 = 4,000.
+        let c = run::<Conv1d>("{c_out: 16, kernel: 5, stride: 2, padding: 2}", &[1, 1, 100]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 16, 50]));
+        assert_eq!((c.params, c.macs), (96, 4_000));
+        let e = run::<Conv1d>("{c_out: 16, kernel: 5}", &[1, 1, 3]).unwrap_err();
+        assert!(e.message.contains("kernel larger than the padded input"), "{}", e.message);
+        assert!(run::<Conv1d>("{c_out: 16, kernel: 5}", &[1, 1, 3, 3]).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! `conv_transpose2d`: 2-D transposed convolution over NCHW input (PyTorch `nn.ConvTranspose2d`).
+//!
+//! Shape (PyTorch ConvTranspose2d docs): `H_out = (H_in − 1)·s − 2·p + d·(k − 1) + output_padding + 1`,
+//! likewise `W_out`. `output_padding` must be smaller than the stride or the dilation (PyTorch rule).
+//!
+//! Params: `c_in · (c_out / groups) · k_h · k_w` weights, plus `c_out` biases if `bias`.
+//!
+//! MACs are counted on the input grid: every input element is multiplied into a `k_h·k_w` patch
+//! of `c_out/groups` output channels: `N · c_in · H_in · W_in · (c_out / groups) · k_h · k_w`
+//! (PyTorch FlopCounterMode `conv_flop_count` with `transposed=True`; bias adds not counted).
+
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use crate::error::SpecError;
+use crate::shape::{checked_product, Shape};
+use crate::spec::fields::Fields;
+
+/// A 2-D transposed convolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvTranspose2d {
+    /// Output channels.
+    pub c_out: u64,
+    /// `[k_h, k_w]`.
+    pub kernel: [u64; 2],
+    /// `[s_h, s_w]`, default 1.
+    pub stride: [u64; 2],
+    /// `[p_h, p_w]`, default 0 (removed from both sides of the output).
+    pub padding: [u64; 2],
+    /// `[op_h, op_w]`, default 0 (added on one side of the output).
+    pub output_padding: [u64; 2],
+    /// `[d_h, d_w]`, default 1.
+    pub dilation: [u64; 2],
+    /// Groups, default 1.
+    pub groups: u64,
+    /// Whether the layer has a bias (default true).
+    pub bias: bool,
+}
+
+impl KindSpec for ConvTranspose2d {
+    const NAME: &'static str = "conv_transpose2d";
+    const FIELDS: &'static [&'static str] =
+        &["c_out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        let kernel = f.pos_pair("kernel")?.ok_or_else(|| f.err(f.node.loc, "missing required field `kernel`"))?;
+        Ok(ConvTranspose2d {
+            c_out: f.req_pos("c_out")?,
+            kernel,
+            stride: f.pos_pair("stride")?.unwrap_or([1, 1]),
+            padding: f.nonneg_pair("padding")?.unwrap_or([0, 0]),
+            output_padding: f.nonneg_pair("output_padding")?.unwrap_or([0, 0]),
+            dilation: f.pos_pair("dilation")?.unwrap_or([1, 1]),
+            groups: f.pos("groups")?.unwrap_or(1),
+            bias: f.bool("bias")?.unwrap_or(true),
+        })
+    }
+}
+
+/// `(i − 1)·s − 2p + d·(k − 1) + op + 1`, checked; an error when it is not positive.
+fn out_size(i: u64, k: u64, s: u64, p: u64, d: u64, op: u64) -> Result<u64, String> {
+    let grow = (i - 1)
+        .checked_mul(s)
+        .and_then(|v| v.checked_add((k - 1).checked_mul(d)?))
+        .and_then(|v| v.checked_add(op + 1))
+        .ok_or("output size overflows u64")?;
+    let cut = p.checked_mul(2).ok_or("padding overflows u64")?;
+    if cut >= grow {
+        return Err(format!(
+            "padding too large: (I−1)·s + d·(k−1) + output_padding + 1 = {grow} but 2·padding = {cut}; expected a positive output size"
+        ));
+    }
+    Ok(grow - cut)
+}
+
+impl Op for ConvTranspose2d {
+    /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
+    /// input and weight).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        expect_rank(x, 4, "N×C×H×W")?;
+        let (n, c_in, h, w) = (x.0[0], x.0[1], x.0[2], x.0[3]);
+        for (c, what) in [(c_in, "c_in"), (self.c_out, "c_out")] {
+            if c % self.groups != 0 {
+                return Err(KindError::field("groups", format!("groups {} does not divide {what} {c}", self.groups)));
+            }
+        }
+        for i in 0..2 {
+            let op = self.output_padding[i];
+            if op >= self.stride[i] && op >= self.dilation[i] {
+                return Err(KindError::field(
+                    "output_padding",
+                    format!(
+                        "output_padding {op} must be smaller than stride {} or dilation {} (PyTorch rule)",
+                        self.stride[i], self.dilation[i]
+                    ),
+                ));
+            }
+        }
+        let size = |i: usize, input| {
+            out_size(input, self.kernel[i], self.stride[i], self.padding[i], self.dilation[i], self.output_padding[i])
+                .map_err(|m| KindError::field("padding", format!("{}: {m}", ["height", "width"][i])))
+        };
+        let (h_out, w_out) = (size(0, h)?, size(1, w)?);
+        let c_out_g = self.c_out / self.groups;
+        let weights = checked_product(&[c_in, c_out_g, self.kernel[0], self.kernel[1]])?;
+        let params = weights + if self.bias { self.c_out } else { 0 };
+        let macs = checked_product(&[n, c_in, h, w, c_out_g, self.kernel[0], self.kernel[1]])?;
+        let output = Shape(vec![n, self.c_out, h_out, w_out]);
+        output.elements()?;
+        Ok(Cost { output, params, buffers: 0, macs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn acceptance_upsample_2x() {
+        // ConvTranspose2d(3→1, kernel 2, stride 2) on 1×3×2×2: H_out = (2−1)·2 − 0 + 1·(2−1) + 0 + 1 = 4;
+        // params 3·1·2·2 + 1 = 13; MACs on the input grid 1·3·2·2·1·2·2 = 48.
+        let c = run::<ConvTranspose2d>("{c_out: 1, kernel: 2, stride: 2}", &[1, 3, 2, 2]).unwrap();
+        assert_eq!(c.output, Shape(vec![1, 1, 4, 4]));
+        assert_eq!((c.params, c.macs), (13, 48));
+    }
+
+    #[test]
+    fn padding_output_padding_and_errors() {
+        // k3 s2 p1 op1 on 7: (7−1)·2 − 2 + 2 + 1 + 1 = 14 (the usual exact 2× upsampling).
+        let c =
+            run::<ConvTranspose2d>("{c_out: 8, kernel: 3, stride: 2, padding: 1, output_padding: 1}", &[1, 4, 7, 7])
+                .unwrap();
+        assert_eq!(c.output, Shape(vec![1, 8, 14, 14]));
+        let e = run::<ConvTranspose2d>("{c_out: 8, kernel: 3, output_padding: 1}", &[1, 4, 7, 7]).unwrap_err();
+        assert_eq!(e.field, Some("output_padding"));
+        let e = run::<ConvTranspose2d>("{c_out: 8, kernel: 1, padding: 1}", &[1, 4, 1, 1]).unwrap_err();
+        assert!(e.message.contains("padding too large"), "{}", e.message);
+    }
+}

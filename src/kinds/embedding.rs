@@ -1,0 +1,58 @@
+//! `embedding`: a lookup table of `num_embeddings` vectors of size `embedding_dim` (PyTorch
+//! `nn.Embedding`); takes integer ids (`input: {shape: [L], dtype: i64}`).
+//!
+//! Shape: `N×…` ids → `N×…×embedding_dim`. Params: `num_embeddings · embedding_dim`.
+//! 0 MACs: a gather, not a multiply (torchvision `_ops` / FlopCounterMode count none).
+
+use super::{Cost, KindError, KindSpec, Op, Saved};
+use crate::error::SpecError;
+use crate::shape::{checked_product, Shape};
+use crate::spec::fields::Fields;
+
+/// An embedding table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// Rows of the table (vocabulary size).
+    pub num_embeddings: u64,
+    /// Size of each vector.
+    pub embedding_dim: u64,
+}
+
+impl KindSpec for Embedding {
+    const NAME: &'static str = "embedding";
+    const FIELDS: &'static [&'static str] = &["num_embeddings", "embedding_dim"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Embedding { num_embeddings: f.req_pos("num_embeddings")?, embedding_dim: f.req_pos("embedding_dim")? })
+    }
+}
+
+impl Op for Embedding {
+    /// Saved for backward: the ids (PyTorch `embedding_backward(grad, indices, …)`).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![Saved::Input(0)])
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let mut out = inputs[0].0.clone();
+        out.push(self.embedding_dim);
+        let output = Shape(out);
+        output.elements()?;
+        Ok(Cost { output, params: checked_product(&[self.num_embeddings, self.embedding_dim])?, buffers: 0, macs: 0 })
+    }
+    fn accepts_int_input(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn gpt2_wte() {
+        // GPT-2 wte: 50,257·768 = 38,597,376 params; 1×1024 ids → 1×1024×768; a gather: 0 MACs.
+        let c = run::<Embedding>("{num_embeddings: 50257, embedding_dim: 768}", &[1, 1024]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (Shape(vec![1, 1024, 768]), 38_597_376, 0));
+    }
+}

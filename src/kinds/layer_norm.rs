@@ -1,0 +1,116 @@
+//! `layer_norm`: normalization over the trailing dimensions (PyTorch `nn.LayerNorm`).
+//!
+//! `normalized_shape` (default: the input's last dimension) must equal the input's trailing
+//! dimensions. Params: `2 · Π normalized_shape` (γ and β) when `elementwise_affine` (default
+//! true); only γ when `bias: false`. 0 MACs (norms are not counted, torchvision `_ops`).
+
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use crate::error::SpecError;
+use crate::shape::{checked_product, mul, Shape};
+use crate::spec::fields::Fields;
+use crate::spec::node::Value;
+
+/// A layer normalization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerNorm {
+    /// Trailing dimensions normalized over; `None` means the input's last dimension.
+    pub normalized_shape: Option<Vec<u64>>,
+    /// ε added to the variance (default 1e-5).
+    pub eps: f64,
+    /// Learnable γ (and β) (default true).
+    pub elementwise_affine: bool,
+    /// Learnable β (default true).
+    pub bias: bool,
+}
+
+impl KindSpec for LayerNorm {
+    const NAME: &'static str = "layer_norm";
+    const FIELDS: &'static [&'static str] = &["normalized_shape", "eps", "elementwise_affine", "bias"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        let normalized_shape = match f.get("normalized_shape") {
+            None => None,
+            Some(n) => match &n.value {
+                Value::Seq(items) if !items.is_empty() => {
+                    let v = f.nonneg_list(n, "normalized_shape")?;
+                    if v.contains(&0) {
+                        return Err(f.err(n.loc, "`normalized_shape`: expected positive dimensions, got a 0"));
+                    }
+                    let _ = items;
+                    Some(v)
+                }
+                _ => Some(vec![f.req_pos("normalized_shape")?]),
+            },
+        };
+        Ok(LayerNorm {
+            normalized_shape,
+            eps: f.float("eps")?.unwrap_or(1e-5),
+            elementwise_affine: f.bool("elementwise_affine")?.unwrap_or(true),
+            bias: f.bool("bias")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for LayerNorm {
+    /// Saved for backward: the input, plus the mean and reciprocal standard deviation of every
+    /// normalized row (`2 · elements / Π normalized_shape` values in the accumulate type; PyTorch
+    /// `native_layer_norm` returns `mean`, `rstd` for `native_layer_norm_backward`).
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let x = &inputs[0];
+        let per = match &self.normalized_shape {
+            Some(v) => checked_product(v)?,
+            None => x.last(),
+        };
+        let rows = x.elements()? / per.max(1);
+        let elements = mul(rows, 2, "saved statistics")?;
+        Ok(vec![Saved::Input(0), Saved::New { elements, dtype: SavedDType::Accum, what: "row mean and rstd" }])
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        let norm = match &self.normalized_shape {
+            Some(v) => v.clone(),
+            None => vec![x.last()],
+        };
+        if x.rank() < norm.len() || x.0[x.rank() - norm.len()..] != norm[..] {
+            return Err(KindError::field(
+                "normalized_shape",
+                format!("expected the input's trailing dimensions to be {}, got input {x}", Shape(norm.clone())),
+            ));
+        }
+        let per = checked_product(&norm)?;
+        let params = match (self.elementwise_affine, self.bias) {
+            (false, _) => 0,
+            (true, true) => mul(per, 2, "params")?,
+            (true, false) => per,
+        };
+        Ok(Cost { params, ..same_shape(inputs)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn vit_ln() {
+        // ViT-B/16 ln_1 (torchvision_layers/vit_b_16.csv): 1×197×768, 2·768 = 1,536 params, 0 MACs.
+        let c = run::<LayerNorm>("{eps: 1e-6}", &[1, 197, 768]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (Shape(vec![1, 197, 768]), 1_536, 0));
+        // Over [14, 14]: 2·196 = 392.
+        assert_eq!(run::<LayerNorm>("{normalized_shape: [14, 14]}", &[1, 8, 14, 14]).unwrap().params, 392);
+        assert_eq!(run::<LayerNorm>("{bias: false}", &[1, 4, 10]).unwrap().params, 10);
+        let e = run::<LayerNorm>("{normalized_shape: 512}", &[1, 197, 768]).unwrap_err();
+        assert_eq!(e.message, "expected the input's trailing dimensions to be 512, got input 1x197x768");
+    }
+
+    #[test]
+    fn saves_input_and_row_statistics() {
+        // ViT-B/16 LayerNorm on 1×197×768: 197 rows → mean and rstd, 2 · 197 = 394 values.
+        let k = super::super::test_util::parse::<LayerNorm>("{}").unwrap();
+        let x = Shape(vec![1, 197, 768]);
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
+        assert_eq!(s[0], Saved::Input(0));
+        assert!(matches!(s[1], Saved::New { elements: 394, dtype: SavedDType::Accum, .. }));
+    }
+}

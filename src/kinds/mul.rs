@@ -1,0 +1,58 @@
+//! `mul`: elementwise product of 2 or more inputs (gates such as squeeze-and-excitation;
+//! PyTorch `a * b`).
+//!
+//! Shapes broadcast as in PyTorch (see [`super::add::broadcast`]). No params; 0 MACs: an
+//! elementwise product is not a multiply-accumulate, and torchvision `_ops` (FlopCounterMode)
+//! does not count it.
+
+use super::add::broadcast_all;
+use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// An elementwise product.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Mul;
+
+impl KindSpec for Mul {
+    const NAME: &'static str = "mul";
+    const FIELDS: &'static [&'static str] = &[];
+    fn parse(_: &Fields) -> Result<Self, SpecError> {
+        Ok(Mul)
+    }
+}
+
+impl Op for Mul {
+    /// Saved for backward: every input (∂(a·b)/∂a = b), and for 3 or more inputs the running
+    /// products PyTorch's chain `((a·b)·c)…` keeps: `inputs − 2` tensors of the output's size.
+    fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
+        if inputs.len() > 2 {
+            let elements = crate::shape::mul(output.elements()?, inputs.len() as u64 - 2, "saved elements")?;
+            s.push(Saved::New { elements, dtype: SavedDType::Activation, what: "running products" });
+        }
+        Ok(s)
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        Ok(Cost { output: broadcast_all(inputs)?, params: 0, buffers: 0, macs: 0 })
+    }
+    fn arity(&self) -> (usize, usize) {
+        (2, usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squeeze_excitation_gate() {
+        // SE gate: 1×64×56×56 · 1×64×1×1 → 1×64×56×56.
+        let c = Mul.analyze(&[Shape(vec![1, 64, 56, 56]), Shape(vec![1, 64, 1, 1])]).unwrap();
+        assert_eq!((c.output, c.macs), (Shape(vec![1, 64, 56, 56]), 0));
+        let e = Mul.analyze(&[Shape(vec![1, 64, 56, 56]), Shape(vec![1, 32, 1, 1])]).unwrap_err();
+        assert!(e.message.contains("input 0 (1x64x56x56) and input 1 (1x32x1x1)"), "{}", e.message);
+    }
+}

@@ -1,0 +1,178 @@
+//! `multi_head_attention`: scaled dot-product attention with input and output projections
+//! (PyTorch `nn.MultiheadAttention`, `batch_first=True`; inputs N×L×D).
+//!
+//! One input: self-attention (query = key = value). Two: query and key = value (cross-attention).
+//! Three: query, key, value. Query `N×L_q×D`, key `N×L_k×k_dim`, value `N×L_k×v_dim`.
+//! Output `N×L_q×D`. `heads` must divide `D`.
+//!
+//! Params: `D·D + D·k_dim + D·v_dim + D·D` projection weights, plus `4·D` biases if `bias`
+//! (PyTorch `in_proj_bias` 3·D and `out_proj.bias` D).
+//!
+//! MACs, per batch element: projections `L_q·D·D + L_k·k_dim·D + L_k·v_dim·D + L_q·D·D`,
+//! plus `Q·Kᵀ = L_q·L_k·D` and `A·V = L_q·L_k·D`. Splitting into heads does not change the count
+//! (h heads of D/h each). A causal mask is applied to the full `L×L` scores, which are counted
+//! in full, as PyTorch FlopCounterMode (torchvision `_ops`) counts them.
+
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use crate::error::SpecError;
+use crate::shape::{add, checked_product, mul, Shape};
+use crate::spec::fields::Fields;
+
+/// A multi-head attention layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiHeadAttention {
+    /// Number of heads (default 1); must divide the embedding size.
+    pub heads: u64,
+    /// Expected embedding size D; checked against the query when given.
+    pub embed_dim: Option<u64>,
+    /// Causal (decoder) mask; does not change the counts.
+    pub causal: bool,
+    /// Projection biases (default true).
+    pub bias: bool,
+}
+
+impl KindSpec for MultiHeadAttention {
+    const NAME: &'static str = "multi_head_attention";
+    const FIELDS: &'static [&'static str] = &["heads", "embed_dim", "causal", "bias", "dropout"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        f.float("dropout")?;
+        Ok(MultiHeadAttention {
+            heads: f.pos("heads")?.unwrap_or(1),
+            embed_dim: f.pos("embed_dim")?,
+            causal: f.bool("causal")?.unwrap_or(false),
+            bias: f.bool("bias")?.unwrap_or(true),
+        })
+    }
+}
+
+impl Op for MultiHeadAttention {
+    /// Saved for backward (PyTorch's math path, `need_weights=True`): the inputs (for the
+    /// in-projection weight gradients), the projected Q (`N·L_q·D`), K and V (`N·L_k·D` each),
+    /// the attention probabilities (`N·heads·L_q·L_k`, kept by softmax and by `A·V`) and the
+    /// context before the output projection (`N·L_q·D`, kept by `out_proj`). Not counted: the
+    /// scaled copy of Q and the head-averaged weights PyTorch also returns; fused kernels
+    /// (flash attention) keep a log-sum-exp per row instead of the probabilities.
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let q = &inputs[0];
+        let k = inputs.get(1).unwrap_or(q);
+        let (n, lq, d, lk) = (q.0[0], q.0[1], q.0[2], k.0[1]);
+        let nlq = checked_product(&[n, lq, d])?;
+        let nlk = checked_product(&[n, lk, d])?;
+        let qkv = add(nlq, mul(nlk, 2, "saved elements")?, "saved elements")?;
+        let probs = checked_product(&[n, self.heads, lq, lk])?;
+        let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
+        s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what: "projected Q, K, V" });
+        s.push(Saved::New { elements: probs, dtype: SavedDType::Activation, what: "attention probabilities" });
+        s.push(Saved::New { elements: nlq, dtype: SavedDType::Activation, what: "context before out_proj" });
+        Ok(s)
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let q = &inputs[0];
+        let k = inputs.get(1).unwrap_or(q);
+        let v = inputs.get(2).unwrap_or(k);
+        for (s, what) in [(q, "query"), (k, "key"), (v, "value")] {
+            expect_rank(s, 3, &format!("{what}: N×L×D"))?;
+        }
+        let (n, lq, d) = (q.0[0], q.0[1], q.0[2]);
+        if let Some(want) = self.embed_dim {
+            if want != d {
+                return Err(KindError::field("embed_dim", format!("expected embed_dim {want}, got query {q}")));
+            }
+        }
+        if d % self.heads != 0 {
+            return Err(KindError::field(
+                "heads",
+                format!("heads {} does not divide the embedding size {d}", self.heads),
+            ));
+        }
+        if k.0[0] != n || v.0[0] != n {
+            return Err(KindError::layer(format!("query {q}, key {k} and value {v} differ in batch size")));
+        }
+        if k.0[1] != v.0[1] {
+            return Err(KindError::layer(format!("key {k} and value {v} differ in sequence length")));
+        }
+        let (lk, kd, vd) = (k.0[1], k.0[2], v.0[2]);
+        let dd = mul(d, d, "weights")?;
+        let weights = [dd, mul(d, kd, "weights")?, mul(d, vd, "weights")?, dd]
+            .into_iter()
+            .try_fold(0u64, |a, w| add(a, w, "weights"))?;
+        let params = add(weights, if self.bias { mul(4, d, "biases")? } else { 0 }, "params")?;
+        let proj = [
+            checked_product(&[lq, d, d])?,
+            checked_product(&[lk, kd, d])?,
+            checked_product(&[lk, vd, d])?,
+            checked_product(&[lq, d, d])?,
+            checked_product(&[2, lq, lk, d])?,
+        ]
+        .into_iter()
+        .try_fold(0u64, |a, m| add(a, m, "MACs"))?;
+        let macs = mul(n, proj, "MACs")?;
+        Ok(Cost { output: q.clone(), params, buffers: 0, macs })
+    }
+    fn arity(&self) -> (usize, usize) {
+        (1, 3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::parse;
+    use super::*;
+
+    fn s(v: &[u64]) -> Shape {
+        Shape(v.to_vec())
+    }
+
+    #[test]
+    fn acceptance_self_attention_heads_do_not_matter() {
+        // embed 100, biases, on 1×1000×100: projections 4·1000·100·100 = 40,000,000,
+        // QKᵀ + A·V 2·1000·1000·100 = 200,000,000 → 240,000,000 MACs;
+        // params 4·100·100 + 4·100 = 40,400.
+        for h in [1, 4] {
+            let a = parse::<MultiHeadAttention>(&format!("{{heads: {h}}}")).unwrap();
+            let c = a.analyze(&[s(&[1, 1000, 100])]).unwrap();
+            assert_eq!((c.output.clone(), c.params, c.macs), (s(&[1, 1000, 100]), 40_400, 240_000_000), "heads {h}");
+        }
+    }
+
+    #[test]
+    fn vit_b_16_layer_and_causal() {
+        // ViT-B/16 attention: 4·197·768·768 = 464,781,312 + 2·197²·768 = 59,610,624 → 524,391,936;
+        // ×12 layers the matmuls are 715,327,488 (shared/reference/README.md). Params 4·768² + 4·768 = 2,362,368.
+        let a = parse::<MultiHeadAttention>("{heads: 12, causal: true}").unwrap();
+        let c = a.analyze(&[s(&[1, 197, 768])]).unwrap();
+        assert_eq!((c.params, c.macs), (2_362_368, 524_391_936));
+    }
+
+    #[test]
+    fn cross_attention_and_errors() {
+        // q 1×10×16, kv 1×20×8: projections 10·16·16 + 20·8·16·2 + 10·16·16 = 10,240,
+        // scores 2·10·20·16 = 6,400 → 16,640; params 256 + 128 + 128 + 256 + 64 = 832.
+        let a = parse::<MultiHeadAttention>("{heads: 2}").unwrap();
+        let c = a.analyze(&[s(&[1, 10, 16]), s(&[1, 20, 8])]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (s(&[1, 10, 16]), 832, 16_640));
+        let e = parse::<MultiHeadAttention>("{heads: 3}").unwrap().analyze(&[s(&[1, 10, 16])]).unwrap_err();
+        assert_eq!((e.field, e.message.as_str()), (Some("heads"), "heads 3 does not divide the embedding size 16"));
+        let e = a.analyze(&[s(&[1, 10, 16]), s(&[1, 20, 8]), s(&[1, 21, 8])]).unwrap_err();
+        assert!(e.message.contains("differ in sequence length"), "{}", e.message);
+    }
+
+    #[test]
+    fn saves_qkv_probabilities_and_context() {
+        // ViT-B/16 self-attention, 1×197×768, 12 heads: Q, K, V 3 · 197·768 = 453,888;
+        // probabilities 12 · 197 · 197 = 465,708; context 197·768 = 151,296.
+        let k = super::super::test_util::parse::<MultiHeadAttention>("{heads: 12}").unwrap();
+        let x = Shape(vec![1, 197, 768]);
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
+        assert_eq!(s[0], Saved::Input(0));
+        let news: Vec<u64> = s
+            .iter()
+            .filter_map(|s| match s {
+                Saved::New { elements, .. } => Some(*elements),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(news, vec![453_888, 465_708, 151_296]);
+    }
+}

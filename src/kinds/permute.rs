@@ -1,0 +1,81 @@
+//! `permute`: reorder dimensions (PyTorch `x.permute(dims)`); `dims` includes the batch
+//! dimension and may use negative indices. No params; 0 MACs (a view).
+
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::{describe, Fields};
+use crate::spec::node::Value;
+
+/// A permutation of dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Permute {
+    /// The new order: output dimension `i` is input dimension `dims[i]`.
+    pub dims: Vec<i64>,
+}
+
+impl KindSpec for Permute {
+    const NAME: &'static str = "permute";
+    const FIELDS: &'static [&'static str] = &["dims"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        let n = f.get("dims").ok_or_else(|| f.err(f.node.loc, "missing required field `dims`"))?;
+        let Value::Seq(items) = &n.value else {
+            return Err(f.err(n.loc, format!("`dims`: expected a list of dimension indices, got {}", describe(n))));
+        };
+        let dims = items
+            .iter()
+            .map(|i| match i.value {
+                Value::Int(v) if v.abs() < 1 << 32 => Ok(v as i64),
+                _ => Err(f.err(i.loc, format!("`dims`: expected a dimension index, got {}", describe(i)))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Permute { dims })
+    }
+}
+
+impl Op for Permute {
+    /// Saved for backward: nothing (the gradient is permuted back).
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(Vec::new())
+    }
+
+    /// A view: the output is the input's storage.
+    fn aliases_input(&self, _training: bool) -> bool {
+        true
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        if self.dims.len() != x.rank() {
+            return Err(KindError::field(
+                "dims",
+                format!("expected {} dimension indices for input {x}, got {}", x.rank(), self.dims.len()),
+            ));
+        }
+        let mut seen = vec![false; x.rank()];
+        let mut out = Vec::with_capacity(x.rank());
+        for &d in &self.dims {
+            let j = norm_dim(d, x, "dims")?;
+            if std::mem::replace(&mut seen[j], true) {
+                return Err(KindError::field("dims", format!("dimension {j} appears twice in dims")));
+            }
+            out.push(x.0[j]);
+        }
+        Ok(Cost { output: Shape(out), params: 0, buffers: 0, macs: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn vit_tokens_and_errors() {
+        // ViT: 1×768×196 permute(0, 2, 1) → 1×196×768.
+        assert_eq!(run::<Permute>("{dims: [0, 2, 1]}", &[1, 768, 196]).unwrap().output, Shape(vec![1, 196, 768]));
+        assert_eq!(run::<Permute>("{dims: [0, -1, 1]}", &[1, 768, 196]).unwrap().output, Shape(vec![1, 196, 768]));
+        assert!(run::<Permute>("{dims: [0, 1, 1]}", &[1, 768, 196]).unwrap_err().message.contains("twice"));
+        assert!(run::<Permute>("{dims: [0, 1]}", &[1, 768, 196]).is_err());
+    }
+}

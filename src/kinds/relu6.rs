@@ -1,0 +1,54 @@
+//! `relu6`: elementwise min(max(0, x), 6) (PyTorch `nn.ReLU6`).
+//!
+//! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
+
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use crate::error::SpecError;
+use crate::shape::Shape;
+use crate::spec::fields::Fields;
+
+/// A relu6 activation layer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Relu6 {
+    /// Overwrite the input instead of allocating an output (PyTorch `inplace=True`).
+    pub inplace: bool,
+}
+
+impl KindSpec for Relu6 {
+    const NAME: &'static str = "relu6";
+    const FIELDS: &'static [&'static str] = &["inplace"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Relu6 { inplace: f.bool("inplace")?.unwrap_or(false) })
+    }
+}
+
+impl Op for Relu6 {
+    /// Saved for backward: the input (PyTorch `relu6` = `hardtanh(x, 0, 6)`, whose backward reads
+    /// `self`); in place (`hardtanh_`) the output, which is the input's storage.
+    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        Ok(vec![if self.inplace { Saved::Output } else { Saved::Input(0) }])
+    }
+
+    /// `inplace: true` overwrites the input: no new output.
+    fn aliases_input(&self, _training: bool) -> bool {
+        self.inplace
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        same_shape(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn shape_unchanged_and_free() {
+        // MobileNetV2 features.0.2 shape (torchvision_layers/mobilenet_v2.csv): 1×32×112×112, 0 params, 0 MACs.
+        let c = run::<Relu6>("{inplace: true}", &[1, 32, 112, 112]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (Shape(vec![1, 32, 112, 112]), 0, 0));
+        assert!(super::super::test_util::parse::<Relu6>("{inplace: 1}").is_err());
+    }
+}

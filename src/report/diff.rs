@@ -1,0 +1,328 @@
+//! `netstat diff A.yaml B.yaml`: per-layer and total differences in params, MACs and activation
+//! bytes between two reports, layers aligned by name, in every [`Format`].
+//!
+//! Alignment: rows follow A's execution order; a layer only in B is placed after the row of the
+//! B layer before it. A layer in one spec only has empty cells (CSV) / `null` (JSON) for the other
+//! side and counts as 0 in the difference. Δ = B − A.
+
+use super::grid::Grid;
+use super::units::count;
+use super::{Format, LayerRow, Report, SpecInfo, TotalsRow, SCHEMA_VERSION};
+use serde::Serialize;
+use std::io::Write;
+
+/// One quantity on both sides: A's value, B's value (absent when the layer is missing there),
+/// and `delta` = B − A (absent sides count as 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    /// Value in A.
+    pub a: Option<u64>,
+    /// Value in B.
+    pub b: Option<u64>,
+    /// B − A.
+    pub delta: i128,
+}
+
+impl Pair {
+    fn new(a: Option<u64>, b: Option<u64>) -> Pair {
+        Pair { a, b, delta: i128::from(b.unwrap_or(0)) - i128::from(a.unwrap_or(0)) }
+    }
+}
+
+/// One aligned layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffRow {
+    /// Layer name (the alignment key).
+    pub name: String,
+    /// Kind in A, if the layer is there.
+    pub kind_a: Option<String>,
+    /// Kind in B, if the layer is there.
+    pub kind_b: Option<String>,
+    /// Trainable parameters (elements).
+    pub params: Pair,
+    /// Multiply-accumulates over the batch.
+    pub macs: Pair,
+    /// Output bytes.
+    pub activation_bytes: Pair,
+}
+
+/// Totals of both sides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffTotals {
+    /// Σ params.
+    pub params: Pair,
+    /// Σ MACs.
+    pub macs: Pair,
+    /// Σ activation bytes.
+    pub activation_bytes: Pair,
+    /// Parameter bytes in each spec's dtype.
+    pub param_bytes: Pair,
+    /// Inference peak ([`crate::memory`]), when both reports carry memory figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_peak_bytes: Option<Pair>,
+    /// Training-step peak (default step: Adam), when both reports carry memory figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_peak_bytes: Option<Pair>,
+}
+
+/// The difference of two reports (versioned like [`Report`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffReport {
+    /// netstat's version.
+    pub netstat_version: String,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Spec A.
+    pub a: SpecInfo,
+    /// Spec B.
+    pub b: SpecInfo,
+    /// Aligned layers.
+    pub layers: Vec<DiffRow>,
+    /// Totals.
+    pub totals: DiffTotals,
+}
+
+/// Align `b`'s layers with `a`'s by name (see the module doc).
+fn align<'a>(a: &'a [LayerRow], b: &'a [LayerRow]) -> Vec<(Option<&'a LayerRow>, Option<&'a LayerRow>)> {
+    let find_b = |n: &str| b.iter().find(|l| l.name == n);
+    let mut rows: Vec<(Option<&LayerRow>, Option<&LayerRow>)> = a.iter().map(|l| (Some(l), find_b(&l.name))).collect();
+    let mut at = 0; // insertion point: after the row of the previous B layer
+    for l in b {
+        match rows.iter().position(|r| r.0.or(r.1).is_some_and(|x| x.name == l.name)) {
+            Some(p) => at = p + 1,
+            None => {
+                rows.insert(at, (None, Some(l)));
+                at += 1;
+            }
+        }
+    }
+    rows
+}
+
+impl DiffReport {
+    /// The difference from `a` to `b`.
+    pub fn new(a: &Report, b: &Report) -> DiffReport {
+        let layers = align(&a.layers, &b.layers)
+            .into_iter()
+            .map(|(x, y)| DiffRow {
+                name: x.or(y).map(|l| l.name.clone()).unwrap_or_default(),
+                kind_a: x.map(|l| l.kind.clone()),
+                kind_b: y.map(|l| l.kind.clone()),
+                params: Pair::new(x.map(|l| l.params), y.map(|l| l.params)),
+                macs: Pair::new(x.map(|l| l.macs), y.map(|l| l.macs)),
+                activation_bytes: Pair::new(x.map(|l| l.activation_bytes), y.map(|l| l.activation_bytes)),
+            })
+            .collect();
+        let t = |f: fn(&TotalsRow) -> u64| Pair::new(Some(f(&a.totals)), Some(f(&b.totals)));
+        let mem = |f: fn(&crate::memory::Memory) -> u64| match (&a.memory, &b.memory) {
+            (Some(x), Some(y)) => Some(Pair::new(Some(f(&x.figures)), Some(f(&y.figures)))),
+            _ => None,
+        };
+        DiffReport {
+            netstat_version: env!("CARGO_PKG_VERSION").to_owned(),
+            schema_version: SCHEMA_VERSION,
+            a: a.spec.clone(),
+            b: b.spec.clone(),
+            layers,
+            totals: DiffTotals {
+                params: t(|t| t.params),
+                macs: t(|t| t.macs),
+                activation_bytes: t(|t| t.activation_bytes),
+                param_bytes: t(|t| t.param_bytes),
+                inference_peak_bytes: mem(|m| m.inference_peak_bytes),
+                training_peak_bytes: mem(|m| m.training_peak_bytes),
+            },
+        }
+    }
+
+    /// Layers whose params, MACs or activation bytes differ (or that are in one spec only).
+    pub fn changed(&self) -> usize {
+        self.layers
+            .iter()
+            .filter(|r| {
+                r.params.delta != 0
+                    || r.macs.delta != 0
+                    || r.activation_bytes.delta != 0
+                    || r.kind_a.is_none()
+                    || r.kind_b.is_none()
+            })
+            .count()
+    }
+
+    /// The table of `human` (thousands separators, signed Δ) or raw cells (CSV: kind_a and
+    /// kind_b apart, empty where a layer is absent).
+    pub fn grid(&self, human: bool) -> Grid {
+        let mut g = Grid::new(&[
+            ("layer", false),
+            ("kind", false),
+            ("params A", true),
+            ("params B", true),
+            ("Δparams", true),
+            ("MACs A", true),
+            ("MACs B", true),
+            ("ΔMACs", true),
+            ("act A", true),
+            ("act B", true),
+            ("Δact", true),
+        ]);
+        if !human {
+            g.headers = [
+                "name",
+                "kind_a",
+                "kind_b",
+                "params_a",
+                "params_b",
+                "params_delta",
+                "macs_a",
+                "macs_b",
+                "macs_delta",
+                "activation_bytes_a",
+                "activation_bytes_b",
+                "activation_bytes_delta",
+            ]
+            .map(String::from)
+            .to_vec();
+        }
+        let v = |x: Option<u64>| match (x, human) {
+            (None, true) => "-".to_owned(),
+            (None, false) => String::new(),
+            (Some(x), true) => count(x),
+            (Some(x), false) => x.to_string(),
+        };
+        let d = |x: i128| if human { signed(x) } else { x.to_string() };
+        let cells = |p: &Pair| [v(p.a), v(p.b), d(p.delta)];
+        for r in &self.layers {
+            let kind = match (&r.kind_a, &r.kind_b) {
+                (Some(x), Some(y)) if x == y => x.clone(),
+                (Some(x), Some(y)) => format!("{x} -> {y}"),
+                (Some(x), None) => format!("{x} (A only)"),
+                (None, Some(y)) => format!("{y} (B only)"),
+                (None, None) => String::new(),
+            };
+            let mut row = if human {
+                vec![r.name.clone(), kind]
+            } else {
+                vec![r.name.clone(), r.kind_a.clone().unwrap_or_default(), r.kind_b.clone().unwrap_or_default()]
+            };
+            row.extend(cells(&r.params));
+            row.extend(cells(&r.macs));
+            row.extend(cells(&r.activation_bytes));
+            g.rows.push(row);
+        }
+        let t = &self.totals;
+        let mut row = vec!["total".to_owned(), String::new()];
+        if !human {
+            row.push(String::new());
+        }
+        row.extend(cells(&t.params));
+        row.extend(cells(&t.macs));
+        row.extend(cells(&t.activation_bytes));
+        g.total = Some(row);
+        g
+    }
+
+    fn title(&self) -> String {
+        format!(
+            "diff: A = {} ({} {}) -> B = {} ({} {})",
+            self.a.name,
+            dims(self.a.batch, &self.a.input),
+            self.a.dtype,
+            self.b.name,
+            dims(self.b.batch, &self.b.input),
+            self.b.dtype
+        )
+    }
+
+    fn summary(&self) -> String {
+        let t = &self.totals;
+        let pct = |p: &Pair| match p.a {
+            Some(a) if a > 0 => format!(" ({:+.1}%)", p.delta as f64 * 100.0 / a as f64),
+            _ => String::new(),
+        };
+        let peaks = match (&t.inference_peak_bytes, &t.training_peak_bytes) {
+            (Some(i), Some(tr)) => {
+                format!("; inference peak {}{}, training peak {}{}", signed(i.delta), pct(i), signed(tr.delta), pct(tr))
+            }
+            _ => String::new(),
+        };
+        format!(
+            "{} of {} layers differ; params {}{}, MACs {}{}, activation bytes {}{}, param bytes {}{peaks}",
+            self.changed(),
+            self.layers.len(),
+            signed(t.params.delta),
+            pct(&t.params),
+            signed(t.macs.delta),
+            pct(&t.macs),
+            signed(t.activation_bytes.delta),
+            pct(&t.activation_bytes),
+            signed(t.param_bytes.delta)
+        )
+    }
+
+    /// Write in `format`.
+    pub fn write(&self, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+        match format {
+            Format::Table => {
+                writeln!(out, "{}", self.title())?;
+                self.grid(true).write_table(out)?;
+                writeln!(out, "{}", self.summary())?;
+                writeln!(out, "Δ = B - A; act: output bytes; MACs: conv/linear multiply-accumulates (torchvision _ops)")
+            }
+            Format::Markdown => {
+                writeln!(out, "### {}\n", self.title())?;
+                self.grid(true).write_markdown(out)?;
+                writeln!(out, "\n{}.\n\nΔ = B − A; act = output bytes.", self.summary())
+            }
+            Format::Csv => self.grid(false).write_csv(out),
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, self)?;
+                writeln!(out)
+            }
+            Format::Latex => {
+                writeln!(out, "% {} (netstat)", self.title())?;
+                writeln!(out, "% {}", self.summary())?;
+                writeln!(out, "% needs \\usepackage{{booktabs}}")?;
+                self.grid(true).write_latex(out)
+            }
+        }
+    }
+}
+
+/// `+1,234`, `-1,234`, `0`.
+fn signed(x: i128) -> String {
+    match x {
+        0 => "0".to_owned(),
+        x if x > 0 => format!("+{}", count(x as u64)),
+        x => format!("-{}", count(x.unsigned_abs() as u64)),
+    }
+}
+
+fn dims(batch: u64, input: &[u64]) -> String {
+    std::iter::once(batch).chain(input.iter().copied()).map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, params: u64) -> LayerRow {
+        LayerRow {
+            name: name.into(),
+            kind: "linear".into(),
+            output_shape: vec![1, 1],
+            params,
+            buffers: 0,
+            macs: params,
+            flops: 2 * params,
+            activation_bytes: 4,
+        }
+    }
+
+    #[test]
+    fn aligns_by_name_and_places_new_layers_after_their_predecessor() {
+        let a = [row("a", 1), row("b", 2), row("c", 3)];
+        let b = [row("a", 1), row("x", 5), row("c", 4)];
+        let names: Vec<String> = align(&a, &b).iter().map(|r| r.0.or(r.1).unwrap().name.clone()).collect();
+        assert_eq!(names, ["a", "x", "b", "c"]);
+    }
+}

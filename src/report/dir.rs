@@ -1,0 +1,273 @@
+//! `netstat report SPECS_DIR --out reports/`: every spec's report in every file format, charts,
+//! and an index; `--check` regenerates them in memory and compares with what is committed.
+//!
+//! Files per spec `NAME.yaml` (NAME is the file stem): `NAME.md` (the Markdown report, with the
+//! charts and links), `NAME.csv`, `NAME.json`, `NAME.tex`, and one `NAME.CHART.svg` per chart of
+//! [`super::svg::charts`]; plus `README.md`, the index of all specs. Output is deterministic:
+//! specs in file-name order, no dates, no absolute paths; only JSON carries netstat's version,
+//! which `--check` ignores.
+
+use super::grid::Grid;
+use super::units::{bytes, count, si};
+use super::{svg, Format, Report};
+use crate::analysis::Overrides;
+use crate::Error;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every generated file, by its name inside the output folder, and each spec's report.
+#[derive(Debug, Clone, Default)]
+pub struct Generated {
+    /// File name (relative to the output folder) → contents.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// `(stem, report)` per spec, in file-name order.
+    pub reports: Vec<(String, Report)>,
+}
+
+/// The spec files (`*.yaml`, `*.yml`) directly in `dir`, sorted by name.
+///
+/// Errors: `dir` unreadable, or holding no spec.
+pub fn spec_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let io = |source| Error::Io { path: dir.display().to_string(), source };
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let p = e.map_err(io)?.path();
+        if p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            v.push(p);
+        }
+    }
+    v.sort();
+    if v.is_empty() {
+        return Err(Error::Usage(format!("{}: no spec files (*.yaml) found", dir.display())));
+    }
+    Ok(v)
+}
+
+fn render(r: &Report, f: Format) -> Vec<u8> {
+    let mut buf = Vec::new();
+    super::write(r, f, &mut buf).expect("writing to memory cannot fail");
+    buf
+}
+
+/// Analyse every spec in `specs_dir` at its own batch, input and dtype, and render all files.
+///
+/// Errors: the first spec that fails to load or analyse (exit 2, with FILE:LINE:COL).
+pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
+    let mut g = Generated::default();
+    for path in spec_files(specs_dir)? {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("spec").to_owned();
+        let a = crate::analyze_file(&path.display().to_string(), &Overrides::default())?;
+        let mut r = Report::new(&a);
+        // Memory at the spec's batch, default training step (Adam, no amp), as `netstat SPEC` prints it.
+        let m = crate::memory::model(&a, &crate::memory::Options::default())?;
+        let charts = svg::charts(&r, Some(&m));
+        r.memory = Some(super::memory::MemoryReport::summary(m));
+        let mut md = render(&r, Format::Markdown);
+        md.extend_from_slice(
+            format!("\nFiles: [CSV]({stem}.csv), [JSON]({stem}.json), [LaTeX]({stem}.tex).\n").as_bytes(),
+        );
+        for (suffix, _) in &charts {
+            md.extend_from_slice(format!("\n![{stem} {suffix}]({stem}.{suffix}.svg)\n").as_bytes());
+        }
+        g.files.insert(format!("{stem}.md"), md);
+        g.files.insert(format!("{stem}.csv"), render(&r, Format::Csv));
+        g.files.insert(format!("{stem}.json"), render(&r, Format::Json));
+        g.files.insert(format!("{stem}.tex"), render(&r, Format::Latex));
+        for (suffix, text) in charts {
+            g.files.insert(format!("{stem}.{suffix}.svg"), text.into_bytes());
+        }
+        g.reports.push((stem, r));
+    }
+    g.files.insert("README.md".into(), index(&g.reports));
+    Ok(g)
+}
+
+/// `README.md`: one row per spec with its totals, linking to its report.
+pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
+    let mut g = Grid::new(&[
+        ("spec", false),
+        ("input", false),
+        ("params", true),
+        ("MACs", true),
+        ("FLOPs", true),
+        ("activations", true),
+        ("inference peak", true),
+        ("training peak", true),
+        ("files", false),
+    ]);
+    for (stem, r) in reports {
+        g.rows.push(vec![
+            format!("[{}]({stem}.md)", r.spec.name),
+            format!("{} {}", r.input_with_batch(), r.spec.dtype),
+            count(r.totals.params),
+            count(r.totals.macs),
+            si(r.totals.flops),
+            bytes(r.totals.activation_bytes),
+            r.memory.as_ref().map(|m| bytes(m.figures.inference_peak_bytes)).unwrap_or_else(|| "-".into()),
+            r.memory.as_ref().map(|m| bytes(m.figures.training_peak_bytes)).unwrap_or_else(|| "-".into()),
+            format!("[csv]({stem}.csv) [json]({stem}.json) [tex]({stem}.tex)"),
+        ]);
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"# netstat reports\n\nGenerated by `netstat report`; checked in CI by `netstat report --check`. Do not edit by hand.\n\n");
+    g.write_markdown(&mut out).expect("writing to memory cannot fail");
+    out.extend_from_slice(
+        b"\nAt each spec's own batch and dtype. MACs: conv/linear multiply-accumulates (torchvision `_ops`); \
+FLOPs = 2 MACs; activations: every layer output once; \
+inference peak: input + weights + live outputs at the worst layer; training peak: one Adam step (fp32), \
+data + weights + gradients + optimizer state + saved activations (docs/memory.md).\n",
+    );
+    out
+}
+
+/// Write every generated file into `out` (created if missing), each atomically.
+/// Returns the number of files written.
+pub fn write(g: &Generated, out: &Path) -> Result<usize, Error> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.display().to_string(), source })?;
+    for (name, bytes) in &g.files {
+        super::write_atomic(&out.join(name), bytes)?;
+    }
+    Ok(g.files.len())
+}
+
+/// What `--check` found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drift {
+    /// Analytic numbers that moved: `"alexnet: layers[conv1].params: 34,944 → 23,296 (-11,648)"`.
+    pub moved: Vec<String>,
+    /// Files missing, or whose bytes differ although no number in them moved (formatting).
+    pub stale: Vec<String>,
+}
+
+impl Drift {
+    /// Nothing moved and every file is current.
+    pub fn is_clean(&self) -> bool {
+        self.moved.is_empty() && self.stale.is_empty()
+    }
+}
+
+/// Keys whose values are not analytic (measured timings) or not about the network (the
+/// version that wrote the file): `--check` ignores them.
+fn ignored(key: &str) -> bool {
+    key == "netstat_version" || key.starts_with("measured") || key.contains("time_ms")
+}
+
+/// Flatten a JSON report into `path → value`: arrays of objects with a `name` are keyed by name
+/// (`layers[conv1].params`), other arrays are kept whole (shapes).
+pub fn flatten(v: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if ignored(k) {
+                    continue;
+                }
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(x, &p, out);
+            }
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().all(|x| x.get("name").is_some_and(Value::is_string)) => {
+            for x in a {
+                let name = x["name"].as_str().unwrap_or_default();
+                flatten(x, &format!("{prefix}[{name}]"), out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_owned(), v.clone());
+        }
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(Value::Number(n)) => n.as_u64().map(count).unwrap_or_else(|| n.to_string()),
+        Some(Value::Array(a)) => a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x"),
+        Some(Value::String(s)) => s.clone(),
+        Some(x) => x.to_string(),
+    }
+}
+
+/// The numbers that differ between two JSON reports of spec `stem`, one line each.
+pub fn moved_numbers(stem: &str, old: &Value, new: &Value) -> Vec<String> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten(old, "", &mut a);
+    flatten(new, "", &mut b);
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x == y || k.ends_with(".name") {
+            continue;
+        }
+        let delta = match (x.and_then(Value::as_u64), y.and_then(Value::as_u64)) {
+            (Some(x), Some(y)) if y >= x => format!(" (+{})", count(y - x)),
+            (Some(x), Some(y)) => format!(" (-{})", count(x - y)),
+            _ => String::new(),
+        };
+        out.push(format!("{stem}: {k}: {} -> {}{delta}", show(x), show(y)));
+    }
+    out
+}
+
+/// Compare freshly generated files with those in `dir`.
+pub fn check(g: &Generated, dir: &Path) -> Drift {
+    let mut d = Drift::default();
+    for (name, new) in &g.files {
+        let path = dir.join(name);
+        let old = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(_) => {
+                d.stale.push(format!("{}: missing", path.display()));
+                continue;
+            }
+        };
+        if name.ends_with(".json") {
+            let stem = name.trim_end_matches(".json");
+            let parsed: Result<Value, _> = serde_json::from_slice(&old);
+            let new_v: Value = serde_json::from_slice(new).expect("netstat writes valid JSON");
+            match parsed {
+                Ok(old_v) => {
+                    let m = moved_numbers(stem, &old_v, &new_v);
+                    if m.is_empty() {
+                        // Same numbers: any other byte difference is the version or formatting.
+                        let (mut x, mut y) = (old_v, new_v);
+                        x.as_object_mut().map(|o| o.remove("netstat_version"));
+                        y.as_object_mut().map(|o| o.remove("netstat_version"));
+                        if x != y {
+                            d.stale.push(format!("{}: differs", path.display()));
+                        }
+                    }
+                    d.moved.extend(m);
+                }
+                Err(e) => d.stale.push(format!("{}: not a netstat JSON report ({e})", path.display())),
+            }
+        } else if &old != new {
+            d.stale.push(format!("{}: differs", path.display()));
+        }
+    }
+    // Files of a spec whose numbers moved (and the index) differ for that reason: list only the numbers.
+    let moved_stems: Vec<String> =
+        d.moved.iter().filter_map(|m| m.split(':').next()).map(|s| format!("{s}.")).collect();
+    if !moved_stems.is_empty() {
+        d.stale.retain(|s| {
+            let file = s.rsplit_once(": ").map(|x| x.0).unwrap_or(s);
+            let name = Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            !(s.ends_with(": differs")
+                && (name == "README.md" || moved_stems.iter().any(|p| name.starts_with(p.as_str()))))
+        });
+    }
+    // A report whose spec is gone.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let mut orphans: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json") && !g.files.contains_key(n))
+            .collect();
+        orphans.sort();
+        for n in orphans {
+            d.stale.push(format!("{}: no spec generates it any more", dir.join(n).display()));
+        }
+    }
+    d
+}

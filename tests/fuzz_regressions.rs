@@ -1,0 +1,70 @@
+//! The fuzz target's pipeline (fuzz/pipeline.rs: bytes → spec → graph → analysis → every report
+//! format) run in plain `cargo test`, with overflow checks on, over:
+//!
+//! - `fuzz/regressions/*`: every input that ever crashed the fuzz target or the bad-spec corpus
+//!   (each file's name says what it found; docs/robustness.md lists them);
+//! - `fuzz/corpus/spec/*`: the committed, minimized fuzz corpus.
+//!
+//! The property is the fuzzer's: an answer (reports or a located spec error), never a panic.
+
+#[path = "../fuzz/pipeline.rs"]
+mod pipeline;
+
+use std::path::PathBuf;
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Run the pipeline on each file; return the files that panicked, with the panic message.
+fn panics(paths: &[PathBuf]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for p in paths {
+        let data = std::fs::read(p).unwrap();
+        match std::panic::catch_unwind(|| pipeline::run(&data)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => assert!(e.loc.line >= 1, "{}: error without a line: {e}", p.display()),
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                bad.push(format!("{}: {msg}", p.display()));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn past_crashes_stay_fixed() {
+    let paths = files("fuzz/regressions");
+    assert!(!paths.is_empty(), "fuzz/regressions holds the inputs of every crash found so far");
+    let bad = panics(&paths);
+    assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_fuzz_corpus_runs_without_a_panic() {
+    let paths = files("fuzz/corpus/spec");
+    assert!(paths.len() >= 7, "the seeds at least");
+    let bad = panics(&paths);
+    assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_seeds_analyse_and_render_in_every_format() {
+    // The hand-written seeds are valid specs: the pipeline renders them in every format.
+    for seed in ["alexnet.yaml", "lenet.yaml", "all_kinds.yaml", "dag.yaml", "anchors.yaml"] {
+        let data = std::fs::read(format!("fuzz/corpus/spec/{seed}")).unwrap();
+        let outs = pipeline::run(&data).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        assert!(outs.len() >= 4 && outs.iter().all(|o| !o.is_empty()), "{seed}");
+    }
+}
