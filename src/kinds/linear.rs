@@ -78,14 +78,18 @@ impl Op for Linear {
 
 impl crate::measure::build::Build for Linear {
     /// `candle_nn::Linear`: `x · Wᵀ` (W is out×in, PyTorch's layout; a transposed view, no copy)
-    /// then a broadcast bias add; ranks above 4 are reshaped to 2-D first.
+    /// then a broadcast bias add; ranks above 4 are reshaped to 2-D first. With `tied_to`, the
+    /// weight is the named layer's (`LAYER.weight`, the same tensor: GPT-2's lm_head and wte).
     fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
         use candle_nn::Module;
         let x = cx.input(0);
         let inf = *x.last().expect("rank ≥ 2");
         let out = self.out_features as usize;
         let bound = 1.0 / (inf as f64).sqrt();
-        let w = cx.param("weight", &[out, inf], bound)?;
+        let w = match &self.tied_to {
+            Some(t) => cx.shared(t, "weight", &[out, inf])?,
+            None => cx.param("weight", &[out, inf], bound)?,
+        };
         let b = if self.bias { Some(cx.param("bias", &[out], bound)?) } else { None };
         let lin = candle_nn::Linear::new(w, b);
         let oshape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();

@@ -57,6 +57,26 @@ pub fn builder(kind: &Kind) -> Option<&dyn Build> {
         Kind::Flatten(k) => Some(k),
         Kind::Linear(k) => Some(k),
         Kind::BatchNorm2d(k) => Some(k),
+        Kind::Add(k) => Some(k),
+        Kind::Mul(k) => Some(k),
+        Kind::Concat(k) => Some(k),
+        Kind::Conv1d(k) => Some(k),
+        Kind::ConvTranspose2d(k) => Some(k),
+        Kind::Relu6(k) => Some(k),
+        Kind::Silu(k) => Some(k),
+        Kind::Gelu(k) => Some(k),
+        Kind::Hardswish(k) => Some(k),
+        Kind::LayerNorm(k) => Some(k),
+        Kind::Embedding(k) => Some(k),
+        Kind::MultiHeadAttention(k) => Some(k),
+        Kind::Matmul(k) => Some(k),
+        Kind::Reshape(k) => Some(k),
+        Kind::Permute(k) => Some(k),
+        Kind::Transpose(k) => Some(k),
+        Kind::Select(k) => Some(k),
+        Kind::ClassToken(k) => Some(k),
+        Kind::PosEmbedding(k) => Some(k),
+        Kind::GlobalAvgPool(k) => Some(k),
         _ => None,
     }
 }
@@ -70,13 +90,15 @@ pub struct Params {
     pub frozen: Vec<(String, Tensor)>,
     /// Elements of buffers created.
     pub buffer_elements: u64,
+    /// Every parameter by name (trainable and frozen), for `shares:` and `tied_to`.
+    by_name: std::collections::HashMap<String, Tensor>,
     seed: u64,
 }
 
 impl Params {
     /// Empty, with the seed of every weight.
     pub fn new(seed: u64) -> Params {
-        Params { vars: VarMap::new(), frozen: Vec::new(), buffer_elements: 0, seed }
+        Params { vars: VarMap::new(), frozen: Vec::new(), buffer_elements: 0, by_name: Default::default(), seed }
     }
 
     /// Elements of all parameters, trainable and frozen.
@@ -103,6 +125,9 @@ pub struct Ctx<'a> {
     pub trainable: bool,
     /// The weight store.
     pub params: &'a mut Params,
+    /// `shares: OWNER`: every parameter this layer asks for is the owner's of the same suffix
+    /// (the same tensor, so one variable gets both layers' gradients).
+    pub shares: Option<&'a str>,
 }
 
 impl Ctx<'_> {
@@ -112,34 +137,57 @@ impl Ctx<'_> {
     }
 
     /// A parameter `NAME.suffix` of `shape`, uniform in ±`bound` from the seeded generator;
-    /// a [`Var`] when the layer is trainable.
+    /// a [`Var`] when the layer is trainable. With `shares:` set, the owner's parameter.
     pub fn param(&mut self, suffix: &str, shape: &[usize], bound: f64) -> Result<Tensor> {
+        if let Some(owner) = self.shares {
+            return self.shared(owner, suffix, shape);
+        }
         let name = format!("{}.{suffix}", self.name);
         let t = seeded_uniform(self.params.seed, &name, shape, bound, self.dtype, self.device)?;
-        if self.trainable {
-            let v = Var::from_tensor(&t)?;
-            let t = v.as_tensor().clone();
-            self.params.vars.data().lock().expect("var map lock").insert(name, v);
-            Ok(t)
-        } else {
-            self.params.frozen.push((name, t.clone()));
-            Ok(t)
-        }
+        self.store(name, t)
     }
 
     /// A parameter `NAME.suffix` of `shape` filled with `value` (BatchNorm's γ = 1, β = 0).
     pub fn param_const(&mut self, suffix: &str, shape: &[usize], value: f64) -> Result<Tensor> {
+        if let Some(owner) = self.shares {
+            return self.shared(owner, suffix, shape);
+        }
         let name = format!("{}.{suffix}", self.name);
         let t = Tensor::full(value, shape, self.device)?.to_dtype(self.dtype)?;
-        if self.trainable {
+        self.store(name, t)
+    }
+
+    fn store(&mut self, name: String, t: Tensor) -> Result<Tensor> {
+        let t = if self.trainable {
             let v = Var::from_tensor(&t)?;
             let t = v.as_tensor().clone();
-            self.params.vars.data().lock().expect("var map lock").insert(name, v);
-            Ok(t)
+            self.params.vars.data().lock().expect("var map lock").insert(name.clone(), v);
+            t
         } else {
-            self.params.frozen.push((name, t.clone()));
-            Ok(t)
+            self.params.frozen.push((name.clone(), t.clone()));
+            t
+        };
+        self.params.by_name.insert(name, t.clone());
+        Ok(t)
+    }
+
+    /// The parameter `LAYER.suffix` an earlier layer created (`tied_to`, `shares:`), which must
+    /// have `shape`. The tensor is the same one (a shared [`Var`] when trainable): no new elements.
+    ///
+    /// Errors: no such parameter (the layer has not been built, or has none), or another shape.
+    pub fn shared(&self, layer: &str, suffix: &str, shape: &[usize]) -> Result<Tensor> {
+        let name = format!("{layer}.{suffix}");
+        let t = self.params.by_name.get(&name).ok_or_else(|| {
+            candle_core::Error::msg(format!("parameter {name} does not exist (yet) for layer \"{}\" to share", self.name))
+        })?;
+        if t.dims() != shape {
+            return Err(candle_core::Error::msg(format!(
+                "shared parameter {name} is {:?}, layer \"{}\" needs {shape:?}",
+                t.dims(),
+                self.name
+            )));
         }
+        Ok(t.clone())
     }
 
     /// A constant buffer (running statistics) filled with `value`.

@@ -16,6 +16,8 @@ pub fn check(yaml: &str) -> Result<f64, String> {
     let dev = Device::Cpu;
     let net = Net::build(&a, DType::F64, &dev, 7, true).map_err(|e| format!("{e:#}"))?;
     let x = Var::from_tensor(&net.random_input(11).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    // Token ids are integers: no gradient flows to them.
+    let float_input = net.vocab.is_none();
     let pass = Pass { train: true, step: 3 };
     let last = a.layers.last().expect("a layer").output.0.iter().map(|&d| d as usize).collect::<Vec<_>>();
     let r = seeded_uniform(5, "r", &last, 1.0, DType::F64, &dev).map_err(|e| e.to_string())?;
@@ -28,7 +30,9 @@ pub fn check(yaml: &str) -> Result<f64, String> {
     let mut vars: Vec<(String, Var)> =
         net.params.vars.data().lock().expect("lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars.push(("input".into(), x.clone()));
+    if float_input {
+        vars.push(("input".into(), x.clone()));
+    }
     let mut worst = 0.0f64;
     let h = 1e-6;
     for (name, v) in &vars {
@@ -146,6 +150,131 @@ mod tests {
     fn a_small_network_end_to_end() {
         let y = "name: g\ninput: [3, 9, 9]\nbatch: 2\nlayers:\n  - {name: c, kind: conv2d, c_out: 4, kernel: 3, padding: 1}\n  - {name: norm, kind: lrn, size: 3}\n  - {name: r, kind: relu}\n  - {name: p, kind: max_pool2d, kernel: 3, stride: 2}\n  - {name: f, kind: flatten}\n  - {name: d, kind: dropout, p: 0.3}\n  - {name: o, kind: linear, out_features: 3}\n";
         assert!(check(y).unwrap() <= 1e-6);
+    }
+
+    /// A spec of `layers` (YAML flow mappings, one a line) on an `input` at batch 2.
+    fn net(input: &str, layers: &[&str]) {
+        let mut y = format!("name: g\ninput: {input}\nbatch: 2\nlayers:\n");
+        for l in layers {
+            y.push_str(&format!("  - {l}\n"));
+        }
+        match check(&y) {
+            Ok(e) => assert!(e <= 1e-6, "{y}: {e}"),
+            Err(e) => panic!("{y}: {e}"),
+        }
+    }
+
+    #[test]
+    fn add_mul_concat_with_broadcasting() {
+        // [2,3,4,4] + [2,3,1,1] broadcasts; the pooled branch gets the summed gradient.
+        for k in ["add", "mul"] {
+            net(
+                "[3, 4, 4]",
+                &[
+                    "{name: p, kind: global_avg_pool, keepdim: true}",
+                    "{name: t, kind: tanh, inputs: [input]}",
+                    &format!("{{name: l, kind: {k}, inputs: [t, p, input]}}"),
+                ],
+            );
+        }
+        net("[3, 4]", &["{name: a, kind: tanh}", "{name: l, kind: concat, axis: -1, inputs: [a, input]}"]);
+        net("[3, 4]", &["{name: a, kind: sigmoid}", "{name: l, kind: concat, inputs: [input, a]}"]);
+    }
+
+    #[test]
+    fn conv1d() {
+        ok("[4, 9]", "kind: conv1d, c_out: 4, kernel: 3, stride: 2, padding: 1, groups: 2");
+        // 10 + 2 − 5 = 7 → 3 outputs at stride 2, one position left over: pad and crop.
+        ok("[2, 10]", "kind: conv1d, c_out: 3, kernel: 3, stride: 2, padding: 1, dilation: 2");
+        ok("[2, 6]", "kind: conv1d, c_out: 2, kernel: 1, bias: false");
+    }
+
+    #[test]
+    fn conv_transpose2d() {
+        ok("[4, 3, 3]", "kind: conv_transpose2d, c_out: 2, kernel: 3, stride: 2, padding: 1, output_padding: 1");
+        ok("[4, 3, 2]", "kind: conv_transpose2d, c_out: 6, kernel: [2, 3], stride: [2, 1], groups: 2");
+        ok("[2, 3, 3]", "kind: conv_transpose2d, c_out: 3, kernel: 3, dilation: 2, padding: 2, bias: false");
+    }
+
+    #[test]
+    fn activations() {
+        ok("[2, 3, 3]", "kind: relu6");
+        ok("[2, 3, 3]", "kind: silu");
+        ok("[2, 3, 3]", "kind: gelu");
+        ok("[2, 3, 3]", "kind: gelu, approximate: tanh");
+        ok("[2, 3, 3]", "kind: hardswish");
+        // 8·x spreads the input over ±8, past relu6's clip at 6 and hardswish's kinks at ±3.
+        for k in ["relu6", "hardswish"] {
+            let eight = "{name: s, kind: add, inputs: [input, input, input, input, input, input, input, input]}";
+            net("[16]", &[eight, &format!("{{name: l, kind: {k}}}")]);
+        }
+    }
+
+    #[test]
+    fn layer_norm() {
+        ok("[3, 4]", "kind: layer_norm");
+        ok("[2, 3, 4]", "kind: layer_norm, normalized_shape: [3, 4]");
+        ok("[3, 4]", "kind: layer_norm, bias: false, eps: 0.001");
+        ok("[3, 4]", "kind: layer_norm, elementwise_affine: false");
+    }
+
+    #[test]
+    fn shape_kinds() {
+        ok("[2, 3, 4]", "kind: reshape, shape: [4, -1]");
+        ok("[2, 3, 4]", "kind: permute, dims: [0, 2, 3, 1]");
+        ok("[2, 3, 4]", "kind: transpose, dim0: 1, dim1: -1");
+        ok("[3, 4]", "kind: select, dim: 1, index: -1");
+        ok("[2, 3, 4]", "kind: global_avg_pool");
+        ok("[3, 4]", "kind: class_token");
+        ok("[3, 4]", "kind: pos_embedding, length: 5");
+    }
+
+    #[test]
+    fn matmul() {
+        net(
+            "[3, 4]",
+            &[
+                "{name: a, kind: linear, out_features: 5}",
+                "{name: b, kind: linear, out_features: 5, inputs: [input]}",
+                "{name: l, kind: matmul, transpose_b: true, inputs: [a, b]}",
+            ],
+        );
+        net("[3, 4]", &["{name: t, kind: transpose}", "{name: l, kind: matmul, inputs: [input, t]}"]);
+    }
+
+    #[test]
+    fn multi_head_attention() {
+        ok("[4, 6]", "kind: multi_head_attention, heads: 2");
+        ok("[4, 6]", "kind: multi_head_attention, heads: 3, causal: true, bias: false");
+        // Cross-attention: keys and values of another width (kdim = vdim = 5).
+        net(
+            "[4, 6]",
+            &[
+                "{name: kv, kind: linear, out_features: 5}",
+                "{name: l, kind: multi_head_attention, heads: 2, inputs: [input, kv, kv]}",
+            ],
+        );
+    }
+
+    #[test]
+    fn embedding_tied_head_and_shared_layers() {
+        // Integer ids: the table, the positions and the tied head get gradients (the input does not).
+        net(
+            "{shape: [5], dtype: i64}",
+            &[
+                "{name: wte, kind: embedding, num_embeddings: 7, embedding_dim: 4}",
+                "{name: wpe, kind: pos_embedding}",
+                "{name: ln, kind: layer_norm}",
+                "{name: attn, kind: multi_head_attention, heads: 2, causal: true}",
+                "{name: act, kind: gelu, approximate: tanh}",
+                "{name: head, kind: linear, out_features: 7, bias: false, tied_to: wte}",
+            ],
+        );
+        // `shares:` b uses a's weight and bias: one variable gets the gradient of both uses.
+        net(
+            "[4]",
+            &["{name: a, kind: linear, out_features: 4}", "{name: r, kind: tanh}", "{name: b, kind: linear, out_features: 4, shares: a}"],
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Net {
     pub params: Params,
     /// Network input shape with batch.
     pub input: Vec<usize>,
+    /// For integer inputs (token ids): ids are drawn in `0..vocab`.
+    pub vocab: Option<usize>,
     /// Element type.
     pub dtype: DType,
     /// Device.
@@ -118,6 +120,7 @@ impl Net {
                 device,
                 trainable: spec.trainable && train,
                 params: &mut params,
+                shares: spec.shares.as_ref().map(|r| r.name.as_str()),
             };
             let module = b
                 .build(&mut cx)
@@ -163,14 +166,19 @@ impl Net {
             layers,
             params,
             input: a.input_shape().0.iter().map(|&d| d as usize).collect(),
+            vocab: token_vocab(a)?,
             dtype,
             device: device.clone(),
         })
     }
 
     /// A seeded random input of the network's shape, uniform in [−1, 1).
+    /// For token specs, seeded ids uniform in `0..vocab` (i64, as PyTorch feeds them).
     pub fn random_input(&self, seed: u64) -> candle_core::Result<Tensor> {
-        super::build::seeded_uniform(seed, "input", &self.input, 1.0, self.dtype, &self.device)
+        match self.vocab {
+            Some(v) => random_ids(seed, &self.input, v, &self.device),
+            None => super::build::seeded_uniform(seed, "input", &self.input, 1.0, self.dtype, &self.device),
+        }
     }
 
     /// Run the layers in order on `x`, telling `probe` around each one; returns the last
@@ -212,6 +220,38 @@ impl Net {
         }
         Ok(vals.pop().flatten().expect("the last layer's output is kept"))
     }
+}
+
+/// For a spec whose input is integer (token ids), the number of ids every `embedding` reading
+/// the input accepts (the smallest table); `None` for float inputs.
+///
+/// Errors: integer input that no embedding layer reads (there is no way to pick valid ids).
+pub fn token_vocab(a: &Analysis) -> anyhow::Result<Option<usize>> {
+    if !a.spec.input.dtype.is_int() {
+        return Ok(None);
+    }
+    let mut vocab: Option<u64> = None;
+    for l in &a.layers {
+        if let crate::kinds::Kind::Embedding(e) = &a.layer_spec(l).kind {
+            if a.graph.inputs[l.index].contains(&Source::Input) {
+                vocab = Some(vocab.map_or(e.num_embeddings, |v| v.min(e.num_embeddings)));
+            }
+        }
+    }
+    match vocab {
+        Some(v) => Ok(Some(v as usize)),
+        None => anyhow::bail!(
+            "the input is {} (token ids) but no embedding layer reads it: measure cannot choose valid ids",
+            a.spec.input.dtype
+        ),
+    }
+}
+
+/// Seeded token ids of `shape`, uniform in `0..vocab`, as an i64 tensor.
+pub fn random_ids(seed: u64, shape: &[usize], vocab: usize, dev: &Device) -> candle_core::Result<Tensor> {
+    let mut r = super::build::SplitMix(super::build::mix(seed, "input"));
+    let n: usize = shape.iter().product();
+    Tensor::from_vec((0..n).map(|_| (r.next_u64() % vocab as u64) as i64).collect::<Vec<i64>>(), shape, dev)
 }
 
 /// The training loss of a network output: cross-entropy against seeded labels for an N×K

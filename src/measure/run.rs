@@ -175,12 +175,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         crate::shape::DType::F64 => DType::F64,
         d => anyhow::bail!("measure runs f32 or f64 on the CPU, the spec asks for {d}: try --dtype f32"),
     };
-    if a.spec.input.dtype.is_int() {
-        anyhow::bail!(
-            "measure feeds random float inputs; integer inputs ({}) are not supported yet",
-            a.spec.input.dtype
-        );
-    }
+    let vocab = super::net::token_vocab(a)?;
     let device = Device::Cpu;
     let threads = candle_core::utils::get_num_threads();
     let counted = alloc::installed();
@@ -211,15 +206,11 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     let net_input_seed = s.seed;
     let mut stages = Vec::new();
     let input = {
-        let t = super::build::seeded_uniform(
-            net_input_seed,
-            "input",
-            &a.input_shape().0.iter().map(|&d| d as usize).collect::<Vec<_>>(),
-            1.0,
-            dtype,
-            &device,
-        )?;
-        t
+        let shape = a.input_shape().0.iter().map(|&d| d as usize).collect::<Vec<_>>();
+        match vocab {
+            Some(v) => super::net::random_ids(net_input_seed, &shape, v, &device)?,
+            None => super::build::seeded_uniform(net_input_seed, "input", &shape, 1.0, dtype, &device)?,
+        }
     };
     let live_input = alloc::live().saturating_sub(base0);
     let net = Net::build(a, dtype, &device, s.seed, s.train)?;
@@ -439,9 +430,11 @@ fn layer_backward_times(
             })
             .collect();
         let y = l.module.forward(&xs, pass)?.detach();
-        let vars: Vec<candle_core::Var> =
-            xs.iter().map(candle_core::Var::from_tensor).collect::<candle_core::Result<_>>()?;
-        let xv: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        // Token ids (integers) take no gradient: they stay plain tensors.
+        let xv: Vec<Tensor> = xs
+            .iter()
+            .map(|x| if x.dtype().is_float() { candle_core::Var::from_tensor(x).map(|v| v.as_tensor().clone()) } else { Ok(x.clone()) })
+            .collect::<candle_core::Result<_>>()?;
         let yv = l.module.forward(&xv, pass)?;
         let g = super::build::seeded_uniform(s.seed, &format!("grad{pos}"), yv.dims(), 1.0, yv.dtype(), yv.device())?;
         let obj = (yv * g)?.sum_all()?;
