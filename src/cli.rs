@@ -39,6 +39,9 @@ pub enum Command {
     Peak(PeakArgs),
     /// What NVML says about the GPUs and the driver ("NVML unavailable" where there is none).
     Gpu(GpuArgs),
+    /// Build the spec in candle on the CPU, run it, and report measured time and memory beside
+    /// the analysis (and the two memory predictions, with their error).
+    Measure(MeasureArgs),
     /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
     /// folder; with --check, compare instead and exit 1 listing the numbers that moved.
     Report(ReportArgs),
@@ -225,6 +228,7 @@ pub struct AnalyzeArgs {
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Some(Command::Analyze(a)) => analyze(a, stdout),
+        Some(Command::Measure(m)) => measure(m, stdout),
         Some(Command::Memory(m)) => memory(m, stdout),
         Some(Command::Report(a)) => report_dir(a, stdout),
         Some(Command::Diff(a)) => diff(a, stdout),
@@ -276,6 +280,76 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         None => r,
     };
     emit(&r, a.format, a.output.as_deref(), stdout)
+}
+
+/// Arguments of `netstat measure`.
+#[derive(Debug, Args, Clone)]
+pub struct MeasureArgs {
+    /// The spec file (YAML), e.g. specs/alexnet.yaml.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    #[command(flatten)]
+    pub spec_args: SpecArgs,
+    /// Measure one training step (forward, loss, backward, optimizer step) instead of inference.
+    #[arg(long)]
+    pub train: bool,
+    /// Optimizer of the training step.
+    #[arg(long, value_enum, default_value_t = crate::measure::optim::OptimizerKind::Sgd, requires = "train")]
+    pub optimizer: crate::measure::optim::OptimizerKind,
+    /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub warmup: u32,
+    /// Timed passes; times are reported as median, min and spread.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub iters: u32,
+    /// Seed of the random weights, input, labels and dropout masks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run even if the predicted peak memory exceeds MemAvailable.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Fixed fake timings and machine name, for deterministic snapshot tests.
+    #[arg(long, hide = true)]
+    pub fake_timings: bool,
+}
+
+fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    if m.format == Format::Latex {
+        return Err(Error::Usage(
+            "`netstat measure` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+                .into(),
+        ));
+    }
+    let analysis = crate::analyze_file(&m.spec, &m.spec_args.overrides()?)?;
+    let settings = crate::measure::Settings {
+        train: m.train,
+        optimizer: m.optimizer,
+        warmup: m.warmup,
+        iters: m.iters,
+        seed: m.seed,
+        fake_timings: m.fake_timings || std::env::var_os("NETSTAT_FAKE_TIMINGS").is_some(),
+        force: m.force,
+        progress: true,
+        lr: 1e-3,
+    };
+    let r = crate::measure::measure(&analysis, &settings).map_err(|e| {
+        match e.downcast::<crate::measure::run::DoesNotFit>() {
+            Ok(d) => Error::Usage(d.0),
+            Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
+        }
+    })?;
+    let mut buf = Vec::new();
+    report::measured::write(&r, m.format, &mut buf).expect("writing to memory cannot fail");
+    match m.output.as_deref() {
+        Some(p) => report::write_atomic(p, &buf),
+        None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+    }
 }
 
 fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {

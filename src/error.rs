@@ -79,6 +79,9 @@ pub enum Error {
     /// A command-line value is wrong (e.g. `--input 3x0x5`): exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// `netstat measure` failed while building or running the model in candle: exit code 1.
+    #[error("{0}")]
+    Measure(String),
     /// `netstat report --check` found committed reports out of date: exit code 1.
     #[error("{0}")]
     Stale(String),
@@ -90,6 +93,7 @@ impl Error {
         match self {
             Error::Spec(_) | Error::Usage(_) => 2,
             Error::Io { .. } | Error::Stale(_) => 1,
+            Error::Measure(_) => 1,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod graph;
 pub mod hardware;
 pub mod kinds;
+pub mod measure;
 pub mod memory;
 pub mod peak;
 pub mod report;

@@ -5,6 +5,10 @@ use clap::Parser;
 use netstat::cli::{run, Cli};
 use netstat::Error;
 
+/// Count every heap byte, so `netstat measure` reports exact live and peak memory.
+#[global_allocator]
+static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Counting;
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = netstat::report::interrupt::install() {

@@ -40,6 +40,39 @@ impl Op for AdaptiveAvgPool2d {
     }
 }
 
+impl crate::measure::build::Build for AdaptiveAvgPool2d {
+    /// A mean over H and W for a 1×1 output; otherwise `A_h · x · A_wᵀ` with PyTorch's windows
+    /// `[⌊i·H/H_o⌋, ⌈(i+1)·H/H_o⌉)` (aten AdaptiveAveragePooling.cpp) as averaging matrices.
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use candle_core::Tensor;
+        let x = cx.input(0);
+        let (h, w) = (x[2], x[3]);
+        let [ho, wo] = self.output_size.map(|v| v as usize);
+        if (ho, wo) == (h, w) {
+            return Ok(Box::new(|xs: &[Tensor], _| Ok(xs[0].clone())));
+        }
+        if (ho, wo) == (1, 1) {
+            return Ok(Box::new(|xs: &[Tensor], _| xs[0].mean_keepdim((2, 3))));
+        }
+        let avg = |o: usize, i: usize| -> Vec<f64> {
+            let mut m = vec![0.0; o * i];
+            for r in 0..o {
+                let (s, e) = (r * i / o, ((r + 1) * i).div_ceil(o));
+                for c in s..e {
+                    m[r * i + c] = 1.0 / (e - s) as f64;
+                }
+            }
+            m
+        };
+        let ah = Tensor::from_vec(avg(ho, h), (ho, h), cx.device)?.to_dtype(cx.dtype)?;
+        let awt = Tensor::from_vec(avg(wo, w), (wo, w), cx.device)?.to_dtype(cx.dtype)?.t()?.contiguous()?;
+        Ok(Box::new(move |xs: &[Tensor], _| {
+            let y = xs[0].broadcast_matmul(&awt)?; // N×C×H×W_o
+            ah.broadcast_matmul(&y) // N×C×H_o×W_o
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

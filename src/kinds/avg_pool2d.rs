@@ -42,6 +42,35 @@ impl Op for AvgPool2d {
     }
 }
 
+impl crate::measure::build::Build for AvgPool2d {
+    /// Separable sums of strided slices (zero padding), times the reciprocal of PyTorch's
+    /// divisor at each output position (a scalar when every window has k_h·k_w taps).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use crate::measure::ops::{avg_divisor, plane, pool1d, Reduce};
+        let (wh, ww, ph, pw) = super::max_pool2d::pool_axes(&self.window, cx);
+        let dh = avg_divisor(wh, ph, self.count_include_pad);
+        let dw = avg_divisor(ww, pw, self.count_include_pad);
+        let full = (wh.kernel * ww.kernel) as f64;
+        let uniform =
+            dh.iter().all(|&a| dh.iter().all(|&b| a * b == full)) && dw.iter().all(|&v| v == ww.kernel as f64);
+        let like = candle_core::Tensor::zeros(1, cx.dtype, cx.device)?;
+        let inv = if uniform {
+            None
+        } else {
+            let v = dh.iter().flat_map(|a| dw.iter().map(move |b| 1.0 / (a * b))).collect();
+            Some(plane(v, wh.output, ww.output, &like)?)
+        };
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
+            let y = pool1d(&xs[0], 3, ww, pw, Reduce::Sum)?;
+            let y = pool1d(&y, 2, wh, ph, Reduce::Sum)?;
+            match &inv {
+                Some(inv) => y.broadcast_mul(inv),
+                None => y.affine(1.0 / full, 0.0),
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

@@ -70,6 +70,58 @@ impl Op for BatchNorm2d {
     }
 }
 
+impl crate::measure::build::Build for BatchNorm2d {
+    /// From basic ops (candle-nn's BatchNorm is not used so that every step is visible to the
+    /// memory model): training normalizes with the batch mean and biased variance over N, H, W
+    /// and updates the running statistics with the unbiased variance (PyTorch); inference uses
+    /// the running statistics. γ starts at 1 and β at 0 (PyTorch).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use candle_core::Tensor;
+        use std::cell::RefCell;
+        let x = cx.input(0);
+        let c = x[1];
+        let count = (x[0] * x[2] * x[3]) as f64;
+        let affine = if self.affine {
+            let g = cx.param_const("weight", &[c], 1.0)?;
+            let b = cx.param_const("bias", &[c], 0.0)?;
+            Some((g.reshape((1, c, 1, 1))?, b.reshape((1, c, 1, 1))?))
+        } else {
+            None
+        };
+        let stats = if self.track_running_stats {
+            Some(RefCell::new((cx.buffer(&[1, c, 1, 1], 0.0)?, cx.buffer(&[1, c, 1, 1], 1.0)?)))
+        } else {
+            None
+        };
+        let (eps, momentum) = (self.eps, self.momentum);
+        Ok(Box::new(move |xs: &[Tensor], pass: crate::measure::build::Pass| {
+            let x = &xs[0];
+            let y = match (&stats, pass.train) {
+                (Some(s), false) => {
+                    let s = s.borrow();
+                    x.broadcast_sub(&s.0)?.broadcast_div(&(s.1.affine(1.0, eps)?.sqrt()?))?
+                }
+                _ => {
+                    let mean = x.mean_keepdim((0, 2, 3))?;
+                    let xc = x.broadcast_sub(&mean)?;
+                    let var = xc.sqr()?.mean_keepdim((0, 2, 3))?;
+                    if let Some(s) = &stats {
+                        let mut s = s.borrow_mut();
+                        let unbiased = var.detach().affine(count / (count - 1.0).max(1.0), 0.0)?;
+                        s.0 = (s.0.affine(1.0 - momentum, 0.0)? + mean.detach().affine(momentum, 0.0)?)?;
+                        s.1 = (s.1.affine(1.0 - momentum, 0.0)? + unbiased.affine(momentum, 0.0)?)?;
+                    }
+                    xc.broadcast_div(&var.affine(1.0, eps)?.sqrt()?)?
+                }
+            };
+            match &affine {
+                Some((g, b)) => y.broadcast_mul(g)?.broadcast_add(b),
+                None => Ok(y),
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

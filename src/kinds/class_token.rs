@@ -34,6 +34,20 @@ impl Op for ClassToken {
     }
 }
 
+impl crate::measure::build::Build for ClassToken {
+    /// A learned `[1, 1, D]` token broadcast over the batch and concatenated in front of the
+    /// sequence (torchvision ViT `class_token`); uniform in ±0.02 (PyTorch starts it at zero,
+    /// which would hide a missing gradient path in the check).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let x = cx.input(0);
+        let (n, d) = (x[0], x[2]);
+        let t = cx.param("weight", &[1, 1, d], 0.02)?;
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
+            candle_core::Tensor::cat(&[&t.broadcast_as((n, 1, d))?, &xs[0]], 1)
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,14 @@ impl Op for Concat {
     }
 }
 
+impl crate::measure::build::Build for Concat {
+    /// `Tensor::cat` along the normalized axis (backward splits the gradient by input sizes).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let ax = norm_dim(self.axis, &cx.inputs[0], "axis").map_err(|e| candle_core::Error::msg(e.message))?;
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_core::Tensor::cat(xs, ax)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::parse;

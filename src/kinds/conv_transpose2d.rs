@@ -113,6 +113,63 @@ impl Op for ConvTranspose2d {
     }
 }
 
+impl crate::measure::build::Build for ConvTranspose2d {
+    /// From ops that backprop: the input is dilated by the stride (zeros inserted between
+    /// pixels), padded by d·(k−1)−p on each side (+ output_padding at the bottom/right), and
+    /// convolved (stride 1, dilation d) with the kernel flipped in H and W and its in/out
+    /// channels swapped per group (PyTorch's definition of the transposed conv as the gradient
+    /// of conv2d). Weight `[c_in, c_out/groups, k_h, k_w]` (PyTorch layout); bias added after.
+    /// candle's own conv_transpose2d has no groups and one stride/padding for both axes.
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use crate::measure::ops::pad;
+        use candle_core::Tensor;
+        let x = cx.input(0);
+        let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
+        let (c_out, g) = (self.c_out as usize, self.groups as usize);
+        let [kh, kw] = self.kernel.map(|v| v as usize);
+        let [sh, sw] = self.stride.map(|v| v as usize);
+        let [ph, pw] = self.padding.map(|v| v as usize);
+        let [oph, opw] = self.output_padding.map(|v| v as usize);
+        let [dh, dw] = self.dilation.map(|v| v as usize);
+        if dh != dw {
+            return Err(candle_core::Error::msg(format!("candle conv2d takes one dilation for both axes, got [{dh}, {dw}]")));
+        }
+        let (ho, wo) = (cx.output.0[2] as usize, cx.output.0[3] as usize);
+        let bound = 1.0 / ((c_out / g * kh * kw) as f64).sqrt();
+        let weight = cx.param("weight", &[c_in, c_out / g, kh, kw], bound)?;
+        let bias = if self.bias { Some(cx.param("bias", &[c_out], bound)?.reshape((1, c_out, 1, 1))?) } else { None };
+        // Flip index vectors (reversed 0..k) for index_select along H and W.
+        let rev = |k: usize| Tensor::from_vec((0..k as u32).rev().collect::<Vec<u32>>(), k, cx.device);
+        let (rh, rw) = (rev(kh)?, rev(kw)?);
+        let (cig, cog) = (c_in / g, c_out / g);
+        Ok(Box::new(move |xs: &[Tensor], _| {
+            // Kernel for the equivalent conv: [c_out, c_in/g, kh, kw], flipped.
+            let wf = weight.index_select(&rh, 2)?.index_select(&rw, 3)?;
+            let wf = wf.reshape((g, cig, cog, kh, kw))?.transpose(1, 2)?.reshape((c_out, cig, kh, kw))?.contiguous()?;
+            // Zero insertion: [n,c,h,1,w,1] padded to [n,c,h,s_h,w,s_w], then cropped.
+            let xd = xs[0].reshape((n, c_in, h, 1, w, 1))?;
+            let xd = pad(&pad(&xd, 3, 0, sh - 1, 0.0)?, 5, 0, sw - 1, 0.0)?;
+            let xd = xd.reshape((n, c_in, h * sh, w * sw))?;
+            let xd = xd.narrow(2, 0, (h - 1) * sh + 1)?.narrow(3, 0, (w - 1) * sw + 1)?;
+            // Pad d·(k−1) − p each side; a negative pad is a crop.
+            let side = |k: usize, p: usize, t: &Tensor, dim: usize, op: usize| -> candle_core::Result<Tensor> {
+                let full = dh * (k - 1);
+                let len = t.dim(dim)?;
+                let t = pad(t, dim, full, full + op, 0.0)?;
+                t.narrow(dim, p, len + 2 * full + op - 2 * p)
+            };
+            let xp = side(kh, ph, &xd, 2, oph)?;
+            let xp = side(kw, pw, &xp, 3, opw)?;
+            let y = xp.conv2d(&wf, 0, 1, dh, g)?;
+            debug_assert_eq!(y.dims(), &[n, c_out, ho, wo]);
+            match &bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

@@ -41,6 +41,16 @@ impl Op for GlobalAvgPool {
     }
 }
 
+impl crate::measure::build::Build for GlobalAvgPool {
+    /// `mean` over every dimension after N and C, reshaped to the analysed shape (keepdim or not).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let r = cx.inputs[0].rank();
+        let dims: Vec<usize> = (2..r).collect();
+        let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].mean_keepdim(dims.as_slice())?.reshape(out.as_slice())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

@@ -87,6 +87,44 @@ impl Op for LayerNorm {
     }
 }
 
+impl crate::measure::build::Build for LayerNorm {
+    /// From basic ops (candle_nn::LayerNorm is a fused op with no backward, CANDLE_NOTES):
+    /// mean and biased variance over the normalized trailing dimensions,
+    /// `(x − mean) / √(var + ε) · γ + β`; γ starts at 1 and β at 0 (PyTorch).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use candle_core::Tensor;
+        let x = cx.input(0);
+        let norm: Vec<usize> = match &self.normalized_shape {
+            Some(v) => v.iter().map(|&d| d as usize).collect(),
+            None => vec![*x.last().expect("rank ≥ 1")],
+        };
+        let r = x.len();
+        let dims: Vec<usize> = (r - norm.len()..r).collect();
+        let (g, b) = if self.elementwise_affine {
+            let g = cx.param_const("weight", &norm, 1.0)?;
+            let b = if self.bias { Some(cx.param_const("bias", &norm, 0.0)?) } else { None };
+            (Some(g), b)
+        } else {
+            (None, None)
+        };
+        let eps = self.eps;
+        Ok(Box::new(move |xs: &[Tensor], _| {
+            let x = &xs[0];
+            let mean = x.mean_keepdim(dims.as_slice())?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(dims.as_slice())?;
+            let mut y = xc.broadcast_div(&var.affine(1.0, eps)?.sqrt()?)?;
+            if let Some(g) = &g {
+                y = y.broadcast_mul(g)?;
+            }
+            if let Some(b) = &b {
+                y = y.broadcast_add(b)?;
+            }
+            Ok(y)
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

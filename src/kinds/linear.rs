@@ -76,6 +76,33 @@ impl Op for Linear {
     }
 }
 
+impl crate::measure::build::Build for Linear {
+    /// `candle_nn::Linear`: `x · Wᵀ` (W is out×in, PyTorch's layout; a transposed view, no copy)
+    /// then a broadcast bias add; ranks above 4 are reshaped to 2-D first. With `tied_to`, the
+    /// weight is the named layer's (`LAYER.weight`, the same tensor: GPT-2's lm_head and wte).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use candle_nn::Module;
+        let x = cx.input(0);
+        let inf = *x.last().expect("rank ≥ 2");
+        let out = self.out_features as usize;
+        let bound = 1.0 / (inf as f64).sqrt();
+        let w = match &self.tied_to {
+            Some(t) => cx.shared(t, "weight", &[out, inf])?,
+            None => cx.param("weight", &[out, inf], bound)?,
+        };
+        let b = if self.bias { Some(cx.param("bias", &[out], bound)?) } else { None };
+        let lin = candle_nn::Linear::new(w, b);
+        let oshape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
+            if xs[0].rank() <= 4 {
+                lin.forward(&xs[0])
+            } else {
+                lin.forward(&xs[0].flatten_to(xs[0].rank() - 2)?)?.reshape(oshape.as_slice())
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

@@ -72,6 +72,26 @@ impl Op for Lrn {
     }
 }
 
+impl crate::measure::build::Build for Lrn {
+    /// PyTorch's formula from basic ops: the squares are zero-padded by ⌊n/2⌋ before and
+    /// ⌊(n−1)/2⌋ after along channels, summed over n shifted views, then
+    /// `x / (k + α/n · Σ)^β`.
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let n = self.size as usize;
+        let c = cx.input(0)[1];
+        let (alpha, beta, k) = (self.alpha, self.beta, self.k);
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
+            let sq = xs[0].sqr()?.pad_with_zeros(1, n / 2, (n - 1) / 2)?;
+            let mut sum = sq.narrow(1, 0, c)?;
+            for j in 1..n {
+                sum = (sum + sq.narrow(1, j, c)?)?;
+            }
+            let div = sum.affine(alpha / n as f64, k)?.powf(beta)?;
+            xs[0].div(&div)
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

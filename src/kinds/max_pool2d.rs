@@ -40,6 +40,38 @@ impl Op for MaxPool2d {
     }
 }
 
+impl crate::measure::build::Build for MaxPool2d {
+    /// Separable: a 1-D max over the width taps, then over the height taps, each built from
+    /// strided slices and `maximum` with −∞ padding (candle's `max_pool2d` has no padding or
+    /// ceil mode, refuses backward when kernel ≠ stride and scales it by 1/k² otherwise).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use crate::measure::ops::{pool1d, Reduce};
+        let (wh, ww, ph, pw) = pool_axes(&self.window, cx);
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
+            let y = pool1d(&xs[0], 3, ww, pw, Reduce::Max)?;
+            pool1d(&y, 2, wh, ph, Reduce::Max)
+        }))
+    }
+}
+
+/// The two spatial axes of a pool window for the analysed shapes, and the padding after each.
+pub fn pool_axes(
+    win: &super::window::PoolWindow,
+    cx: &crate::measure::build::Ctx,
+) -> (crate::measure::ops::Win, crate::measure::ops::Win, usize, usize) {
+    let x = cx.input(0);
+    let o = &cx.output.0;
+    let axis = |i: usize| crate::measure::ops::Win {
+        input: x[2 + i],
+        output: o[2 + i] as usize,
+        kernel: win.kernel[i] as usize,
+        stride: win.stride[i] as usize,
+        pad_lo: win.padding[i] as usize,
+        dilation: win.dilation[i] as usize,
+    };
+    (axis(0), axis(1), win.padding[0] as usize, win.padding[1] as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

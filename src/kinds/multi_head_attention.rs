@@ -115,6 +115,58 @@ impl Op for MultiHeadAttention {
     }
 }
 
+impl crate::measure::build::Build for MultiHeadAttention {
+    /// PyTorch `nn.MultiheadAttention` (batch_first) from ops that backprop: Q, K, V projections
+    /// (`q_proj`, `k_proj`, `v_proj`: D×D, D×kdim, D×vdim, plus biases), heads split by reshape to
+    /// `N×L×H×(D/H)` and transpose to `N×H×L×(D/H)` (contiguous copies), scores `Q·Kᵀ/√(D/H)`,
+    /// an additive −∞ mask above the diagonal when `causal`, `candle_nn::ops::softmax(_, 3)`
+    /// (softmax_last_dim has no backward), `P·V`, heads merged, then `out_proj` (D×D).
+    /// Weights uniform in ±1/√fan_in.
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        use candle_core::Tensor;
+        use candle_nn::Module;
+        let q = cx.input(0);
+        let k = if cx.inputs.len() > 1 { cx.input(1) } else { q.clone() };
+        let v = if cx.inputs.len() > 2 { cx.input(2) } else { k.clone() };
+        let (lq, d, lk) = (q[1], q[2], k[1]);
+        let (kd, vd) = (k[2], v[2]);
+        let h = self.heads as usize;
+        let dh = d / h;
+        let mut proj = |name: &str, inf: usize| -> candle_core::Result<candle_nn::Linear> {
+            let bound = 1.0 / (inf as f64).sqrt();
+            let w = cx.param(&format!("{name}.weight"), &[d, inf], bound)?;
+            let b = if self.bias { Some(cx.param(&format!("{name}.bias"), &[d], bound)?) } else { None };
+            Ok(candle_nn::Linear::new(w, b))
+        };
+        let (pq, pk, pv, po) = (proj("q_proj", d)?, proj("k_proj", kd)?, proj("v_proj", vd)?, proj("out_proj", d)?);
+        let mask = if self.causal {
+            let m: Vec<f64> =
+                (0..lq).flat_map(|i| (0..lk).map(move |j| if j > i { f64::NEG_INFINITY } else { 0.0 })).collect();
+            Some(Tensor::from_vec(m, (1, 1, lq, lk), cx.device)?.to_dtype(cx.dtype)?)
+        } else {
+            None
+        };
+        let scale = 1.0 / (dh as f64).sqrt();
+        Ok(Box::new(move |xs: &[Tensor], _| {
+            let xq = &xs[0];
+            let xk = xs.get(1).unwrap_or(xq);
+            let xv = xs.get(2).unwrap_or(xk);
+            let n = xq.dim(0)?;
+            let split = |t: Tensor, l: usize| t.reshape((n, l, h, dh))?.transpose(1, 2)?.contiguous();
+            let qh = split(pq.forward(xq)?, lq)?;
+            let kh = split(pk.forward(xk)?, lk)?;
+            let vh = split(pv.forward(xv)?, lk)?;
+            let mut s = (qh.matmul(&kh.t()?)? * scale)?;
+            if let Some(m) = &mask {
+                s = s.broadcast_add(m)?;
+            }
+            let p = candle_nn::ops::softmax(&s, 3)?;
+            let ctx = p.matmul(&vh)?.transpose(1, 2)?.contiguous()?.reshape((n, lq, d))?;
+            po.forward(&ctx)
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::parse;

@@ -65,6 +65,20 @@ impl Op for Permute {
     }
 }
 
+impl crate::measure::build::Build for Permute {
+    /// candle's `permute` (a strided view; later ops copy it when they need contiguity).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let x = &cx.inputs[0];
+        let dims = self
+            .dims
+            .iter()
+            .map(|&d| norm_dim(d, x, "dims"))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|e| candle_core::Error::msg(e.message))?;
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].permute(dims.as_slice())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

@@ -78,6 +78,14 @@ impl Op for Reshape {
     }
 }
 
+impl crate::measure::build::Build for Reshape {
+    /// A reshape to the analysed shape (candle copies a non-contiguous input first).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let shape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].reshape(shape.as_slice())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::{parse, run};

@@ -51,6 +51,17 @@ impl Op for Select {
     }
 }
 
+impl crate::measure::build::Build for Select {
+    /// `narrow(dim, index, 1)` then `squeeze(dim)` (a view; backward pads the gradient with zeros).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let x = &cx.inputs[0];
+        let d = norm_dim(self.dim, x, "dim").map_err(|e| candle_core::Error::msg(e.message))?;
+        let size = x.0[d] as i64;
+        let i = if self.index < 0 { size + self.index } else { self.index } as usize;
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].narrow(d, i, 1)?.squeeze(d)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

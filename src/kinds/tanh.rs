@@ -29,3 +29,13 @@ impl Op for Tanh {
         Ok(vec![Saved::Output])
     }
 }
+
+impl crate::measure::build::Build for Tanh {
+    /// candle's elementwise op (its backward is implemented).
+    fn build(
+        &self,
+        _cx: &mut crate::measure::build::Ctx,
+    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].tanh()))
+    }
+}

@@ -43,6 +43,16 @@ impl Op for Transpose {
     }
 }
 
+impl crate::measure::build::Build for Transpose {
+    /// candle's `transpose` (a strided view).
+    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+        let x = &cx.inputs[0];
+        let e = |e: KindError| candle_core::Error::msg(e.message);
+        let (a, b) = (norm_dim(self.dim0, x, "dim0").map_err(e)?, norm_dim(self.dim1, x, "dim1").map_err(e)?);
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].transpose(a, b)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::run;

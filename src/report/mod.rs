@@ -14,6 +14,7 @@ pub mod interrupt;
 pub mod json;
 pub mod latex;
 pub mod markdown;
+pub mod measured;
 pub mod memory;
 pub mod svg;
 pub mod table;

@@ -1,0 +1,289 @@
+//! Memory predictions beside the measurement: a framework-neutral one (each value its output
+//! bytes, alive from its producer to its last reader) and a candle model that adds what this
+//! runtime really allocates: the tiled-im2col buffers of `conv2d` (cpu_backend/conv2d.rs: an
+//! NHWC copy of the input, the flattened kernel, per tile in flight a column buffer
+//! `C_in·k_h·k_w·T` and a result `C_out·T`), pre-bias tensors, strided-slice copies and pairwise
+//! maxima of the pools, zero-pad copies, dropout masks, and views that cost nothing.
+//!
+//! Units: bytes. Shapes: with batch, NCHW.
+
+use crate::analysis::Analysis;
+use crate::kinds::conv2d::{Conv2d, Padding};
+use crate::kinds::window::PoolWindow;
+use crate::kinds::Kind;
+
+/// The candle model's view of one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CandleLayer {
+    /// Bytes the output owns (0 for a view of its input: flatten, inference dropout).
+    pub output: u64,
+    /// Most bytes live at once while the layer runs in inference, beyond what was live before
+    /// it (output included).
+    pub peak: u64,
+    /// Bytes of every op output and constant the layer makes in a training forward: what the
+    /// autograd graph keeps until backward.
+    pub retained: u64,
+}
+
+fn elems(s: &[u64]) -> u64 {
+    s.iter().product()
+}
+
+/// Candle's tiled conv2d workspace: NHWC input copy + flattened kernel + the tiles in flight.
+fn conv_workspace(
+    n: u64,
+    c_in: u64,
+    h: u64,
+    w: u64,
+    c_out: u64,
+    k: [u64; 2],
+    out_hw: u64,
+    threads: u64,
+    s: u64,
+) -> u64 {
+    let k_size = c_in * k[0] * k[1];
+    if k == [1, 1] {
+        // conv2d_1x1 (stride 1, no padding): per image in flight, an input copy and a result.
+        let inflight = threads.min(n).max(1);
+        return inflight * (c_in * h * w + c_out * out_hw) * s;
+    }
+    // Tiles of ≤ 512 output pixels per image; one per thread in flight: the largest ones.
+    const TILE: u64 = 512;
+    let (full, rest) = (out_hw / TILE, out_hw % TILE);
+    let mut tiles: Vec<u64> = Vec::new();
+    for _ in 0..n.min(threads.max(1)) {
+        tiles.extend(std::iter::repeat_n(TILE, full.min(threads.max(1)) as usize));
+        if rest > 0 {
+            tiles.push(rest);
+        }
+    }
+    tiles.sort_unstable_by(|a, b| b.cmp(a));
+    let inflight: u64 = tiles.iter().take(threads.max(1) as usize).map(|&t| (k_size + c_out) * t * s + 16 * t).sum();
+    n * c_in * h * w * s + c_out * k_size * s + inflight
+}
+
+fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64) -> CandleLayer {
+    let out = elems(o) * s;
+    let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
+    let [pt, pb, pl, pr] = c.padding.resolve(c.kernel, c.dilation).unwrap_or([0; 4]);
+    let g = c.groups;
+    let bias = if c.bias { out } else { 0 };
+    if g > 1 && g == c_in && g == c.c_out {
+        // Depthwise: padded copy, per tap a slice (copied when strided), a product, a sum.
+        let padded = if pt + pb + pl + pr > 0 { n * c_in * (h + pt + pb) * (w + pl + pr) * s } else { 0 };
+        let taps = c.kernel[0] * c.kernel[1];
+        let slice_copies = if c.stride != [1, 1] { taps * out } else { 0 };
+        return CandleLayer {
+            output: out,
+            peak: padded + 3 * out + bias,
+            retained: padded + slice_copies + taps * out + (taps - 1) * out + bias,
+        };
+    }
+    let same = pt == pb && pl == pr && pt == pl && c.padding != Padding::Same;
+    let padded = if same { 0 } else { n * c_in * (h + pt + pb) * (w + pl + pr) * s };
+    let (hi, wi) = if same { (h, w) } else { (h + pt + pb, w + pl + pr) };
+    let ws = conv_workspace(n, c_in / g, hi, wi, c.c_out / g, c.kernel, o[2] * o[3], threads, s);
+    let groups_cat = if g > 1 { out } else { 0 };
+    CandleLayer {
+        output: out,
+        peak: padded + (out + ws).max(out + bias + groups_cat),
+        retained: padded + out + groups_cat + bias,
+    }
+}
+
+/// One separable pool axis: (bytes after it, peak during it beyond its input, retained bytes).
+fn pool_axis(
+    n_c_other: u64,
+    input: u64,
+    output: u64,
+    k: u64,
+    stride: u64,
+    pad_lo: u64,
+    pad_hi_total: u64,
+    s: u64,
+) -> (u64, u64, u64) {
+    let out = n_c_other * output * s;
+    if k == 1 && pad_lo == 0 && stride == 1 && output == input {
+        return (0, 0, 0);
+    }
+    let padded = if pad_lo + pad_hi_total > 0 { n_c_other * (input + pad_lo + pad_hi_total) * s } else { 0 };
+    let copies = stride > 1;
+    let idx = if copies { k * output * 4 } else { 0 };
+    // Chain acc ← max(acc, slice_j): acc, one slice and the new acc are live at once.
+    let live = if copies { 3 * out } else { 2 * out };
+    let retained = padded + idx + if copies { k * out } else { 0 } + (k - 1) * out;
+    (out, padded + live, retained)
+}
+
+fn pool(win: &PoolWindow, x: &[u64], o: &[u64], s: u64) -> CandleLayer {
+    let (n, c, h, w) = (x[0], x[1], x[2], x[3]);
+    let pad_hi = |i: usize, input: u64, output: u64| {
+        let need = (output - 1) * win.stride[i] + (win.kernel[i] - 1) * win.dilation[i] + 1;
+        let have = input + 2 * win.padding[i];
+        win.padding[i] + need.saturating_sub(have)
+    };
+    let (rw, pw, tw) =
+        pool_axis(n * c * h, w, o[3], win.kernel[1], win.stride[1], win.padding[1], pad_hi(1, w, o[3]), s);
+    let (_, ph, th) =
+        pool_axis(n * c * o[3], h, o[2], win.kernel[0], win.stride[0], win.padding[0], pad_hi(0, h, o[2]), s);
+    let out = elems(o) * s;
+    CandleLayer { output: out, peak: pw.max(rw + ph).max(out), retained: tw + th }
+}
+
+/// The candle model of layer `kind` with input shapes `xs` and output `o`, in dtype size `s`.
+pub fn candle_layer(kind: &Kind, xs: &[Vec<u64>], o: &[u64], threads: u64, s: u64, train: bool) -> CandleLayer {
+    let out = elems(o) * s;
+    let x = &xs[0];
+    let plain = CandleLayer { output: out, peak: out, retained: out };
+    #[allow(unreachable_patterns)]
+    match kind {
+        Kind::Conv2d(c) => conv(c, x, o, threads, s),
+        Kind::MaxPool2d(p) => pool(&p.window, x, o, s),
+        Kind::AvgPool2d(p) => {
+            let mut c = pool(&p.window, x, o, s);
+            c.retained += out; // the division
+            c.peak = c.peak.max(2 * out);
+            c
+        }
+        Kind::Relu(_) | Kind::Tanh(_) | Kind::Sigmoid(_) => plain,
+        Kind::Flatten(_) => CandleLayer { output: 0, peak: 0, retained: 0 },
+        Kind::Dropout(d) => {
+            if train && d.p > 0.0 {
+                CandleLayer { output: out, peak: 2 * out, retained: 2 * out }
+            } else {
+                CandleLayer::default()
+            }
+        }
+        Kind::Linear(l) => {
+            let bias = if l.bias { out } else { 0 };
+            CandleLayer { output: out, peak: out + bias, retained: out + bias }
+        }
+        Kind::Softmax(_) => {
+            // max (small), x − max, exp, sum (small), exp / sum.
+            let small = out / o.last().copied().unwrap_or(1).max(1);
+            CandleLayer { output: out, peak: 2 * out + 2 * small, retained: 3 * out + 2 * small }
+        }
+        Kind::Lrn(l) => {
+            let c = x[1];
+            let plane = out / c.max(1);
+            let pad_zeros = (l.size - 1) * plane;
+            let padded = out + pad_zeros;
+            // x², padded copy, n − 1 running sums, affine, powf, the division.
+            CandleLayer {
+                output: out,
+                peak: out + pad_zeros + padded + 2 * out,
+                retained: out + pad_zeros + padded + (l.size - 1) * out + 3 * out,
+            }
+        }
+        Kind::BatchNorm2d(b) => {
+            let small = x[1] * s;
+            let norm = if train || !b.track_running_stats { 2 * out + 4 * small } else { 2 * out + 2 * small };
+            let aff = if b.affine { 2 * out } else { 0 };
+            CandleLayer { output: out, peak: 2 * out + 2 * small, retained: norm + aff }
+        }
+        Kind::AdaptiveAvgPool2d(a) => {
+            if [x[2], x[3]] == a.output_size {
+                CandleLayer::default()
+            } else if a.output_size == [1, 1] {
+                plain
+            } else {
+                let mid = x[0] * x[1] * x[2] * a.output_size[1] * s;
+                CandleLayer { output: out, peak: mid + out, retained: mid + out }
+            }
+        }
+        _ => plain,
+    }
+}
+
+/// Per-layer predictions of an inference forward, in execution order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inference {
+    /// Neutral: live values before the layer + its output.
+    pub peak: Vec<u64>,
+    /// Neutral: live values after the layer and its frees.
+    pub held: Vec<u64>,
+    /// Candle: live owned bytes before the layer + the layer's own peak.
+    pub candle_peak: Vec<u64>,
+    /// Candle: live owned bytes after.
+    pub candle_held: Vec<u64>,
+}
+
+/// Walk the liveness schedule of `a` (the one the runner frees by) and predict every layer's
+/// inference peak and held bytes. The network input is outside (the caller keeps it).
+pub fn inference(a: &Analysis, threads: u64) -> Inference {
+    let s = a.spec.dtype.size();
+    let pos_of: std::collections::HashMap<usize, usize> =
+        a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+    let mut last = vec![None::<usize>; a.layers.len()];
+    for (pos, l) in a.layers.iter().enumerate() {
+        for src in &a.graph.inputs[l.index] {
+            if let crate::graph::Source::Layer(j) = src {
+                last[pos_of[j]] = Some(pos);
+            }
+        }
+    }
+    let n = a.layers.len();
+    let mut live_neutral = vec![0u64; n];
+    let mut live_candle = vec![0u64; n];
+    let mut r = Inference::default();
+    for (pos, l) in a.layers.iter().enumerate() {
+        let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
+        let c = candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, false);
+        let before_n: u64 = live_neutral.iter().sum();
+        let before_c: u64 = live_candle.iter().sum();
+        r.peak.push(before_n + l.activation_bytes);
+        r.candle_peak.push(before_c + c.peak);
+        live_neutral[pos] = l.activation_bytes;
+        live_candle[pos] = c.output;
+        // A view takes over its input's storage when that input dies here.
+        let mut frees = Vec::new();
+        for src in &a.graph.inputs[l.index] {
+            if let crate::graph::Source::Layer(j) = src {
+                let p = pos_of[j];
+                if last[p] == Some(pos) {
+                    frees.push(p);
+                }
+            }
+        }
+        if c.output == 0 {
+            for &p in &frees {
+                live_candle[pos] += live_candle[p];
+                live_candle[p] = 0;
+            }
+        }
+        for p in frees {
+            live_neutral[p] = 0;
+            live_candle[p] = 0;
+        }
+        if last[pos].is_none() && pos + 1 != n {
+            live_neutral[pos] = 0;
+            live_candle[pos] = 0;
+        }
+        r.held.push(live_neutral.iter().sum());
+        r.candle_held.push(live_candle.iter().sum());
+    }
+    r
+}
+
+/// Candle-model bytes retained by a training forward, per layer (execution order).
+pub fn retained(a: &Analysis, threads: u64) -> Vec<u64> {
+    let s = a.spec.dtype.size();
+    a.layers
+        .iter()
+        .map(|l| {
+            let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
+            candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, true).retained
+        })
+        .collect()
+}
+
+/// Candle-model bytes of the loss on an output of shape `o` (cross-entropy for N×K: labels,
+/// max, x − max, exp, sum, log, log-softmax, gather, sum, scale; else mean of squares).
+pub fn loss_bytes(o: &[u64], s: u64) -> u64 {
+    if o.len() == 2 {
+        let (n, k) = (o[0], o[1]);
+        n * 4 + 3 * n * k * s + 4 * n * s + 2 * s
+    } else {
+        elems(o) * s + 2 * s
+    }
+}

@@ -1,0 +1,470 @@
+//! The measurement procedure: preflight, build, warm up, time and count bytes, per layer and
+//! per stage; fills a [`MeasureReport`].
+
+use super::alloc;
+use super::build::Pass;
+use super::net::{loss, Net, Probe};
+use super::optim::{Optimizer, OptimizerKind};
+use super::predict;
+use crate::analysis::Analysis;
+use crate::report::measured::{MeasureInfo, MeasureReport, MeasuredLayer, Stage, Timing};
+use crate::report::Report;
+use anyhow::Context as _;
+use candle_core::{DType, Device, Tensor};
+use std::time::Instant;
+
+/// What `netstat measure` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Measure a training step (forward, loss, backward, optimizer) instead of inference.
+    pub train: bool,
+    /// Optimizer of the training step.
+    pub optimizer: OptimizerKind,
+    /// Untimed passes before timing.
+    pub warmup: u32,
+    /// Timed passes (≥ 1).
+    pub iters: u32,
+    /// Seed of weights, input, labels and dropout masks.
+    pub seed: u64,
+    /// Replace clock readings with fixed values derived from MACs (deterministic output for
+    /// snapshot tests).
+    pub fake_timings: bool,
+    /// Run even when the predicted peak exceeds the memory available.
+    pub force: bool,
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+    /// Learning rate of the optimizer.
+    pub lr: f64,
+}
+
+/// A run that the preflight refuses: it would not fit in memory (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DoesNotFit(pub String);
+
+/// MemAvailable from /proc/meminfo, in bytes (None where unreadable).
+pub fn mem_available() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The CPU model from /proc/cpuinfo (`model name`), or the architecture.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// Predicted bytes of a run, by stage, from the candle model (and the neutral one).
+#[derive(Debug, Clone, Default)]
+struct Plan {
+    input: u64,
+    weights: u64,
+    opt_state: u64,
+    retained: Vec<u64>,
+    loss: u64,
+    infer: predict::Inference,
+}
+
+impl Plan {
+    fn new(a: &Analysis, s: &Settings, threads: u64) -> Plan {
+        let ds = a.spec.dtype.size();
+        let weights = a.totals.params * ds;
+        let out = &a.layers.last().map(|l| l.output.0.clone()).unwrap_or_default();
+        Plan {
+            input: a.totals.input_bytes,
+            weights,
+            opt_state: if s.train { s.optimizer.state_copies() * weights } else { 0 },
+            retained: predict::retained(a, threads),
+            loss: predict::loss_bytes(out, ds),
+            infer: predict::inference(a, threads),
+        }
+    }
+    fn retained_total(&self) -> u64 {
+        self.retained.iter().sum()
+    }
+    /// Candle-model peak of the whole run above the process baseline.
+    fn peak(&self, train: bool) -> u64 {
+        let base = self.input + self.weights + self.opt_state;
+        if train {
+            // Backward: the graph, the gradients being accumulated (≈ 2 × weights: the store
+            // and one zeros_like + add in flight) and the largest activation gradient pair.
+            base + self.retained_total()
+                + self.loss
+                + 2 * self.weights
+                + 2 * self.infer.peak.iter().max().copied().unwrap_or(0)
+        } else {
+            base + self.infer.candle_peak.iter().max().copied().unwrap_or(0)
+        }
+    }
+}
+
+/// Times per layer and memory per layer, recorded by a probe.
+struct Recorder {
+    fake: bool,
+    t0: Option<Instant>,
+    times: Vec<Vec<f64>>,
+    base: u64,
+    before: Vec<u64>,
+    peak: Vec<u64>,
+    held: Vec<u64>,
+    growth: Vec<u64>,
+    record_time: bool,
+}
+
+impl Recorder {
+    fn new(n: usize, fake: bool) -> Recorder {
+        Recorder {
+            fake,
+            t0: None,
+            times: vec![Vec::new(); n],
+            base: 0,
+            before: vec![0; n],
+            peak: vec![0; n],
+            held: vec![0; n],
+            growth: vec![0; n],
+            record_time: false,
+        }
+    }
+}
+
+impl Probe for Recorder {
+    fn before(&mut self, pos: usize) {
+        self.before[pos] = alloc::live();
+        alloc::reset_peak();
+        if self.record_time && !self.fake {
+            self.t0 = Some(Instant::now());
+        }
+    }
+    fn after(&mut self, pos: usize) {
+        if self.record_time && !self.fake {
+            let t = self.t0.take().expect("before() ran").elapsed().as_secs_f64() * 1e3;
+            self.times[pos].push(t);
+        }
+        let (peak, live) = (alloc::peak(), alloc::live());
+        self.peak[pos] = peak.saturating_sub(self.base);
+        self.held[pos] = live.saturating_sub(self.base);
+        self.growth[pos] = live.saturating_sub(self.before[pos]);
+    }
+}
+
+/// Fixed fake time of a layer: 0.01 ms + 1 ms per GMAC (forward), for test snapshots.
+fn fake_ms(macs: u64) -> f64 {
+    0.01 + macs as f64 / 1e9
+}
+
+fn fake_timing(ms: f64) -> Timing {
+    Timing { time_ms_median: ms, time_ms_min: ms * 0.9, time_ms_max: ms * 1.2 }
+}
+
+/// Run the measurement of `a` (already analysed) as `s` asks.
+///
+/// Errors: [`DoesNotFit`] before anything is allocated; a kind with no builder; a parameter
+/// count, output shape or missing gradient that disagrees with the analysis (naming the layer).
+pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
+    let dtype = match a.spec.dtype {
+        crate::shape::DType::F32 => DType::F32,
+        crate::shape::DType::F64 => DType::F64,
+        d => anyhow::bail!("measure runs f32 or f64 on the CPU, the spec asks for {d}: try --dtype f32"),
+    };
+    let vocab = super::net::token_vocab(a)?;
+    let device = Device::Cpu;
+    let threads = candle_core::utils::get_num_threads();
+    let counted = alloc::installed();
+    let plan = Plan::new(a, s, threads as u64);
+    let predicted_peak = plan.peak(s.train);
+    let avail = mem_available();
+    if let Some(avail) = avail {
+        if predicted_peak > avail && !s.force {
+            // Fixed part (weights, optimizer state) and a per-sample part that scales with batch.
+            let fixed = plan.weights * if s.train { 3 + s.optimizer.state_copies() } else { 1 };
+            let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
+            let fits = if per_sample > 0 { avail.saturating_sub(fixed) / per_sample } else { 0 };
+            let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
+            return Err(DoesNotFit(format!(
+                "{}: predicted peak {} exceeds memory available {} (MemAvailable); {hint}, or pass --force",
+                a.spec.file,
+                crate::report::units::bytes(predicted_peak),
+                crate::report::units::bytes(avail)
+            ))
+            .into());
+        }
+    }
+    let n = a.layers.len();
+    let bar = progress(s, n);
+
+    // Stage: input, weights.
+    let base0 = alloc::live();
+    let net_input_seed = s.seed;
+    let mut stages = Vec::new();
+    let input = {
+        let shape = a.input_shape().0.iter().map(|&d| d as usize).collect::<Vec<_>>();
+        match vocab {
+            Some(v) => super::net::random_ids(net_input_seed, &shape, v, &device)?,
+            None => super::build::seeded_uniform(net_input_seed, "input", &shape, 1.0, dtype, &device)?,
+        }
+    };
+    let live_input = alloc::live().saturating_sub(base0);
+    let net = Net::build(a, dtype, &device, s.seed, s.train)?;
+    let live_weights = alloc::live().saturating_sub(base0);
+    let m = |v: u64| counted.then_some(v);
+    stages.push(Stage {
+        stage: "input".into(),
+        live_bytes: m(live_input),
+        peak_bytes: None,
+        predicted_bytes: plan.input,
+        predicted_candle_bytes: plan.input,
+        predicted_candle_peak_bytes: None,
+    });
+    stages.push(Stage {
+        stage: "weights".into(),
+        live_bytes: m(live_weights),
+        peak_bytes: None,
+        predicted_bytes: plan.input + plan.weights,
+        predicted_candle_bytes: plan.input + plan.weights,
+        predicted_candle_peak_bytes: None,
+    });
+
+    let mut rec = Recorder::new(n, s.fake_timings);
+    let mut pass_ms = Vec::new();
+    let mut layers: Vec<MeasuredLayer> = vec![MeasuredLayer::default(); n];
+    if !s.train {
+        let pass = Pass { train: false, step: 0 };
+        for _ in 0..s.warmup {
+            drop(net.forward(input.clone(), pass, &mut super::net::NoProbe)?);
+            bar.inc(1);
+        }
+        // One pass for memory (no clocks read), then the timed passes.
+        rec.base = alloc::live();
+        alloc::reset_peak();
+        let y = net.forward(input.clone(), pass, &mut rec)?;
+        let fwd_peak = alloc::peak().saturating_sub(base0);
+        let fwd_live = alloc::live().saturating_sub(base0);
+        drop(y);
+        stages.push(Stage {
+            stage: "forward".into(),
+            live_bytes: m(fwd_live),
+            peak_bytes: m(fwd_peak),
+            predicted_bytes: plan.input + plan.weights + a.layers.last().map(|l| l.activation_bytes).unwrap_or(0),
+            predicted_candle_bytes: plan.input + plan.weights + plan.infer.candle_held.last().copied().unwrap_or(0),
+            predicted_candle_peak_bytes: Some(plan.peak(false)),
+        });
+        let (peak, held) = (rec.peak.clone(), rec.held.clone());
+        rec.record_time = true;
+        for _ in 0..s.iters {
+            let t = Instant::now();
+            drop(net.forward(input.clone(), pass, &mut rec)?);
+            pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            bar.inc(1);
+        }
+        for (pos, l) in layers.iter_mut().enumerate() {
+            l.peak_bytes = m(peak[pos]);
+            l.held_bytes = m(held[pos]);
+        }
+    } else {
+        let vars = net.params.vars.all_vars();
+        let mut opt = Optimizer::new(s.optimizer, vars.clone(), s.lr)?;
+        let mut step_no = 0u64;
+        let mut step = |rec: &mut Recorder, stages: Option<&mut Vec<Stage>>| -> anyhow::Result<()> {
+            let pass = Pass { train: true, step: step_no };
+            step_no += 1;
+            let y = net.forward(input.clone(), pass, rec)?;
+            let after_fwd = alloc::live();
+            let l = loss(&y, s.seed).context("loss")?;
+            let after_loss = alloc::live();
+            alloc::reset_peak();
+            let mut grads = l.backward().context("backward")?;
+            drop(l);
+            drop(y);
+            for (i, v) in vars.iter().enumerate() {
+                let g = grads.remove(v).ok_or_else(|| {
+                    let name = net.params.vars.data().lock().ok().and_then(|d| d.iter().find(|(_, w)| w.as_tensor().id() == v.as_tensor().id()).map(|(k, _)| k.clone()));
+                    anyhow::anyhow!("backward gave no gradient for trainable variable {} (#{i}): a layer's candle op does not backpropagate", name.unwrap_or_default())
+                })?;
+                grads.insert(v, g.detach());
+            }
+            let bwd_peak = alloc::peak();
+            let after_bwd = alloc::live();
+            alloc::reset_peak();
+            opt.step(&grads)?;
+            drop(grads);
+            let opt_peak = alloc::peak();
+            let after_opt = alloc::live();
+            if let Some(st) = stages {
+                let neutral_act: u64 = a.layers.iter().map(|l| l.activation_bytes).sum();
+                let w = plan.input + plan.weights + plan.opt_state;
+                let r = plan.retained_total();
+                let rel = |v: u64| counted.then_some(v.saturating_sub(base0));
+                st.push(Stage {
+                    stage: "forward".into(),
+                    live_bytes: rel(after_fwd),
+                    peak_bytes: None,
+                    predicted_bytes: w + neutral_act,
+                    predicted_candle_bytes: w + r,
+                    predicted_candle_peak_bytes: None,
+                });
+                st.push(Stage {
+                    stage: "loss".into(),
+                    live_bytes: rel(after_loss),
+                    peak_bytes: None,
+                    predicted_bytes: w + neutral_act,
+                    predicted_candle_bytes: w + r + plan.loss,
+                    predicted_candle_peak_bytes: None,
+                });
+                st.push(Stage {
+                    stage: "backward".into(),
+                    live_bytes: rel(after_bwd),
+                    peak_bytes: rel(bwd_peak),
+                    predicted_bytes: w + plan.weights,
+                    predicted_candle_bytes: w + plan.weights,
+                    predicted_candle_peak_bytes: Some(plan.peak(true)),
+                });
+                st.push(Stage {
+                    stage: "optimizer step".into(),
+                    live_bytes: rel(after_opt),
+                    peak_bytes: rel(opt_peak),
+                    predicted_bytes: w,
+                    predicted_candle_bytes: w,
+                    predicted_candle_peak_bytes: None,
+                });
+            }
+            Ok(())
+        };
+        for _ in 0..s.warmup {
+            step(&mut rec, None)?;
+            bar.inc(1);
+        }
+        rec.record_time = true;
+        for i in 0..s.iters {
+            let t = Instant::now();
+            step(&mut rec, if i == 0 { Some(&mut stages) } else { None })?;
+            pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            bar.inc(1);
+        }
+        for (pos, l) in layers.iter_mut().enumerate() {
+            l.retained_bytes = m(rec.growth[pos]);
+            l.predicted_retained_bytes = Some(a.layers[pos].activation_bytes);
+            l.predicted_candle_retained_bytes = Some(plan.retained[pos]);
+        }
+        // Backward of each layer alone, on detached copies of its inputs.
+        let bwd = layer_backward_times(&net, &input, s, &bar)?;
+        for (l, t) in layers.iter_mut().zip(bwd) {
+            l.backward = Some(t);
+        }
+    }
+    bar.finish_and_clear();
+
+    for (pos, (l, la)) in layers.iter_mut().zip(&a.layers).enumerate() {
+        l.forward = if s.fake_timings { fake_timing(fake_ms(la.macs)) } else { Timing::of(&rec.times[pos]) };
+        if s.fake_timings {
+            if let Some(b) = &mut l.backward {
+                *b = fake_timing(2.0 * fake_ms(la.macs));
+            }
+        }
+        l.gflops_per_s = (la.macs > 0 && l.forward.time_ms_median > 0.0)
+            .then(|| 2.0 * la.macs as f64 / (l.forward.time_ms_median * 1e6));
+        l.predicted_peak_bytes = plan.infer.peak[pos];
+        l.predicted_candle_peak_bytes = plan.infer.candle_peak[pos];
+        l.predicted_held_bytes = plan.infer.held[pos];
+    }
+    let pass = if s.fake_timings {
+        let f: f64 = a.layers.iter().map(|l| fake_ms(l.macs)).sum();
+        fake_timing(if s.train { 3.0 * f } else { f })
+    } else {
+        Timing::of(&pass_ms)
+    };
+    let gflops = if pass.time_ms_median > 0.0 { 2.0 * a.totals.macs as f64 / (pass.time_ms_median * 1e6) } else { 0.0 };
+    Ok(MeasureReport {
+        report: Report::new(a),
+        info: MeasureInfo {
+            device: "cpu".into(),
+            cpu_model: if s.fake_timings { "(fake)".into() } else { cpu_model() },
+            threads,
+            mode: if s.train { "train".into() } else { "inference".into() },
+            optimizer: s.train.then(|| format!("{:?}", s.optimizer).to_lowercase()),
+            warmup: s.warmup,
+            iters: s.iters,
+            seed: s.seed,
+            pass,
+            gflops_per_s: gflops,
+            params_built: net.params.elements(),
+            fake_timings: s.fake_timings,
+            memory_counted: counted,
+            mem_available_bytes: if s.fake_timings { None } else { avail },
+            predicted_run_peak_bytes: predicted_peak,
+        },
+        layers,
+        stages,
+    })
+}
+
+/// Time each layer's backward alone: its inputs (from one inference forward, detached, made
+/// variables) through the layer in training mode, then `Σ y·g` for a seeded random `g`
+/// backpropagated `warmup + iters` times (backward does not consume the graph).
+fn layer_backward_times(
+    net: &Net,
+    input: &Tensor,
+    s: &Settings,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<Timing>> {
+    use super::net::Slot;
+    // Keep every output: run the layers by hand without frees.
+    let mut vals: Vec<Tensor> = Vec::with_capacity(net.layers.len());
+    let pass = Pass { train: true, step: 0 };
+    let mut out = Vec::with_capacity(net.layers.len());
+    for (pos, l) in net.layers.iter().enumerate() {
+        let xs: Vec<Tensor> = l
+            .inputs
+            .iter()
+            .map(|sl| match *sl {
+                Slot::Input => input.detach(),
+                Slot::At(p) => vals[p].clone(),
+            })
+            .collect();
+        let y = l.module.forward(&xs, pass)?.detach();
+        // Token ids (integers) take no gradient: they stay plain tensors.
+        let xv: Vec<Tensor> = xs
+            .iter()
+            .map(|x| if x.dtype().is_float() { candle_core::Var::from_tensor(x).map(|v| v.as_tensor().clone()) } else { Ok(x.clone()) })
+            .collect::<candle_core::Result<_>>()?;
+        let yv = l.module.forward(&xv, pass)?;
+        let g = super::build::seeded_uniform(s.seed, &format!("grad{pos}"), yv.dims(), 1.0, yv.dtype(), yv.device())?;
+        let obj = (yv * g)?.sum_all()?;
+        let mut ms = Vec::new();
+        for i in 0..(s.warmup + s.iters) {
+            let t = Instant::now();
+            let grads = obj.backward()?;
+            let e = t.elapsed().as_secs_f64() * 1e3;
+            drop(grads);
+            if i >= s.warmup {
+                ms.push(e);
+            }
+        }
+        out.push(Timing::of(&ms));
+        vals.push(y);
+        bar.inc(1);
+    }
+    Ok(out)
+}
+
+fn progress(s: &Settings, n: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let total = (s.warmup + s.iters) as u64 + if s.train { n as u64 } else { 0 };
+    if !s.progress || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("measuring {bar:30} {pos}/{len} passes, {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}

@@ -1,0 +1,427 @@
+//! The report of `netstat measure`: the analysis report plus what candle did — per-layer times
+//! and memory, per-stage memory of a training step, and the two memory predictions beside each
+//! measurement with their error.
+//!
+//! Plain data (no candle): `measure/` fills it, this module only formats it. JSON keeps every
+//! field of the analysis report and adds a `measured` object to each layer, a top-level
+//! `measured` object (machine, settings, whole-pass times) and `stages`.
+
+use super::units::{bytes, count};
+use super::Report;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use serde::Serialize;
+use std::io::Write;
+
+/// Median, minimum and maximum of timed repetitions, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Timing {
+    /// Median over the timed iterations (ms).
+    pub time_ms_median: f64,
+    /// Fastest iteration (ms).
+    pub time_ms_min: f64,
+    /// Slowest iteration (ms).
+    pub time_ms_max: f64,
+}
+
+impl Timing {
+    /// Median, min and max of `ms` (empty: zeros).
+    pub fn of(ms: &[f64]) -> Timing {
+        if ms.is_empty() {
+            return Timing::default();
+        }
+        let mut v = ms.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Timing { time_ms_median: median, time_ms_min: v[0], time_ms_max: v[n - 1] }
+    }
+
+    /// (max − min) / median, in percent: how noisy the repetitions were.
+    pub fn spread_percent(&self) -> f64 {
+        if self.time_ms_median > 0.0 {
+            100.0 * (self.time_ms_max - self.time_ms_min) / self.time_ms_median
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What was measured for one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct MeasuredLayer {
+    /// Forward time of the layer.
+    pub forward: Timing,
+    /// Backward time of the layer alone (with `--train`): the layer re-run on a detached copy of
+    /// its input and backpropagated from a random output gradient.
+    pub backward: Option<Timing>,
+    /// 2 · MACs / median forward time, in GFLOP/s (absent for layers without MACs).
+    pub gflops_per_s: Option<f64>,
+    /// Inference: most heap bytes live while the layer ran, above the bytes live before the
+    /// forward pass (weights and the network input are below that line).
+    pub peak_bytes: Option<u64>,
+    /// Inference: heap bytes still live after the layer (and after freeing what it last read),
+    /// above the same line.
+    pub held_bytes: Option<u64>,
+    /// Framework-neutral prediction of `peak_bytes`: live values before the layer + its output.
+    pub predicted_peak_bytes: u64,
+    /// Candle-model prediction of `peak_bytes` (adds im2col buffers, pre-bias tensors, slices).
+    pub predicted_candle_peak_bytes: u64,
+    /// Framework-neutral prediction of `held_bytes`: values still to be read.
+    pub predicted_held_bytes: u64,
+    /// Training: bytes the autograd graph keeps for this layer (live growth across the layer in
+    /// a training forward).
+    pub retained_bytes: Option<u64>,
+    /// Framework-neutral prediction of `retained_bytes`: the layer's output.
+    pub predicted_retained_bytes: Option<u64>,
+    /// Candle-model prediction of `retained_bytes`: every primitive op output the layer makes.
+    pub predicted_candle_retained_bytes: Option<u64>,
+}
+
+/// Live bytes at one stage of a training step (or of inference).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage {
+    /// `input`, `weights`, `forward`, `loss`, `backward`, `optimizer step`.
+    pub stage: String,
+    /// Measured heap bytes live after the stage, above the bytes live before the run began.
+    pub live_bytes: Option<u64>,
+    /// Measured most bytes live during the stage, above the same line.
+    pub peak_bytes: Option<u64>,
+    /// Framework-neutral prediction of `live_bytes`.
+    pub predicted_bytes: u64,
+    /// Candle-model prediction of `live_bytes`.
+    pub predicted_candle_bytes: u64,
+    /// Candle-model prediction of `peak_bytes`, where modelled.
+    pub predicted_candle_peak_bytes: Option<u64>,
+}
+
+/// Machine, settings and whole-pass results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasureInfo {
+    /// `cpu`.
+    pub device: String,
+    /// CPU model (/proc/cpuinfo `model name`).
+    pub cpu_model: String,
+    /// Threads candle's CPU kernels use.
+    pub threads: usize,
+    /// `inference` or `train`.
+    pub mode: String,
+    /// Optimizer with `--train`.
+    pub optimizer: Option<String>,
+    /// Untimed warm-up passes.
+    pub warmup: u32,
+    /// Timed passes.
+    pub iters: u32,
+    /// Weight seed.
+    pub seed: u64,
+    /// Whole forward pass (inference) or whole training step.
+    pub pass: Timing,
+    /// 2 · total MACs / median pass time, in GFLOP/s (forward MACs only).
+    pub gflops_per_s: f64,
+    /// Parameters found in candle's VarMap (equal to the analysis, or measure stopped).
+    pub params_built: u64,
+    /// Whether timings are fixed fake values (the hidden deterministic mode for tests).
+    pub fake_timings: bool,
+    /// Whether the counting allocator was installed (memory columns are absent otherwise).
+    pub memory_counted: bool,
+    /// Memory available before the run (/proc/meminfo MemAvailable), bytes.
+    pub mem_available_bytes: Option<u64>,
+    /// Predicted peak heap bytes of the run (candle model), checked against it.
+    pub predicted_run_peak_bytes: u64,
+}
+
+/// The analysis report and what measure found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureReport {
+    /// The analysis report (every earlier field).
+    pub report: Report,
+    /// Machine, settings, whole pass.
+    pub info: MeasureInfo,
+    /// One entry per layer, in the order of `report.layers`.
+    pub layers: Vec<MeasuredLayer>,
+    /// Stages.
+    pub stages: Vec<Stage>,
+}
+
+/// Signed error of `predicted` against `measured`, in percent of measured.
+pub fn error_percent(predicted: u64, measured: u64) -> Option<f64> {
+    (measured > 0).then(|| 100.0 * (predicted as f64 - measured as f64) / measured as f64)
+}
+
+fn err(p: u64, m: Option<u64>) -> String {
+    match m.and_then(|m| error_percent(p, m)) {
+        Some(e) => format!("{e:+.1}%"),
+        None => String::new(),
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn opt_bytes(b: Option<u64>) -> String {
+    b.map(bytes).unwrap_or_default()
+}
+
+/// Header lines: what was run, where.
+fn header(r: &MeasureReport) -> Vec<String> {
+    let i = &r.info;
+    let mut v = vec![format!(
+        "{} — input {} {}, batch {}, {}{}",
+        r.report.spec.name,
+        r.report.input_with_batch(),
+        r.report.spec.dtype,
+        r.report.spec.batch,
+        i.mode,
+        i.optimizer.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()
+    )];
+    v.push(format!(
+        "device {}: {}, {} threads; {} warm-up + {} timed passes, seed {}{}",
+        i.device,
+        i.cpu_model,
+        i.threads,
+        i.warmup,
+        i.iters,
+        i.seed,
+        if i.fake_timings { "; FAKE TIMINGS (test mode)" } else { "" }
+    ));
+    v.push(format!(
+        "whole {}: median {} ms (min {}, max {}, spread {:.0}%), {:.1} GFLOP/s; params built {} = analysis",
+        if i.mode == "train" { "step" } else { "forward" },
+        ms(i.pass.time_ms_median),
+        ms(i.pass.time_ms_min),
+        ms(i.pass.time_ms_max),
+        i.pass.spread_percent(),
+        i.gflops_per_s,
+        count(i.params_built)
+    ));
+    v
+}
+
+/// Per-layer columns: header, right-aligned, value.
+type Col = (&'static str, fn(&super::LayerRow, &MeasuredLayer) -> String);
+
+fn columns(train: bool, mem: bool) -> Vec<Col> {
+    let mut c: Vec<Col> = vec![
+        ("layer", |l, _| l.name.clone()),
+        ("kind", |l, _| l.kind.clone()),
+        ("output", |l, _| super::shape(&l.output_shape)),
+        ("fwd ms", |_, m| ms(m.forward.time_ms_median)),
+        ("min", |_, m| ms(m.forward.time_ms_min)),
+        ("±%", |_, m| format!("{:.0}", m.forward.spread_percent())),
+    ];
+    if train {
+        c.push(("bwd ms", |_, m| m.backward.map(|t| ms(t.time_ms_median)).unwrap_or_default()));
+    }
+    c.push(("GFLOP/s", |_, m| m.gflops_per_s.map(|g| format!("{g:.1}")).unwrap_or_default()));
+    if mem && !train {
+        c.push(("peak", |_, m| opt_bytes(m.peak_bytes)));
+        c.push(("pred", |_, m| bytes(m.predicted_peak_bytes)));
+        c.push(("err", |_, m| err(m.predicted_peak_bytes, m.peak_bytes)));
+        c.push(("candle", |_, m| bytes(m.predicted_candle_peak_bytes)));
+        c.push(("err ", |_, m| err(m.predicted_candle_peak_bytes, m.peak_bytes)));
+        c.push(("held", |_, m| opt_bytes(m.held_bytes)));
+    }
+    if mem && train {
+        c.push(("retained", |_, m| opt_bytes(m.retained_bytes)));
+        c.push(("pred", |_, m| opt_bytes(m.predicted_retained_bytes)));
+        c.push(("err", |_, m| err(m.predicted_retained_bytes.unwrap_or(0), m.retained_bytes)));
+        c.push(("candle", |_, m| opt_bytes(m.predicted_candle_retained_bytes)));
+        c.push(("err ", |_, m| err(m.predicted_candle_retained_bytes.unwrap_or(0), m.retained_bytes)));
+    }
+    c
+}
+
+fn stage_rows(r: &MeasureReport) -> Vec<[String; 7]> {
+    r.stages
+        .iter()
+        .map(|s| {
+            [
+                s.stage.clone(),
+                opt_bytes(s.live_bytes),
+                bytes(s.predicted_bytes),
+                err(s.predicted_bytes, s.live_bytes),
+                bytes(s.predicted_candle_bytes),
+                err(s.predicted_candle_bytes, s.live_bytes),
+                opt_bytes(s.peak_bytes),
+            ]
+        })
+        .collect()
+}
+
+const STAGE_HEADER: [&str; 7] = ["stage", "live", "pred", "err", "candle", "err ", "peak"];
+
+fn table_of(header: &[&str], rows: Vec<Vec<String>>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_style(comfy_table::TableComponent::HeaderLines, '─')
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
+    for r in rows {
+        t.add_row(r);
+    }
+    for i in 0..header.len() {
+        if let Some(col) = t.column_mut(i) {
+            col.set_padding((0, 1));
+            if i >= 3 || (header[0] == "stage" && i >= 1) {
+                col.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    t
+}
+
+const LEGEND: &str = "times: median over the timed passes (min; ±% = (max − min)/median); GFLOP/s = 2·MACs/median.
+memory: heap bytes from a counting allocator, above the bytes live before the pass; pred = framework-neutral
+model (live values + output), candle = candle model (im2col buffers, pre-bias tensors, slices, copies); err = (pred − measured)/measured.";
+
+/// The terminal table.
+pub fn write_table(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let train = r.info.mode == "train";
+    let cols = columns(train, r.info.memory_counted);
+    let rows = r.report.layers.iter().zip(&r.layers).map(|(l, m)| cols.iter().map(|c| (c.1)(l, m)).collect()).collect();
+    let headers: Vec<&str> = cols.iter().map(|c| c.0).collect();
+    for h in header(r) {
+        writeln!(out, "{h}")?;
+    }
+    writeln!(out, "{}", table_of(&headers, rows))?;
+    if r.info.memory_counted && !r.stages.is_empty() {
+        writeln!(out)?;
+        let rows = stage_rows(r).into_iter().map(|a| a.to_vec()).collect();
+        writeln!(out, "{}", table_of(&STAGE_HEADER, rows))?;
+    }
+    writeln!(out, "{LEGEND}")
+}
+
+/// GitHub Markdown.
+pub fn write_markdown(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let train = r.info.mode == "train";
+    let cols = columns(train, r.info.memory_counted);
+    for h in header(r) {
+        writeln!(out, "{h}  ")?;
+    }
+    writeln!(out)?;
+    let md_row = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
+    writeln!(out, "{}", md_row(cols.iter().map(|c| c.0.trim().to_string()).collect()))?;
+    writeln!(
+        out,
+        "{}",
+        md_row((0..cols.len()).map(|i| if i >= 3 { "---:".to_string() } else { "---".to_string() }).collect())
+    )?;
+    for (l, m) in r.report.layers.iter().zip(&r.layers) {
+        writeln!(out, "{}", md_row(cols.iter().map(|c| (c.1)(l, m)).collect()))?;
+    }
+    if r.info.memory_counted && !r.stages.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", md_row(STAGE_HEADER.iter().map(|h| h.trim().to_string()).collect()))?;
+        writeln!(out, "{}", md_row((0..7).map(|i| if i >= 1 { "---:".into() } else { "---".into() }).collect()))?;
+        for s in stage_rows(r) {
+            writeln!(out, "{}", md_row(s.to_vec()))?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", LEGEND.replace('\n', " "))
+}
+
+/// CSV: one row per layer (the analysis columns, then raw measured values), then one row per
+/// stage with `kind` = `stage`. Times in ms, bytes as integers; empty where not measured.
+pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut w = ::csv::Writer::from_writer(out);
+    let base: Vec<&super::Column> = super::COLUMNS.iter().filter(|c| c.raw.is_some()).collect();
+    let extra = [
+        "time_ms_median",
+        "time_ms_min",
+        "time_ms_max",
+        "backward_time_ms_median",
+        "gflops_per_s",
+        "peak_bytes",
+        "predicted_peak_bytes",
+        "predicted_candle_peak_bytes",
+        "held_bytes",
+        "predicted_held_bytes",
+        "retained_bytes",
+        "predicted_retained_bytes",
+        "predicted_candle_retained_bytes",
+        "live_bytes",
+        "predicted_bytes",
+        "predicted_candle_bytes",
+    ];
+    let mut head: Vec<String> = base.iter().map(|c| c.csv_header.to_string()).collect();
+    head.extend(extra.iter().map(|s| s.to_string()));
+    w.write_record(&head)?;
+    let o = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+    for (l, m) in r.report.layers.iter().zip(&r.layers) {
+        let mut rec: Vec<String> = base.iter().map(|c| (c.raw.unwrap())(super::RowRef::Layer(l))).collect();
+        rec.extend([
+            f(Some(m.forward.time_ms_median)),
+            f(Some(m.forward.time_ms_min)),
+            f(Some(m.forward.time_ms_max)),
+            f(m.backward.map(|t| t.time_ms_median)),
+            f(m.gflops_per_s),
+            o(m.peak_bytes),
+            o(Some(m.predicted_peak_bytes)),
+            o(Some(m.predicted_candle_peak_bytes)),
+            o(m.held_bytes),
+            o(Some(m.predicted_held_bytes)),
+            o(m.retained_bytes),
+            o(m.predicted_retained_bytes),
+            o(m.predicted_candle_retained_bytes),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        w.write_record(&rec)?;
+    }
+    for s in &r.stages {
+        let mut rec: Vec<String> = base
+            .iter()
+            .map(|c| match c.csv_header {
+                "name" => s.stage.clone(),
+                "kind" => "stage".into(),
+                _ => String::new(),
+            })
+            .collect();
+        rec.extend(std::iter::repeat_n(String::new(), 5));
+        rec.extend([o(s.peak_bytes), String::new(), o(s.predicted_candle_peak_bytes)]);
+        rec.extend(std::iter::repeat_n(String::new(), 5));
+        rec.extend([o(s.live_bytes), s.predicted_bytes.to_string(), s.predicted_candle_bytes.to_string()]);
+        w.write_record(&rec)?;
+    }
+    w.flush()
+}
+
+/// JSON: the analysis report's fields, a `measured` object in each layer, and top-level
+/// `measured` (machine, settings, whole pass) and `stages`.
+pub fn write_json(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut v = serde_json::to_value(&r.report)?;
+    if let Some(layers) = v.get_mut("layers").and_then(|l| l.as_array_mut()) {
+        for (l, m) in layers.iter_mut().zip(&r.layers) {
+            l["measured"] = serde_json::to_value(m)?;
+        }
+    }
+    v["measured"] = serde_json::to_value(&r.info)?;
+    v["stages"] = serde_json::Value::Array(
+        r.stages.iter().map(|s| serde_json::json!({"stage": s.stage, "measured": s})).collect(),
+    );
+    serde_json::to_writer_pretty(&mut *out, &v)?;
+    writeln!(out)
+}
+
+/// Write `r` in `format`.
+///
+/// Errors: `Format::Latex` (measured reports have no LaTeX form; the CLI refuses it first).
+pub fn write(r: &MeasureReport, format: super::Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        super::Format::Table => write_table(r, out),
+        super::Format::Markdown => write_markdown(r, out),
+        super::Format::Csv => write_csv(r, out),
+        super::Format::Json => write_json(r, out),
+        super::Format::Latex => Err(std::io::Error::other("measured reports have no LaTeX form")),
+    }
+}

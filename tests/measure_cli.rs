@@ -1,0 +1,112 @@
+//! `netstat measure` through the built binary: the deterministic (fake-timings) mode, every
+//! format, the refusal of a run that cannot fit, and errors.
+
+use assert_cmd::Command;
+use std::io::Write;
+
+/// A tiny spec: conv 2→3 k3 on 2×6×6 (3·2·3·3 + 3 = 57 params), relu, flatten, linear 48→4
+/// (48·4 + 4 = 196 params): 253 params.
+const TINY: &str = "name: tiny\ninput: [2, 6, 6]\nbatch: 2\nlayers:\n  - {name: c, kind: conv2d, c_out: 3, kernel: 3}\n  - {name: r, kind: relu}\n  - {name: f, kind: flatten}\n  - {name: o, kind: linear, out_features: 4}\n";
+
+fn spec(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn netstat() -> Command {
+    let mut c = Command::cargo_bin("netstat").unwrap();
+    c.env("NETSTAT_FAKE_TIMINGS", "1").env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+fn json(args: &[&str], path: &str) -> serde_json::Value {
+    let out = netstat()
+        .arg("measure")
+        .arg(path)
+        .args(args)
+        .args(["-f", "json", "--warmup", "1", "--iters", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn json_keeps_the_analysis_and_adds_measured_objects() {
+    let f = spec(TINY);
+    let v = json(&[], f.path().to_str().unwrap());
+    assert_eq!(v["totals"]["params"], 253);
+    assert_eq!(v["measured"]["params_built"], 253);
+    assert_eq!(v["measured"]["mode"], "inference");
+    assert_eq!(v["measured"]["fake_timings"], true);
+    let l = &v["layers"][0];
+    // conv MACs: 2·3·4·4·2·3·3 = 1,728; fake time 0.01 ms + 1 ms per GMAC.
+    assert_eq!(l["macs"], 1728);
+    assert_eq!(l["measured"]["forward"]["time_ms_median"], 0.01 + 1728.0 / 1e9);
+    // The conv's output (2·3·4·4·4 = 384 bytes) is live after it; memory is counted.
+    assert!(l["measured"]["held_bytes"].as_u64().unwrap() >= 384);
+    assert_eq!(l["measured"]["predicted_held_bytes"], 384);
+    let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["input", "weights", "forward"]);
+    // Weights: 253 · 4 = 1,012 bytes (plus a little allocator bookkeeping of the var map).
+    let w = v["stages"][1]["measured"]["live_bytes"].as_u64().unwrap()
+        - v["stages"][0]["measured"]["live_bytes"].as_u64().unwrap();
+    assert!((1012..1012 + 4096).contains(&w), "{w}");
+}
+
+#[test]
+fn train_reports_stages_and_backward_times() {
+    let f = spec(TINY);
+    for opt in ["sgd", "momentum", "adam"] {
+        let v = json(&["--train", "--optimizer", opt], f.path().to_str().unwrap());
+        let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["input", "weights", "forward", "loss", "backward", "optimizer step"]);
+        assert_eq!(v["measured"]["optimizer"], opt);
+        // Fake backward = 2 × fake forward.
+        let l = &v["layers"][3]["measured"];
+        assert_eq!(l["backward"]["time_ms_median"], 2.0 * l["forward"]["time_ms_median"].as_f64().unwrap());
+        assert!(l["retained_bytes"].as_u64().is_some());
+    }
+}
+
+#[test]
+fn every_format_has_the_measured_columns() {
+    let f = spec(TINY);
+    let p = f.path().to_str().unwrap();
+    let run = |fmt: &str| {
+        let out = netstat().args(["measure", p, "--iters", "1", "--warmup", "0", "-f", fmt]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let t = run("table");
+    assert!(t.contains("FAKE TIMINGS") && t.contains("fwd ms") && t.contains("GFLOP/s") && t.contains("peak"), "{t}");
+    let m = run("markdown");
+    assert!(m.contains("| layer | kind | output | fwd ms |"), "{m}");
+    let c = run("csv");
+    let head = c.lines().next().unwrap();
+    assert!(head.starts_with("name,kind,output_shape,params,macs,flops,activation_bytes"), "{head}");
+    assert!(
+        head.contains("time_ms_median") && head.contains("peak_bytes") && head.contains("predicted_candle_peak_bytes")
+    );
+    assert_eq!(c.lines().count(), 1 + 4 + 3, "{c}"); // header, 4 layers, 3 stages
+}
+
+#[test]
+fn a_run_that_cannot_fit_is_refused_before_allocating() {
+    // AlexNet at batch 10,000,000: the output of conv1 alone is 10⁷·96·54·54·4 bytes ≈ 11 TB.
+    let out = netstat().args(["measure", "specs/alexnet.yaml", "--batch", "10000000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.starts_with("error: specs/alexnet.yaml: predicted peak "), "{e}");
+    assert!(e.contains("exceeds memory available") && e.contains("--batch ") && e.contains("--force"), "{e}");
+}
+
+#[test]
+fn unsupported_dtype_is_an_error() {
+    let f = spec(TINY);
+    let out = netstat().args(["measure", f.path().to_str().unwrap(), "--dtype", "f16"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("measure runs f32 or f64 on the CPU, the spec asks for f16"), "{e}");
+}
