@@ -24,6 +24,7 @@ fn settings(train: bool, optimizer: OptimizerKind) -> Settings {
         force: false,
         progress: false,
         lr: 1e-3,
+        layer_backward: false,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Settings {
     pub progress: bool,
     /// Learning rate of the optimizer.
     pub lr: f64,
+    /// With `train`: also time each layer's backward alone (one more pass per layer).
+    pub layer_backward: bool,
 }
 
 /// A run that the preflight refuses: it would not fit in memory (exit code 2).
@@ -390,9 +392,11 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             l.predicted_candle_retained_bytes = Some(plan.retained[pos]);
         }
         // Backward of each layer alone, on detached copies of its inputs.
-        let bwd = layer_backward_times(&net, &input, s, &bar)?;
-        for (l, t) in layers.iter_mut().zip(bwd) {
-            l.backward = Some(t);
+        if s.layer_backward {
+            let bwd = layer_backward_times(&net, &input, s, &bar)?;
+            for (l, t) in layers.iter_mut().zip(bwd) {
+                l.backward = Some(t);
+            }
         }
     }
     bar.finish_and_clear();
@@ -490,7 +494,7 @@ fn layer_backward_times(
 
 fn progress(s: &Settings, n: usize) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    let total = (s.warmup + s.iters) as u64 + if s.train { n as u64 } else { 0 };
+    let total = (s.warmup + s.iters) as u64 + if s.train && s.layer_backward { n as u64 } else { 0 };
     if !s.progress || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
