@@ -156,7 +156,7 @@ mod tests {
         )
         .unwrap();
         let e = Graph::build(&s).unwrap_err().to_string();
-        assert!(e.starts_with("t.yaml:4:35: layer #") && e.contains("cycle in the layer graph: "), "{e}");
+        assert_eq!(e, "t.yaml:5:35: layer #1 \"b\" (relu): cycle in the layer graph: b → a → b");
     }
 
     #[test]
@@ -167,6 +167,6 @@ mod tests {
         )
         .unwrap();
         let e = Graph::build(&s).unwrap_err().to_string();
-        assert_eq!(e, "t.yaml:5:35: layer #1 \"b\" (relu): unknown input \"conv\" (did you mean `conv1`?): no layer has that name");
+        assert_eq!(e, "t.yaml:5:36: layer #1 \"b\" (relu): unknown input \"conv\" (did you mean `conv1`?): no layer has that name");
     }
 }
