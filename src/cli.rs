@@ -337,6 +337,7 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         force: m.force,
         progress: true,
         lr: 1e-3,
+        layer_backward: true,
     };
     let r = crate::measure::measure(&analysis, &settings).map_err(|e| {
         match e.downcast::<crate::measure::run::DoesNotFit>() {

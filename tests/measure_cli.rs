@@ -48,7 +48,7 @@ fn json_keeps_the_analysis_and_adds_measured_objects() {
     assert!(l["measured"]["held_bytes"].as_u64().unwrap() >= 384);
     assert_eq!(l["measured"]["predicted_held_bytes"], 384);
     let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
-    assert_eq!(stages, ["input", "weights", "forward"]);
+    assert_eq!(stages, ["input", "weights", "warm-up caches", "forward"]);
     // Weights: 253 · 4 = 1,012 bytes (plus a little allocator bookkeeping of the var map).
     let w = v["stages"][1]["measured"]["live_bytes"].as_u64().unwrap()
         - v["stages"][0]["measured"]["live_bytes"].as_u64().unwrap();
@@ -61,7 +61,10 @@ fn train_reports_stages_and_backward_times() {
     for opt in ["sgd", "momentum", "adam"] {
         let v = json(&["--train", "--optimizer", opt], f.path().to_str().unwrap());
         let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
-        assert_eq!(stages, ["input", "weights", "forward", "loss", "backward", "optimizer step"]);
+        assert_eq!(
+            stages,
+            ["input", "weights", "optimizer state", "warm-up caches", "forward", "loss", "backward", "optimizer step"]
+        );
         assert_eq!(v["measured"]["optimizer"], opt);
         // Fake backward = 2 × fake forward.
         let l = &v["layers"][3]["measured"];
@@ -89,7 +92,7 @@ fn every_format_has_the_measured_columns() {
     assert!(
         head.contains("time_ms_median") && head.contains("peak_bytes") && head.contains("predicted_candle_peak_bytes")
     );
-    assert_eq!(c.lines().count(), 1 + 4 + 3, "{c}"); // header, 4 layers, 3 stages
+    assert_eq!(c.lines().count(), 1 + 4 + 4, "{c}"); // header, 4 layers, 4 stages
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Optimizers for one training step: plain SGD and AdamW from candle-nn (weight decay 0, so
 //! Adam), and SGD with momentum (PyTorch's form: `v ← μ·v + g; w ← w − lr·v`).
+//! State is created with the optimizer, so a step allocates none.
 //!
-//! State held, in parameter-sized tensors: SGD 0, momentum 1 (velocity, created at the first
-//! step), Adam 2 (first and second moments, created with the optimizer).
+//! State held, in parameter-sized tensors: SGD 0, momentum 1 (velocity), Adam 2 (first and second moments, created with the optimizer).
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
@@ -39,7 +39,7 @@ pub enum Optimizer {
     Momentum {
         /// The variables.
         vars: Vec<Var>,
-        /// Velocities, created at the first step.
+        /// Velocities (zeros at first, as PyTorch's first step `v = g` is `0.9·0 + g`).
         velocity: Vec<Option<Tensor>>,
         /// Learning rate.
         lr: f64,
@@ -56,8 +56,8 @@ impl Optimizer {
         Ok(match kind {
             OptimizerKind::Sgd => Optimizer::Sgd(candle_nn::SGD::new(vars, lr)?),
             OptimizerKind::Momentum => {
-                let n = vars.len();
-                Optimizer::Momentum { vars, velocity: vec![None; n], lr, mu: 0.9 }
+                let velocity = vars.iter().map(|v| v.zeros_like().map(Some)).collect::<Result<_>>()?;
+                Optimizer::Momentum { vars, velocity, lr, mu: 0.9 }
             }
             OptimizerKind::Adam => Optimizer::Adam(candle_nn::AdamW::new(
                 vars,
@@ -78,6 +78,7 @@ impl Optimizer {
                         Some(old) => (old.affine(*mu, 0.0)? + g)?,
                         None => g.copy()?,
                     };
+                    let nv = nv.detach();
                     v.set(&(v.as_tensor() - nv.affine(*lr, 0.0)?)?)?;
                     *vel = Some(nv);
                 }

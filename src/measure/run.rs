@@ -35,6 +35,8 @@ pub struct Settings {
     pub progress: bool,
     /// Learning rate of the optimizer.
     pub lr: f64,
+    /// With `train`: also time each layer's backward alone (one more pass per layer).
+    pub layer_backward: bool,
 }
 
 /// A run that the preflight refuses: it would not fit in memory (exit code 2).
@@ -238,16 +240,28 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     let mut layers: Vec<MeasuredLayer> = vec![MeasuredLayer::default(); n];
     if !s.train {
         let pass = Pass { train: false, step: 0 };
+        let before_warmup = alloc::live();
         for _ in 0..s.warmup {
             drop(net.forward(input.clone(), pass, &mut super::net::NoProbe)?);
             bar.inc(1);
         }
+        // What the warm-up left behind (gemm's thread-local packing buffers and the like):
+        // measured, not modelled, and taken out of the later stages.
+        let caches = alloc::live().saturating_sub(before_warmup);
+        stages.push(Stage {
+            stage: "warm-up caches".into(),
+            live_bytes: m(caches),
+            peak_bytes: None,
+            predicted_bytes: 0,
+            predicted_candle_bytes: 0,
+            predicted_candle_peak_bytes: None,
+        });
         // One pass for memory (no clocks read), then the timed passes.
         rec.base = alloc::live();
         alloc::reset_peak();
         let y = net.forward(input.clone(), pass, &mut rec)?;
-        let fwd_peak = alloc::peak().saturating_sub(base0);
-        let fwd_live = alloc::live().saturating_sub(base0);
+        let fwd_peak = alloc::peak().saturating_sub(base0 + caches);
+        let fwd_live = alloc::live().saturating_sub(base0 + caches);
         drop(y);
         stages.push(Stage {
             stage: "forward".into(),
@@ -272,92 +286,108 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     } else {
         let vars = net.params.vars.all_vars();
         let mut opt = Optimizer::new(s.optimizer, vars.clone(), s.lr)?;
+        let live_opt = alloc::live().saturating_sub(base0);
         let mut step_no = 0u64;
-        let mut step = |rec: &mut Recorder, stages: Option<&mut Vec<Stage>>| -> anyhow::Result<()> {
+        /// Raw live and peak bytes around the stages of one step.
+        struct Raw {
+            fwd: u64,
+            loss: u64,
+            bwd_peak: u64,
+            bwd: u64,
+            opt_peak: u64,
+            opt: u64,
+        }
+        let mut step = |rec: &mut Recorder| -> anyhow::Result<Raw> {
             let pass = Pass { train: true, step: step_no };
             step_no += 1;
             let y = net.forward(input.clone(), pass, rec)?;
-            let after_fwd = alloc::live();
+            let fwd = alloc::live();
             let l = loss(&y, s.seed).context("loss")?;
             let after_loss = alloc::live();
             alloc::reset_peak();
-            let mut grads = l.backward().context("backward")?;
+            let mut all = l.backward().context("backward")?;
             drop(l);
             drop(y);
+            // Keep the variables' gradients only (detached): candle's store also holds the
+            // gradients of non-trainable leaves (the input, masks, constants).
+            let mut grads = candle_core::backprop::GradStore::default();
             for (i, v) in vars.iter().enumerate() {
-                let g = grads.remove(v).ok_or_else(|| {
-                    let name = net.params.vars.data().lock().ok().and_then(|d| d.iter().find(|(_, w)| w.as_tensor().id() == v.as_tensor().id()).map(|(k, _)| k.clone()));
-                    anyhow::anyhow!("backward gave no gradient for trainable variable {} (#{i}): a layer's candle op does not backpropagate", name.unwrap_or_default())
+                let g = all.remove(v).ok_or_else(|| {
+                    let name = net.params.vars.data().lock().ok().and_then(|d| {
+                        d.iter().find(|(_, w)| w.as_tensor().id() == v.as_tensor().id()).map(|(k, _)| k.clone())
+                    });
+                    anyhow::anyhow!(
+                        "backward gave no gradient for trainable variable {} (#{i}): a layer's candle op does not backpropagate",
+                        name.unwrap_or_default()
+                    )
                 })?;
                 grads.insert(v, g.detach());
             }
+            drop(all);
             let bwd_peak = alloc::peak();
-            let after_bwd = alloc::live();
+            let bwd = alloc::live();
             alloc::reset_peak();
             opt.step(&grads)?;
             drop(grads);
-            let opt_peak = alloc::peak();
-            let after_opt = alloc::live();
-            if let Some(st) = stages {
-                let neutral_act: u64 = a.layers.iter().map(|l| l.activation_bytes).sum();
-                let w = plan.input + plan.weights + plan.opt_state;
-                let r = plan.retained_total();
-                let rel = |v: u64| counted.then_some(v.saturating_sub(base0));
-                st.push(Stage {
-                    stage: "forward".into(),
-                    live_bytes: rel(after_fwd),
-                    peak_bytes: None,
-                    predicted_bytes: w + neutral_act,
-                    predicted_candle_bytes: w + r,
-                    predicted_candle_peak_bytes: None,
-                });
-                st.push(Stage {
-                    stage: "loss".into(),
-                    live_bytes: rel(after_loss),
-                    peak_bytes: None,
-                    predicted_bytes: w + neutral_act,
-                    predicted_candle_bytes: w + r + plan.loss,
-                    predicted_candle_peak_bytes: None,
-                });
-                st.push(Stage {
-                    stage: "backward".into(),
-                    live_bytes: rel(after_bwd),
-                    peak_bytes: rel(bwd_peak),
-                    predicted_bytes: w + plan.weights,
-                    predicted_candle_bytes: w + plan.weights,
-                    predicted_candle_peak_bytes: Some(plan.peak(true)),
-                });
-                st.push(Stage {
-                    stage: "optimizer step".into(),
-                    live_bytes: rel(after_opt),
-                    peak_bytes: rel(opt_peak),
-                    predicted_bytes: w,
-                    predicted_candle_bytes: w,
-                    predicted_candle_peak_bytes: None,
-                });
-            }
-            Ok(())
+            Ok(Raw { fwd, loss: after_loss, bwd_peak, bwd, opt_peak: alloc::peak(), opt: alloc::live() })
         };
+        let before_warmup = alloc::live();
         for _ in 0..s.warmup {
-            step(&mut rec, None)?;
+            step(&mut rec)?;
             bar.inc(1);
         }
+        // What the warm-up left behind (gemm's thread-local packing buffers and the like):
+        // measured, not modelled, and taken out of the later stages.
+        let caches = alloc::live().saturating_sub(before_warmup);
         rec.record_time = true;
-        for i in 0..s.iters {
+        let mut first = None;
+        for _ in 0..s.iters {
             let t = Instant::now();
-            step(&mut rec, if i == 0 { Some(&mut stages) } else { None })?;
+            let raw = step(&mut rec)?;
             pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            first.get_or_insert(raw);
             bar.inc(1);
         }
+        let raw = first.expect("iters ≥ 1");
+        let neutral_act: u64 = a.layers.iter().map(|l| l.activation_bytes).sum();
+        let w = plan.input + plan.weights + plan.opt_state;
+        let r = plan.retained_total();
+        let rel = |v: u64| counted.then_some(v.saturating_sub(base0 + caches));
+        let st =
+            |stage: &str, live: Option<u64>, peak: Option<u64>, neutral: u64, candle: u64, candle_peak: Option<u64>| {
+                Stage {
+                    stage: stage.into(),
+                    live_bytes: live,
+                    peak_bytes: peak,
+                    predicted_bytes: neutral,
+                    predicted_candle_bytes: candle,
+                    predicted_candle_peak_bytes: candle_peak,
+                }
+            };
+        stages.push(st("optimizer state", m(live_opt), None, w, w, None));
+        stages.push(st("warm-up caches", m(caches), None, 0, 0, None));
+        stages.push(st("forward", rel(raw.fwd), None, w + neutral_act, w + r, None));
+        stages.push(st("loss", rel(raw.loss), None, w + neutral_act, w + r + plan.loss, None));
+        stages.push(st(
+            "backward",
+            rel(raw.bwd),
+            rel(raw.bwd_peak),
+            w + plan.weights,
+            w + plan.weights,
+            Some(plan.peak(true)),
+        ));
+        stages.push(st("optimizer step", rel(raw.opt), rel(raw.opt_peak), w, w, None));
         for (pos, l) in layers.iter_mut().enumerate() {
             l.retained_bytes = m(rec.growth[pos]);
             l.predicted_retained_bytes = Some(a.layers[pos].activation_bytes);
             l.predicted_candle_retained_bytes = Some(plan.retained[pos]);
         }
         // Backward of each layer alone, on detached copies of its inputs.
-        let bwd = layer_backward_times(&net, &input, s, &bar)?;
-        for (l, t) in layers.iter_mut().zip(bwd) {
-            l.backward = Some(t);
+        if s.layer_backward {
+            let bwd = layer_backward_times(&net, &input, s, &bar)?;
+            for (l, t) in layers.iter_mut().zip(bwd) {
+                l.backward = Some(t);
+            }
         }
     }
     bar.finish_and_clear();
@@ -457,7 +487,7 @@ fn layer_backward_times(
 
 fn progress(s: &Settings, n: usize) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    let total = (s.warmup + s.iters) as u64 + if s.train { n as u64 } else { 0 };
+    let total = (s.warmup + s.iters) as u64 + if s.train && s.layer_backward { n as u64 } else { 0 };
     if !s.progress || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
