@@ -412,7 +412,8 @@ mod tests {
     fn same_tree_as_spanned() {
         // Aliases (a node's location is where the alias is used), merges, nulls, floats, nested
         // flow and block collections, quoted and multi-line strings, big integers.
-        let text = "a: &x {k: 1, f: 0.5, s: 'q'}\nb: *x\nc:\n  <<: *x\n  k: 2\n  n: ~\n  e:\nd: [1, [2, {t: true}], -3]\n\
+        let text =
+            "a: &x {k: 1, f: 0.5, s: 'q'}\nb: *x\nc:\n  <<: *x\n  k: 2\n  n: ~\n  e:\nd: [1, [2, {t: true}], -3]\n\
                     m: |\n  two\n  lines\nbig: 18446744073709551615\nneg: -9223372036854775808\n";
         let (fast, reference) = both(text);
         assert_eq!(fast, reference);
