@@ -10,9 +10,9 @@
 //! (the first 16 of its 1,024 positions). vit_b_16 runs at its full 3×224×224: its spec
 //! reshapes the patches to a fixed [768, 196].
 
+use netstat::analysis::Overrides;
 use netstat::measure::optim::OptimizerKind;
 use netstat::measure::{measure, Settings};
-use netstat::analysis::Overrides;
 
 fn settings(train: bool) -> Settings {
     Settings {
@@ -25,6 +25,7 @@ fn settings(train: bool) -> Settings {
         force: false,
         progress: false,
         lr: 1e-3,
+        layer_backward: false,
     }
 }
 

@@ -132,7 +132,9 @@ impl crate::measure::build::Build for ConvTranspose2d {
         let [oph, opw] = self.output_padding.map(|v| v as usize);
         let [dh, dw] = self.dilation.map(|v| v as usize);
         if dh != dw {
-            return Err(candle_core::Error::msg(format!("candle conv2d takes one dilation for both axes, got [{dh}, {dw}]")));
+            return Err(candle_core::Error::msg(format!(
+                "candle conv2d takes one dilation for both axes, got [{dh}, {dw}]"
+            )));
         }
         let (ho, wo) = (cx.output.0[2] as usize, cx.output.0[3] as usize);
         let bound = 1.0 / ((c_out / g * kh * kw) as f64).sqrt();

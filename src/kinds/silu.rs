@@ -46,7 +46,10 @@ impl Op for Silu {
 
 impl crate::measure::build::Build for Silu {
     /// candle's `silu` (x·σ(x)); its backward is implemented (backprop.rs UnaryOp::Silu).
-    fn build(&self, _cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(
+        &self,
+        _cx: &mut crate::measure::build::Ctx,
+    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].silu()))
     }
 }

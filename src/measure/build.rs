@@ -178,7 +178,10 @@ impl Ctx<'_> {
     pub fn shared(&self, layer: &str, suffix: &str, shape: &[usize]) -> Result<Tensor> {
         let name = format!("{layer}.{suffix}");
         let t = self.params.by_name.get(&name).ok_or_else(|| {
-            candle_core::Error::msg(format!("parameter {name} does not exist (yet) for layer \"{}\" to share", self.name))
+            candle_core::Error::msg(format!(
+                "parameter {name} does not exist (yet) for layer \"{}\" to share",
+                self.name
+            ))
         })?;
         if t.dims() != shape {
             return Err(candle_core::Error::msg(format!(

@@ -273,7 +273,11 @@ mod tests {
         // `shares:` b uses a's weight and bias: one variable gets the gradient of both uses.
         net(
             "[4]",
-            &["{name: a, kind: linear, out_features: 4}", "{name: r, kind: tanh}", "{name: b, kind: linear, out_features: 4, shares: a}"],
+            &[
+                "{name: a, kind: linear, out_features: 4}",
+                "{name: r, kind: tanh}",
+                "{name: b, kind: linear, out_features: 4, shares: a}",
+            ],
         );
     }
 

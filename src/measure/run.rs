@@ -463,7 +463,13 @@ fn layer_backward_times(
         // Token ids (integers) take no gradient: they stay plain tensors.
         let xv: Vec<Tensor> = xs
             .iter()
-            .map(|x| if x.dtype().is_float() { candle_core::Var::from_tensor(x).map(|v| v.as_tensor().clone()) } else { Ok(x.clone()) })
+            .map(|x| {
+                if x.dtype().is_float() {
+                    candle_core::Var::from_tensor(x).map(|v| v.as_tensor().clone())
+                } else {
+                    Ok(x.clone())
+                }
+            })
             .collect::<candle_core::Result<_>>()?;
         let yv = l.module.forward(&xv, pass)?;
         let g = super::build::seeded_uniform(s.seed, &format!("grad{pos}"), yv.dims(), 1.0, yv.dtype(), yv.device())?;
