@@ -39,7 +39,7 @@ pub enum Command {
     Peak(PeakArgs),
     /// What NVML says about the GPUs and the driver ("NVML unavailable" where there is none).
     Gpu(GpuArgs),
-    /// Build the spec in candle on the CPU, run it, and report measured time and memory beside
+    /// Build the spec in candle on the CPU (or a CUDA device), run it, and report measured time and memory beside
     /// the analysis (and the two memory predictions, with their error).
     Measure(MeasureArgs),
     /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
@@ -305,9 +305,12 @@ pub struct MeasureArgs {
     /// Seed of the random weights, input, labels and dropout masks.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Run even if the predicted peak memory exceeds MemAvailable.
+    /// Run even if the predicted peak memory exceeds MemAvailable (or the GPU's free memory).
     #[arg(long)]
     pub force: bool,
+    /// Where to run: cpu, or cuda:N (CUDA ordinal N; needs a build with `--features cuda`).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: crate::measure::device::Target,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -338,11 +341,15 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         progress: true,
         lr: 1e-3,
         layer_backward: true,
+        device: m.device,
     };
     let r = crate::measure::measure(&analysis, &settings).map_err(|e| {
         match e.downcast::<crate::measure::run::DoesNotFit>() {
             Ok(d) => Error::Usage(d.0),
-            Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
+            Err(e) => match e.downcast::<crate::measure::device::BadDevice>() {
+                Ok(d) => Error::Usage(d.0),
+                Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
+            },
         }
     })?;
     let mut buf = Vec::new();

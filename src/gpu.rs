@@ -95,10 +95,23 @@ fn opt(v: Option<u32>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
 }
 
+/// Environment variable naming the NVML library to load instead of the driver's
+/// `libnvidia-ml.so` (for tests: a path that does not exist simulates a missing NVML, even on
+/// a machine with a GPU).
+pub const NVML_LIB_ENV: &str = "NETSTAT_NVML_LIB";
+
+/// Load NVML: the library named by [`NVML_LIB_ENV`] if set, else the driver's.
+fn init_nvml() -> Result<nvml_wrapper::Nvml, nvml_wrapper::error::NvmlError> {
+    match std::env::var_os(NVML_LIB_ENV) {
+        Some(path) => nvml_wrapper::Nvml::builder().lib_path(&path).init(),
+        None => nvml_wrapper::Nvml::init(),
+    }
+}
+
 /// Ask NVML about the driver and every device. Never panics: where the NVML library is missing
 /// (no driver) or fails, returns [`Nvml::Unavailable`] with the reason.
 pub fn query() -> Nvml {
-    let nvml = match nvml_wrapper::Nvml::init() {
+    let nvml = match init_nvml() {
         Ok(n) => n,
         Err(e) => return Nvml::Unavailable { reason: e.to_string() },
     };
@@ -133,12 +146,27 @@ pub fn query() -> Nvml {
 /// modules, library workspaces and pool reservation. `None` where NVML is unavailable or does
 /// not list the process.
 pub fn process_used_bytes(index: u32, pid: u32) -> Option<u64> {
-    let nvml = nvml_wrapper::Nvml::init().ok()?;
+    let nvml = init_nvml().ok()?;
     let d = nvml.device_by_index(index).ok()?;
     d.running_compute_processes().ok()?.into_iter().find(|p| p.pid == pid).and_then(|p| match p.used_gpu_memory {
         UsedGpuMemory::Used(b) => Some(b),
         UsedGpuMemory::Unavailable => None,
     })
+}
+
+/// NVML's spelling of a device UUID from the CUDA driver's 16 bytes (`cuDeviceGetUuid`):
+/// `GPU-` and the bytes in hex, grouped 8-4-4-4-12.
+pub fn nvml_uuid(bytes: &[u8; 16]) -> String {
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("GPU-{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// NVML index of the device with this UUID (NVML spelling, [`nvml_uuid`]): CUDA ordinals and
+/// NVML indices differ under `CUDA_VISIBLE_DEVICES` or the default fastest-first order, so
+/// devices are matched by UUID. `None` where NVML is unavailable or knows no such device.
+pub fn index_of_uuid(uuid: &str) -> Option<u32> {
+    let nvml = init_nvml().ok()?;
+    nvml.device_by_uuid(uuid).ok()?.index().ok()
 }
 
 /// CUDA-only probes, written against candle's re-export of cudarc (candle 0.11, cudarc 0.19).
@@ -259,6 +287,17 @@ mod tests {
         assert!(matches!(n, Nvml::Unavailable { .. }), "{n:?}");
         assert!(n.to_string().starts_with("NVML unavailable: "), "{n}");
         assert_eq!(process_used_bytes(0, std::process::id()), None);
+    }
+
+    #[test]
+    fn uuids_are_spelled_as_nvml_spells_them() {
+        // 16 bytes 0x00, 0x11, …, 0xff → the 32 hex digits in 8-4-4-4-12 groups, as
+        // `nvidia-smi -L` prints them (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).
+        let b: [u8; 16] = std::array::from_fn(|i| (i as u8) * 0x11);
+        assert_eq!(nvml_uuid(&b), "GPU-00112233-4455-6677-8899-aabbccddeeff");
+        if !std::path::Path::new("/dev/nvidiactl").exists() {
+            assert_eq!(index_of_uuid(&nvml_uuid(&b)), None);
+        }
     }
 
     #[test]

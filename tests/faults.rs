@@ -179,3 +179,73 @@ fn ctrl_c_while_writing_keeps_the_old_report_and_leaves_no_temporary_file() {
     }
     assert_eq!(names_in(&outdir), ["report.json"], "no temporary file left");
 }
+
+/// `netstat measure specs/lenet.yaml ARGS -o OUT` over an existing OUT holding "OLD":
+/// (exit code, stderr), after checking that OUT still holds "OLD" and nothing else was written.
+fn measure_over_old_report(args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    std::fs::write(&out, "OLD").unwrap();
+    let o = netstat()
+        .args(["measure", "specs/lenet.yaml", "--iters", "1", "--warmup", "0", "--format", "json", "-o"])
+        .arg(&out)
+        .args(args)
+        .env("NETSTAT_FAKE_TIMINGS", "1")
+        .output()
+        .unwrap();
+    assert!(o.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "OLD", "the earlier report is untouched");
+    assert_eq!(names_in(dir.path()), ["out.json"], "no temporary or partial file");
+    (o.status.code(), String::from_utf8(o.stderr).unwrap())
+}
+
+#[test]
+fn measure_on_an_unknown_device_is_a_usage_error() {
+    for (dev, why) in [
+        ("tpu", "expected cpu, cuda or cuda:N"),
+        ("cuda:", "expected cpu, cuda or cuda:N"),
+        ("cuda:-1", "expected cpu, cuda or cuda:N"),
+        ("cuda:99999999999999999999999", "the CUDA ordinal is too large"),
+    ] {
+        let (code, err) = measure_over_old_report(&["--device", dev]);
+        assert_eq!(code, Some(2), "{dev}: {err}");
+        assert!(err.contains(&format!("unknown device `{dev}`: {why}")), "{dev}: {err}");
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn measure_on_cuda_in_a_cpu_build_says_how_to_get_cuda() {
+    let (code, err) = measure_over_old_report(&["--device", "cuda:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("error: --device cuda:0: this netstat was built without CUDA and measures on the CPU only;"),
+        "{err}"
+    );
+    assert!(err.contains("cargo build --release --features cuda"), "{err}");
+}
+
+#[test]
+fn measure_on_the_cpu_with_nvml_missing_runs_and_gpu_says_unavailable() {
+    // NVML is only asked about on a GPU, so a CPU measurement is the same with or without it.
+    // NETSTAT_NVML_LIB pointing nowhere stands for a machine with no NVIDIA driver, even where
+    // one is installed.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let o = netstat()
+        .args(["measure", "specs/lenet.yaml", "--iters", "1", "--warmup", "0", "--format", "json", "-o"])
+        .arg(&out)
+        .env("NETSTAT_FAKE_TIMINGS", "1")
+        .env("NETSTAT_NVML_LIB", dir.path().join("no-libnvidia-ml.so"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["measured"]["device"], "cpu");
+    assert!(v["measured"].get("gpu").is_none(), "no GPU section on the CPU");
+    let o = netstat().args(["gpu"]).env("NETSTAT_NVML_LIB", dir.path().join("no-libnvidia-ml.so")).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("NVML unavailable: "), "{text}");
+    assert!(text.contains("no-libnvidia-ml.so"), "the reason names the library that failed to load: {text}");
+}

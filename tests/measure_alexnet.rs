@@ -25,6 +25,7 @@ fn settings(train: bool, optimizer: OptimizerKind) -> Settings {
         progress: false,
         lr: 1e-3,
         layer_backward: false,
+        device: Default::default(),
     }
 }
 

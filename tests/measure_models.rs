@@ -26,6 +26,7 @@ fn settings(train: bool) -> Settings {
         progress: false,
         lr: 1e-3,
         layer_backward: false,
+        device: Default::default(),
     }
 }
 

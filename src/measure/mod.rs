@@ -1,4 +1,5 @@
-//! `netstat measure`: build the analysed graph in candle on the CPU, run it, and put real time
+//! `netstat measure`: build the analysed graph in candle on the CPU (or, in a `cuda` build, a
+//! CUDA device: [`device`]), run it, and put real time
 //! and real memory beside the analysis.
 //!
 //! Owns the candle runtime: [`build`] (the `Build` trait each kind implements), [`ops`]
@@ -8,6 +9,7 @@
 
 pub mod alloc;
 pub mod build;
+pub mod device;
 pub mod gradcheck;
 pub mod net;
 pub mod ops;

@@ -1,8 +1,8 @@
 //! The measurement procedure: preflight, build, warm up, time and count bytes, per layer and
 //! per stage; fills a [`MeasureReport`].
 
-use super::alloc;
 use super::build::Pass;
+use super::device::{self, Meter, Target};
 use super::net::{loss, Net, Probe};
 use super::optim::{Optimizer, OptimizerKind};
 use super::predict;
@@ -37,6 +37,8 @@ pub struct Settings {
     pub lr: f64,
     /// With `train`: also time each layer's backward alone (one more pass per layer).
     pub layer_backward: bool,
+    /// Where to run: the CPU, or a CUDA device (builds with the `cuda` feature).
+    pub device: Target,
 }
 
 /// A run that the preflight refuses: it would not fit in memory (exit code 2).
@@ -109,8 +111,68 @@ impl Plan {
     }
 }
 
+/// The framework-neutral prediction of a training step: netstat's memory model
+/// ([`crate::memory::model`]: saved tensors, liveness, gradients, optimizer state), read at the
+/// points where measure reads live bytes.
+struct Neutral {
+    /// After input, weights and optimizer state.
+    weights: u64,
+    /// After the forward pass.
+    forward: u64,
+    /// After the loss.
+    loss: u64,
+    /// After the backward pass.
+    backward: u64,
+    /// After the optimizer step.
+    step: u64,
+    /// Per layer (execution order): bytes its forward leaves live (saved tensors and an output
+    /// still to be read, less what it was the last to read).
+    retained: Vec<u64>,
+}
+
+impl Neutral {
+    fn new(a: &Analysis, s: &Settings) -> anyhow::Result<Neutral> {
+        use crate::memory::{Optimizer as O, Phase};
+        let optimizer = match s.optimizer {
+            OptimizerKind::Sgd => O::Sgd,
+            OptimizerKind::Momentum => O::Momentum,
+            OptimizerKind::Adam => O::Adam,
+        };
+        let m = crate::memory::model(a, &crate::memory::Options { optimizer, amp: None })?;
+        // The model allocates optimizer state lazily at the first step (as PyTorch does);
+        // candle's optimizers allocate it when built, before the first forward.
+        let state = m.optimizer_state_bytes;
+        let last = |p: Phase| m.timeline.iter().rev().find(|st| st.phase == p).map(|st| st.live_bytes);
+        let weights = last(Phase::Weights).unwrap_or(0);
+        let forward = last(Phase::Forward).unwrap_or(weights);
+        let loss = last(Phase::Loss).unwrap_or(forward);
+        let backward = last(Phase::Backward).unwrap_or(loss);
+        let step = last(Phase::Optimizer).unwrap_or(backward + state);
+        let mut prev = weights;
+        let mut by_name = std::collections::HashMap::new();
+        for st in m.timeline.iter().filter(|st| st.phase == Phase::Forward) {
+            by_name.insert(st.name.as_str(), st.live_bytes.saturating_sub(prev));
+            prev = st.live_bytes;
+        }
+        let retained = a
+            .layers
+            .iter()
+            .map(|l| by_name.get(a.spec.layers[l.index].id.name.as_str()).copied().unwrap_or(0))
+            .collect();
+        Ok(Neutral {
+            weights: weights + state,
+            forward: forward + state,
+            loss: loss + state,
+            backward: backward + state,
+            step,
+            retained,
+        })
+    }
+}
+
 /// Times per layer and memory per layer, recorded by a probe.
-struct Recorder {
+struct Recorder<'m> {
+    meter: &'m Meter,
     fake: bool,
     t0: Option<Instant>,
     times: Vec<Vec<f64>>,
@@ -122,9 +184,10 @@ struct Recorder {
     record_time: bool,
 }
 
-impl Recorder {
-    fn new(n: usize, fake: bool) -> Recorder {
+impl<'m> Recorder<'m> {
+    fn new(n: usize, fake: bool, meter: &'m Meter) -> Recorder<'m> {
         Recorder {
+            meter,
             fake,
             t0: None,
             times: vec![Vec::new(); n],
@@ -138,20 +201,22 @@ impl Recorder {
     }
 }
 
-impl Probe for Recorder {
+impl Probe for Recorder<'_> {
     fn before(&mut self, pos: usize) {
-        self.before[pos] = alloc::live();
-        alloc::reset_peak();
+        // On CUDA, reading the pool synchronises: the clock starts on an idle device.
+        self.before[pos] = self.meter.live();
+        self.meter.reset_peak();
         if self.record_time && !self.fake {
             self.t0 = Some(Instant::now());
         }
     }
     fn after(&mut self, pos: usize) {
         if self.record_time && !self.fake {
+            self.meter.sync();
             let t = self.t0.take().expect("before() ran").elapsed().as_secs_f64() * 1e3;
             self.times[pos].push(t);
         }
-        let (peak, live) = (alloc::peak(), alloc::live());
+        let (peak, live) = (self.meter.peak(), self.meter.live());
         self.peak[pos] = peak.saturating_sub(self.base);
         self.held[pos] = live.saturating_sub(self.base);
         self.growth[pos] = live.saturating_sub(self.before[pos]);
@@ -169,21 +234,30 @@ fn fake_timing(ms: f64) -> Timing {
 
 /// Run the measurement of `a` (already analysed) as `s` asks.
 ///
-/// Errors: [`DoesNotFit`] before anything is allocated; a kind with no builder; a parameter
-/// count, output shape or missing gradient that disagrees with the analysis (naming the layer).
+/// Errors: [`device::BadDevice`] for a device that cannot be opened; [`DoesNotFit`] before
+/// anything is allocated; a kind with no builder; a parameter count, output shape or missing
+/// gradient that disagrees with the analysis (naming the layer).
 pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     let dtype = match a.spec.dtype {
         crate::shape::DType::F32 => DType::F32,
         crate::shape::DType::F64 => DType::F64,
-        d => anyhow::bail!("measure runs f32 or f64 on the CPU, the spec asks for {d}: try --dtype f32"),
+        d => anyhow::bail!(
+            "measure runs f32 or f64 on {}, the spec asks for {d}: try --dtype f32",
+            if s.device == Target::Cpu { "the CPU" } else { "a GPU" }
+        ),
     };
     let vocab = super::net::token_vocab(a)?;
-    let device = Device::Cpu;
+    let opened = device::open(s.device)?;
+    let (device, meter, gpu): (Device, Meter, _) = (opened.device, opened.meter, opened.gpu);
     let threads = candle_core::utils::get_num_threads();
-    let counted = alloc::installed();
+    let counted = meter.counted();
     let plan = Plan::new(a, s, threads as u64);
     let predicted_peak = plan.peak(s.train);
-    let avail = mem_available();
+    // The budget: device memory free on a GPU, MemAvailable on the CPU.
+    let (avail, avail_what) = match &gpu {
+        Some(g) => (Some(g.memory_free_bytes), format!("free on {}", g.device)),
+        None => (mem_available(), "MemAvailable".to_string()),
+    };
     if let Some(avail) = avail {
         if predicted_peak > avail && !s.force {
             // Fixed part (weights, optimizer state) and a per-sample part that scales with batch.
@@ -192,7 +266,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             let fits = if per_sample > 0 { avail.saturating_sub(fixed) / per_sample } else { 0 };
             let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
             return Err(DoesNotFit(format!(
-                "{}: predicted peak {} exceeds memory available {} (MemAvailable); {hint}, or pass --force",
+                "{}: predicted peak {} exceeds memory available {} ({avail_what}); {hint}, or pass --force",
                 a.spec.file,
                 crate::report::units::bytes(predicted_peak),
                 crate::report::units::bytes(avail)
@@ -202,9 +276,11 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     }
     let n = a.layers.len();
     let bar = progress(s, n);
+    // NVML's figure for this process on the GPU (None on the CPU: NVML is not asked).
+    let nv = || gpu.as_ref().and_then(|g| g.nvml_process_bytes());
 
     // Stage: input, weights.
-    let base0 = alloc::live();
+    let base0 = meter.live();
     let net_input_seed = s.seed;
     let mut stages = Vec::new();
     let input = {
@@ -214,9 +290,11 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             None => super::build::seeded_uniform(net_input_seed, "input", &shape, 1.0, dtype, &device)?,
         }
     };
-    let live_input = alloc::live().saturating_sub(base0);
+    let live_input = meter.live().saturating_sub(base0);
+    let nv_input = nv();
     let net = Net::build(a, dtype, &device, s.seed, s.train)?;
-    let live_weights = alloc::live().saturating_sub(base0);
+    let live_weights = meter.live().saturating_sub(base0);
+    let nv_weights = nv();
     let m = |v: u64| counted.then_some(v);
     stages.push(Stage {
         stage: "input".into(),
@@ -225,6 +303,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         predicted_bytes: plan.input,
         predicted_candle_bytes: plan.input,
         predicted_candle_peak_bytes: None,
+        nvml_process_bytes: nv_input,
     });
     stages.push(Stage {
         stage: "weights".into(),
@@ -233,21 +312,22 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         predicted_bytes: plan.input + plan.weights,
         predicted_candle_bytes: plan.input + plan.weights,
         predicted_candle_peak_bytes: None,
+        nvml_process_bytes: nv_weights,
     });
 
-    let mut rec = Recorder::new(n, s.fake_timings);
+    let mut rec = Recorder::new(n, s.fake_timings, &meter);
     let mut pass_ms = Vec::new();
     let mut layers: Vec<MeasuredLayer> = vec![MeasuredLayer::default(); n];
     if !s.train {
         let pass = Pass { train: false, step: 0 };
-        let before_warmup = alloc::live();
+        let before_warmup = meter.live();
         for _ in 0..s.warmup {
             drop(net.forward(input.clone(), pass, &mut super::net::NoProbe)?);
             bar.inc(1);
         }
         // What the warm-up left behind (gemm's thread-local packing buffers and the like):
         // measured, not modelled, and taken out of the later stages.
-        let caches = alloc::live().saturating_sub(before_warmup);
+        let caches = meter.live().saturating_sub(before_warmup);
         stages.push(Stage {
             stage: "warm-up caches".into(),
             live_bytes: m(caches),
@@ -255,13 +335,15 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             predicted_bytes: 0,
             predicted_candle_bytes: 0,
             predicted_candle_peak_bytes: None,
+            nvml_process_bytes: nv(),
         });
         // One pass for memory (no clocks read), then the timed passes.
-        rec.base = alloc::live();
-        alloc::reset_peak();
+        rec.base = meter.live();
+        meter.reset_peak();
         let y = net.forward(input.clone(), pass, &mut rec)?;
-        let fwd_peak = alloc::peak().saturating_sub(base0 + caches);
-        let fwd_live = alloc::live().saturating_sub(base0 + caches);
+        let fwd_peak = meter.peak().saturating_sub(base0 + caches);
+        let fwd_live = meter.live().saturating_sub(base0 + caches);
+        let nv_fwd = nv();
         drop(y);
         stages.push(Stage {
             stage: "forward".into(),
@@ -270,12 +352,14 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             predicted_bytes: plan.input + plan.weights + a.layers.last().map(|l| l.activation_bytes).unwrap_or(0),
             predicted_candle_bytes: plan.input + plan.weights + plan.infer.candle_held.last().copied().unwrap_or(0),
             predicted_candle_peak_bytes: Some(plan.peak(false)),
+            nvml_process_bytes: nv_fwd,
         });
         let (peak, held) = (rec.peak.clone(), rec.held.clone());
         rec.record_time = true;
         for _ in 0..s.iters {
             let t = Instant::now();
             drop(net.forward(input.clone(), pass, &mut rec)?);
+            meter.sync();
             pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
             bar.inc(1);
         }
@@ -286,7 +370,8 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     } else {
         let vars = net.params.vars.all_vars();
         let mut opt = Optimizer::new(s.optimizer, vars.clone(), s.lr)?;
-        let live_opt = alloc::live().saturating_sub(base0);
+        let live_opt = meter.live().saturating_sub(base0);
+        let nv_opt = nv();
         let mut step_no = 0u64;
         /// Raw live and peak bytes around the stages of one step.
         struct Raw {
@@ -296,15 +381,26 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             bwd: u64,
             opt_peak: u64,
             opt: u64,
+            /// NVML after forward, loss, backward, optimizer step (first step only: NVML
+            /// calls take milliseconds and would distort the timed steps).
+            nvml: [Option<u64>; 4],
         }
         let mut step = |rec: &mut Recorder| -> anyhow::Result<Raw> {
             let pass = Pass { train: true, step: step_no };
+            let nv_step = |v: &mut Option<u64>| {
+                if pass.step == 0 {
+                    *v = nv();
+                }
+            };
+            let mut nvml = [None; 4];
             step_no += 1;
             let y = net.forward(input.clone(), pass, rec)?;
-            let fwd = alloc::live();
+            let fwd = meter.live();
+            nv_step(&mut nvml[0]);
             let l = loss(&y, s.seed).context("loss")?;
-            let after_loss = alloc::live();
-            alloc::reset_peak();
+            let after_loss = meter.live();
+            nv_step(&mut nvml[1]);
+            meter.reset_peak();
             let mut all = l.backward().context("backward")?;
             drop(l);
             drop(y);
@@ -324,32 +420,39 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
                 grads.insert(v, g.detach());
             }
             drop(all);
-            let bwd_peak = alloc::peak();
-            let bwd = alloc::live();
-            alloc::reset_peak();
+            let bwd_peak = meter.peak();
+            let bwd = meter.live();
+            nv_step(&mut nvml[2]);
+            meter.reset_peak();
             opt.step(&grads)?;
             drop(grads);
-            Ok(Raw { fwd, loss: after_loss, bwd_peak, bwd, opt_peak: alloc::peak(), opt: alloc::live() })
+            let (opt_peak, opt_live) = (meter.peak(), meter.live());
+            nv_step(&mut nvml[3]);
+            Ok(Raw { fwd, loss: after_loss, bwd_peak, bwd, opt_peak, opt: opt_live, nvml })
         };
-        let before_warmup = alloc::live();
+        let before_warmup = meter.live();
+        let mut nv_first = None;
         for _ in 0..s.warmup {
-            step(&mut rec)?;
+            nv_first.get_or_insert(step(&mut rec)?.nvml);
             bar.inc(1);
         }
         // What the warm-up left behind (gemm's thread-local packing buffers and the like):
         // measured, not modelled, and taken out of the later stages.
-        let caches = alloc::live().saturating_sub(before_warmup);
+        let caches = meter.live().saturating_sub(before_warmup);
+        let nv_caches = nv();
         rec.record_time = true;
         let mut first = None;
         for _ in 0..s.iters {
             let t = Instant::now();
             let raw = step(&mut rec)?;
+            meter.sync();
             pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            nv_first.get_or_insert(raw.nvml);
             first.get_or_insert(raw);
             bar.inc(1);
         }
         let raw = first.expect("iters ≥ 1");
-        let neutral_act: u64 = a.layers.iter().map(|l| l.activation_bytes).sum();
+        let neutral = Neutral::new(a, s)?;
         let w = plan.input + plan.weights + plan.opt_state;
         let r = plan.retained_total();
         let rel = |v: u64| counted.then_some(v.saturating_sub(base0 + caches));
@@ -362,35 +465,43 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
                     predicted_bytes: neutral,
                     predicted_candle_bytes: candle,
                     predicted_candle_peak_bytes: candle_peak,
+                    nvml_process_bytes: None,
                 }
             };
-        stages.push(st("optimizer state", m(live_opt), None, w, w, None));
+        let first_nv = stages.len() + 2;
+        stages.push(st("optimizer state", m(live_opt), None, neutral.weights, w, None));
         stages.push(st("warm-up caches", m(caches), None, 0, 0, None));
-        stages.push(st("forward", rel(raw.fwd), None, w + neutral_act, w + r, None));
-        stages.push(st("loss", rel(raw.loss), None, w + neutral_act, w + r + plan.loss, None));
+        stages.push(st("forward", rel(raw.fwd), None, neutral.forward, w + r, None));
+        stages.push(st("loss", rel(raw.loss), None, neutral.loss, w + r + plan.loss, None));
         stages.push(st(
             "backward",
             rel(raw.bwd),
             rel(raw.bwd_peak),
-            w + plan.weights,
+            neutral.backward,
             w + plan.weights,
             Some(plan.peak(true)),
         ));
-        stages.push(st("optimizer step", rel(raw.opt), rel(raw.opt_peak), w, w, None));
+        stages.push(st("optimizer step", rel(raw.opt), rel(raw.opt_peak), neutral.step, w, None));
+        stages[first_nv - 2].nvml_process_bytes = nv_opt;
+        stages[first_nv - 1].nvml_process_bytes = nv_caches;
+        for (st, v) in stages[first_nv..].iter_mut().zip(nv_first.unwrap_or_default()) {
+            st.nvml_process_bytes = v;
+        }
         for (pos, l) in layers.iter_mut().enumerate() {
             l.retained_bytes = m(rec.growth[pos]);
-            l.predicted_retained_bytes = Some(a.layers[pos].activation_bytes);
+            l.predicted_retained_bytes = Some(neutral.retained[pos]);
             l.predicted_candle_retained_bytes = Some(plan.retained[pos]);
         }
         // Backward of each layer alone, on detached copies of its inputs.
         if s.layer_backward {
-            let bwd = layer_backward_times(&net, &input, s, &bar)?;
+            let bwd = layer_backward_times(&net, &input, s, &bar, &meter)?;
             for (l, t) in layers.iter_mut().zip(bwd) {
                 l.backward = Some(t);
             }
         }
     }
     bar.finish_and_clear();
+    meter.check()?;
 
     for (pos, (l, la)) in layers.iter_mut().zip(&a.layers).enumerate() {
         l.forward = if s.fake_timings { fake_timing(fake_ms(la.macs)) } else { Timing::of(&rec.times[pos]) };
@@ -415,7 +526,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     Ok(MeasureReport {
         report: Report::new(a),
         info: MeasureInfo {
-            device: "cpu".into(),
+            device: s.device.to_string(),
             cpu_model: if s.fake_timings { "(fake)".into() } else { cpu_model() },
             threads,
             mode: if s.train { "train".into() } else { "inference".into() },
@@ -430,6 +541,16 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             memory_counted: counted,
             mem_available_bytes: if s.fake_timings { None } else { avail },
             predicted_run_peak_bytes: predicted_peak,
+            gpu: gpu.clone().map(|g| {
+                let process = g.nvml_process_bytes();
+                let reserved = meter.reserved();
+                crate::report::measured::GpuMeasured {
+                    overhead_bytes: process.zip(reserved).map(|(p, r)| p.saturating_sub(r)),
+                    process_bytes: process,
+                    pool_reserved_bytes: reserved,
+                    run: g,
+                }
+            }),
         },
         layers,
         stages,
@@ -444,6 +565,7 @@ fn layer_backward_times(
     input: &Tensor,
     s: &Settings,
     bar: &indicatif::ProgressBar,
+    meter: &Meter,
 ) -> anyhow::Result<Vec<Timing>> {
     use super::net::Slot;
     // Keep every output: run the layers by hand without frees.
@@ -476,8 +598,10 @@ fn layer_backward_times(
         let obj = (yv * g)?.sum_all()?;
         let mut ms = Vec::new();
         for i in 0..(s.warmup + s.iters) {
+            meter.sync();
             let t = Instant::now();
             let grads = obj.backward()?;
+            meter.sync();
             let e = t.elapsed().as_secs_f64() * 1e3;
             drop(grads);
             if i >= s.warmup {

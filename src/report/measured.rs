@@ -71,7 +71,8 @@ pub struct MeasuredLayer {
     /// Training: bytes the autograd graph keeps for this layer (live growth across the layer in
     /// a training forward).
     pub retained_bytes: Option<u64>,
-    /// Framework-neutral prediction of `retained_bytes`: the layer's output.
+    /// Framework-neutral prediction of `retained_bytes`: netstat's memory model ([`crate::memory::model`]:
+    /// the saved tensors and outputs this layer leaves live, less what it was the last to read).
     pub predicted_retained_bytes: Option<u64>,
     /// Candle-model prediction of `retained_bytes`: every primitive op output the layer makes.
     pub predicted_candle_retained_bytes: Option<u64>,
@@ -86,12 +87,33 @@ pub struct Stage {
     pub live_bytes: Option<u64>,
     /// Measured most bytes live during the stage, above the same line.
     pub peak_bytes: Option<u64>,
-    /// Framework-neutral prediction of `live_bytes`.
+    /// Framework-neutral prediction of `live_bytes` (training stages: netstat's memory model, with the
+    /// optimizer state allocated before the first step as candle does).
     pub predicted_bytes: u64,
     /// Candle-model prediction of `live_bytes`.
     pub predicted_candle_bytes: u64,
     /// Candle-model prediction of `peak_bytes`, where modelled.
     pub predicted_candle_peak_bytes: Option<u64>,
+    /// On a GPU: NVML's bytes for this process after the stage (context, modules, library
+    /// workspaces and the memory pool's reservation; lags frees). Absent on the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvml_process_bytes: Option<u64>,
+}
+
+/// What a run on a GPU adds to the header: the device, and NVML's figures at the end of the
+/// run with the CUDA context and library overhead apart from the tensors' pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuMeasured {
+    /// The device, the driver, clocks and the context's bytes before any tensor.
+    #[serde(flatten)]
+    pub run: crate::measure::device::GpuRun,
+    /// NVML's bytes for this process at the end of the run.
+    pub process_bytes: Option<u64>,
+    /// Bytes the default memory pool holds from the driver at the end (tensors and free blocks).
+    pub pool_reserved_bytes: Option<u64>,
+    /// `process_bytes − pool_reserved_bytes`: the CUDA context, loaded modules (PTX) and library
+    /// workspaces (cuBLAS), i.e. what is not the tensors' pool.
+    pub overhead_bytes: Option<u64>,
 }
 
 /// Machine, settings and whole-pass results.
@@ -127,6 +149,9 @@ pub struct MeasureInfo {
     pub mem_available_bytes: Option<u64>,
     /// Predicted peak heap bytes of the run (candle model), checked against it.
     pub predicted_run_peak_bytes: u64,
+    /// On a GPU (`--device cuda:N`): device, driver, clocks, NVML figures. Absent on the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuMeasured>,
 }
 
 /// The analysis report and what measure found.
@@ -180,6 +205,29 @@ fn header(r: &MeasureReport) -> Vec<String> {
         i.mode,
         i.optimizer.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()
     )];
+    if let Some(g) = &i.gpu {
+        let mhz = |v: Option<u32>| v.map(|v| format!("{v} MHz")).unwrap_or_else(|| "?".into());
+        v.push(format!(
+            "gpu {}: {} (sm {}), {} total, {} free before the run; {}; SM clock {} (max {}), memory clock {}",
+            g.run.device,
+            g.run.name,
+            g.run.compute_capability,
+            bytes(g.run.memory_total_bytes),
+            bytes(g.run.memory_free_bytes),
+            g.run.nvml,
+            mhz(g.run.sm_clock_mhz),
+            mhz(g.run.sm_clock_max_mhz),
+            mhz(g.run.memory_clock_mhz)
+        ));
+        let nv = |v: Option<u64>| v.map(bytes).unwrap_or_else(|| "n/a".into());
+        v.push(format!(
+            "gpu memory (NVML, this process): CUDA context {} before any tensor; at the end {} = memory pool {} + context, modules and library workspaces {}",
+            nv(g.run.context_bytes),
+            nv(g.process_bytes),
+            nv(g.pool_reserved_bytes),
+            nv(g.overhead_bytes)
+        ));
+    }
     v.push(format!(
         "device {}: {}, {} threads; {} warm-up + {} timed passes, seed {}{}",
         i.device,
@@ -237,11 +285,12 @@ fn columns(train: bool, mem: bool) -> Vec<Col> {
     c
 }
 
-fn stage_rows(r: &MeasureReport) -> Vec<[String; 7]> {
+fn stage_rows(r: &MeasureReport) -> Vec<Vec<String>> {
+    let gpu = r.info.gpu.is_some();
     r.stages
         .iter()
         .map(|s| {
-            [
+            let mut row = vec![
                 s.stage.clone(),
                 opt_bytes(s.live_bytes),
                 bytes(s.predicted_bytes),
@@ -249,12 +298,23 @@ fn stage_rows(r: &MeasureReport) -> Vec<[String; 7]> {
                 bytes(s.predicted_candle_bytes),
                 err(s.predicted_candle_bytes, s.live_bytes),
                 opt_bytes(s.peak_bytes),
-            ]
+            ];
+            if gpu {
+                row.push(opt_bytes(s.nvml_process_bytes));
+            }
+            row
         })
         .collect()
 }
 
-const STAGE_HEADER: [&str; 7] = ["stage", "live", "pred", "err", "candle", "err ", "peak"];
+/// Stage table header; on a GPU a last column holds NVML's per-process figure.
+fn stage_header(r: &MeasureReport) -> Vec<&'static str> {
+    let mut h = vec!["stage", "live", "pred", "err", "candle", "err ", "peak"];
+    if r.info.gpu.is_some() {
+        h.push("nvml");
+    }
+    h
+}
 
 fn table_of(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     let mut t = Table::new();
@@ -280,6 +340,10 @@ const LEGEND: &str = "times: median over the timed passes (min; ±% = (max − m
 memory: heap bytes from a counting allocator, above the bytes live before the pass; pred = framework-neutral
 model (live values + output), candle = candle model (im2col buffers, pre-bias tensors, slices, copies); err = (pred − measured)/measured.";
 
+const GPU_LEGEND: &str = "on a GPU, memory columns are the device's default memory pool (USED_MEM_CURRENT/HIGH, reset per layer and stage:
+exact tensor bytes); times are read after synchronising the stream; nvml = NVML's bytes for this process (context, modules, library
+workspaces, the pool's reservation; lags frees). The candle memory model was derived from candle's CPU backend.";
+
 /// The terminal table.
 pub fn write_table(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
     let train = r.info.mode == "train";
@@ -292,10 +356,13 @@ pub fn write_table(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()
     writeln!(out, "{}", table_of(&headers, rows))?;
     if r.info.memory_counted && !r.stages.is_empty() {
         writeln!(out)?;
-        let rows = stage_rows(r).into_iter().map(|a| a.to_vec()).collect();
-        writeln!(out, "{}", table_of(&STAGE_HEADER, rows))?;
+        writeln!(out, "{}", table_of(&stage_header(r), stage_rows(r)))?;
     }
-    writeln!(out, "{LEGEND}")
+    writeln!(out, "{LEGEND}")?;
+    if r.info.gpu.is_some() {
+        writeln!(out, "{GPU_LEGEND}")?;
+    }
+    Ok(())
 }
 
 /// GitHub Markdown.
@@ -318,14 +385,20 @@ pub fn write_markdown(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result
     }
     if r.info.memory_counted && !r.stages.is_empty() {
         writeln!(out)?;
-        writeln!(out, "{}", md_row(STAGE_HEADER.iter().map(|h| h.trim().to_string()).collect()))?;
-        writeln!(out, "{}", md_row((0..7).map(|i| if i >= 1 { "---:".into() } else { "---".into() }).collect()))?;
+        let h = stage_header(r);
+        writeln!(out, "{}", md_row(h.iter().map(|h| h.trim().to_string()).collect()))?;
+        writeln!(out, "{}", md_row((0..h.len()).map(|i| if i >= 1 { "---:".into() } else { "---".into() }).collect()))?;
         for s in stage_rows(r) {
-            writeln!(out, "{}", md_row(s.to_vec()))?;
+            writeln!(out, "{}", md_row(s))?;
         }
     }
     writeln!(out)?;
-    writeln!(out, "{}", LEGEND.replace('\n', " "))
+    writeln!(out, "{}", LEGEND.replace('\n', " "))?;
+    if r.info.gpu.is_some() {
+        writeln!(out)?;
+        writeln!(out, "{}", GPU_LEGEND.replace('\n', " "))?;
+    }
+    Ok(())
 }
 
 /// CSV: one row per layer (the analysis columns, then raw measured values), then one row per
@@ -351,8 +424,12 @@ pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> 
         "predicted_bytes",
         "predicted_candle_bytes",
     ];
+    let gpu = r.info.gpu.is_some();
     let mut head: Vec<String> = base.iter().map(|c| c.csv_header.to_string()).collect();
     head.extend(extra.iter().map(|s| s.to_string()));
+    if gpu {
+        head.push("nvml_process_bytes".into());
+    }
     w.write_record(&head)?;
     let o = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
@@ -376,6 +453,9 @@ pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> 
             String::new(),
             String::new(),
         ]);
+        if gpu {
+            rec.push(String::new());
+        }
         w.write_record(&rec)?;
     }
     for s in &r.stages {
@@ -391,6 +471,9 @@ pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> 
         rec.extend([o(s.peak_bytes), String::new(), o(s.predicted_candle_peak_bytes)]);
         rec.extend(std::iter::repeat_n(String::new(), 5));
         rec.extend([o(s.live_bytes), s.predicted_bytes.to_string(), s.predicted_candle_bytes.to_string()]);
+        if gpu {
+            rec.push(o(s.nvml_process_bytes));
+        }
         w.write_record(&rec)?;
     }
     w.flush()
