@@ -12,6 +12,24 @@ use crate::kinds::conv2d::{Conv2d, Padding};
 use crate::kinds::window::PoolWindow;
 use crate::kinds::Kind;
 
+/// What the candle model needs to know about a layer's inputs, from the layers before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inputs {
+    /// Some input depends on a trainable variable, so candle records the layer's ops for
+    /// backward (each op keeps its inputs). Ops on untracked tensors (the network input before
+    /// the first parameter) keep nothing: candle's `BackpropOp::none`.
+    pub tracked: bool,
+    /// Every input is laid out contiguously (not a transpose, permute or select view).
+    pub contiguous: bool,
+}
+
+impl Default for Inputs {
+    /// Tracked and contiguous: a layer deep in a network.
+    fn default() -> Self {
+        Inputs { tracked: true, contiguous: true }
+    }
+}
+
 /// The candle model's view of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CandleLayer {
@@ -130,11 +148,61 @@ fn pool(win: &PoolWindow, x: &[u64], o: &[u64], s: u64) -> CandleLayer {
     CandleLayer { output: out, peak: pw.max(rw + ph).max(out), retained: tw + th }
 }
 
-/// The candle model of layer `kind` with input shapes `xs` and output `o`, in dtype size `s`.
-pub fn candle_layer(kind: &Kind, xs: &[Vec<u64>], o: &[u64], threads: u64, s: u64, train: bool) -> CandleLayer {
+/// Multi-head attention as built in src/kinds/multi_head_attention.rs (O_q = N·L_q·D·s,
+/// O_k = N·L_k·D·s, S = N·H·L_q·L_k·s):
+/// - training keeps, per projection, the matmul result, the bias sum and the head-split
+///   contiguous copy (`Q`: O_q each; `K`, `V`: O_k each); scores, the scaled scores, the masked
+///   scores (causal), and softmax's `x − max`, `exp` and quotient (S each) plus its two
+///   per-row reductions; `P·V` and its merged-heads copy (O_q each); the output projection's
+///   matmul and bias sum.
+/// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy)
+///   or inside the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in
+///   the output projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
+fn attention(
+    m: &crate::kinds::multi_head_attention::MultiHeadAttention,
+    xs: &[Vec<u64>],
+    o: &[u64],
+    s: u64,
+) -> CandleLayer {
+    let q = &xs[0];
+    let k = xs.get(1).unwrap_or(q);
+    let (n, lq, d, lk) = (q[0], q[1], o[2], k[1]);
+    let (oq, ok) = (n * lq * d * s, n * lk * d * s);
+    let sc = n * m.heads * lq * lk * s;
+    let small = n * m.heads * lq * s;
+    let per = if m.bias { 3 } else { 2 };
+    let retained = per * oq
+        + 2 * per * ok
+        + (5 + u64::from(m.causal)) * sc
+        + 2 * small
+        + 2 * oq
+        + if m.bias { 2 * oq } else { oq };
+    let heads = oq + 2 * ok;
+    let proj_v = oq + ok + per * ok;
+    let softmax = heads + 4 * sc + 2 * small;
+    let out_proj = heads + 2 * sc + oq + if m.bias { 2 * oq } else { oq };
+    CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained }
+}
+
+/// The candle model of layer `kind` with input shapes `xs` and output `o`, in dtype size `s`,
+/// its inputs' state `inp`.
+pub fn candle_layer(
+    kind: &Kind,
+    xs: &[Vec<u64>],
+    o: &[u64],
+    threads: u64,
+    s: u64,
+    train: bool,
+    inp: Inputs,
+) -> CandleLayer {
     let out = elems(o) * s;
     let x = &xs[0];
     let plain = CandleLayer { output: out, peak: out, retained: out };
+    // A chain of `k` elementwise ops in one expression (Rust keeps every temporary until the
+    // end of the statement): k outputs live at its end; all k kept for backward when tracked.
+    let chain = |k: u64| CandleLayer { output: out, peak: k * out, retained: if inp.tracked { k * out } else { out } };
+    // A non-contiguous input copied before a matmul.
+    let copy_in = if inp.contiguous { 0 } else { elems(x) * s };
     #[allow(unreachable_patterns)]
     match kind {
         Kind::Conv2d(c) => conv(c, x, o, threads, s),
@@ -146,7 +214,9 @@ pub fn candle_layer(kind: &Kind, xs: &[Vec<u64>], o: &[u64], threads: u64, s: u6
             c
         }
         Kind::Relu(_) | Kind::Tanh(_) | Kind::Sigmoid(_) => plain,
-        Kind::Flatten(_) => CandleLayer { output: 0, peak: 0, retained: 0 },
+        // A view of a contiguous input, else a contiguous copy.
+        Kind::Flatten(_) if !inp.contiguous => plain,
+        Kind::Flatten(_) => CandleLayer::default(),
         Kind::Dropout(d) => {
             if train && d.p > 0.0 {
                 CandleLayer { output: out, peak: 2 * out, retained: 2 * out }
@@ -156,8 +226,46 @@ pub fn candle_layer(kind: &Kind, xs: &[Vec<u64>], o: &[u64], threads: u64, s: u6
         }
         Kind::Linear(l) => {
             let bias = if l.bias { out } else { 0 };
-            CandleLayer { output: out, peak: out + bias, retained: out + bias }
+            CandleLayer { output: out, peak: copy_in + out + bias, retained: copy_in + out + bias }
         }
+        Kind::Matmul(_) => CandleLayer { output: out, peak: copy_in + out, retained: copy_in + out },
+        Kind::MultiHeadAttention(m) => attention(m, xs, o, s),
+        Kind::LayerNorm(l) => {
+            // x − mean, (x − mean)², the quotient, then γ· and +β: each O; the two means and
+            // `var + eps`, its square root: 6 per-row values.
+            let norm: u64 = match &l.normalized_shape {
+                Some(v) => v.iter().product(),
+                None => x.last().copied().unwrap_or(1),
+            };
+            let small = out / norm.max(1);
+            let (g, b) = (u64::from(l.elementwise_affine), u64::from(l.elementwise_affine && l.bias));
+            let retained = if inp.tracked {
+                (3 + g + b) * out + 6 * small
+            } else if g == 1 {
+                (2 + b) * out
+            } else {
+                out
+            };
+            CandleLayer { output: out, peak: (2 + g) * out + 2 * small, retained }
+        }
+        // relu, then minimum(6).
+        Kind::Relu6(_) => chain(2),
+        // x + 3, relu, minimum(6), /6, then x · that.
+        Kind::Hardswish(_) => chain(5),
+        Kind::Gelu(_) | Kind::Silu(_) | Kind::Embedding(_) | Kind::Concat(_) | Kind::ClassToken(_) => plain,
+        Kind::PosEmbedding(_) => plain,
+        // One broadcast op per extra input, each kept as the next one's input.
+        Kind::Add(_) | Kind::Mul(_) => {
+            let k = xs.len().max(2) as u64 - 1;
+            CandleLayer { output: out, peak: if k > 1 { 2 * out } else { out }, retained: k * out }
+        }
+        // Views: no bytes of their own.
+        Kind::Transpose(_) | Kind::Permute(_) | Kind::Select(_) => CandleLayer::default(),
+        // A view of a contiguous input, else a contiguous copy.
+        Kind::Reshape(_) if !inp.contiguous => plain,
+        Kind::Reshape(_) => CandleLayer::default(),
+        // The sum over H·W, then its scaling; the reshape is a view.
+        Kind::GlobalAvgPool(_) => chain(2),
         Kind::Softmax(_) => {
             // max (small), x − max, exp, sum (small), exp / sum.
             let small = out / o.last().copied().unwrap_or(1).max(1);
@@ -195,6 +303,34 @@ pub fn candle_layer(kind: &Kind, xs: &[Vec<u64>], o: &[u64], threads: u64, s: u6
     }
 }
 
+/// The state of every layer's inputs (execution order): tracked when an input comes from a
+/// tracked layer (a layer is tracked when an input is or it has parameters, own or shared);
+/// contiguous unless an input is a transpose, permute or select view (reshape and flatten of
+/// such a view copy it, so their outputs are contiguous again).
+pub fn input_states(a: &Analysis) -> Vec<Inputs> {
+    let pos_of: std::collections::HashMap<usize, usize> =
+        a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+    let mut tracked = vec![false; a.layers.len()];
+    let mut contiguous = vec![true; a.layers.len()];
+    let mut states = Vec::with_capacity(a.layers.len());
+    for (pos, l) in a.layers.iter().enumerate() {
+        let mut st = Inputs { tracked: false, contiguous: true };
+        for src in &a.graph.inputs[l.index] {
+            if let crate::graph::Source::Layer(j) = src {
+                let p = pos_of[j];
+                st.tracked |= tracked[p];
+                st.contiguous &= contiguous[p];
+            }
+        }
+        let kind = &a.layer_spec(l).kind;
+        tracked[pos] =
+            st.tracked || l.params > 0 || l.shares.is_some() || matches!(kind, Kind::Linear(x) if x.tied_to.is_some());
+        contiguous[pos] = !matches!(kind, Kind::Transpose(_) | Kind::Permute(_) | Kind::Select(_));
+        states.push(st);
+    }
+    states
+}
+
 /// Per-layer predictions of an inference forward, in execution order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Inference {
@@ -226,9 +362,10 @@ pub fn inference(a: &Analysis, threads: u64) -> Inference {
     let mut live_neutral = vec![0u64; n];
     let mut live_candle = vec![0u64; n];
     let mut r = Inference::default();
+    let states = input_states(a);
     for (pos, l) in a.layers.iter().enumerate() {
         let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
-        let c = candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, false);
+        let c = candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, false, states[pos]);
         let before_n: u64 = live_neutral.iter().sum();
         let before_c: u64 = live_candle.iter().sum();
         r.peak.push(before_n + l.activation_bytes);
@@ -270,9 +407,10 @@ pub fn retained(a: &Analysis, threads: u64) -> Vec<u64> {
     let s = a.spec.dtype.size();
     a.layers
         .iter()
-        .map(|l| {
+        .zip(input_states(a))
+        .map(|(l, st)| {
             let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
-            candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, true).retained
+            candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, true, st).retained
         })
         .collect()
 }
