@@ -1,7 +1,8 @@
 //! Overhead of `netstat measure`'s bookkeeping over a bare candle loop (scripted bench,
 //! `cargo bench --bench measure_overhead`).
 //!
-//! Bare: the same built modules called in order, every value kept, no probe, no shape check.
+//! Bare: the same built modules called in order, each value dropped after its last reader (the
+//! same liveness frees, so both loops allocate alike), no probe, no shape check.
 //! Measured: `Net::forward` with the per-layer probe measure uses (clock and allocator reads
 //! around each layer, shape check, liveness frees). Alternating runs of each, medians compared.
 //! Both run under the counting allocator (one relaxed atomic add and a max per allocation,
@@ -33,19 +34,24 @@ impl Probe for Timer {
 }
 
 fn bare(net: &Net, x: &candle_core::Tensor, pass: Pass) -> candle_core::Tensor {
-    let mut vals: Vec<candle_core::Tensor> = Vec::with_capacity(net.layers.len());
+    let mut vals: Vec<Option<candle_core::Tensor>> = Vec::with_capacity(net.layers.len());
     for l in &net.layers {
         let xs: Vec<candle_core::Tensor> = l
             .inputs
             .iter()
             .map(|s| match *s {
                 Slot::Input => x.clone(),
-                Slot::At(p) => vals[p].clone(),
+                Slot::At(p) => vals[p].clone().unwrap(),
             })
             .collect();
-        vals.push(l.module.forward(&xs, pass).unwrap());
+        vals.push(Some(l.module.forward(&xs, pass).unwrap()));
+        for s in &l.frees {
+            if let Slot::At(p) = *s {
+                vals[p] = None;
+            }
+        }
     }
-    vals.pop().unwrap()
+    vals.pop().flatten().unwrap()
 }
 
 fn median(v: &mut [f64]) -> f64 {
