@@ -201,7 +201,7 @@ pub fn candle_layer(
     // A chain of `k` elementwise ops in one expression (Rust keeps every temporary until the
     // end of the statement): k outputs live at its end; all k kept for backward when tracked.
     let chain = |k: u64| CandleLayer { output: out, peak: k * out, retained: if inp.tracked { k * out } else { out } };
-    // A non-contiguous input copied before a matmul.
+    // A non-contiguous input copied inside a matmul: a transient, not an autograd node.
     let copy_in = if inp.contiguous { 0 } else { elems(x) * s };
     #[allow(unreachable_patterns)]
     match kind {
@@ -226,9 +226,9 @@ pub fn candle_layer(
         }
         Kind::Linear(l) => {
             let bias = if l.bias { out } else { 0 };
-            CandleLayer { output: out, peak: copy_in + out + bias, retained: copy_in + out + bias }
+            CandleLayer { output: out, peak: copy_in + out + bias, retained: out + bias }
         }
-        Kind::Matmul(_) => CandleLayer { output: out, peak: copy_in + out, retained: copy_in + out },
+        Kind::Matmul(_) => CandleLayer { output: out, peak: copy_in + out, retained: out },
         Kind::MultiHeadAttention(m) => attention(m, xs, o, s),
         Kind::LayerNorm(l) => {
             // x − mean, (x − mean)², the quotient, then γ· and +β: each O; the two means and
