@@ -220,7 +220,7 @@ pub fn open(target: Target) -> Result<Opened, BadDevice> {
 fn open_cuda(n: usize) -> Result<Opened, BadDevice> {
     Err(BadDevice(format!(
         "--device cuda:{n}: this netstat was built without CUDA and measures on the CPU only; \
-         build it with `cargo build --release --features cuda` (needs nvcc: README, \"GPU and CUDA\") \
+         build it with `cargo build --release --features cuda` (needs nvcc; README.md, \"Building with CUDA\") \
          on a machine with an NVIDIA driver"
     )))
 }
