@@ -339,9 +339,8 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         fake_timings: m.fake_timings || std::env::var_os("NETSTAT_FAKE_TIMINGS").is_some(),
         force: m.force,
         progress: true,
-        lr: 1e-3,
-        layer_backward: true,
         device: m.device,
+        ..Default::default()
     };
     let r = crate::measure::measure(&analysis, &settings).map_err(|e| {
         match e.downcast::<crate::measure::run::DoesNotFit>() {

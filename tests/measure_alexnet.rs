@@ -14,19 +14,7 @@ use netstat::report::measured::error_percent;
 static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Counting;
 
 fn settings(train: bool, optimizer: OptimizerKind) -> Settings {
-    Settings {
-        train,
-        optimizer,
-        warmup: 1,
-        iters: 1,
-        seed: 0,
-        fake_timings: false,
-        force: false,
-        progress: false,
-        lr: 1e-3,
-        layer_backward: false,
-        device: Default::default(),
-    }
+    Settings { train, optimizer, warmup: 1, iters: 1, layer_backward: false, ..Settings::default() }
 }
 
 #[test]

@@ -11,23 +11,10 @@
 //! reshapes the patches to a fixed [768, 196].
 
 use netstat::analysis::Overrides;
-use netstat::measure::optim::OptimizerKind;
 use netstat::measure::{measure, Settings};
 
 fn settings(train: bool) -> Settings {
-    Settings {
-        train,
-        optimizer: OptimizerKind::Sgd,
-        warmup: 0,
-        iters: 1,
-        seed: 0,
-        fake_timings: true,
-        force: false,
-        progress: false,
-        lr: 1e-3,
-        layer_backward: false,
-        device: Default::default(),
-    }
+    Settings { train, warmup: 0, iters: 1, fake_timings: true, layer_backward: false, ..Settings::default() }
 }
 
 /// Measure `spec` at batch 1 with input `input`, forward and training; the built parameters

@@ -9,7 +9,6 @@
 //!
 //! One test function: the counting allocator is process-wide.
 
-use netstat::measure::optim::OptimizerKind;
 use netstat::measure::{measure, Settings};
 use netstat::report::measured::error_percent;
 
@@ -17,19 +16,7 @@ use netstat::report::measured::error_percent;
 static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Counting;
 
 fn settings(train: bool) -> Settings {
-    Settings {
-        train,
-        optimizer: OptimizerKind::Sgd,
-        warmup: 1,
-        iters: 1,
-        seed: 0,
-        fake_timings: true,
-        force: false,
-        progress: false,
-        lr: 1e-3,
-        layer_backward: false,
-        device: Default::default(),
-    }
+    Settings { train, warmup: 1, iters: 1, fake_timings: true, layer_backward: false, ..Settings::default() }
 }
 
 #[test]

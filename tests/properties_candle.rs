@@ -96,6 +96,42 @@ fn reference_pool(x: &Tensor, k: [usize; 2], s: [usize; 2], p: usize, ceil: bool
     y.narrow(2, 0, ho).unwrap().narrow(3, 0, wo).unwrap()
 }
 
+/// One pooling configuration (max or average) against candle's own pool; the padding is
+/// clamped to PyTorch's bound (≤ kernel/2) rather than rejected.
+#[allow(clippy::too_many_arguments)]
+fn pool_case(
+    max: bool,
+    n: usize,
+    c: usize,
+    [h, w]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    p: usize,
+    ceil: bool,
+) -> Result<(), TestCaseError> {
+    let p = p.min(kh.min(kw) / 2);
+    // The kernel fits the padded input.
+    prop_assume!(kh <= h + 2 * p && kw <= w + 2 * p);
+    let kind = if max { "max_pool2d" } else { "avg_pool2d" };
+    let (a, net, x, y) = built(&format!(
+        "name: m\ninput: [{c}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: m, kind: {kind}, \
+         kernel: [{kh}, {kw}], stride: [{sh}, {sw}], padding: {p}, ceil_mode: {ceil}}}\n"
+    ));
+    let r = reference_pool(&x, [kh, kw], [sh, sw], p, ceil, max);
+    prop_assert_eq!(dims(&a), r.dims().to_vec());
+    prop_assert_eq!(a.totals.params, 0);
+    prop_assert_eq!(net.params.elements(), 0);
+    // Values: max pooling always; average pooling in floor mode, where every window lies in
+    // the padded input, so candle's mean over k_h·k_w (padding zeros included) is PyTorch's
+    // count_include_pad = true. In ceil mode PyTorch divides an overhanging window by its part
+    // inside the padded input: a rule of its own, left to avg_pool2d.rs's unit tests and the
+    // gradient check.
+    if max || !ceil {
+        prop_assert!(rel_diff(&y, &r) <= 1e-9);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(cfg())]
 
@@ -160,19 +196,7 @@ proptest! {
         n in 1usize..3, c in 1usize..4, h in 1usize..12, w in 1usize..12,
         kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, p in 0usize..3, ceil: bool,
     ) {
-        // PyTorch: padding ≤ kernel/2 (clamped here rather than rejected); the kernel fits the
-        // padded input.
-        let p = p.min(kh.min(kw) / 2);
-        prop_assume!(kh <= h + 2 * p && kw <= w + 2 * p);
-        let (a, net, x, y) = built(&format!(
-            "name: m\ninput: [{c}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: m, kind: max_pool2d, \
-             kernel: [{kh}, {kw}], stride: [{sh}, {sw}], padding: {p}, ceil_mode: {ceil}}}\n"
-        ));
-        let r = reference_pool(&x, [kh, kw], [sh, sw], p, ceil, true);
-        prop_assert_eq!(dims(&a), r.dims().to_vec());
-        prop_assert_eq!(a.totals.params, 0);
-        prop_assert_eq!(net.params.elements(), 0);
-        prop_assert!(rel_diff(&y, &r) <= 1e-9);
+        pool_case(true, n, c, [h, w], [kh, kw], [sh, sw], p, ceil)?;
     }
 
     #[test]
@@ -180,22 +204,7 @@ proptest! {
         n in 1usize..3, c in 1usize..4, h in 1usize..12, w in 1usize..12,
         kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, p in 0usize..3, ceil: bool,
     ) {
-        let p = p.min(kh.min(kw) / 2);
-        prop_assume!(kh <= h + 2 * p && kw <= w + 2 * p);
-        let (a, net, x, y) = built(&format!(
-            "name: v\ninput: [{c}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: v, kind: avg_pool2d, \
-             kernel: [{kh}, {kw}], stride: [{sh}, {sw}], padding: {p}, ceil_mode: {ceil}}}\n"
-        ));
-        let r = reference_pool(&x, [kh, kw], [sh, sw], p, ceil, false);
-        prop_assert_eq!(dims(&a), r.dims().to_vec());
-        prop_assert_eq!(net.params.elements(), 0);
-        // Values: in floor mode every window lies in the padded input, so candle's mean over
-        // k_h·k_w (padding zeros included) is PyTorch's count_include_pad = true. In ceil mode
-        // PyTorch divides an overhanging window by its part inside the padded input: a rule of
-        // its own, left to the analysis' unit tests (avg_pool2d.rs) and the gradient check.
-        if !ceil {
-            prop_assert!(rel_diff(&y, &r) <= 1e-9);
-        }
+        pool_case(false, n, c, [h, w], [kh, kw], [sh, sw], p, ceil)?;
     }
 
     #[test]

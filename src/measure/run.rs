@@ -41,6 +41,26 @@ pub struct Settings {
     pub device: Target,
 }
 
+impl Default for Settings {
+    /// The command line's defaults: inference on the CPU, SGD if training, 3 warm-up and 10
+    /// timed passes, seed 0, lr 1e-3, per-layer backward timing on, no progress bar.
+    fn default() -> Self {
+        Settings {
+            train: false,
+            optimizer: OptimizerKind::Sgd,
+            warmup: 3,
+            iters: 10,
+            seed: 0,
+            fake_timings: false,
+            force: false,
+            progress: false,
+            lr: 1e-3,
+            layer_backward: true,
+            device: Target::Cpu,
+        }
+    }
+}
+
 /// A run that the preflight refuses: it would not fit in memory (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
