@@ -10,6 +10,12 @@ use netstat::Error;
 static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Counting;
 
 fn main() {
+    // candle attaches a captured backtrace to its errors' messages when RUST_BACKTRACE is set;
+    // error messages are for users, so library backtraces stay off unless asked for by
+    // RUST_LIB_BACKTRACE itself (panics still follow RUST_BACKTRACE). Set before any thread.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     if let Err(e) = netstat::report::interrupt::install() {
         eprintln!("warning: {e}");

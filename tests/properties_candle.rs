@@ -136,6 +136,48 @@ proptest! {
     #![proptest_config(cfg())]
 
     #[test]
+    fn conv2d_with_per_axis_stride_and_dilation_matches_candle(
+        n in 1usize..3, g in 1usize..3, ci in 1usize..3, co in 1usize..3,
+        h in 1usize..10, w in 1usize..10, kh in 1usize..4, kw in 1usize..4,
+        sh in 1usize..4, sw in 1usize..4, dh in 1usize..3, dw in 1usize..3, p in 0usize..3,
+    ) {
+        // candle's conv2d takes one stride and one dilation, so the reference dilates the
+        // kernel by hand (index arithmetic, not netstat's helper), runs candle's conv at
+        // stride 1 (candle sizes that output itself) and keeps every s-th row and column.
+        prop_assume!(sh != sw || dh != dw);
+        let (c_in, c_out) = (ci * g, co * g);
+        let fits = |x: usize, k: usize, d: usize| d * (k - 1) < x + 2 * p;
+        prop_assume!(fits(h, kh, dh) && fits(w, kw, dw));
+        let (a, net, x, y) = built(&format!(
+            "name: c\ninput: [{c_in}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: c, kind: conv2d, c_out: {c_out}, \
+             kernel: [{kh}, {kw}], stride: [{sh}, {sw}], padding: {p}, dilation: [{dh}, {dw}], groups: {g}}}\n"
+        ));
+        let wt = param(&net, "weight").unwrap();
+        // Dilation by definition: weight tap (i, j) at (i·d_h, j·d_w) of a zero kernel.
+        let (keh, kew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+        let mut wd = vec![0f64; c_out * (c_in / g) * keh * kew];
+        let wv: Vec<f64> = wt.flatten_all().unwrap().to_vec1().unwrap();
+        for o in 0..c_out * (c_in / g) {
+            for i in 0..kh {
+                for j in 0..kw {
+                    wd[o * keh * kew + i * dh * kew + j * dw] = wv[o * kh * kw + i * kw + j];
+                }
+            }
+        }
+        let wd = Tensor::from_vec(wd, (c_out, c_in / g, keh, kew), &Device::Cpu).unwrap();
+        let full = pad_hw(&x, p, p, 0.0).conv2d(&wd, 0, 1, 1, g).unwrap();
+        let pick = |t: &Tensor, dim: usize, s: usize| {
+            let idx: Vec<u32> = (0..t.dim(dim).unwrap()).step_by(s).map(|i| i as u32).collect();
+            let len = idx.len();
+            t.index_select(&Tensor::from_vec(idx, len, &Device::Cpu).unwrap(), dim).unwrap()
+        };
+        let r = with_bias(pick(&pick(&full, 2, sh), 3, sw), param(&net, "bias"));
+        prop_assert_eq!(dims(&a), r.dims().to_vec());
+        prop_assert_eq!(a.totals.params, net.params.elements());
+        prop_assert!(rel_diff(&y, &r) <= 1e-9);
+    }
+
+    #[test]
     fn conv2d_matches_candle(
         n in 1usize..3, g in 1usize..4, ci in 1usize..3, co in 1usize..3,
         h in 1usize..10, w in 1usize..10, kh in 1usize..4, kw in 1usize..4,

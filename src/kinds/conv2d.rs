@@ -159,7 +159,9 @@ impl crate::measure::build::Build for Conv2d {
     /// backward derives the output padding from the height alone); otherwise the input is
     /// zero-padded and cropped to the extent the windows read, and the conv gets padding 0.
     /// Depthwise convs (groups = c_in = c_out) are k_h·k_w shifted slices times a per-channel
-    /// weight, summed (6-30× faster than candle's per-group convs, CANDLE_NOTES).
+    /// weight, summed (6-30× faster than candle's per-group convs, CANDLE_NOTES). A stride or
+    /// dilation that differs between the axes: the kernel dilated with zeros, a stride-1 conv,
+    /// then every s-th row and column.
     fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
         use crate::measure::ops::{pad, strided, Win};
         let x = cx.input(0);
@@ -205,9 +207,16 @@ impl crate::measure::build::Build for Conv2d {
             }));
         }
         if sh != sw || dh != dw {
-            return Err(candle_core::Error::msg(format!(
-                "candle conv2d takes one stride and one dilation for both axes, got stride [{sh}, {sw}], dilation [{dh}, {dw}]"
-            )));
+            // candle's conv2d takes one stride and one dilation for both axes: dilate the kernel
+            // explicitly (zeros between taps), convolve the padded input at stride 1 and keep
+            // every s_h-th row and s_w-th column.
+            use crate::measure::ops::dilate;
+            return Ok(Box::new(move |xs: &[Tensor], _| {
+                let wd = dilate(&dilate(&weight, 2, dh)?, 3, dw)?;
+                let xp = pad(&pad(&xs[0], 2, pt, pb, 0.0)?, 3, pl, pr, 0.0)?;
+                let y = xp.conv2d(&wd, 0, 1, 1, g)?;
+                add_bias(strided(&strided(&y, 2, 0, ho, sh)?, 3, 0, wo, sw)?)
+            }));
         }
         let native = pt == pb && pl == pr && pt == pl && {
             let left = |v: Win, p: usize| v.input + 2 * p - v.extent();

@@ -119,9 +119,10 @@ impl crate::measure::build::Build for ConvTranspose2d {
     /// convolved (stride 1, dilation d) with the kernel flipped in H and W and its in/out
     /// channels swapped per group (PyTorch's definition of the transposed conv as the gradient
     /// of conv2d). Weight `[c_in, c_out/groups, k_h, k_w]` (PyTorch layout); bias added after.
-    /// candle's own conv_transpose2d has no groups and one stride/padding for both axes.
+    /// candle's own conv_transpose2d has no groups and one stride/padding for both axes; the
+    /// dilation is made explicit in the kernel (zeros between taps), so the axes may differ.
     fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::pad;
+        use crate::measure::ops::{dilate, pad};
         use candle_core::Tensor;
         let x = cx.input(0);
         let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
@@ -131,11 +132,6 @@ impl crate::measure::build::Build for ConvTranspose2d {
         let [ph, pw] = self.padding.map(|v| v as usize);
         let [oph, opw] = self.output_padding.map(|v| v as usize);
         let [dh, dw] = self.dilation.map(|v| v as usize);
-        if dh != dw {
-            return Err(candle_core::Error::msg(format!(
-                "candle conv2d takes one dilation for both axes, got [{dh}, {dw}]"
-            )));
-        }
         let (ho, wo) = (cx.output.0[2] as usize, cx.output.0[3] as usize);
         let bound = 1.0 / ((c_out / g * kh * kw) as f64).sqrt();
         let weight = cx.param("weight", &[c_in, c_out / g, kh, kw], bound)?;
@@ -148,21 +144,24 @@ impl crate::measure::build::Build for ConvTranspose2d {
             // Kernel for the equivalent conv: [c_out, c_in/g, kh, kw], flipped.
             let wf = weight.index_select(&rh, 2)?.index_select(&rw, 3)?;
             let wf = wf.reshape((g, cig, cog, kh, kw))?.transpose(1, 2)?.reshape((c_out, cig, kh, kw))?.contiguous()?;
+            // Dilation made explicit (zeros between taps), so each axis can have its own.
+            let wf = dilate(&dilate(&wf, 2, dh)?, 3, dw)?;
             // Zero insertion: [n,c,h,1,w,1] padded to [n,c,h,s_h,w,s_w], then cropped.
             let xd = xs[0].reshape((n, c_in, h, 1, w, 1))?;
             let xd = pad(&pad(&xd, 3, 0, sh - 1, 0.0)?, 5, 0, sw - 1, 0.0)?;
             let xd = xd.reshape((n, c_in, h * sh, w * sw))?;
             let xd = xd.narrow(2, 0, (h - 1) * sh + 1)?.narrow(3, 0, (w - 1) * sw + 1)?;
             // Pad d·(k−1) − p each side; a negative pad is a crop.
-            let side = |k: usize, p: usize, t: &Tensor, dim: usize, op: usize| -> candle_core::Result<Tensor> {
-                let full = dh * (k - 1);
-                let len = t.dim(dim)?;
-                let t = pad(t, dim, full, full + op, 0.0)?;
-                t.narrow(dim, p, len + 2 * full + op - 2 * p)
-            };
-            let xp = side(kh, ph, &xd, 2, oph)?;
-            let xp = side(kw, pw, &xp, 3, opw)?;
-            let y = xp.conv2d(&wf, 0, 1, dh, g)?;
+            let side =
+                |k: usize, d: usize, p: usize, t: &Tensor, dim: usize, op: usize| -> candle_core::Result<Tensor> {
+                    let full = d * (k - 1);
+                    let len = t.dim(dim)?;
+                    let t = pad(t, dim, full, full + op, 0.0)?;
+                    t.narrow(dim, p, len + 2 * full + op - 2 * p)
+                };
+            let xp = side(kh, dh, ph, &xd, 2, oph)?;
+            let xp = side(kw, dw, pw, &xp, 3, opw)?;
+            let y = xp.conv2d(&wf, 0, 1, 1, g)?;
             debug_assert_eq!(y.dims(), &[n, c_out, ho, wo]);
             match &bias {
                 Some(b) => y.broadcast_add(b),

@@ -93,6 +93,8 @@ mod tests {
         ok("[2, 6, 6]", "kind: conv2d, c_out: 2, kernel: [2, 3], padding: [0, 1, 2, 1], bias: false");
         ok("[4, 6, 6]", "kind: conv2d, c_out: 2, kernel: 3, groups: 2, dilation: 2");
         ok("[2, 5, 5]", "kind: conv2d, c_out: 3, kernel: 1, stride: 2");
+        // Stride and dilation that differ between the axes (the dilated-kernel path).
+        ok("[2, 7, 8]", "kind: conv2d, c_out: 3, kernel: [3, 2], stride: [1, 2], dilation: [2, 1], padding: 1");
     }
 
     #[test]
@@ -194,6 +196,7 @@ mod tests {
         ok("[4, 3, 3]", "kind: conv_transpose2d, c_out: 2, kernel: 3, stride: 2, padding: 1, output_padding: 1");
         ok("[4, 3, 2]", "kind: conv_transpose2d, c_out: 6, kernel: [2, 3], stride: [2, 1], groups: 2");
         ok("[2, 3, 3]", "kind: conv_transpose2d, c_out: 3, kernel: 3, dilation: 2, padding: 2, bias: false");
+        ok("[2, 3, 4]", "kind: conv_transpose2d, c_out: 2, kernel: [2, 3], stride: [2, 1], dilation: [1, 2]");
     }
 
     #[test]

@@ -15,7 +15,12 @@ pub fn strided(x: &Tensor, dim: usize, start: usize, count: usize, step: usize) 
     }
     let idx: Vec<u32> = (0..count).map(|i| (start + i * step) as u32).collect();
     let idx = Tensor::from_vec(idx, count, x.device())?;
-    x.index_select(&idx, dim)
+    // candle's index_select takes contiguous tensors only (a narrowed view is not).
+    if x.is_contiguous() {
+        x.index_select(&idx, dim)
+    } else {
+        x.contiguous()?.index_select(&idx, dim)
+    }
 }
 
 /// Pad `x` along `dim` with `lo` and `hi` elements of `value` (zeros: `pad_with_zeros`).
@@ -36,6 +41,28 @@ pub fn pad(x: &Tensor, dim: usize, lo: usize, hi: usize, value: f64) -> Result<T
     if hi > 0 {
         dims[dim] = hi;
         parts.push(Tensor::full(value, dims.as_slice(), x.device())?.to_dtype(x.dtype())?);
+    }
+    Tensor::cat(&parts, dim)
+}
+
+/// Insert `d − 1` zeros between the taps of kernel `w` along `dim`: a kernel of size
+/// `d·(k − 1) + 1` whose convolution with dilation 1 equals the original's with dilation `d`
+/// (the definition of dilation, PyTorch Conv2d docs). Made of `narrow` and `cat`, so it
+/// backpropagates; `d = 1` returns `w`.
+pub fn dilate(w: &Tensor, dim: usize, d: usize) -> Result<Tensor> {
+    let k = w.dim(dim)?;
+    if d == 1 || k == 1 {
+        return Ok(w.clone());
+    }
+    let mut zdims = w.dims().to_vec();
+    zdims[dim] = d - 1;
+    let zeros = Tensor::zeros(zdims.as_slice(), w.dtype(), w.device())?;
+    let mut parts = Vec::with_capacity(2 * k - 1);
+    for i in 0..k {
+        if i > 0 {
+            parts.push(zeros.clone());
+        }
+        parts.push(w.narrow(dim, i, 1)?);
     }
     Tensor::cat(&parts, dim)
 }

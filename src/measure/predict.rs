@@ -148,6 +148,29 @@ fn pool(win: &PoolWindow, x: &[u64], o: &[u64], s: u64) -> CandleLayer {
     CandleLayer { output: out, peak: pw.max(rw + ph).max(out), retained: tw + th }
 }
 
+/// Bytes candle 0.11.1 allocates and frees inside every CPU matmul call beyond the output
+/// (bookkeeping around its gemm call), measured with the counting allocator on the 2-core dev
+/// machine: 9,143 B for every shape tried, 1×64·64×1,000 to 64×4,096·4,096×1,000. It is what
+/// made the FC layers at batch 1 (tens of KiB) peak a few KiB above the model.
+pub const MATMUL_TRANSIENT_BYTES: u64 = 9_143;
+
+/// Bytes of the constants a network builds with its weights: the L_q×L_k additive mask of
+/// each causal `multi_head_attention` (src/kinds/multi_head_attention.rs builds it once).
+pub fn constants(a: &Analysis) -> u64 {
+    let s = a.spec.dtype.size();
+    a.layers
+        .iter()
+        .filter_map(|l| match &a.layer_spec(l).kind {
+            Kind::MultiHeadAttention(m) if m.causal => {
+                let q = &l.input_shapes[0].0;
+                let k = l.input_shapes.get(1).map_or(q, |k| &k.0);
+                Some(q[1] * k[1] * s)
+            }
+            _ => None,
+        })
+        .sum()
+}
+
 /// Multi-head attention as built in src/kinds/multi_head_attention.rs (O_q = N·L_q·D·s,
 /// O_k = N·L_k·D·s, S = N·H·L_q·L_k·s):
 /// - training keeps, per projection, the matmul result, the bias sum and the head-split
@@ -170,17 +193,20 @@ fn attention(
     let (oq, ok) = (n * lq * d * s, n * lk * d * s);
     let sc = n * m.heads * lq * lk * s;
     let small = n * m.heads * lq * s;
-    let per = if m.bias { 3 } else { 2 };
+    // With one head the split `N×L×1×D → N×1×L×D` is already contiguous (candle ignores
+    // size-1 dims), so there is no head-split copy and no merged-heads copy.
+    let copy = u64::from(m.heads > 1);
+    let per = 1 + u64::from(m.bias) + copy;
     let retained = per * oq
         + 2 * per * ok
         + (5 + u64::from(m.causal)) * sc
         + 2 * small
-        + 2 * oq
+        + (1 + copy) * oq
         + if m.bias { 2 * oq } else { oq };
     let heads = oq + 2 * ok;
-    let proj_v = oq + ok + per * ok;
+    let proj_v = oq + ok + per * ok + MATMUL_TRANSIENT_BYTES;
     let softmax = heads + 4 * sc + 2 * small;
-    let out_proj = heads + 2 * sc + oq + if m.bias { 2 * oq } else { oq };
+    let out_proj = heads + 2 * sc + (1 + copy) * oq + if m.bias { 2 * oq } else { oq };
     CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained }
 }
 
@@ -226,9 +252,10 @@ pub fn candle_layer(
         }
         Kind::Linear(l) => {
             let bias = if l.bias { out } else { 0 };
-            CandleLayer { output: out, peak: copy_in + out + bias, retained: out + bias }
+            // The matmul (its output, a transient, a copy of a strided input), then the bias sum.
+            CandleLayer { output: out, peak: out + (copy_in + MATMUL_TRANSIENT_BYTES).max(bias), retained: out + bias }
         }
-        Kind::Matmul(_) => CandleLayer { output: out, peak: copy_in + out, retained: out },
+        Kind::Matmul(_) => CandleLayer { output: out, peak: out + copy_in + MATMUL_TRANSIENT_BYTES, retained: out },
         Kind::MultiHeadAttention(m) => attention(m, xs, o, s),
         Kind::LayerNorm(l) => {
             // x − mean, (x − mean)², the quotient, then γ· and +β: each O; the two means and
@@ -402,17 +429,49 @@ pub fn inference(a: &Analysis, threads: u64) -> Inference {
     r
 }
 
-/// Candle-model bytes retained by a training forward, per layer (execution order).
+/// Candle-model bytes retained by a training forward, per layer (execution order): the live
+/// growth across the layer. A parameter-free layer whose inputs are untracked (nothing before
+/// it touched a weight) records no op, so it keeps only its output, and the untracked values
+/// it was the last to read are freed.
 pub fn retained(a: &Analysis, threads: u64) -> Vec<u64> {
     let s = a.spec.dtype.size();
-    a.layers
-        .iter()
-        .zip(input_states(a))
-        .map(|(l, st)| {
-            let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
-            candle_layer(&a.layer_spec(l).kind, &xs, &l.output.0, threads, s, true, st).retained
-        })
-        .collect()
+    let pos_of: std::collections::HashMap<usize, usize> =
+        a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+    let mut last = vec![None::<usize>; a.layers.len()];
+    for (pos, l) in a.layers.iter().enumerate() {
+        for src in &a.graph.inputs[l.index] {
+            if let crate::graph::Source::Layer(j) = src {
+                last[pos_of[j]] = Some(pos);
+            }
+        }
+    }
+    let states = input_states(a);
+    let mut own = vec![0u64; a.layers.len()];
+    let mut out = Vec::with_capacity(a.layers.len());
+    for (pos, l) in a.layers.iter().enumerate() {
+        let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
+        let kind = &a.layer_spec(l).kind;
+        let c = candle_layer(kind, &xs, &l.output.0, threads, s, true, states[pos]);
+        own[pos] = c.output;
+        let weightless = l.params == 0 && l.shares.is_none() && !matches!(kind, Kind::Linear(x) if x.tied_to.is_some());
+        if states[pos].tracked || !weightless {
+            out.push(c.retained);
+            continue;
+        }
+        let mut freed = 0u64;
+        let mut seen = Vec::new();
+        for src in &a.graph.inputs[l.index] {
+            if let crate::graph::Source::Layer(j) = src {
+                let p = pos_of[j];
+                if last[p] == Some(pos) && !seen.contains(&p) {
+                    seen.push(p);
+                    freed += own[p];
+                }
+            }
+        }
+        out.push(c.output.saturating_sub(freed));
+    }
+    out
 }
 
 /// Candle-model bytes of the loss on an output of shape `o` (cross-entropy for N×K: labels,

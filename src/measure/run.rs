@@ -92,6 +92,8 @@ pub fn cpu_model() -> String {
 struct Plan {
     input: u64,
     weights: u64,
+    /// Constants built with the weights (causal masks): candle model only.
+    constants: u64,
     opt_state: u64,
     retained: Vec<u64>,
     loss: u64,
@@ -106,6 +108,7 @@ impl Plan {
         Plan {
             input: a.totals.input_bytes,
             weights,
+            constants: predict::constants(a),
             opt_state: if s.train { s.optimizer.state_copies() * weights } else { 0 },
             retained: predict::retained(a, threads),
             loss: predict::loss_bytes(out, ds),
@@ -117,7 +120,7 @@ impl Plan {
     }
     /// Candle-model peak of the whole run above the process baseline.
     fn peak(&self, train: bool) -> u64 {
-        let base = self.input + self.weights + self.opt_state;
+        let base = self.input + self.weights + self.constants + self.opt_state;
         if train {
             // Backward: the graph, the gradients being accumulated (≈ 2 × weights: the store
             // and one zeros_like + add in flight) and the largest activation gradient pair.
@@ -330,7 +333,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         live_bytes: m(live_weights),
         peak_bytes: None,
         predicted_bytes: plan.input + plan.weights,
-        predicted_candle_bytes: plan.input + plan.weights,
+        predicted_candle_bytes: plan.input + plan.weights + plan.constants,
         predicted_candle_peak_bytes: None,
         nvml_process_bytes: nv_weights,
     });
@@ -370,7 +373,10 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             live_bytes: m(fwd_live),
             peak_bytes: m(fwd_peak),
             predicted_bytes: plan.input + plan.weights + a.layers.last().map(|l| l.activation_bytes).unwrap_or(0),
-            predicted_candle_bytes: plan.input + plan.weights + plan.infer.candle_held.last().copied().unwrap_or(0),
+            predicted_candle_bytes: plan.input
+                + plan.weights
+                + plan.constants
+                + plan.infer.candle_held.last().copied().unwrap_or(0),
             predicted_candle_peak_bytes: Some(plan.peak(false)),
             nvml_process_bytes: nv_fwd,
         });
@@ -473,7 +479,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         }
         let raw = first.expect("iters ≥ 1");
         let neutral = Neutral::new(a, s)?;
-        let w = plan.input + plan.weights + plan.opt_state;
+        let w = plan.input + plan.weights + plan.constants + plan.opt_state;
         let r = plan.retained_total();
         let rel = |v: u64| counted.then_some(v.saturating_sub(base0 + caches));
         let st =

@@ -238,6 +238,13 @@ fn header(r: &MeasureReport) -> Vec<String> {
         i.seed,
         if i.fake_timings { "; FAKE TIMINGS (test mode)" } else { "" }
     ));
+    if i.memory_counted && i.warmup < 3 {
+        v.push(format!(
+            "note: --warmup {} < 3: one-time buffers (gemm's per-thread packing caches, about 1-3 MiB) may be \
+             allocated inside the measured pass and show in the memory columns; use --warmup 3 or more",
+            i.warmup
+        ));
+    }
     v.push(format!(
         "whole {}: median {} ms (min {}, max {}, spread {:.0}%), {:.1} GFLOP/s; params built {} = analysis",
         if i.mode == "train" { "step" } else { "forward" },
