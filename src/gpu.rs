@@ -97,12 +97,12 @@ fn opt(v: Option<u32>) -> String {
 
 /// Environment variable naming the NVML library to load instead of the driver's
 /// `libnvidia-ml.so` (for tests: a path that does not exist simulates a missing NVML, even on
-/// a machine with a GPU).
+/// a machine with a GPU). Empty counts as unset.
 pub const NVML_LIB_ENV: &str = "NETSTAT_NVML_LIB";
 
 /// Load NVML: the library named by [`NVML_LIB_ENV`] if set, else the driver's.
 fn init_nvml() -> Result<nvml_wrapper::Nvml, nvml_wrapper::error::NvmlError> {
-    match std::env::var_os(NVML_LIB_ENV) {
+    match std::env::var_os(NVML_LIB_ENV).filter(|p| !p.is_empty()) {
         Some(path) => nvml_wrapper::Nvml::builder().lib_path(&path).init(),
         None => nvml_wrapper::Nvml::init(),
     }
