@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -26,12 +26,7 @@ impl Op for Hardswish {
     /// Saved for backward: the input (PyTorch `hardswish_backward(grad, self)`). In place, autograd
     /// keeps a copy of the original input (the gradient needs it): new bytes of the input's size.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
-        if self.inplace {
-            let elements = inputs[0].elements()?;
-            Ok(vec![Saved::New { elements, dtype: SavedDType::Activation, what: "copy of the input" }])
-        } else {
-            Ok(vec![Saved::Input(0)])
-        }
+        super::saved_input_or_copy(self.inplace, inputs)
     }
 
     /// `inplace: true` overwrites the input: no new output.

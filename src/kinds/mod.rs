@@ -284,6 +284,18 @@ pub fn same_shape(inputs: &[Shape]) -> Result<Cost, KindError> {
     Ok(Cost { output: inputs[0].clone(), params: 0, buffers: 0, macs: 0 })
 }
 
+/// Saved tensors of an elementwise activation whose backward needs its input (silu,
+/// hardswish): the input itself, or — in place, where the input is overwritten — a copy of it,
+/// new bytes of the input's size (PyTorch saves `self` before the in-place op).
+pub fn saved_input_or_copy(inplace: bool, inputs: &[Shape]) -> Result<Vec<Saved>, KindError> {
+    if inplace {
+        let elements = inputs[0].elements()?;
+        Ok(vec![Saved::New { elements, dtype: SavedDType::Activation, what: "copy of the input" }])
+    } else {
+        Ok(vec![Saved::Input(0)])
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Build a kind from YAML text for unit tests.
