@@ -335,8 +335,7 @@ pub fn candle_layer(
 /// contiguous unless an input is a transpose, permute or select view (reshape and flatten of
 /// such a view copy it, so their outputs are contiguous again).
 pub fn input_states(a: &Analysis) -> Vec<Inputs> {
-    let pos_of: std::collections::HashMap<usize, usize> =
-        a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+    let (pos_of, _) = last_readers(a);
     let mut tracked = vec![false; a.layers.len()];
     let mut contiguous = vec![true; a.layers.len()];
     let mut states = Vec::with_capacity(a.layers.len());
@@ -371,10 +370,9 @@ pub struct Inference {
     pub candle_held: Vec<u64>,
 }
 
-/// Walk the liveness schedule of `a` (the one the runner frees by) and predict every layer's
-/// inference peak and held bytes. The network input is outside (the caller keeps it).
-pub fn inference(a: &Analysis, threads: u64) -> Inference {
-    let s = a.spec.dtype.size();
+/// Execution positions: of each spec layer (by spec index), and of each layer's last reader
+/// (`None` when nothing reads its output) — the schedule the runner frees by.
+fn last_readers(a: &Analysis) -> (std::collections::HashMap<usize, usize>, Vec<Option<usize>>) {
     let pos_of: std::collections::HashMap<usize, usize> =
         a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
     let mut last = vec![None::<usize>; a.layers.len()];
@@ -385,6 +383,14 @@ pub fn inference(a: &Analysis, threads: u64) -> Inference {
             }
         }
     }
+    (pos_of, last)
+}
+
+/// Walk the liveness schedule of `a` (the one the runner frees by) and predict every layer's
+/// inference peak and held bytes. The network input is outside (the caller keeps it).
+pub fn inference(a: &Analysis, threads: u64) -> Inference {
+    let s = a.spec.dtype.size();
+    let (pos_of, last) = last_readers(a);
     let n = a.layers.len();
     let mut live_neutral = vec![0u64; n];
     let mut live_candle = vec![0u64; n];
@@ -435,16 +441,7 @@ pub fn inference(a: &Analysis, threads: u64) -> Inference {
 /// it was the last to read are freed.
 pub fn retained(a: &Analysis, threads: u64) -> Vec<u64> {
     let s = a.spec.dtype.size();
-    let pos_of: std::collections::HashMap<usize, usize> =
-        a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
-    let mut last = vec![None::<usize>; a.layers.len()];
-    for (pos, l) in a.layers.iter().enumerate() {
-        for src in &a.graph.inputs[l.index] {
-            if let crate::graph::Source::Layer(j) = src {
-                last[pos_of[j]] = Some(pos);
-            }
-        }
-    }
+    let (pos_of, last) = last_readers(a);
     let states = input_states(a);
     let mut own = vec![0u64; a.layers.len()];
     let mut out = Vec::with_capacity(a.layers.len());
