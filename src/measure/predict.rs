@@ -293,10 +293,12 @@ pub fn candle_layer(
         Kind::Reshape(_) => CandleLayer::default(),
         // The sum over H·W, then its scaling; the reshape is a view.
         Kind::GlobalAvgPool(_) => chain(2),
-        Kind::Softmax(_) => {
-            // max (small), x − max, exp, sum (small), exp / sum.
-            let small = out / o.last().copied().unwrap_or(1).max(1);
-            CandleLayer { output: out, peak: 2 * out + 2 * small, retained: 3 * out + 2 * small }
+        Kind::Softmax(sm) => {
+            // candle_nn::ops::softmax: max (small), x − max, exp, sum (small), exp / sum; its
+            // locals live until it returns, so x − max, exp and the quotient are live together.
+            let d = crate::kinds::norm_dim(sm.dim, &crate::shape::Shape(o.to_vec()), "dim").map_or(o.len() - 1, |d| d);
+            let small = out / o.get(d).copied().unwrap_or(1).max(1);
+            CandleLayer { output: out, peak: 3 * out + 2 * small, retained: 3 * out + 2 * small }
         }
         Kind::Lrn(l) => {
             let c = x[1];
