@@ -1,7 +1,7 @@
 //! The candle memory model on the transformer kinds (issue 5, item 6): tests/fixtures/
 //! transformer_block.yaml — a pre-LN encoder block (layer_norm, multi_head_attention with and
 //! without bias, causal, add, linear, gelu) and hardswish, relu6, silu, a three-input mul, the
-//! views (transpose, reshape of a transposed view, permute, select) and concat — built and run
+//! views (transpose, reshape of a transposed view, permute, select), concat and a softmax over dim 1 — built and run
 //! in candle with the counting allocator, measured against the model.
 //!
 //! Sizes: O = 2·64·128·4 = 65,536 B per [2, 64, 128] f32 value; the scores of the 4-head
@@ -51,6 +51,9 @@ fn transformer_block_training_and_inference_memory() {
     assert_eq!(retained("back").1, 0);
     assert_eq!(retained("first").1, 0);
     assert_eq!(retained("flat").1, 65_536);
+    // softmax over dim 1 of [2, 64, 256] (out = 131,072 B, 64 along the dim): x − max, exp and
+    // the quotient, 3·out, and the max and the sum, 2·out/64: 393,216 + 4,096.
+    assert_eq!(retained("probs").1, 397_312);
     let (mut measured, mut predicted) = (0, 0);
     for (l, m) in r.report.layers.iter().zip(&r.layers) {
         let (got, want) = (m.retained_bytes.unwrap(), m.predicted_candle_retained_bytes.unwrap());
