@@ -141,7 +141,7 @@ pub fn training_memory(a: &Analysis, devices: u64) -> Result<TrainingMemory, Str
 /// The largest share of `elems` elements over `d` devices when split along a dimension of size
 /// `channels`: `elems / channels · ⌈channels / d⌉` (elems is a multiple of channels).
 fn share(elems: u64, channels: u64, d: u64) -> Result<u64, String> {
-    if channels == 0 || elems % channels != 0 {
+    if channels == 0 || !elems.is_multiple_of(channels) {
         // Not evenly owned per channel (cannot happen for netstat's kinds): keep it whole.
         return Ok(elems);
     }

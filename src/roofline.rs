@@ -309,8 +309,7 @@ mod tests {
         // bf16 on the h200: conv1 bytes halve to 930,816; FLOPs stay 203,233,536; the peak is
         // 989.5e12 → 203,233,536 / 989.5e12 s = 0.000205390… ms vs memory 930,816 / 4.8e12 s = 0.000193920 ms:
         // still compute-bound (AI 218.3 ≥ ridge 989.5/4.8 = 206.1).
-        let mut o = Overrides::default();
-        o.dtype = Some(crate::shape::DType::Bf16);
+        let o = Overrides { dtype: Some(crate::shape::DType::Bf16), ..Default::default() };
         let a = crate::analyze_file(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/alexnet.yaml"), &o).unwrap();
         let r = roofline(&a, &resolve("h200").unwrap()).unwrap();
         assert_eq!(r.peak_kind, "bf16");

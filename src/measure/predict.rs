@@ -48,6 +48,7 @@ fn elems(s: &[u64]) -> u64 {
 }
 
 /// Candle's tiled conv2d workspace: NHWC input copy + flattened kernel + the tiles in flight.
+#[allow(clippy::too_many_arguments)]
 fn conv_workspace(
     n: u64,
     c_in: u64,
@@ -110,6 +111,7 @@ fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64) -> CandleLayer {
 }
 
 /// One separable pool axis: (bytes after it, peak during it beyond its input, retained bytes).
+#[allow(clippy::too_many_arguments)]
 fn pool_axis(
     n_c_other: u64,
     input: u64,

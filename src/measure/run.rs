@@ -286,7 +286,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             // Fixed part (weights, optimizer state) and a per-sample part that scales with batch.
             let fixed = plan.weights * if s.train { 3 + s.optimizer.state_copies() } else { 1 };
             let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
-            let fits = if per_sample > 0 { avail.saturating_sub(fixed) / per_sample } else { 0 };
+            let fits = avail.saturating_sub(fixed).checked_div(per_sample).unwrap_or(0);
             let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
             return Err(DoesNotFit(format!(
                 "{}: predicted peak {} exceeds memory available {} ({avail_what}); {hint}, or pass --force",
