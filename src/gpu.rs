@@ -154,6 +154,13 @@ pub fn process_used_bytes(index: u32, pid: u32) -> Option<u64> {
     })
 }
 
+/// Memory in use on NVML device `index` by all processes, bytes (`memory_info().used`).
+/// `None` where NVML is unavailable.
+pub fn device_used_bytes(index: u32) -> Option<u64> {
+    let nvml = init_nvml().ok()?;
+    nvml.device_by_index(index).ok()?.memory_info().ok().map(|m| m.used)
+}
+
 /// NVML's spelling of a device UUID from the CUDA driver's 16 bytes (`cuDeviceGetUuid`):
 /// `GPU-` and the bytes in hex, grouped 8-4-4-4-12.
 pub fn nvml_uuid(bytes: &[u8; 16]) -> String {

@@ -193,6 +193,14 @@ impl GpuRun {
     pub fn nvml_process_bytes(&self) -> Option<u64> {
         crate::gpu::process_used_bytes(self.nvml_index?, std::process::id())
     }
+
+    /// NVML's figures now: this process, and the whole device.
+    pub fn nvml_bytes(&self) -> crate::report::measured::NvmlBytes {
+        crate::report::measured::NvmlBytes {
+            process_bytes: self.nvml_process_bytes(),
+            device_used_bytes: self.nvml_index.and_then(crate::gpu::device_used_bytes),
+        }
+    }
 }
 
 /// An opened device: candle's handle, its meter and (on CUDA) what the driver and NVML say.

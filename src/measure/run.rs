@@ -300,7 +300,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     let n = a.layers.len();
     let bar = progress(s, n);
     // NVML's figure for this process on the GPU (None on the CPU: NVML is not asked).
-    let nv = || gpu.as_ref().and_then(|g| g.nvml_process_bytes());
+    let nv = || gpu.as_ref().map(|g| g.nvml_bytes());
 
     // Stage: input, weights.
     let base0 = meter.live();
@@ -326,7 +326,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         predicted_bytes: plan.input,
         predicted_candle_bytes: plan.input,
         predicted_candle_peak_bytes: None,
-        nvml_process_bytes: nv_input,
+        nvml: nv_input,
     });
     stages.push(Stage {
         stage: "weights".into(),
@@ -335,7 +335,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         predicted_bytes: plan.input + plan.weights,
         predicted_candle_bytes: plan.input + plan.weights + plan.constants,
         predicted_candle_peak_bytes: None,
-        nvml_process_bytes: nv_weights,
+        nvml: nv_weights,
     });
 
     let mut rec = Recorder::new(n, s.fake_timings, &meter);
@@ -358,7 +358,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             predicted_bytes: 0,
             predicted_candle_bytes: 0,
             predicted_candle_peak_bytes: None,
-            nvml_process_bytes: nv(),
+            nvml: nv(),
         });
         // One pass for memory (no clocks read), then the timed passes.
         rec.base = meter.live();
@@ -378,7 +378,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
                 + plan.constants
                 + plan.infer.candle_held.last().copied().unwrap_or(0),
             predicted_candle_peak_bytes: Some(plan.peak(false)),
-            nvml_process_bytes: nv_fwd,
+            nvml: nv_fwd,
         });
         let (peak, held) = (rec.peak.clone(), rec.held.clone());
         rec.record_time = true;
@@ -409,11 +409,11 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             opt: u64,
             /// NVML after forward, loss, backward, optimizer step (first step only: NVML
             /// calls take milliseconds and would distort the timed steps).
-            nvml: [Option<u64>; 4],
+            nvml: [Option<crate::report::measured::NvmlBytes>; 4],
         }
         let mut step = |rec: &mut Recorder| -> anyhow::Result<Raw> {
             let pass = Pass { train: true, step: step_no };
-            let nv_step = |v: &mut Option<u64>| {
+            let nv_step = |v: &mut Option<crate::report::measured::NvmlBytes>| {
                 if pass.step == 0 {
                     *v = nv();
                 }
@@ -491,7 +491,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
                     predicted_bytes: neutral,
                     predicted_candle_bytes: candle,
                     predicted_candle_peak_bytes: candle_peak,
-                    nvml_process_bytes: None,
+                    nvml: None,
                 }
             };
         let first_nv = stages.len() + 2;
@@ -508,10 +508,10 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             Some(plan.peak(true)),
         ));
         stages.push(st("optimizer step", rel(raw.opt), rel(raw.opt_peak), neutral.step, w, None));
-        stages[first_nv - 2].nvml_process_bytes = nv_opt;
-        stages[first_nv - 1].nvml_process_bytes = nv_caches;
+        stages[first_nv - 2].nvml = nv_opt;
+        stages[first_nv - 1].nvml = nv_caches;
         for (st, v) in stages[first_nv..].iter_mut().zip(nv_first.unwrap_or_default()) {
-            st.nvml_process_bytes = v;
+            st.nvml = v;
         }
         for (pos, l) in layers.iter_mut().enumerate() {
             l.retained_bytes = m(rec.growth[pos]);

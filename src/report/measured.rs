@@ -94,10 +94,19 @@ pub struct Stage {
     pub predicted_candle_bytes: u64,
     /// Candle-model prediction of `peak_bytes`, where modelled.
     pub predicted_candle_peak_bytes: Option<u64>,
-    /// On a GPU: NVML's bytes for this process after the stage (context, modules, library
-    /// workspaces and the memory pool's reservation; lags frees). Absent on the CPU.
+    /// On a GPU: NVML's figures after the stage. Absent on the CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub nvml_process_bytes: Option<u64>,
+    pub nvml: Option<NvmlBytes>,
+}
+
+/// NVML's figures after a stage on a GPU, bytes. NVML lags frees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct NvmlBytes {
+    /// This process on the device: CUDA context, modules, library workspaces and the memory
+    /// pool's reservation.
+    pub process_bytes: Option<u64>,
+    /// The whole device, every process (`memory_info().used`).
+    pub device_used_bytes: Option<u64>,
 }
 
 /// What a run on a GPU adds to the header: the device, and NVML's figures at the end of the
@@ -307,18 +316,19 @@ fn stage_rows(r: &MeasureReport) -> Vec<Vec<String>> {
                 opt_bytes(s.peak_bytes),
             ];
             if gpu {
-                row.push(opt_bytes(s.nvml_process_bytes));
+                row.push(opt_bytes(s.nvml.and_then(|n| n.process_bytes)));
+                row.push(opt_bytes(s.nvml.and_then(|n| n.device_used_bytes)));
             }
             row
         })
         .collect()
 }
 
-/// Stage table header; on a GPU a last column holds NVML's per-process figure.
+/// Stage table header; on a GPU two last columns hold NVML's figures: this process, the device.
 fn stage_header(r: &MeasureReport) -> Vec<&'static str> {
     let mut h = vec!["stage", "live", "pred", "err", "candle", "err ", "peak"];
     if r.info.gpu.is_some() {
-        h.push("nvml");
+        h.extend(["nvml", "nvml dev"]);
     }
     h
 }
@@ -350,7 +360,8 @@ keeps them), candle = candle model (im2col buffers, pre-bias tensors, slices, co
 
 const GPU_LEGEND: &str = "on a GPU, memory columns are the device's default memory pool (USED_MEM_CURRENT/HIGH, reset per layer and stage:
 exact tensor bytes); times are read after synchronising the stream; nvml = NVML's bytes for this process (context, modules, library
-workspaces, the pool's reservation; lags frees). The candle memory model was derived from candle's CPU backend.";
+workspaces, the pool's reservation; lags frees), nvml dev = NVML's used bytes of the whole device. The candle memory model was derived
+from candle's CPU backend.";
 
 /// The terminal table.
 pub fn write_table(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -436,7 +447,7 @@ pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> 
     let mut head: Vec<String> = base.iter().map(|c| c.csv_header.to_string()).collect();
     head.extend(extra.iter().map(|s| s.to_string()));
     if gpu {
-        head.push("nvml_process_bytes".into());
+        head.extend(["nvml_process_bytes".into(), "nvml_device_used_bytes".into()]);
     }
     w.write_record(&head)?;
     let o = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -462,7 +473,7 @@ pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> 
             String::new(),
         ]);
         if gpu {
-            rec.push(String::new());
+            rec.extend([String::new(), String::new()]);
         }
         w.write_record(&rec)?;
     }
@@ -480,7 +491,7 @@ pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> 
         rec.extend(std::iter::repeat_n(String::new(), 5));
         rec.extend([o(s.live_bytes), s.predicted_bytes.to_string(), s.predicted_candle_bytes.to_string()]);
         if gpu {
-            rec.push(o(s.nvml_process_bytes));
+            rec.extend([o(s.nvml.and_then(|n| n.process_bytes)), o(s.nvml.and_then(|n| n.device_used_bytes))]);
         }
         w.write_record(&rec)?;
     }
