@@ -527,3 +527,97 @@ pub fn write(r: &MeasureReport, format: super::Format, out: &mut dyn Write) -> s
         super::Format::Latex => Err(std::io::Error::other("measured reports have no LaTeX form")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report as a GPU run would fill it (the CPU build can format one, not make one).
+    fn gpu_report() -> MeasureReport {
+        let a =
+            crate::analyze_file(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/lenet.yaml"), &Default::default()).unwrap();
+        let run = crate::measure::device::GpuRun {
+            device: "cuda:0".into(),
+            name: "NVIDIA H200".into(),
+            compute_capability: "9.0".into(),
+            memory_total_bytes: 141 << 30,
+            memory_free_bytes: 140 << 30,
+            nvml: "driver 570.1 (CUDA 12.8)".into(),
+            nvml_index: Some(0),
+            sm_clock_mhz: Some(1980),
+            sm_clock_max_mhz: Some(1980),
+            memory_clock_mhz: None,
+            context_bytes: Some(450 << 20),
+        };
+        MeasureReport {
+            report: Report::new(&a),
+            info: MeasureInfo {
+                device: "cuda:0".into(),
+                cpu_model: "(fake)".into(),
+                threads: 2,
+                mode: "inference".into(),
+                optimizer: None,
+                warmup: 3,
+                iters: 10,
+                seed: 0,
+                pass: Timing::default(),
+                gflops_per_s: 0.0,
+                params_built: a.totals.params,
+                fake_timings: true,
+                memory_counted: true,
+                mem_available_bytes: Some(140 << 30),
+                predicted_run_peak_bytes: 0,
+                gpu: Some(GpuMeasured {
+                    run,
+                    process_bytes: Some(600 << 20),
+                    pool_reserved_bytes: Some(100 << 20),
+                    overhead_bytes: Some(500 << 20),
+                }),
+            },
+            layers: vec![MeasuredLayer::default(); a.layers.len()],
+            stages: vec![Stage {
+                stage: "forward".into(),
+                live_bytes: Some(1 << 20),
+                peak_bytes: None,
+                predicted_bytes: 1 << 20,
+                predicted_candle_bytes: 1 << 20,
+                predicted_candle_peak_bytes: None,
+                nvml: Some(NvmlBytes { process_bytes: Some(600 << 20), device_used_bytes: Some(700 << 20) }),
+            }],
+        }
+    }
+
+    #[test]
+    fn gpu_runs_show_the_device_and_both_nvml_figures_in_every_format() {
+        let r = gpu_report();
+        let text = |f| {
+            let mut out = Vec::new();
+            write(&r, f, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let t = text(crate::report::Format::Table);
+        assert!(t.contains("gpu cuda:0: NVIDIA H200 (sm 9.0), 141 GiB total, 140 GiB free before the run"), "{t}");
+        // 600 MiB from NVML = 100 MiB of pool + 500 MiB of context and libraries.
+        assert!(
+            t.contains("CUDA context 450 MiB before any tensor; at the end 600 MiB = memory pool 100 MiB + context, modules and library workspaces 500 MiB"),
+            "{t}"
+        );
+        assert!(t.contains("nvml dev") && t.contains("700 MiB"), "{t}");
+        let c = text(crate::report::Format::Csv);
+        assert!(c.lines().next().unwrap().ends_with(",nvml_process_bytes,nvml_device_used_bytes"), "{c}");
+        // 600 << 20 = 629,145,600 and 700 << 20 = 734,003,200 bytes.
+        assert!(c.lines().last().unwrap().ends_with(",629145600,734003200"), "{c}");
+        let j: serde_json::Value = serde_json::from_str(&text(crate::report::Format::Json)).unwrap();
+        assert_eq!(j["measured"]["gpu"]["name"], "NVIDIA H200");
+        assert_eq!(j["measured"]["gpu"]["overhead_bytes"], 500u64 << 20);
+        assert_eq!(j["stages"][0]["measured"]["nvml"]["device_used_bytes"], 700u64 << 20);
+        // The CPU form of the same report has none of it.
+        let mut cpu = r.clone();
+        cpu.info.gpu = None;
+        cpu.stages[0].nvml = None;
+        let mut out = Vec::new();
+        write_json(&cpu, &mut out).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(j["measured"].get("gpu").is_none() && j["stages"][0]["measured"].get("nvml").is_none());
+    }
+}
