@@ -1,5 +1,6 @@
 //! GPU facts: what NVML says about the devices (every build), and — with the `cuda` feature —
-//! the CUDA memory-pool probe and CUDA-event timer that `netstat measure --device cuda:N` uses.
+//! the CUDA memory-pool probe that `netstat measure --device cuda:N` uses (it times layers by
+//! synchronising the stream, through the same probe).
 //!
 //! NVML (`libnvidia-ml.so`, shipped with the NVIDIA driver) is loaded at run time by nvml-wrapper:
 //! where it cannot be loaded (no driver, no GPU) [`query`] returns [`Nvml::Unavailable`] with
@@ -146,19 +147,22 @@ pub fn query() -> Nvml {
 /// modules, library workspaces and pool reservation. `None` where NVML is unavailable or does
 /// not list the process.
 pub fn process_used_bytes(index: u32, pid: u32) -> Option<u64> {
-    let nvml = init_nvml().ok()?;
-    let d = nvml.device_by_index(index).ok()?;
-    d.running_compute_processes().ok()?.into_iter().find(|p| p.pid == pid).and_then(|p| match p.used_gpu_memory {
-        UsedGpuMemory::Used(b) => Some(b),
-        UsedGpuMemory::Unavailable => None,
-    })
+    memory_used(index, pid).0
 }
 
-/// Memory in use on NVML device `index` by all processes, bytes (`memory_info().used`).
-/// `None` where NVML is unavailable.
-pub fn device_used_bytes(index: u32) -> Option<u64> {
-    let nvml = init_nvml().ok()?;
-    nvml.device_by_index(index).ok()?.memory_info().ok().map(|m| m.used)
+/// NVML's memory figures for device `index`, with one load of NVML: the bytes of process `pid`
+/// (as [`process_used_bytes`]) and the bytes in use on the device by all processes
+/// (`memory_info().used`). Each `None` where NVML cannot tell.
+pub fn memory_used(index: u32, pid: u32) -> (Option<u64>, Option<u64>) {
+    let Ok(nvml) = init_nvml() else { return (None, None) };
+    let Ok(d) = nvml.device_by_index(index) else { return (None, None) };
+    let process = d.running_compute_processes().ok().and_then(|ps| {
+        ps.into_iter().find(|p| p.pid == pid).and_then(|p| match p.used_gpu_memory {
+            UsedGpuMemory::Used(b) => Some(b),
+            UsedGpuMemory::Unavailable => None,
+        })
+    });
+    (process, d.memory_info().ok().map(|m| m.used))
 }
 
 /// NVML's spelling of a device UUID from the CUDA driver's 16 bytes (`cuDeviceGetUuid`):
@@ -179,7 +183,7 @@ pub fn index_of_uuid(uuid: &str) -> Option<u32> {
 /// CUDA-only probes, written against candle's re-export of cudarc (candle 0.11, cudarc 0.19).
 #[cfg(feature = "cuda")]
 pub mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::{sys, CudaEvent, CudaStream, DriverError};
+    use candle_core::cuda_backend::cudarc::driver::{sys, CudaStream, DriverError};
     use std::sync::Arc;
 
     /// The device's default memory pool, from which cudarc's `cuMemAllocAsync` allocates.
@@ -254,28 +258,6 @@ pub mod cuda {
         /// Peak of `reserved_bytes` since the last reset.
         pub reserved_high_bytes: u64,
     }
-
-    /// Times GPU work on a stream with a pair of CUDA events (timing enabled), so that the time
-    /// is the device's, not the host's view of an asynchronous launch.
-    pub struct EventTimer {
-        start: CudaEvent,
-        stream: Arc<CudaStream>,
-    }
-
-    impl EventTimer {
-        /// Record the start event on `device`'s stream.
-        pub fn start(device: &candle_core::CudaDevice) -> Result<Self, DriverError> {
-            let stream = device.cuda_stream();
-            let start = stream.record_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))?;
-            Ok(EventTimer { start, stream })
-        }
-
-        /// Record the end event and wait for it: milliseconds of device time between the two.
-        pub fn stop(self) -> Result<f32, DriverError> {
-            let end = self.stream.record_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))?;
-            self.start.elapsed_ms(&end)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -294,6 +276,7 @@ mod tests {
         assert!(matches!(n, Nvml::Unavailable { .. }), "{n:?}");
         assert!(n.to_string().starts_with("NVML unavailable: "), "{n}");
         assert_eq!(process_used_bytes(0, std::process::id()), None);
+        assert_eq!(memory_used(0, std::process::id()), (None, None));
     }
 
     #[test]

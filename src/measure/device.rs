@@ -196,10 +196,9 @@ impl GpuRun {
 
     /// NVML's figures now: this process, and the whole device.
     pub fn nvml_bytes(&self) -> crate::report::measured::NvmlBytes {
-        crate::report::measured::NvmlBytes {
-            process_bytes: self.nvml_process_bytes(),
-            device_used_bytes: self.nvml_index.and_then(crate::gpu::device_used_bytes),
-        }
+        let (process_bytes, device_used_bytes) =
+            self.nvml_index.map_or((None, None), |i| crate::gpu::memory_used(i, std::process::id()));
+        crate::report::measured::NvmlBytes { process_bytes, device_used_bytes }
     }
 }
 
