@@ -297,10 +297,10 @@ pub struct MeasureArgs {
     #[arg(long, value_enum, default_value_t = crate::measure::optim::OptimizerKind::Sgd, requires = "train")]
     pub optimizer: crate::measure::optim::OptimizerKind,
     /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N")]
     pub warmup: u32,
     /// Timed passes; times are reported as median, min and spread.
-    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub iters: u32,
     /// Seed of the random weights, input, labels and dropout masks.
     #[arg(long, default_value_t = 0)]

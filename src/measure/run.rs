@@ -41,6 +41,11 @@ pub struct Settings {
     pub device: Target,
 }
 
+/// Untimed warm-up passes by default (also enough for gemm's one-time buffers).
+pub const DEFAULT_WARMUP: u32 = 3;
+/// Timed passes by default.
+pub const DEFAULT_ITERS: u32 = 10;
+
 impl Default for Settings {
     /// The command line's defaults: inference on the CPU, SGD if training, 3 warm-up and 10
     /// timed passes, seed 0, lr 1e-3, per-layer backward timing on, no progress bar.
@@ -48,8 +53,8 @@ impl Default for Settings {
         Settings {
             train: false,
             optimizer: OptimizerKind::Sgd,
-            warmup: 3,
-            iters: 10,
+            warmup: DEFAULT_WARMUP,
+            iters: DEFAULT_ITERS,
             seed: 0,
             fake_timings: false,
             force: false,
