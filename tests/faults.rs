@@ -227,9 +227,9 @@ fn measure_on_cuda_in_a_cpu_build_says_how_to_get_cuda() {
 
 #[test]
 fn measure_on_the_cpu_with_nvml_missing_runs_and_gpu_says_unavailable() {
-    // NVML is only asked about on a GPU, so a CPU measurement is the same with or without it.
     // NETSTAT_NVML_LIB pointing nowhere stands for a machine with no NVIDIA driver, even where
-    // one is installed.
+    // one is installed. A CPU measurement does not ask NVML, so this half only pins that a
+    // missing NVML does not stop it or add a `gpu` section; `netstat gpu` below is the real check.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.json");
     let o = netstat()

@@ -53,12 +53,21 @@ fn dims(a: &Analysis) -> Vec<usize> {
     a.layers[0].output.0.iter().map(|&d| d as usize).collect()
 }
 
-/// Largest |a − b| / (1 + |b|) over all elements.
+/// Largest |a − b| / (1 + |b|) over all elements; infinite if any element is NaN (a NaN
+/// output must fail the `≤ 1e-9` checks, and `f64::max` alone would drop it). The bound: in
+/// f64 each output is a sum of at most ~200 products of values ≤ ~3 in size, so two summation
+/// orders differ by ~1e-13; 1e-9 leaves room and still catches any wrong tap or window.
 fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
     let a: Vec<f64> = a.flatten_all().unwrap().to_vec1().unwrap();
     let b: Vec<f64> = b.flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(a.len(), b.len());
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f64::max)
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, |m: f64, d| {
+        if d.is_nan() || m.is_infinite() {
+            f64::INFINITY
+        } else {
+            m.max(d)
+        }
+    })
 }
 
 fn with_bias(y: Tensor, b: Option<Tensor>) -> Tensor {
@@ -174,6 +183,8 @@ proptest! {
         let r = with_bias(pick(&pick(&full, 2, sh), 3, sw), param(&net, "bias"));
         prop_assert_eq!(dims(&a), r.dims().to_vec());
         prop_assert_eq!(a.totals.params, net.params.elements());
+        // k_h·k_w·c_in/g·c_out + c_out (PyTorch's Conv2d; bias on by default).
+        prop_assert_eq!(a.totals.params as usize, kh * kw * (c_in / g) * c_out + c_out);
         prop_assert!(rel_diff(&y, &r) <= 1e-9);
     }
 

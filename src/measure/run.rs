@@ -574,13 +574,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             predicted_run_peak_bytes: predicted_peak,
             gpu: gpu.clone().map(|g| {
                 let process = g.nvml_process_bytes();
-                let reserved = meter.reserved();
-                crate::report::measured::GpuMeasured {
-                    overhead_bytes: process.zip(reserved).map(|(p, r)| p.saturating_sub(r)),
-                    process_bytes: process,
-                    pool_reserved_bytes: reserved,
-                    run: g,
-                }
+                crate::report::measured::GpuMeasured::new(g, process, meter.reserved())
             }),
         },
         layers,

@@ -109,6 +109,20 @@ pub struct NvmlBytes {
     pub device_used_bytes: Option<u64>,
 }
 
+impl GpuMeasured {
+    /// The figures at the end of a run: NVML's bytes for this process and the pool's reserved
+    /// bytes; the overhead is their difference (None unless both are known, or if the pool
+    /// exceeds the process figure, which NVML's lag can make happen).
+    pub fn new(
+        run: crate::measure::device::GpuRun,
+        process_bytes: Option<u64>,
+        pool_reserved_bytes: Option<u64>,
+    ) -> Self {
+        let overhead_bytes = process_bytes.zip(pool_reserved_bytes).and_then(|(p, r)| p.checked_sub(r));
+        GpuMeasured { run, process_bytes, pool_reserved_bytes, overhead_bytes }
+    }
+}
+
 /// What a run on a GPU adds to the header: the device, and NVML's figures at the end of the
 /// run with the CUDA context and library overhead apart from the tensors' pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -567,12 +581,8 @@ mod tests {
                 memory_counted: true,
                 mem_available_bytes: Some(140 << 30),
                 predicted_run_peak_bytes: 0,
-                gpu: Some(GpuMeasured {
-                    run,
-                    process_bytes: Some(600 << 20),
-                    pool_reserved_bytes: Some(100 << 20),
-                    overhead_bytes: Some(500 << 20),
-                }),
+                // 600 MiB from NVML, 100 MiB held by the pool.
+                gpu: Some(GpuMeasured::new(run, Some(600 << 20), Some(100 << 20))),
             },
             layers: vec![MeasuredLayer::default(); a.layers.len()],
             stages: vec![Stage {
@@ -602,14 +612,23 @@ mod tests {
             t.contains("CUDA context 450 MiB before any tensor; at the end 600 MiB = memory pool 100 MiB + context, modules and library workspaces 500 MiB"),
             "{t}"
         );
-        assert!(t.contains("nvml dev") && t.contains("700 MiB"), "{t}");
+        assert!(t.contains("nvml dev"), "{t}");
+        let forward = t.lines().find(|l| l.starts_with("forward")).unwrap();
+        // The last two columns of the stage row: NVML's process and device figures.
+        let cells: Vec<&str> = forward.split_whitespace().collect();
+        assert_eq!(cells[cells.len() - 4..], ["600", "MiB", "700", "MiB"], "{forward}");
         let c = text(crate::report::Format::Csv);
         assert!(c.lines().next().unwrap().ends_with(",nvml_process_bytes,nvml_device_used_bytes"), "{c}");
         // 600 << 20 = 629,145,600 and 700 << 20 = 734,003,200 bytes.
         assert!(c.lines().last().unwrap().ends_with(",629145600,734003200"), "{c}");
         let j: serde_json::Value = serde_json::from_str(&text(crate::report::Format::Json)).unwrap();
         assert_eq!(j["measured"]["gpu"]["name"], "NVIDIA H200");
+        // The overhead is computed: 600 − 100 = 500 MiB = 524,288,000 bytes.
         assert_eq!(j["measured"]["gpu"]["overhead_bytes"], 500u64 << 20);
+        // No overhead when the pool figure is missing, or exceeds NVML's (which lags).
+        let run = r.info.gpu.as_ref().unwrap().run.clone();
+        assert_eq!(GpuMeasured::new(run.clone(), Some(600 << 20), None).overhead_bytes, None);
+        assert_eq!(GpuMeasured::new(run, Some(100 << 20), Some(600 << 20)).overhead_bytes, None);
         assert_eq!(j["stages"][0]["measured"]["nvml"]["device_used_bytes"], 700u64 << 20);
         // The CPU form of the same report has none of it.
         let mut cpu = r.clone();
