@@ -119,8 +119,8 @@ fn pool_case(
     ceil: bool,
 ) -> Result<(), TestCaseError> {
     let p = p.min(kh.min(kw) / 2);
-    // The kernel fits the padded input.
-    prop_assume!(kh <= h + 2 * p && kw <= w + 2 * p);
+    // The kernel fits the padded input: a smaller input is grown to the smallest that fits.
+    let (h, w) = (h.max(kh.saturating_sub(2 * p)), w.max(kw.saturating_sub(2 * p)));
     let kind = if max { "max_pool2d" } else { "avg_pool2d" };
     let (a, net, x, y) = built(&format!(
         "name: m\ninput: [{c}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: m, kind: {kind}, \
@@ -153,10 +153,13 @@ proptest! {
         // candle's conv2d takes one stride and one dilation, so the reference dilates the
         // kernel by hand (index arithmetic, not netstat's helper), runs candle's conv at
         // stride 1 (candle sizes that output itself) and keeps every s-th row and column.
-        prop_assume!(sh != sw || dh != dw);
+        // At least one of stride and dilation differs between the axes (the case under test):
+        // an equal pair of strides is made unequal, so no draw is rejected.
+        let sw = if sh == sw && dh == dw { sh % 3 + 1 } else { sw };
         let (c_in, c_out) = (ci * g, co * g);
-        let fits = |x: usize, k: usize, d: usize| d * (k - 1) < x + 2 * p;
-        prop_assume!(fits(h, kh, dh) && fits(w, kw, dw));
+        // The dilated kernel fits the padded input: a smaller input is grown to fit.
+        let fit = |x: usize, k: usize, d: usize| x.max((d * (k - 1) + 1).saturating_sub(2 * p));
+        let (h, w) = (fit(h, kh, dh), fit(w, kw, dw));
         let (a, net, x, y) = built(&format!(
             "name: c\ninput: [{c_in}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: c, kind: conv2d, c_out: {c_out}, \
              kernel: [{kh}, {kw}], stride: [{sh}, {sw}], padding: {p}, dilation: [{dh}, {dw}], groups: {g}}}\n"
@@ -196,8 +199,9 @@ proptest! {
     ) {
         // depthwise: groups = c_in = c_out, the builder's own shifted-slice path.
         let (c_in, c_out) = if depthwise { (g, g) } else { (ci * g, co * g) };
-        let fits = |x: usize, k: usize| d * (k - 1) < x + 2 * p;
-        prop_assume!(fits(h, kh) && fits(w, kw));
+        // The dilated kernel fits the padded input: a smaller input is grown to fit.
+        let fit = |x: usize, k: usize| x.max((d * (k - 1) + 1).saturating_sub(2 * p));
+        let (h, w) = (fit(h, kh), fit(w, kw));
         let (a, net, x, y) = built(&format!(
             "name: c\ninput: [{c_in}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: c, kind: conv2d, c_out: {c_out}, \
              kernel: [{kh}, {kw}], stride: {s}, padding: {p}, dilation: {d}, groups: {g}, bias: {bias}}}\n"
@@ -219,10 +223,12 @@ proptest! {
         s in 1usize..4, p in 0usize..3, d in 1usize..3, op in 0usize..3, bias: bool,
     ) {
         let (c_in, c_out) = (ci * g, co * g);
-        // PyTorch: output_padding < max(stride, dilation); the output must be ≥ 1.
-        prop_assume!(op < s.max(d));
-        let out = |i: usize, k: usize| ((i - 1) * s + d * (k - 1) + op + 1) as i64 - 2 * p as i64;
-        prop_assume!(out(h, kh) >= 1 && out(w, kw) >= 1);
+        // PyTorch: output_padding < max(stride, dilation), and the output
+        // (i − 1)·s − 2p + d·(k − 1) + output_padding + 1 must be ≥ 1, i.e.
+        // 2p ≤ (i − 1)·s + d·(k − 1) + output_padding. Draws outside are clamped into range.
+        let op = op % s.max(d);
+        let room = |i: usize, k: usize| ((i - 1) * s + d * (k - 1) + op) / 2;
+        let p = p.min(room(h, kh)).min(room(w, kw));
         let (a, net, x, y) = built(&format!(
             "name: t\ninput: [{c_in}, {h}, {w}]\nbatch: {n}\nlayers:\n  - {{name: t, kind: conv_transpose2d, c_out: {c_out}, \
              kernel: [{kh}, {kw}], stride: {s}, padding: {p}, output_padding: {op}, dilation: {d}, groups: {g}, bias: {bias}}}\n"
