@@ -130,13 +130,15 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
                 Source::Input => (input_shape.clone(), spec.input.dtype),
                 Source::Layer(j) => outputs[j].clone().expect("inputs come first in execution order"),
             };
-            if dtype.is_int() && !op.accepts_int_input() {
-                return Err(SpecError::new(
-                    file,
-                    l.node.loc,
-                    format!("expected a floating-point input, got {dtype} (integer ids go into an `embedding` first)"),
-                )
-                .in_layer(&l.id));
+            if dtype.is_int() != op.takes_int_ids() {
+                let message = if op.takes_int_ids() {
+                    // PyTorch's nn.Embedding refuses float indices ("Expected tensor for argument
+                    // #1 'indices' to have one of the following scalar types: Long, Int").
+                    format!("expected integer ids (an input with dtype i64, i32 or u8), got {dtype}")
+                } else {
+                    format!("expected a floating-point input, got {dtype} (integer ids go into an `embedding` first)")
+                };
+                return Err(SpecError::new(file, l.node.loc, message).in_layer(&l.id));
             }
             shapes.push(shape);
         }

@@ -39,7 +39,7 @@ impl Op for Embedding {
         output.elements()?;
         Ok(Cost { output, params: checked_product(&[self.num_embeddings, self.embedding_dim])?, buffers: 0, macs: 0 })
     }
-    fn accepts_int_input(&self) -> bool {
+    fn takes_int_ids(&self) -> bool {
         true
     }
 }

@@ -149,8 +149,10 @@ pub trait Op {
         (1, 1)
     }
 
-    /// Whether the kind takes integer inputs (token ids); only `embedding` and shape ops do.
-    fn accepts_int_input(&self) -> bool {
+    /// Whether the kind takes integer token ids rather than floating-point tensors: only
+    /// `embedding` does, and it takes nothing else. Every layer's output is floating point
+    /// (the spec's `dtype`), so ids can only come from the network input.
+    fn takes_int_ids(&self) -> bool {
         false
     }
 
