@@ -213,12 +213,15 @@ struct Recorder<'m> {
 }
 
 impl<'m> Recorder<'m> {
-    fn new(n: usize, fake: bool, meter: &'m Meter) -> Recorder<'m> {
+    /// `passes`: how many timed passes will record times. Their vectors are allocated here,
+    /// below the line the layers' bytes are measured from, so that they do not grow inside a
+    /// layer's window.
+    fn new(n: usize, passes: usize, fake: bool, meter: &'m Meter) -> Recorder<'m> {
         Recorder {
             meter,
             fake,
             t0: None,
-            times: vec![Vec::new(); n],
+            times: (0..n).map(|_| Vec::with_capacity(passes)).collect(),
             base: 0,
             before: vec![0; n],
             peak: vec![0; n],
@@ -239,13 +242,18 @@ impl Probe for Recorder<'_> {
         }
     }
     fn after(&mut self, pos: usize) {
-        if self.record_time && !self.fake {
+        let t = (self.record_time && !self.fake).then(|| {
             self.meter.sync();
-            let t = self.t0.take().expect("before() ran").elapsed().as_secs_f64() * 1e3;
+            self.t0.take().expect("before() ran").elapsed().as_secs_f64() * 1e3
+        });
+        // Read the meter before recording the time: growing `times` allocates.
+        let (peak, live) = (self.meter.peak(), self.meter.live());
+        if let Some(t) = t {
             self.times[pos].push(t);
         }
-        let (peak, live) = (self.meter.peak(), self.meter.live());
-        self.peak[pos] = peak.saturating_sub(self.base);
+        // The highest over the passes: with batch > 1 candle's conv2d runs images (or tiles)
+        // on rayon's threads, and how many are in flight at once varies from pass to pass.
+        self.peak[pos] = self.peak[pos].max(peak.saturating_sub(self.base));
         self.held[pos] = live.saturating_sub(self.base);
         self.growth[pos] = live.saturating_sub(self.before[pos]);
     }
@@ -343,8 +351,8 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         nvml: nv_weights,
     });
 
-    let mut rec = Recorder::new(n, s.fake_timings, &meter);
-    let mut pass_ms = Vec::new();
+    let mut rec = Recorder::new(n, s.iters as usize, s.fake_timings, &meter);
+    let mut pass_ms = Vec::with_capacity(s.iters as usize);
     let mut layers: Vec<MeasuredLayer> = vec![MeasuredLayer::default(); n];
     if !s.train {
         let pass = Pass { train: false, step: 0 };
@@ -385,7 +393,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             predicted_candle_peak_bytes: Some(plan.peak(false)),
             nvml: nv_fwd,
         });
-        let (peak, held) = (rec.peak.clone(), rec.held.clone());
+        let held = rec.held.clone();
         rec.record_time = true;
         for _ in 0..s.iters {
             let t = Instant::now();
@@ -395,7 +403,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             bar.inc(1);
         }
         for (pos, l) in layers.iter_mut().enumerate() {
-            l.peak_bytes = m(peak[pos]);
+            l.peak_bytes = m(rec.peak[pos]);
             l.held_bytes = m(held[pos]);
         }
     } else {

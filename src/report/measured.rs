@@ -57,7 +57,8 @@ pub struct MeasuredLayer {
     /// 2 · MACs / median forward time, in GFLOP/s (absent for layers without MACs).
     pub gflops_per_s: Option<f64>,
     /// Inference: most heap bytes live while the layer ran, above the bytes live before the
-    /// forward pass (weights and the network input are below that line).
+    /// forward pass (weights and the network input are below that line); the highest over
+    /// the memory pass and the timed passes.
     pub peak_bytes: Option<u64>,
     /// Inference: heap bytes still live after the layer (and after freeing what it last read),
     /// above the same line.
