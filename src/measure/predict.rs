@@ -47,7 +47,8 @@ fn elems(s: &[u64]) -> u64 {
     s.iter().product()
 }
 
-/// Candle's tiled conv2d workspace: NHWC input copy + flattened kernel + the tiles in flight.
+/// Candle's tiled conv2d workspace: NHWC input copy + flattened kernel + the tiles in flight,
+/// each with its matmul's transient ([`MATMUL_TRANSIENT_BYTES`]).
 #[allow(clippy::too_many_arguments)]
 fn conv_workspace(
     n: u64,
@@ -64,7 +65,7 @@ fn conv_workspace(
     if k == [1, 1] {
         // conv2d_1x1 (stride 1, no padding): per image in flight, an input copy and a result.
         let inflight = threads.min(n).max(1);
-        return inflight * (c_in * h * w + c_out * out_hw) * s;
+        return inflight * ((c_in * h * w + c_out * out_hw) * s + MATMUL_TRANSIENT_BYTES);
     }
     // Tiles of ≤ 512 output pixels per image; one per thread in flight: the largest ones.
     const TILE: u64 = 512;
@@ -77,7 +78,11 @@ fn conv_workspace(
         }
     }
     tiles.sort_unstable_by(|a, b| b.cmp(a));
-    let inflight: u64 = tiles.iter().take(threads.max(1) as usize).map(|&t| (k_size + c_out) * t * s + 16 * t).sum();
+    let inflight: u64 = tiles
+        .iter()
+        .take(threads.max(1) as usize)
+        .map(|&t| (k_size + c_out) * t * s + 16 * t + MATMUL_TRANSIENT_BYTES)
+        .sum();
     n * c_in * h * w * s + c_out * k_size * s + inflight
 }
 
@@ -105,9 +110,139 @@ fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64) -> CandleLayer {
     let groups_cat = if g > 1 { out } else { 0 };
     CandleLayer {
         output: out,
-        peak: padded + (out + ws).max(out + bias + groups_cat),
+        // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
+        peak: padded + out + ws.max(groups_cat).max(bias),
         retained: padded + out + groups_cat + bias,
     }
+}
+
+/// Bytes live during one layer's forward in inference, in allocation order: the running
+/// total and its high-water mark (both beyond what was live before the layer).
+#[derive(Debug, Default)]
+struct Live {
+    now: u64,
+    peak: u64,
+}
+
+impl Live {
+    fn alloc(&mut self, bytes: u64) {
+        self.now += bytes;
+        self.peak = self.peak.max(self.now);
+    }
+    fn free(&mut self, bytes: u64) {
+        self.now -= bytes;
+    }
+}
+
+/// `conv_transpose2d` as src/kinds/conv_transpose2d.rs builds it (X = N·C_in·H·W·s input
+/// bytes, Wt = C_in·C_out/g·k_h·k_w·s weight bytes), each step one candle op:
+/// - the kernel flipped in H and W (two `index_select`s: Wt each; the first is a temporary),
+///   its in/out channels swapped (a reshape of a transposed view: a Wt copy unless
+///   C_in/g = 1 or C_out/g = 1, where the transpose moves only a size-1 dim and candle
+///   ignores size-1 dims), then dilated per axis when d > 1 (`pad_with_zeros`-style `cat`
+///   with a zeros tensor, so each makes the zeros and the result);
+/// - the input dilated by the stride: zeros inserted by two `pad_with_zeros` (s_h > 1: zeros
+///   X·(s_h − 1), result X·s_h; s_w > 1: zeros X·s_h·(s_w − 1), result X·s_h·s_w), then
+///   padded by d·(k − 1) each side (+ output_padding after) per axis (zeros, result), and
+///   narrowed by the padding (a view);
+/// - candle's conv2d at stride 1 ([`conv_workspace`] on the padded input with the dilated
+///   kernel; with groups, one output per group and their `cat`), then the bias sum.
+///
+/// Inference: every `let` lives to the end of the closure; the zeros of each pad die when
+/// `pad_with_zeros` returns; the first flip, the inner dilation and the first stride pad at
+/// the end of their statement. Training keeps every op output (the zeros too: `cat` keeps its arguments); the
+/// input side only when the input is tracked, else just the tensor the conv reads.
+fn conv_transpose(
+    c: &crate::kinds::conv_transpose2d::ConvTranspose2d,
+    x: &[u64],
+    o: &[u64],
+    threads: u64,
+    s: u64,
+    inp: Inputs,
+) -> CandleLayer {
+    let out = elems(o) * s;
+    let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
+    let g = c.groups;
+    let (cig, cog) = (c_in / g, c.c_out / g);
+    let [kh, kw] = c.kernel;
+    let [sh, sw] = c.stride;
+    let [dh, dw] = c.dilation;
+    let (keh, kew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+    let mut live = Live::default();
+    let mut kept = 0;
+    // Kernel side: always tracked (the weight is a variable).
+    let wt = c_in * cog * kh * kw * s;
+    live.alloc(wt);
+    live.alloc(wt);
+    live.free(wt);
+    kept += 2 * wt;
+    if cig > 1 && cog > 1 {
+        live.alloc(wt);
+        kept += wt;
+    }
+    let mut inner = 0;
+    if dh > 1 && kh > 1 {
+        let zeros = c.c_out * cig * (dh - 1) * kw * s;
+        inner = c.c_out * cig * keh * kw * s;
+        live.alloc(zeros);
+        live.alloc(inner);
+        live.free(zeros);
+        kept += zeros + inner;
+    }
+    if dw > 1 && kw > 1 {
+        let zeros = c.c_out * cig * keh * (dw - 1) * s;
+        let dilated = c.c_out * cig * keh * kew * s;
+        live.alloc(zeros);
+        live.alloc(dilated);
+        live.free(zeros);
+        live.free(inner);
+        kept += zeros + dilated;
+    }
+    // Input side: `made` is the last tensor it allocated (what the conv reads).
+    let (mut kept_x, mut made) = (0, 0);
+    let mut step = |live: &mut Live, zeros: u64, result: u64| {
+        live.alloc(zeros);
+        live.alloc(result);
+        live.free(zeros);
+        kept_x += zeros + result;
+        made = result;
+    };
+    let xb = n * c_in * h * w * s;
+    if !inp.contiguous {
+        step(&mut live, 0, xb);
+    }
+    if sh > 1 {
+        step(&mut live, xb * (sh - 1), xb * sh);
+    }
+    if sw > 1 {
+        step(&mut live, xb * sh * (sw - 1), xb * sh * sw);
+        if sh > 1 {
+            // The first pad was a temporary of the statement that made the second.
+            live.free(xb * sh);
+        }
+    }
+    // Zero insertion leaves (I − 1)·s + 1 per axis; then d·(k − 1) each side (+ output_padding
+    // after), cut by the padding.
+    let (hd, wd) = ((h - 1) * sh + 1, (w - 1) * sw + 1);
+    let (lh, rh) = (dh * (kh - 1), dh * (kh - 1) + c.output_padding[0]);
+    let (lw, rw) = (dw * (kw - 1), dw * (kw - 1) + c.output_padding[1]);
+    let nc = n * c_in * s;
+    if lh + rh > 0 {
+        step(&mut live, nc * (lh + rh) * wd, nc * (hd + lh + rh) * wd);
+    }
+    let hp = hd + lh + rh - 2 * c.padding[0];
+    if lw + rw > 0 {
+        step(&mut live, nc * hp * (lw + rw), nc * hp * (wd + lw + rw));
+    }
+    let wp = wd + lw + rw - 2 * c.padding[1];
+    kept += if inp.tracked { kept_x } else { made };
+    // The conv and the bias sum.
+    let ws = conv_workspace(n, cig, hp, wp, cog, [keh, kew], o[2] * o[3], threads, s);
+    let groups_cat = if g > 1 { out } else { 0 };
+    let bias = if c.bias { out } else { 0 };
+    // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
+    let peak = live.now + out + ws.max(groups_cat).max(bias);
+    CandleLayer { output: out, peak: live.peak.max(peak), retained: kept + out + groups_cat + bias }
 }
 
 /// One separable pool axis: (bytes after it, peak during it beyond its input, retained bytes).
@@ -153,7 +288,9 @@ fn pool(win: &PoolWindow, x: &[u64], o: &[u64], s: u64) -> CandleLayer {
 /// Bytes candle 0.11.1 allocates and frees inside every CPU matmul call beyond the output
 /// (bookkeeping around its gemm call), measured with the counting allocator on the 2-core dev
 /// machine: 9,143 B for every shape tried, 1×64·64×1,000 to 64×4,096·4,096×1,000. It is what
-/// made the FC layers at batch 1 (tens of KiB) peak a few KiB above the model.
+/// made the FC layers at batch 1 (tens of KiB) peak a few KiB above the model. With one thread
+/// (`RAYON_NUM_THREADS=1`) it varies with the shapes: about 6 KB for AlexNet's fc3 and a
+/// 1×1 conv, 11 KB for fc1.
 pub const MATMUL_TRANSIENT_BYTES: u64 = 9_143;
 
 /// Bytes of the constants a network builds with its weights: the L_q×L_k additive mask of
@@ -234,6 +371,7 @@ pub fn candle_layer(
     #[allow(unreachable_patterns)]
     match kind {
         Kind::Conv2d(c) => conv(c, x, o, threads, s),
+        Kind::ConvTranspose2d(c) => conv_transpose(c, x, o, threads, s, inp),
         Kind::MaxPool2d(p) => pool(&p.window, x, o, s),
         Kind::AvgPool2d(p) => {
             let mut c = pool(&p.window, x, o, s);
