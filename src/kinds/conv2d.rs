@@ -153,6 +153,28 @@ impl Op for Conv2d {
     }
 }
 
+impl Conv2d {
+    /// Whether candle's own conv2d padding is used for input `[h, w]` and output `[h_o, w_o]`
+    /// (same stride and dilation on both axes): one padding for all four sides, and the rows
+    /// and columns left over by the stride agree (candle's backward derives the output padding
+    /// from the height alone). Otherwise the runtime pads the input with zeros itself.
+    pub fn candle_pads(&self, [h, w]: [u64; 2], [ho, wo]: [u64; 2]) -> bool {
+        let Ok([pt, pb, pl, pr]) = self.padding.resolve(self.kernel, self.dilation) else {
+            return false;
+        };
+        // Rows (columns) of the padded input after the last window.
+        let left = |i: u64, p: u64, o: u64, a: usize| {
+            (i + 2 * p).checked_sub((o - 1) * self.stride[a] + (self.kernel[a] - 1) * self.dilation[a] + 1)
+        };
+        self.stride[0] == self.stride[1]
+            && self.dilation[0] == self.dilation[1]
+            && pt == pb
+            && pl == pr
+            && pt == pl
+            && left(h, pt, ho, 0) == left(w, pl, wo, 1)
+    }
+}
+
 impl crate::measure::build::Build for Conv2d {
     /// candle: `conv2d` (tiled im2col on CPU) then a broadcast bias add. Padding is candle's own
     /// when it is one number and the rows and columns left over by the stride agree (candle's
@@ -218,10 +240,7 @@ impl crate::measure::build::Build for Conv2d {
                 add_bias(strided(&strided(&y, 2, 0, ho, sh)?, 3, 0, wo, sw)?)
             }));
         }
-        let native = pt == pb && pl == pr && pt == pl && {
-            let left = |v: Win, p: usize| v.input + 2 * p - v.extent();
-            left(wh, pt) == left(ww, pl)
-        };
+        let native = self.candle_pads([h, w].map(|v| v as u64), [ho, wo].map(|v| v as u64));
         Ok(Box::new(move |xs: &[Tensor], _| {
             let y = if native {
                 xs[0].conv2d(&weight, pt, sh, dh, g)?

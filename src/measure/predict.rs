@@ -8,7 +8,7 @@
 //! Units: bytes. Shapes: with batch, NCHW.
 
 use crate::analysis::Analysis;
-use crate::kinds::conv2d::{Conv2d, Padding};
+use crate::kinds::conv2d::Conv2d;
 use crate::kinds::window::PoolWindow;
 use crate::kinds::Kind;
 
@@ -47,8 +47,13 @@ fn elems(s: &[u64]) -> u64 {
     s.iter().product()
 }
 
-/// Candle's tiled conv2d workspace: NHWC input copy + flattened kernel + the tiles in flight,
-/// each with its matmul's transient ([`MATMUL_TRANSIENT_BYTES`]).
+/// Candle's CPU conv2d workspace beyond its output (candle-core cpu_backend/conv2d.rs), for one
+/// group: a 1×1 kernel at stride 1 without padding or dilation (`unit`) takes `conv2d_1x1`
+/// (per image in flight, an input copy and a result); any other 1×1 kernel the full im2col
+/// (`conv2d_im2col_gemm`: the N·H_o·W_o·C_in column matrix and the result before its
+/// transposing copy); every other kernel the tiled im2col (an NHWC input copy, the flattened
+/// kernel and, per tile in flight, a column buffer and a result). Each matmul adds its
+/// transient ([`MATMUL_TRANSIENT_BYTES`]).
 #[allow(clippy::too_many_arguments)]
 fn conv_workspace(
     n: u64,
@@ -58,14 +63,17 @@ fn conv_workspace(
     c_out: u64,
     k: [u64; 2],
     out_hw: u64,
+    unit: bool,
     threads: u64,
     s: u64,
 ) -> u64 {
     let k_size = c_in * k[0] * k[1];
-    if k == [1, 1] {
-        // conv2d_1x1 (stride 1, no padding): per image in flight, an input copy and a result.
+    if k == [1, 1] && unit {
         let inflight = threads.min(n).max(1);
         return inflight * ((c_in * h * w + c_out * out_hw) * s + MATMUL_TRANSIENT_BYTES);
+    }
+    if k == [1, 1] {
+        return n * out_hw * (c_in + c_out) * s + MATMUL_TRANSIENT_BYTES;
     }
     // Tiles of ≤ 512 output pixels per image; one per thread in flight: the largest ones.
     const TILE: u64 = 512;
@@ -86,34 +94,146 @@ fn conv_workspace(
     n * c_in * h * w * s + c_out * k_size * s + inflight
 }
 
-fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64) -> CandleLayer {
+/// Zero-padding of a `[n, c, h, w]` value along H (`axis` 2) or W (3) by `lo` and `hi`, as
+/// `pad_with_zeros` does it: the zeros (freed when it returns) and the result. Returns the
+/// result's bytes (0 when nothing is padded: the input is returned as is).
+fn pad_step(live: &mut Live, kept: &mut u64, dims: &mut [u64; 4], axis: usize, lo: u64, hi: u64, s: u64) -> u64 {
+    if lo + hi == 0 {
+        return 0;
+    }
+    let plane: u64 = dims.iter().enumerate().filter(|&(i, _)| i != axis).map(|(_, &d)| d).product();
+    let (zeros, result) = (plane * (lo + hi) * s, plane * (dims[axis] + lo + hi) * s);
+    live.alloc(zeros);
+    live.alloc(result);
+    live.free(zeros);
+    *kept += zeros + result;
+    dims[axis] += lo + hi;
+    result
+}
+
+/// `conv2d` as src/kinds/conv2d.rs builds it, op by op (O = output bytes):
+/// - **depthwise** (groups = C_in = C_out): the input zero-padded along H then W (the first
+///   result is a temporary of the statement that makes the second); per tap a slice of it
+///   (a view at stride 1, else `index_select` copies), its product with the tap (O), and the
+///   running sum (O); then the bias sum. Each tap's weight slice is a C_out-element copy.
+/// - **per-axis stride or dilation**: the kernel dilated per axis (zeros and result each),
+///   the padded input, candle's conv2d at stride 1 (its full output), every s-th row, then
+///   every s-th column (`index_select` copies), the bias sum.
+/// - **otherwise**: candle's own padding when [`Conv2d::candle_pads`] holds, else the padded
+///   input narrowed to the extent the windows read; candle's conv2d ([`conv_workspace`];
+///   with groups, one output per group and their `cat`, freed before the bias sum).
+///
+/// Training keeps every op output (the zeros too: `cat` keeps its arguments); ops on an
+/// untracked input keep nothing but the tensor the conv reads.
+fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64, inp: Inputs) -> CandleLayer {
     let out = elems(o) * s;
     let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
+    let (ho, wo) = (o[2], o[3]);
     let [pt, pb, pl, pr] = c.padding.resolve(c.kernel, c.dilation).unwrap_or([0; 4]);
+    let [kh, kw] = c.kernel;
+    let [sh, sw] = c.stride;
+    let [dh, dw] = c.dilation;
     let g = c.groups;
     let bias = if c.bias { out } else { 0 };
+    let mut live = Live::default();
+    let (mut kept, mut kept_x) = (0, 0);
+    // The input padded along H, then W; `made` is the last tensor made from the input.
+    let padded_input = |live: &mut Live, kept_x: &mut u64, hi_h: u64, hi_w: u64| -> (u64, [u64; 4]) {
+        let mut dims = [n, c_in, h, w];
+        let first = pad_step(live, kept_x, &mut dims, 2, pt, hi_h, s);
+        let second = pad_step(live, kept_x, &mut dims, 3, pl, hi_w, s);
+        if second > 0 {
+            live.free(first);
+        }
+        (if second > 0 { second } else { first }, dims)
+    };
     if g > 1 && g == c_in && g == c.c_out {
-        // Depthwise: padded copy, per tap a slice (copied when strided), a product, a sum.
-        let padded = if pt + pb + pl + pr > 0 { n * c_in * (h + pt + pb) * (w + pl + pr) * s } else { 0 };
-        let taps = c.kernel[0] * c.kernel[1];
-        let slice_copies = if c.stride != [1, 1] { taps * out } else { 0 };
-        return CandleLayer {
-            output: out,
-            peak: padded + 3 * out + bias,
-            retained: padded + slice_copies + taps * out + (taps - 1) * out + bias,
+        let taps = kh * kw;
+        // The taps' weight slices: [C_out, 1, 1, 1] views reshaped to [1, C_out, 1, 1], a
+        // copy (the view's channel stride is k_h·k_w) unless C_out = 1 or k = 1×1.
+        let tap = if c_in > 1 && taps > 1 { c_in * s } else { 0 };
+        live.alloc(taps * tap);
+        kept += taps * tap;
+        // Padding after: enough for every window (the builder's `Win::pad_hi`).
+        let hi = |i: u64, p_lo: u64, p_hi: u64, o: u64, a: usize| {
+            let need = (o - 1) * c.stride[a] + (c.kernel[a] - 1) * c.dilation[a] + 1;
+            p_hi + need.saturating_sub(i + p_lo + p_hi)
         };
+        let (made, [_, _, hp, wp]) = padded_input(&mut live, &mut kept_x, hi(h, pt, pb, ho, 0), hi(w, pl, pr, wo, 1));
+        // Per tap: rows (index_select when strided: n·c·h_o·W_p), then columns (when strided:
+        // from a contiguous value, else after a contiguous copy of the row view).
+        let rows = if sh > 1 { n * c_in * ho * wp * s } else { 0 };
+        let cols_copy = if sw > 1 && sh == 1 && ho < hp { n * c_in * ho * wp * s } else { 0 };
+        let cols = if sw > 1 { out } else { 0 };
+        let slices = rows + cols_copy + cols;
+        // From the second tap on: the sum so far, the tap's slices, its product and the new
+        // sum; then the sum and the bias sum.
+        let before = live.now;
+        live.alloc(slices + if taps > 1 { 3 * out } else { out });
+        live.now = before + out;
+        live.alloc(bias);
+        // Untracked input: each product keeps only the slice it read (the padded input itself
+        // when the slices are views).
+        let read = if cols > 0 {
+            taps * cols
+        } else if rows > 0 {
+            taps * rows
+        } else {
+            made
+        };
+        kept_x += taps * slices;
+        kept += if inp.tracked { kept_x } else { read } + taps * out + (taps - 1) * out + bias;
+        return CandleLayer { output: out, peak: live.peak, retained: kept };
     }
-    let same = pt == pb && pl == pr && pt == pl && c.padding != Padding::Same;
-    let padded = if same { 0 } else { n * c_in * (h + pt + pb) * (w + pl + pr) * s };
-    let (hi, wi) = if same { (h, w) } else { (h + pt + pb, w + pl + pr) };
-    let ws = conv_workspace(n, c_in / g, hi, wi, c.c_out / g, c.kernel, o[2] * o[3], threads, s);
-    let groups_cat = if g > 1 { out } else { 0 };
-    CandleLayer {
-        output: out,
-        // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
-        peak: padded + out + ws.max(groups_cat).max(bias),
-        retained: padded + out + groups_cat + bias,
+    let (cig, cog) = (c_in / g, c.c_out / g);
+    let groups_cat = |o: u64| if g > 1 { o } else { 0 };
+    if sh != sw || dh != dw {
+        let (keh, kew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+        let mut inner = 0;
+        if dh > 1 && kh > 1 {
+            let zeros = c.c_out * cig * (dh - 1) * kw * s;
+            inner = c.c_out * cig * keh * kw * s;
+            live.alloc(zeros);
+            live.alloc(inner);
+            live.free(zeros);
+            kept += zeros + inner;
+        }
+        if dw > 1 && kw > 1 {
+            let zeros = c.c_out * cig * keh * (dw - 1) * s;
+            live.alloc(zeros);
+            live.alloc(c.c_out * cig * keh * kew * s);
+            live.free(zeros);
+            live.free(inner);
+            kept += zeros + c.c_out * cig * keh * kew * s;
+        }
+        let (made, [_, _, hp, wp]) = padded_input(&mut live, &mut kept_x, pb, pr);
+        kept += if inp.tracked { kept_x } else { made };
+        let (hf, wf) = (hp - keh + 1, wp - kew + 1);
+        let full = n * c.c_out * hf * wf * s;
+        let ws = conv_workspace(n, cig, hp, wp, cog, [keh, kew], hf * wf, true, threads, s);
+        live.alloc(full + ws.max(groups_cat(full)));
+        live.free(ws.max(groups_cat(full)));
+        let rows = if sh > 1 { n * c.c_out * ho * wf * s } else { 0 };
+        let cols_copy = if sw > 1 && sh == 1 && ho < hf { n * c.c_out * ho * wf * s } else { 0 };
+        let cols = if sw > 1 { out } else { 0 };
+        live.alloc(rows + cols_copy + cols + bias);
+        kept += full + groups_cat(full) + rows + cols_copy + cols + bias;
+        return CandleLayer { output: out, peak: live.peak, retained: kept };
     }
+    let native = c.candle_pads([h, w], [ho, wo]);
+    let unit = sh == 1 && dh == 1 && (!native || pt == 0);
+    let (hi, wi) = if native {
+        (h, w)
+    } else {
+        let (made, _) = padded_input(&mut live, &mut kept_x, pb, pr);
+        kept += if inp.tracked { kept_x } else { made };
+        // The conv reads the extent its windows cover.
+        ((ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1)
+    };
+    let ws = conv_workspace(n, cig, hi, wi, cog, c.kernel, ho * wo, unit, threads, s);
+    // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
+    let peak = live.now + out + ws.max(groups_cat(out)).max(bias);
+    CandleLayer { output: out, peak: live.peak.max(peak), retained: kept + out + groups_cat(out) + bias }
 }
 
 /// Bytes live during one layer's forward in inference, in allocation order: the running
@@ -237,7 +357,7 @@ fn conv_transpose(
     let wp = wd + lw + rw - 2 * c.padding[1];
     kept += if inp.tracked { kept_x } else { made };
     // The conv and the bias sum.
-    let ws = conv_workspace(n, cig, hp, wp, cog, [keh, kew], o[2] * o[3], threads, s);
+    let ws = conv_workspace(n, cig, hp, wp, cog, [keh, kew], o[2] * o[3], true, threads, s);
     let groups_cat = if g > 1 { out } else { 0 };
     let bias = if c.bias { out } else { 0 };
     // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
@@ -370,7 +490,7 @@ pub fn candle_layer(
     let copy_in = if inp.contiguous { 0 } else { elems(x) * s };
     #[allow(unreachable_patterns)]
     match kind {
-        Kind::Conv2d(c) => conv(c, x, o, threads, s),
+        Kind::Conv2d(c) => conv(c, x, o, threads, s, inp),
         Kind::ConvTranspose2d(c) => conv_transpose(c, x, o, threads, s, inp),
         Kind::MaxPool2d(p) => pool(&p.window, x, o, s),
         Kind::AvgPool2d(p) => {
@@ -453,10 +573,17 @@ pub fn candle_layer(
             }
         }
         Kind::BatchNorm2d(b) => {
+            // src/kinds/batch_norm2d.rs. Batch statistics: x − mean, its square, the quotient
+            // (3 values of O) and six per-channel values (the two sums, their scalings,
+            // var + eps, its square root); running statistics: x − mean and the quotient, and
+            // two per-channel values. Then γ· and +β. In inference the normalized value, γ·y
+            // and the sum are live together at the end.
             let small = x[1] * s;
-            let norm = if train || !b.track_running_stats { 2 * out + 4 * small } else { 2 * out + 2 * small };
+            let batch_stats = train || !b.track_running_stats;
+            let norm = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
             let aff = if b.affine { 2 * out } else { 0 };
-            CandleLayer { output: out, peak: 2 * out + 2 * small, retained: norm + aff }
+            let peak = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
+            CandleLayer { output: out, peak: peak.max(out + aff), retained: norm + aff }
         }
         Kind::AdaptiveAvgPool2d(a) => {
             if [x[2], x[3]] == a.output_size {
