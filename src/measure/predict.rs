@@ -188,24 +188,7 @@ fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64, inp: Inputs) -> 
     let (cig, cog) = (c_in / g, c.c_out / g);
     let groups_cat = |o: u64| if g > 1 { o } else { 0 };
     if sh != sw || dh != dw {
-        let (keh, kew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
-        let mut inner = 0;
-        if dh > 1 && kh > 1 {
-            let zeros = c.c_out * cig * (dh - 1) * kw * s;
-            inner = c.c_out * cig * keh * kw * s;
-            live.alloc(zeros);
-            live.alloc(inner);
-            live.free(zeros);
-            kept += zeros + inner;
-        }
-        if dw > 1 && kw > 1 {
-            let zeros = c.c_out * cig * keh * (dw - 1) * s;
-            live.alloc(zeros);
-            live.alloc(c.c_out * cig * keh * kew * s);
-            live.free(zeros);
-            live.free(inner);
-            kept += zeros + c.c_out * cig * keh * kew * s;
-        }
+        let [keh, kew] = dilate_kernel(&mut live, &mut kept, c.c_out * cig * s, c.kernel, c.dilation);
         let (made, [_, _, hp, wp]) = padded_input(&mut live, &mut kept_x, pb, pr);
         kept += if inp.tracked { kept_x } else { made };
         let (hf, wf) = (hp - keh + 1, wp - kew + 1);
@@ -254,6 +237,32 @@ impl Live {
     }
 }
 
+/// A kernel dilated per axis with zeros between its taps (`ops::dilate`: a `cat` of the taps
+/// and a zeros tensor, so the zeros and the result each axis; the H result is a temporary of
+/// the statement that dilates W). `plane` = C_out·C_in/g·s bytes per kernel element. Returns
+/// the dilated kernel size.
+fn dilate_kernel(live: &mut Live, kept: &mut u64, plane: u64, [kh, kw]: [u64; 2], [dh, dw]: [u64; 2]) -> [u64; 2] {
+    let (keh, kew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+    let mut inner = 0;
+    if dh > 1 && kh > 1 {
+        let zeros = plane * (dh - 1) * kw;
+        inner = plane * keh * kw;
+        live.alloc(zeros);
+        live.alloc(inner);
+        live.free(zeros);
+        *kept += zeros + inner;
+    }
+    if dw > 1 && kw > 1 {
+        let (zeros, dilated) = (plane * keh * (dw - 1), plane * keh * kew);
+        live.alloc(zeros);
+        live.alloc(dilated);
+        live.free(zeros);
+        live.free(inner);
+        *kept += zeros + dilated;
+    }
+    [keh, kew]
+}
+
 /// `conv_transpose2d` as src/kinds/conv_transpose2d.rs builds it (X = N·C_in·H·W·s input
 /// bytes, Wt = C_in·C_out/g·k_h·k_w·s weight bytes), each step one candle op:
 /// - the kernel flipped in H and W (two `index_select`s: Wt each; the first is a temporary),
@@ -287,7 +296,6 @@ fn conv_transpose(
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
     let [dh, dw] = c.dilation;
-    let (keh, kew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
     let mut live = Live::default();
     let mut kept = 0;
     // Kernel side: always tracked (the weight is a variable).
@@ -300,24 +308,7 @@ fn conv_transpose(
         live.alloc(wt);
         kept += wt;
     }
-    let mut inner = 0;
-    if dh > 1 && kh > 1 {
-        let zeros = c.c_out * cig * (dh - 1) * kw * s;
-        inner = c.c_out * cig * keh * kw * s;
-        live.alloc(zeros);
-        live.alloc(inner);
-        live.free(zeros);
-        kept += zeros + inner;
-    }
-    if dw > 1 && kw > 1 {
-        let zeros = c.c_out * cig * keh * (dw - 1) * s;
-        let dilated = c.c_out * cig * keh * kew * s;
-        live.alloc(zeros);
-        live.alloc(dilated);
-        live.free(zeros);
-        live.free(inner);
-        kept += zeros + dilated;
-    }
+    let [keh, kew] = dilate_kernel(&mut live, &mut kept, c.c_out * cig * s, c.kernel, c.dilation);
     // Input side: `made` is the last tensor it allocated (what the conv reads).
     let (mut kept_x, mut made) = (0, 0);
     let mut step = |live: &mut Live, zeros: u64, result: u64| {
