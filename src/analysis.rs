@@ -298,6 +298,22 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// The overrides as command-line flags (`--batch 8 --input 3x32x32 --dtype f16`), or
+    /// `None` when there are none.
+    pub fn flags(&self) -> Option<String> {
+        let mut f = Vec::new();
+        if let Some(b) = self.batch {
+            f.push(format!("--batch {b}"));
+        }
+        if let Some(i) = &self.input {
+            f.push(format!("--input {}", i.iter().map(u64::to_string).collect::<Vec<_>>().join("x")));
+        }
+        if let Some(d) = self.dtype {
+            f.push(format!("--dtype {d}"));
+        }
+        (!f.is_empty()).then(|| f.join(" "))
+    }
+
     /// Apply to a spec (the input's dtype follows `--dtype` unless it is an integer type).
     pub fn apply(&self, spec: &mut Spec) {
         if let Some(b) = self.batch {

@@ -27,5 +27,11 @@ pub use error::Error;
 pub fn analyze_file(path: &str, overrides: &analysis::Overrides) -> Result<analysis::Analysis, Error> {
     let mut spec = spec::load(path)?;
     overrides.apply(&mut spec);
-    Ok(analysis::analyze(spec)?)
+    analysis::analyze(spec).map_err(|mut e| {
+        // The spec alone may be fine: say which overrides the analysis ran with.
+        if let Some(flags) = overrides.flags() {
+            e.message = format!("{} (analysed with {flags})", e.message);
+        }
+        e.into()
+    })
 }

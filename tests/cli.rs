@@ -202,6 +202,25 @@ fn error_rank_mismatch() {
 }
 
 #[test]
+fn an_error_caused_by_an_override_names_it() {
+    // specs/alexnet.yaml is fine at 3×224×224. At 3×10×10, conv1 (kernel 11, stride 4, padding
+    // 2) gives (10 + 4 − 11)/4 + 1 = 1 row, and pool1's 3×3 window does not fit: the error is
+    // at pool1's line (14:45) and says which override the analysis ran with.
+    let out = netstat().args(["specs/alexnet.yaml", "--input", "3x10x10"]).assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: specs/alexnet.yaml:14:45: layer #2 \"pool1\" (max_pool2d): "), "{err}");
+    assert!(err.trim_end().ends_with("(analysed with --input 3x10x10)"), "{err}");
+    // 10^14 × 3·224·224 = 1.5·10^19 elements: fits u64, but × 4 bytes does not.
+    let out =
+        netstat().args(["specs/alexnet.yaml", "--batch", "100000000000000"]).assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("input bytes overflows u64") && err.contains("(analysed with --batch 100000000000000)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let out = netstat().args(["specs/alexnet.yaml", "--input", "3x0x5"]).assert().code(2).get_output().clone();
     assert!(String::from_utf8(out.stderr).unwrap().starts_with("error: --input: expected dimensions"));
