@@ -140,7 +140,7 @@ impl Ctx<'_> {
     /// a [`Var`] when the layer is trainable. With `shares:` set, the owner's parameter.
     pub fn param(&mut self, suffix: &str, shape: &[usize], bound: f64) -> Result<Tensor> {
         if let Some(owner) = self.shares {
-            return self.shared(owner, suffix, shape);
+            return self.alias(owner, suffix, shape);
         }
         let name = format!("{}.{suffix}", self.name);
         let t = seeded_uniform(self.params.seed, &name, shape, bound, self.dtype, self.device)?;
@@ -150,7 +150,7 @@ impl Ctx<'_> {
     /// A parameter `NAME.suffix` of `shape` filled with `value` (BatchNorm's γ = 1, β = 0).
     pub fn param_const(&mut self, suffix: &str, shape: &[usize], value: f64) -> Result<Tensor> {
         if let Some(owner) = self.shares {
-            return self.shared(owner, suffix, shape);
+            return self.alias(owner, suffix, shape);
         }
         let name = format!("{}.{suffix}", self.name);
         let t = Tensor::full(value, shape, self.device)?.to_dtype(self.dtype)?;
@@ -168,6 +168,14 @@ impl Ctx<'_> {
             t
         };
         self.params.by_name.insert(name, t.clone());
+        Ok(t)
+    }
+
+    /// The owner's parameter `OWNER.suffix`, also filed under this layer's name so that a later
+    /// `tied_to: THIS` finds it (the analysis accepts a tie to a layer that shares).
+    fn alias(&mut self, owner: &str, suffix: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.shared(owner, suffix, shape)?;
+        self.params.by_name.insert(format!("{}.{suffix}", self.name), t.clone());
         Ok(t)
     }
 
