@@ -347,7 +347,10 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             Ok(d) => Error::Usage(d.0),
             Err(e) => match e.downcast::<crate::measure::device::BadDevice>() {
                 Ok(d) => Error::Usage(d.0),
-                Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
+                Err(e) => match e.downcast::<crate::measure::run::Unsupported>() {
+                    Ok(d) => Error::Usage(d.0),
+                    Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
+                },
             },
         }
     })?;

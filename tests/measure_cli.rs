@@ -109,7 +109,44 @@ fn a_run_that_cannot_fit_is_refused_before_allocating() {
 fn unsupported_dtype_is_an_error() {
     let f = spec(TINY);
     let out = netstat().args(["measure", f.path().to_str().unwrap(), "--dtype", "f16"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A request measure cannot run is a usage error, refused before anything is built.
+    assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8(out.stderr).unwrap();
     assert!(e.contains("measure runs f32 or f64 on the CPU, the spec asks for f16"), "{e}");
+}
+
+#[test]
+fn the_forward_peak_covers_every_layer_not_only_the_last() {
+    // conv 3→16, k3, pad 1 on 1×3×32×32: its output alone is 16·32·32·4 = 65,536 bytes. The
+    // last layer (a relu on the pooled 1×16) holds well under that: the forward pass's peak
+    // must still be the conv's.
+    let f = spec("name: drop\ninput: [3, 32, 32]\nlayers:\n  - {name: c, kind: conv2d, c_out: 16, kernel: 3, padding: 1}\n  - {name: g, kind: global_avg_pool}\n  - {name: r, kind: relu}\n");
+    let v = json(&[], f.path().to_str().unwrap());
+    let fwd = v["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "forward").unwrap();
+    let peak = fwd["measured"]["peak_bytes"].as_u64().unwrap();
+    assert!(peak >= 65_536, "{fwd}");
+    let conv = v["layers"][0]["measured"]["peak_bytes"].as_u64().unwrap();
+    assert!(peak >= conv, "stage peak {peak} < conv's own peak {conv}");
+}
+
+#[test]
+fn a_branch_that_does_not_reach_the_output_trains_without_a_gradient() {
+    // `d` reads the input but nothing reads `d`: as in PyTorch its weights get no gradient and
+    // the optimizer skips them. Params: d 4·2 + 2 = 10, o 4·3 + 3 = 15 → 25, all built.
+    let f = spec("name: dead\ninput: [4]\nbatch: 2\nlayers:\n  - {name: d, kind: linear, out_features: 2, inputs: [input]}\n  - {name: o, kind: linear, out_features: 3, inputs: [input]}\n");
+    for opt in ["sgd", "adam"] {
+        let v = json(&["--train", "--optimizer", opt], f.path().to_str().unwrap());
+        assert_eq!(v["measured"]["params_built"], 25);
+    }
+}
+
+#[test]
+fn a_tie_to_a_layer_that_shares_reaches_the_owner() {
+    // `sh` shares `fr`'s 10×4 table and `head` is tied to `sh`: one 40-element weight in all.
+    let f = spec("name: chain\ninput: {shape: [5], dtype: i64}\nlayers:\n  - {name: fr, kind: embedding, num_embeddings: 10, embedding_dim: 4, inputs: [input]}\n  - {name: sh, kind: embedding, num_embeddings: 10, embedding_dim: 4, shares: fr, inputs: [input]}\n  - {name: m, kind: add, inputs: [fr, sh]}\n  - {name: head, kind: linear, out_features: 10, bias: false, tied_to: sh}\n");
+    for args in [&[][..], &["--train"][..]] {
+        let v = json(args, f.path().to_str().unwrap());
+        assert_eq!(v["totals"]["params"], 40);
+        assert_eq!(v["measured"]["params_built"], 40);
+    }
 }

@@ -71,6 +71,12 @@ impl Default for Settings {
 #[error("{0}")]
 pub struct DoesNotFit(pub String);
 
+/// A run measure cannot do as asked, refused before anything is built (exit code 2): an
+/// element type candle's kernels here do not run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
 /// MemAvailable from /proc/meminfo, in bytes (None where unreadable).
 pub fn mem_available() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -259,6 +265,41 @@ impl Probe for Recorder<'_> {
     }
 }
 
+/// Names of the layers whose parameters reach the network output (the last layer in
+/// execution order): the layers on a path to it, and the owners of the weights they use
+/// through `shares:` or `tied_to`.
+fn feeds_output(a: &Analysis) -> std::collections::HashSet<&str> {
+    let mut on_path = vec![false; a.spec.layers.len()];
+    let mut stack: Vec<usize> = a.layers.last().map(|l| l.index).into_iter().collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut on_path[i], true) {
+            continue;
+        }
+        stack.extend(a.graph.inputs[i].iter().filter_map(|s| match *s {
+            crate::graph::Source::Layer(j) => Some(j),
+            crate::graph::Source::Input => None,
+        }));
+    }
+    let mut names = std::collections::HashSet::new();
+    for l in a.layers.iter().filter(|l| on_path[l.index]) {
+        let spec = a.layer_spec(l);
+        names.insert(spec.id.name.as_str());
+        if let Some(o) = l.shares {
+            names.insert(a.spec.layers[o].id.name.as_str());
+        }
+        if let crate::kinds::Kind::Linear(crate::kinds::linear::Linear { tied_to: Some(t), .. }) = &spec.kind {
+            names.insert(t.as_str());
+        }
+    }
+    names
+}
+
+/// Whether variable `LAYER.suffix` (the suffix may hold dots: `q_proj.weight`) belongs to a
+/// layer in `live`.
+fn used(var: &str, live: &std::collections::HashSet<&str>) -> bool {
+    var.match_indices('.').any(|(i, _)| live.contains(&var[..i]))
+}
+
 /// Fixed fake time of a layer: 0.01 ms + 1 ms per GMAC (forward), for test snapshots.
 fn fake_ms(macs: u64) -> f64 {
     0.01 + macs as f64 / 1e9
@@ -270,17 +311,21 @@ fn fake_timing(ms: f64) -> Timing {
 
 /// Run the measurement of `a` (already analysed) as `s` asks.
 ///
-/// Errors: [`device::BadDevice`] for a device that cannot be opened; [`DoesNotFit`] before
-/// anything is allocated; a kind with no builder; a parameter count, output shape or missing
+/// Errors: [`Unsupported`] for an element type other than f32 or f64; [`device::BadDevice`]
+/// for a device that cannot be opened; [`DoesNotFit`] before anything is allocated; a kind with no builder; a parameter count, output shape or missing
 /// gradient that disagrees with the analysis (naming the layer).
 pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     let dtype = match a.spec.dtype {
         crate::shape::DType::F32 => DType::F32,
         crate::shape::DType::F64 => DType::F64,
-        d => anyhow::bail!(
-            "measure runs f32 or f64 on {}, the spec asks for {d}: try --dtype f32",
-            if s.device == Target::Cpu { "the CPU" } else { "a GPU" }
-        ),
+        d => {
+            return Err(Unsupported(format!(
+                "{}: measure runs f32 or f64 on {}, the spec asks for {d}: try --dtype f32",
+                a.spec.file,
+                if s.device == Target::Cpu { "the CPU" } else { "a GPU" }
+            ))
+            .into())
+        }
     };
     let vocab = super::net::token_vocab(a)?;
     let opened = device::open(s.device)?;
@@ -377,7 +422,10 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         rec.base = meter.live();
         meter.reset_peak();
         let y = net.forward(input.clone(), pass, &mut rec)?;
-        let fwd_peak = meter.peak().saturating_sub(base0 + caches);
+        // The probe resets the meter's peak before each layer: the pass's peak is the highest
+        // of the layers' (relative to rec.base) and of what followed the last reset.
+        let layers_peak = rec.peak.iter().max().map_or(0, |p| rec.base + p);
+        let fwd_peak = meter.peak().max(layers_peak).saturating_sub(base0 + caches);
         let fwd_live = meter.live().saturating_sub(base0 + caches);
         let nv_fwd = nv();
         drop(y);
@@ -407,8 +455,15 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             l.held_bytes = m(held[pos]);
         }
     } else {
-        let vars = net.params.vars.all_vars();
-        let mut opt = Optimizer::new(s.optimizer, vars.clone(), s.lr)?;
+        // Named, in name order: the order of candle's VarMap (a HashMap) varies from run to run.
+        let vars: Vec<(String, candle_core::Var)> = {
+            let d = net.params.vars.data().lock().map_err(|_| anyhow::anyhow!("var map lock poisoned"))?;
+            let mut v: Vec<_> = d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        let live = feeds_output(a);
+        let mut opt = Optimizer::new(s.optimizer, vars.iter().map(|(_, v)| v.clone()).collect(), s.lr)?;
         let live_opt = meter.live().saturating_sub(base0);
         let nv_opt = nv();
         let mut step_no = 0u64;
@@ -446,17 +501,18 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             // Keep the variables' gradients only (detached): candle's store also holds the
             // gradients of non-trainable leaves (the input, masks, constants).
             let mut grads = candle_core::backprop::GradStore::default();
-            for (i, v) in vars.iter().enumerate() {
-                let g = all.remove(v).ok_or_else(|| {
-                    let name = net.params.vars.data().lock().ok().and_then(|d| {
-                        d.iter().find(|(_, w)| w.as_tensor().id() == v.as_tensor().id()).map(|(k, _)| k.clone())
-                    });
-                    anyhow::anyhow!(
-                        "backward gave no gradient for trainable variable {} (#{i}): a layer's candle op does not backpropagate",
-                        name.unwrap_or_default()
-                    )
-                })?;
-                grads.insert(v, g.detach());
+            for (name, v) in &vars {
+                match all.remove(v) {
+                    Some(g) => {
+                        grads.insert(v, g.detach());
+                    }
+                    // A layer off every path to the output gets no gradient (PyTorch leaves its
+                    // .grad None and the optimizer skips it); one on a path must get one.
+                    None if !used(name, &live) => {}
+                    None => anyhow::bail!(
+                        "backward gave no gradient for trainable variable {name}: a layer's candle op does not backpropagate"
+                    ),
+                }
             }
             drop(all);
             let bwd_peak = meter.peak();
