@@ -40,6 +40,19 @@ fn json_keeps_the_analysis_and_adds_measured_objects() {
     assert_eq!(v["measured"]["params_built"], 253);
     assert_eq!(v["measured"]["mode"], "inference");
     assert_eq!(v["measured"]["fake_timings"], true);
+    // Every field of `netstat SPEC -f json` (with measure's optimizer, SGD) is kept, the memory
+    // summary included; layers only gain `measured`.
+    let analysis: serde_json::Value = serde_json::from_slice(
+        &netstat().arg(f.path()).args(["-f", "json", "--optimizer", "sgd"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let mut kept = v.clone();
+    for l in kept["layers"].as_array_mut().unwrap() {
+        l.as_object_mut().unwrap().remove("measured");
+    }
+    for (k, field) in analysis.as_object().unwrap() {
+        assert_eq!(&kept[k], field, "{k}");
+    }
     let l = &v["layers"][0];
     // conv MACs: 2·3·4·4·2·3·3 = 1,728; fake time 0.01 ms + 1 ms per GMAC.
     assert_eq!(l["macs"], 1728);

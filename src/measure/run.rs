@@ -145,6 +145,17 @@ impl Plan {
     }
 }
 
+/// The memory model's options for the optimizer measure runs (no mixed precision).
+fn memory_options(s: &Settings) -> crate::memory::Options {
+    use crate::memory::Optimizer as O;
+    let optimizer = match s.optimizer {
+        OptimizerKind::Sgd => O::Sgd,
+        OptimizerKind::Momentum => O::Momentum,
+        OptimizerKind::Adam => O::Adam,
+    };
+    crate::memory::Options { optimizer, amp: None }
+}
+
 /// The framework-neutral prediction of a training step: netstat's memory model
 /// ([`crate::memory::model`]: saved tensors, liveness, gradients, optimizer state), read at the
 /// points where measure reads live bytes.
@@ -166,13 +177,8 @@ struct Neutral {
 
 impl Neutral {
     fn new(a: &Analysis, s: &Settings) -> anyhow::Result<Neutral> {
-        use crate::memory::{Optimizer as O, Phase};
-        let optimizer = match s.optimizer {
-            OptimizerKind::Sgd => O::Sgd,
-            OptimizerKind::Momentum => O::Momentum,
-            OptimizerKind::Adam => O::Adam,
-        };
-        let m = crate::memory::model(a, &crate::memory::Options { optimizer, amp: None })?;
+        use crate::memory::Phase;
+        let m = crate::memory::model(a, &memory_options(s))?;
         // The model allocates optimizer state lazily at the first step (as PyTorch does);
         // candle's optimizers allocate it when built, before the first forward.
         let state = m.optimizer_state_bytes;
@@ -618,8 +624,12 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         Timing::of(&pass_ms)
     };
     let gflops = if pass.time_ms_median > 0.0 { 2.0 * a.totals.macs as f64 / (pass.time_ms_median * 1e6) } else { 0.0 };
+    // The analysis report as `netstat SPEC` makes it, its memory summary included (for the
+    // optimizer measured).
+    let mut report = Report::new(a);
+    report.memory = Some(crate::report::memory::MemoryReport::summary(crate::memory::model(a, &memory_options(s))?));
     Ok(MeasureReport {
-        report: Report::new(a),
+        report,
         info: MeasureInfo {
             device: s.device.to_string(),
             cpu_model: if s.fake_timings { "(fake)".into() } else { cpu_model() },
