@@ -99,7 +99,7 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
     for (stem, r) in reports {
         g.rows.push(vec![
             format!("[{}]({stem}.md)", r.spec.name),
-            format!("{} {}", r.input_with_batch(), r.spec.dtype),
+            r.input_desc(),
             count(r.totals.params),
             count(r.totals.macs),
             si(r.totals.flops),

@@ -18,14 +18,7 @@ pub fn grid(report: &Report) -> Grid {
 
 /// Write the LaTeX form of `report`.
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "% {} -- input {} {}, batch {} (netstat)",
-        report.spec.name,
-        report.input_with_batch(),
-        report.spec.dtype,
-        report.spec.batch
-    )?;
+    writeln!(out, "% {} -- input {}, batch {} (netstat)", report.spec.name, report.input_desc(), report.spec.batch)?;
     for line in report.totals_line().lines() {
         writeln!(out, "% {line}")?;
     }

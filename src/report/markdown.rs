@@ -12,14 +12,7 @@ fn cell(s: &str) -> String {
 /// Write the Markdown form of `report`.
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let cols = human_columns(report);
-    writeln!(
-        out,
-        "### {} — input {} {}, batch {}\n",
-        cell(&report.spec.name),
-        report.input_with_batch(),
-        report.spec.dtype,
-        report.spec.batch
-    )?;
+    writeln!(out, "### {} — input {}, batch {}\n", cell(&report.spec.name), report.input_desc(), report.spec.batch)?;
     writeln!(out, "| {} |", cols.iter().map(|c| c.header).collect::<Vec<_>>().join(" | "))?;
     writeln!(out, "|{}|", cols.iter().map(|c| if c.numeric { "---:" } else { "---" }).collect::<Vec<_>>().join("|"))?;
     let t = &report.totals;

@@ -221,10 +221,9 @@ fn opt_bytes(b: Option<u64>) -> String {
 fn header(r: &MeasureReport) -> Vec<String> {
     let i = &r.info;
     let mut v = vec![format!(
-        "{} — input {} {}, batch {}, {}{}",
+        "{} — input {}, batch {}, {}{}",
         r.report.spec.name,
-        r.report.input_with_batch(),
-        r.report.spec.dtype,
+        r.report.input_desc(),
         r.report.spec.batch,
         i.mode,
         i.optimizer.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()

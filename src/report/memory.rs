@@ -176,10 +176,9 @@ impl MemoryReport {
 
 fn heading(r: &Report, m: &MemoryReport) -> String {
     format!(
-        "{} — input {} {}, batch {}; optimizer {}; {}",
+        "{} — input {}, batch {}; optimizer {}; {}",
         r.spec.name,
-        r.input_with_batch(),
-        r.spec.input_dtype,
+        r.input_desc(),
         r.spec.batch,
         m.figures.optimizer.name(),
         m.precision()

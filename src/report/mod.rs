@@ -224,6 +224,17 @@ impl Report {
         Report { layers: layers.into_iter().map(|(r, _)| r).collect(), ..self.clone() }
     }
 
+    /// The input as report headers name it: its shape with batch and element type, and the
+    /// activations' type when it differs (token ids: `1x1024 i64 (activations f32)`).
+    pub fn input_desc(&self) -> String {
+        let (i, d) = (&self.spec.input_dtype, &self.spec.dtype);
+        if i == d {
+            format!("{} {d}", self.input_with_batch())
+        } else {
+            format!("{} {i} (activations {d})", self.input_with_batch())
+        }
+    }
+
     /// Input shape with batch, `1x3x224x224`.
     pub fn input_with_batch(&self) -> String {
         std::iter::once(self.spec.batch)
@@ -487,11 +498,13 @@ pub enum Format {
     Table,
     /// GitHub-flavoured Markdown table, human units.
     Markdown,
-    /// CSV, raw integers, one row per layer plus a totals row.
+    /// CSV, raw integers, one record per row of the report: the layers, then the totals (or the
+    /// stages of `measure`).
     Csv,
     /// JSON, raw integers, versioned schema (see README).
     Json,
-    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper.
+    /// LaTeX booktabs `tabular`, human units, for `\input` in a paper (analysis and diff
+    /// reports; `measure` and `memory` refuse it).
     Latex,
 }
 

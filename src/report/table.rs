@@ -31,14 +31,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
     }
-    writeln!(
-        out,
-        "{} — input {} {}, batch {}",
-        report.spec.name,
-        report.input_with_batch(),
-        report.spec.dtype,
-        report.spec.batch
-    )?;
+    writeln!(out, "{} — input {}, batch {}", report.spec.name, report.input_desc(), report.spec.batch)?;
     writeln!(out, "{t}")?;
     writeln!(out, "{}", report.totals_line())?;
     writeln!(out, "{}", report.headline())?;
