@@ -163,3 +163,16 @@ fn a_tie_to_a_layer_that_shares_reaches_the_owner() {
         assert_eq!(v["measured"]["params_built"], 40);
     }
 }
+
+#[test]
+fn batch_norm_on_the_network_input_keeps_only_what_its_affine_ops_record() {
+    // BatchNorm2d(8) on the 4×8×16×16 input (32,768 bytes per value): x − mean, its square and
+    // the statistics record no op (nothing tracked yet), so a training forward keeps the
+    // quotient (read by γ·), γ·y (read by +β) and the output: 3 · 32,768 = 98,304 bytes.
+    let f = spec("name: bn-first\ninput: [8, 16, 16]\nbatch: 4\nlayers:\n  - {name: bn, kind: batch_norm2d}\n  - {name: c, kind: conv2d, c_out: 4, kernel: 3}\n  - {name: f, kind: flatten}\n  - {name: o, kind: linear, out_features: 10}\n");
+    let v = json(&["--train"], f.path().to_str().unwrap());
+    let bn = &v["layers"][0]["measured"];
+    assert_eq!(bn["predicted_candle_retained_bytes"], 98_304);
+    let got = bn["retained_bytes"].as_u64().unwrap() as f64;
+    assert!((got / 98_304.0 - 1.0).abs() < 0.03, "{bn}");
+}

@@ -574,7 +574,16 @@ pub fn candle_layer(
             let norm = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
             let aff = if b.affine { 2 * out } else { 0 };
             let peak = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
-            CandleLayer { output: out, peak: peak.max(out + aff), retained: norm + aff }
+            // On an untracked input (the network input) the normalisation records no op: only
+            // the quotient (kept by γ·), γ·y (kept by +β) and the output stay.
+            let retained = if inp.tracked {
+                norm + aff
+            } else if b.affine {
+                3 * out
+            } else {
+                out
+            };
+            CandleLayer { output: out, peak: peak.max(out + aff), retained }
         }
         Kind::AdaptiveAvgPool2d(a) => {
             if [x[2], x[3]] == a.output_size {
