@@ -1,10 +1,11 @@
-//! The candle memory model of `conv2d` and `conv_transpose2d` (issue 5, item 6), built and run
+//! The candle memory model of `conv2d`, `conv_transpose2d` and `conv1d` (issue 5, item 6), built and run
 //! in candle with the counting allocator and measured against src/measure/predict.rs:
 //! - tests/fixtures/convs.yaml: conv2d with candle's own padding and with an explicit zero-pad
 //!   (`same` with an even kernel), depthwise, per-axis stride and dilation, groups; and
 //!   batch_norm2d;
 //! - tests/fixtures/conv_transpose.yaml: the flipped and dilated kernel, the zero-inserted and
-//!   padded input, candle's conv2d workspace, the bias sum.
+//!   padded input, candle's conv2d workspace, the bias sum;
+//! - tests/fixtures/conv1d.yaml: conv1d's padding, narrowing copy, groups, 1×1 paths, dilation.
 //!
 //! One test function: the counting allocator is process-wide.
 
@@ -100,5 +101,14 @@ fn conv_training_and_inference_memory() {
     // - the conv's output 2·8·24·24·4 = 36,864 and the bias sum, 36,864.
     // 6,144 + 165,888 + 5,888 + 73,600 + 6,400 + 80,000 + 2·36,864 = 411,648.
     assert_eq!(retained(&train, "t1"), Some(411_648));
+    check(&train, &infer, 12 << 10);
+
+    let a = netstat::analyze_file("tests/fixtures/conv1d.yaml", &Default::default()).unwrap();
+    let (train, infer) = (measure(&a, &settings(true)).unwrap(), measure(&a, &settings(false)).unwrap());
+    // Hand arithmetic of the model for b (input 4×16×300, tracked; kernel 3, padding 1,
+    // groups 4): zeros 4·16·2·4 = 512 and the padded input 4·16·302·4 = 77,312 (the windows
+    // read all 302: no narrowing copy); the four group outputs, their `cat` and the bias sum,
+    // each 4·16·300·4 = 76,800. 512 + 77,312 + 3·76,800 = 308,224.
+    assert_eq!(retained(&train, "b"), Some(308_224));
     check(&train, &infer, 12 << 10);
 }

@@ -219,6 +219,38 @@ fn conv(c: &Conv2d, x: &[u64], o: &[u64], threads: u64, s: u64, inp: Inputs) -> 
     CandleLayer { output: out, peak: live.peak.max(peak), retained: kept + out + groups_cat(out) + bias }
 }
 
+/// `conv1d` as src/kinds/conv1d.rs builds it (O = output bytes): the input zero-padded
+/// (`pad_with_zeros`, enough on the right for every window), narrowed to the extent the
+/// windows read (a view), reshaped to N×C×1×L (a copy when the narrow cut the padded length
+/// short: the view is not contiguous), candle's conv2d with a 1×k kernel ([`conv_workspace`];
+/// with groups, one output per group and their `cat`), then the bias sum.
+///
+/// Training keeps every op output; ops on an untracked input keep nothing but the tensor the
+/// conv reads.
+fn conv1d(c: &crate::kinds::conv1d::Conv1d, x: &[u64], o: &[u64], threads: u64, s: u64, inp: Inputs) -> CandleLayer {
+    let out = elems(o) * s;
+    let (n, c_in, l, lo) = (x[0], x[1], x[2], o[2]);
+    let (k, st, p, d, g) = (c.kernel, c.stride, c.padding, c.dilation, c.groups);
+    let extent = (lo - 1) * st + (k - 1) * d + 1;
+    let hi = p + extent.saturating_sub(l + 2 * p);
+    let bias = if c.bias { out } else { 0 };
+    let mut live = Live::default();
+    let mut kept_x = 0;
+    let mut dims = [n, c_in, 1, l];
+    let mut made = pad_step(&mut live, &mut kept_x, &mut dims, 3, p, hi, s);
+    if extent < dims[3] {
+        let copy = n * c_in * extent * s;
+        live.alloc(copy);
+        kept_x += copy;
+        made = copy;
+    }
+    let kept = if inp.tracked { kept_x } else { made };
+    let groups_cat = if g > 1 { out } else { 0 };
+    let ws = conv_workspace(n, c_in / g, 1, extent, c.c_out / g, [1, k], lo, st == 1 && d == 1, threads, s);
+    let peak = live.now + out + ws.max(groups_cat).max(bias);
+    CandleLayer { output: out, peak: live.peak.max(peak), retained: kept + out + groups_cat + bias }
+}
+
 /// Bytes live during one layer's forward in inference, in allocation order: the running
 /// total and its high-water mark (both beyond what was live before the layer).
 #[derive(Debug, Default)]
@@ -483,6 +515,7 @@ pub fn candle_layer(
     match kind {
         Kind::Conv2d(c) => conv(c, x, o, threads, s, inp),
         Kind::ConvTranspose2d(c) => conv_transpose(c, x, o, threads, s, inp),
+        Kind::Conv1d(c) => conv1d(c, x, o, threads, s, inp),
         Kind::MaxPool2d(p) => pool(&p.window, x, o, s),
         Kind::AvgPool2d(p) => {
             let mut c = pool(&p.window, x, o, s);
