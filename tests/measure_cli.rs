@@ -176,3 +176,25 @@ fn batch_norm_on_the_network_input_keeps_only_what_its_affine_ops_record() {
     let got = bn["retained_bytes"].as_u64().unwrap() as f64;
     assert!((got / 98_304.0 - 1.0).abs() < 0.03, "{bn}");
 }
+
+#[test]
+fn frozen_layers_get_no_gradient_or_optimizer_state_and_keep_no_graph() {
+    // A frozen backbone (trainable: false) on 8×3×32×32: c1 3→16 k3 p1 (448 params), c2
+    // 16→32 k3 s2 p1 (4,640), then a trainable fc 32→10 (330). Adam keeps two copies of the
+    // trainable bytes only: 2 · 330 · 4 = 2,640.
+    let f = spec("name: frozen\ninput: [3, 32, 32]\nbatch: 8\nlayers:\n  - {name: c1, kind: conv2d, c_out: 16, kernel: 3, padding: 1, trainable: false}\n  - {name: r1, kind: relu}\n  - {name: c2, kind: conv2d, c_out: 32, kernel: 3, stride: 2, padding: 1, trainable: false}\n  - {name: r2, kind: relu}\n  - {name: g, kind: global_avg_pool}\n  - {name: fc, kind: linear, out_features: 10}\n");
+    let v = json(&["--train", "--optimizer", "adam"], f.path().to_str().unwrap());
+    let stage =
+        |name: &str| v["stages"].as_array().unwrap().iter().find(|s| s["stage"] == name).unwrap()["measured"].clone();
+    let (w, opt, fwd) = (stage("weights"), stage("optimizer state"), stage("forward"));
+    let candle = |s: &serde_json::Value| s["predicted_candle_bytes"].as_u64().unwrap();
+    let live = |s: &serde_json::Value| s["live_bytes"].as_u64().unwrap();
+    assert_eq!(candle(&opt) - candle(&w), 2_640);
+    assert!(live(&opt) - live(&w) < 2_640 + (8 << 10), "{opt} {w}");
+    // The frozen layers read the untracked input: no op is recorded, each frees what it was
+    // the last to read. c1 +524,288 (8·16·32·32·4); r1 ±0; c2 +262,144 − 524,288; r2 ±0;
+    // g +1,024 − 262,144; fc keeps x·Wᵀ and the bias sum, 2 · 8·10·4 = 640: net 1,664.
+    assert_eq!(candle(&fwd) - candle(&opt), 1_664);
+    let grown = live(&fwd) as i64 - live(&opt) as i64;
+    assert!((grown - 1_664).abs() < 4 << 10, "forward grew {grown} B");
+}

@@ -632,8 +632,20 @@ pub fn candle_layer(
     }
 }
 
+/// Whether layer `l` reads a trainable parameter (a candle `Var`, so its ops are recorded):
+/// its own with `trainable` set, or the owner's through `shares:` or `tied_to` when the owner
+/// is trainable. A frozen layer (`trainable: false`) holds plain tensors.
+pub fn uses_variable(a: &Analysis, l: &crate::analysis::LayerAnalysis) -> bool {
+    let spec = a.layer_spec(l);
+    let owner_trainable = |name: &str| a.spec.layers.iter().any(|o| o.id.name == name && o.trainable);
+    (l.params > 0 && spec.trainable)
+        || l.shares.is_some_and(|o| a.spec.layers[o].trainable)
+        || matches!(&spec.kind, Kind::Linear(x) if x.tied_to.as_deref().is_some_and(owner_trainable))
+}
+
 /// The state of every layer's inputs (execution order): tracked when an input comes from a
-/// tracked layer (a layer is tracked when an input is or it has parameters, own or shared);
+/// tracked layer (a layer is tracked when an input is or it reads a trainable parameter,
+/// [`uses_variable`]);
 /// contiguous unless an input is a transpose, permute or select view (reshape and flatten of
 /// such a view copy it, so their outputs are contiguous again).
 pub fn input_states(a: &Analysis) -> Vec<Inputs> {
@@ -651,8 +663,7 @@ pub fn input_states(a: &Analysis) -> Vec<Inputs> {
             }
         }
         let kind = &a.layer_spec(l).kind;
-        tracked[pos] =
-            st.tracked || l.params > 0 || l.shares.is_some() || matches!(kind, Kind::Linear(x) if x.tied_to.is_some());
+        tracked[pos] = st.tracked || uses_variable(a, l);
         contiguous[pos] = !matches!(kind, Kind::Transpose(_) | Kind::Permute(_) | Kind::Select(_));
         states.push(st);
     }
@@ -741,20 +752,24 @@ pub fn inference(a: &Analysis, threads: u64) -> Inference {
 /// growth across the layer. A parameter-free layer whose inputs are untracked (nothing before
 /// it touched a weight) records no op, so it keeps only its output, and the untracked values
 /// it was the last to read are freed.
-pub fn retained(a: &Analysis, threads: u64) -> Vec<u64> {
+///
+/// Returns the per-layer growth (0 where a layer frees more than it makes, as the measured
+/// growth reads) and the net total over the pass (where those frees count).
+pub fn retained(a: &Analysis, threads: u64) -> (Vec<u64>, u64) {
     let s = a.spec.dtype.size();
     let (pos_of, last) = last_readers(a);
     let states = input_states(a);
     let mut own = vec![0u64; a.layers.len()];
     let mut out = Vec::with_capacity(a.layers.len());
+    let mut net: i128 = 0;
     for (pos, l) in a.layers.iter().enumerate() {
         let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
         let kind = &a.layer_spec(l).kind;
         let c = candle_layer(kind, &xs, &l.output.0, threads, s, true, states[pos]);
         own[pos] = c.output;
-        let weightless = l.params == 0 && l.shares.is_none() && !matches!(kind, Kind::Linear(x) if x.tied_to.is_some());
-        if states[pos].tracked || !weightless {
+        if states[pos].tracked || uses_variable(a, l) {
             out.push(c.retained);
+            net += i128::from(c.retained);
             continue;
         }
         let mut freed = 0u64;
@@ -769,8 +784,9 @@ pub fn retained(a: &Analysis, threads: u64) -> Vec<u64> {
             }
         }
         out.push(c.output.saturating_sub(freed));
+        net += i128::from(c.output) - i128::from(freed);
     }
-    out
+    (out, u64::try_from(net.max(0)).unwrap_or(u64::MAX))
 }
 
 /// Candle-model bytes of the loss on an output of shape `o` (cross-entropy for N×K: labels,
