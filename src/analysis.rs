@@ -222,6 +222,18 @@ fn resolve_shares(spec: &Spec, layers: &mut [LayerAnalysis], totals: &mut Totals
                 o.id.name, r2.name, r2.name
             )));
         }
+        if let Kind::Linear(Linear { tied_to: Some(t), .. }) = &o.kind {
+            return Err(err(format!(
+                "`shares`: layer \"{}\" takes its weight from \"{t}\" (`tied_to`); share a layer that owns all its parameters",
+                o.id.name
+            )));
+        }
+        if pos[&owner] > p {
+            return Err(err(format!(
+                "`shares`: layer \"{}\" must run before this one (it comes later in execution order)",
+                o.id.name
+            )));
+        }
         let (mine, theirs) = (layers[p].params, layers[pos[&owner]].params);
         if mine != theirs || mine == 0 {
             return Err(err(format!(
