@@ -222,15 +222,7 @@ impl DiffReport {
     }
 
     fn title(&self) -> String {
-        format!(
-            "diff: A = {} ({} {}) -> B = {} ({} {})",
-            self.a.name,
-            dims(self.a.batch, &self.a.input),
-            self.a.dtype,
-            self.b.name,
-            dims(self.b.batch, &self.b.input),
-            self.b.dtype
-        )
+        format!("diff: A = {} ({}) -> B = {} ({})", self.a.name, self.a.input_desc(), self.b.name, self.b.input_desc())
     }
 
     fn summary(&self) -> String {
@@ -295,10 +287,6 @@ fn signed(x: i128) -> String {
         x if x > 0 => format!("+{}", count(x as u64)),
         x => format!("-{}", count(x.unsigned_abs() as u64)),
     }
-}
-
-fn dims(batch: u64, input: &[u64]) -> String {
-    std::iter::once(batch).chain(input.iter().copied()).map(|d| d.to_string()).collect::<Vec<_>>().join("x")
 }
 
 #[cfg(test)]

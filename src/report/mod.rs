@@ -43,6 +43,28 @@ pub struct SpecInfo {
     pub dtype: String,
 }
 
+impl SpecInfo {
+    /// The input as report headers name it: its shape with batch and element type, and the
+    /// activations' type when it differs (token ids: `1x1024 i64 (activations f32)`).
+    pub fn input_desc(&self) -> String {
+        let (i, d) = (&self.input_dtype, &self.dtype);
+        if i == d {
+            format!("{} {d}", self.input_with_batch())
+        } else {
+            format!("{} {i} (activations {d})", self.input_with_batch())
+        }
+    }
+
+    /// Input shape with batch, `1x3x224x224`.
+    pub fn input_with_batch(&self) -> String {
+        std::iter::once(self.batch)
+            .chain(self.input.iter().copied())
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x")
+    }
+}
+
 /// One layer's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerRow {
@@ -224,24 +246,14 @@ impl Report {
         Report { layers: layers.into_iter().map(|(r, _)| r).collect(), ..self.clone() }
     }
 
-    /// The input as report headers name it: its shape with batch and element type, and the
-    /// activations' type when it differs (token ids: `1x1024 i64 (activations f32)`).
+    /// The input as report headers name it ([`SpecInfo::input_desc`]).
     pub fn input_desc(&self) -> String {
-        let (i, d) = (&self.spec.input_dtype, &self.spec.dtype);
-        if i == d {
-            format!("{} {d}", self.input_with_batch())
-        } else {
-            format!("{} {i} (activations {d})", self.input_with_batch())
-        }
+        self.spec.input_desc()
     }
 
     /// Input shape with batch, `1x3x224x224`.
     pub fn input_with_batch(&self) -> String {
-        std::iter::once(self.spec.batch)
-            .chain(self.spec.input.iter().copied())
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("x")
+        self.spec.input_with_batch()
     }
 
     /// The lines under the table naming the layer with the most parameters and the one with
