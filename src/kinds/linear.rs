@@ -87,7 +87,7 @@ impl crate::measure::build::Build for Linear {
         let out = self.out_features as usize;
         let bound = 1.0 / (inf as f64).sqrt();
         let w = match &self.tied_to {
-            Some(t) => cx.shared(t, "weight", &[out, inf])?,
+            Some(t) => cx.alias(t, "weight", &[out, inf])?,
             None => cx.param("weight", &[out, inf], bound)?,
         };
         let b = if self.bias { Some(cx.param("bias", &[out], bound)?) } else { None };
