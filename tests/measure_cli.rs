@@ -151,6 +151,54 @@ fn a_branch_that_does_not_reach_the_output_trains_without_a_gradient() {
         let v = json(&["--train", "--optimizer", opt], f.path().to_str().unwrap());
         assert_eq!(v["measured"]["params_built"], 25);
     }
+    // A dead layer whose name extends a live one's (`fc.dead` beside `fc`): its variables are
+    // told apart by the layer that made them, not by a name prefix.
+    let f = spec(
+        "name: dotted
+input: [16]
+batch: 2
+layers:
+  - {name: fc, kind: linear, out_features: 8}
+  - {name: fc.dead, kind: linear, out_features: 4, inputs: [fc]}
+  - {name: out, kind: linear, out_features: 3, inputs: [fc]}
+",
+    );
+    json(&["--train"], f.path().to_str().unwrap());
+}
+
+#[test]
+fn a_dead_branch_keeps_its_graph_only_while_its_output_is_read() {
+    // fc1 256→512 on 8 rows, then a dead linear 512→1024 (nothing on the path to the output
+    // reads it) whose output is read by a dead relu, and the head fc2 512→10 from fc1. The dead
+    // linear holds x·Wᵀ and the bias sum (2 · 8·1024·4 = 65,536 B) until the relu has run; the
+    // relu's output, unread, dies at once and takes the linear's graph with it. Gradients: fc1
+    // and fc2 only, (256·512 + 512 + 512·10 + 10) · 4 = 136,714 · 4 = 546,856 B.
+    let f = spec(
+        "name: dead-big
+input: [256]
+batch: 8
+layers:
+  - {name: fc1, kind: linear, out_features: 512}
+  - {name: dead, kind: linear, out_features: 1024}
+  - {name: dead2, kind: relu}
+  - {name: fc2, kind: linear, out_features: 10, inputs: [fc1]}
+",
+    );
+    let v = json(&["--train"], f.path().to_str().unwrap());
+    let layer = |i: usize| v["layers"][i]["measured"].clone();
+    assert_eq!(layer(1)["predicted_candle_retained_bytes"], 65_536);
+    assert_eq!(layer(2)["predicted_candle_retained_bytes"], 0);
+    let got = layer(1)["retained_bytes"].as_u64().unwrap() as f64;
+    assert!((got / 65_536.0 - 1.0).abs() < 0.03, "{}", layer(1));
+    let stage =
+        |name: &str| v["stages"].as_array().unwrap().iter().find(|s| s["stage"] == name).unwrap()["measured"].clone();
+    let (loss, bwd) = (stage("loss"), stage("backward"));
+    let candle = |s: &serde_json::Value| s["predicted_candle_bytes"].as_u64().unwrap();
+    // After backward: the graph and the loss are gone, the gradients are live.
+    let opt = stage("optimizer state");
+    assert_eq!(candle(&bwd) - candle(&opt), 546_856);
+    let e = (bwd["live_bytes"].as_u64().unwrap() as f64) / (candle(&bwd) as f64) - 1.0;
+    assert!(e.abs() < 0.02, "{bwd} {loss}");
 }
 
 #[test]
@@ -161,6 +209,20 @@ fn a_tie_to_a_layer_that_shares_reaches_the_owner() {
         let v = json(args, f.path().to_str().unwrap());
         assert_eq!(v["totals"]["params"], 40);
         assert_eq!(v["measured"]["params_built"], 40);
+    }
+    // A tie to a tied layer: L3 → L2 → L1, one 16×16 weight (256 params).
+    let f = spec(
+        "name: tie3
+input: [16]
+layers:
+  - {name: L1, kind: linear, out_features: 16, bias: false}
+  - {name: L2, kind: linear, out_features: 16, bias: false, tied_to: L1}
+  - {name: L3, kind: linear, out_features: 16, bias: false, tied_to: L2}
+",
+    );
+    for args in [&[][..], &["--train"][..]] {
+        let v = json(args, f.path().to_str().unwrap());
+        assert_eq!(v["measured"]["params_built"], 256);
     }
 }
 

@@ -632,6 +632,54 @@ pub fn candle_layer(
     }
 }
 
+/// For each layer (spec order), whether its output reaches the network output (the last
+/// layer in execution order): the others' outputs die unread, their graph with them.
+pub fn on_path(a: &Analysis) -> Vec<bool> {
+    let mut on_path = vec![false; a.spec.layers.len()];
+    let mut stack: Vec<usize> = a.layers.last().map(|l| l.index).into_iter().collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut on_path[i], true) {
+            continue;
+        }
+        stack.extend(a.graph.inputs[i].iter().filter_map(|s| match *s {
+            crate::graph::Source::Layer(j) => Some(j),
+            crate::graph::Source::Input => None,
+        }));
+    }
+    on_path
+}
+
+/// For each layer (spec order), whether its parameters reach the network output (the last
+/// layer in execution order, the one measure's loss reads): the layers on a path to it, and
+/// the owners of the weights they use through `shares:` or `tied_to`. The others' outputs die
+/// unread, their graph with them, and their variables get no gradient.
+pub fn feeds_output(a: &Analysis) -> Vec<bool> {
+    let on_path = on_path(a);
+    let mut live = on_path.clone();
+    for l in a.layers.iter().filter(|l| on_path[l.index]) {
+        if let Some(o) = l.shares {
+            live[o] = true;
+        }
+        if let Kind::Linear(crate::kinds::linear::Linear { tied_to: Some(t), .. }) = &a.layer_spec(l).kind {
+            // A tie may name a layer that is itself tied or shares: follow it to the owner.
+            let mut name = t.as_str();
+            for _ in 0..a.spec.layers.len() {
+                let Some(j) = a.spec.layers.iter().position(|o| o.id.name == name) else { break };
+                live[j] = true;
+                let next = match &a.spec.layers[j].kind {
+                    Kind::Linear(crate::kinds::linear::Linear { tied_to: Some(t2), .. }) => Some(t2.as_str()),
+                    _ => a.spec.layers[j].shares.as_ref().map(|r| r.name.as_str()),
+                };
+                match next {
+                    Some(n) => name = n,
+                    None => break,
+                }
+            }
+        }
+    }
+    live
+}
+
 /// Whether layer `l` reads a trainable parameter (a candle `Var`, so its ops are recorded):
 /// its own with `trainable` set, or the owner's through `shares:` or `tied_to` when the owner
 /// is trainable. A frozen layer (`trainable: false`) holds plain tensors.
@@ -762,29 +810,49 @@ pub fn retained(a: &Analysis, threads: u64) -> (Vec<u64>, u64) {
     let mut own = vec![0u64; a.layers.len()];
     let mut out = Vec::with_capacity(a.layers.len());
     let mut net: i128 = 0;
+    let live = on_path(a);
     for (pos, l) in a.layers.iter().enumerate() {
         let xs: Vec<Vec<u64>> = l.input_shapes.iter().map(|s| s.0.clone()).collect();
         let kind = &a.layer_spec(l).kind;
         let c = candle_layer(kind, &xs, &l.output.0, threads, s, true, states[pos]);
         own[pos] = c.output;
-        if states[pos].tracked || uses_variable(a, l) {
-            out.push(c.retained);
-            net += i128::from(c.retained);
-            continue;
-        }
-        let mut freed = 0u64;
-        let mut seen = Vec::new();
-        for src in &a.graph.inputs[l.index] {
-            if let crate::graph::Source::Layer(j) = src {
-                let p = pos_of[j];
-                if last[p] == Some(pos) && !seen.contains(&p) {
-                    seen.push(p);
-                    freed += own[p];
+        // Values this layer was the last to read, freed after it: untracked ones when no op it
+        // records keeps them (`untracked`), and the graphs of dead layers (off every path to
+        // the output) that nothing reads any more.
+        let freed = |untracked: bool| {
+            let mut freed = 0u64;
+            let mut seen = Vec::new();
+            for src in &a.graph.inputs[l.index] {
+                if let crate::graph::Source::Layer(j) = src {
+                    let p = pos_of[j];
+                    if last[p] == Some(pos) && !seen.contains(&p) && (untracked || !live[*j]) {
+                        seen.push(p);
+                        freed += own[p];
+                    }
                 }
             }
+            freed
+        };
+        let (made, mut freed) = if states[pos].tracked {
+            (c.retained, freed(false))
+        } else if uses_variable(a, l) {
+            // Its first ops on the untracked input record nothing when they take no weight
+            // (a norm's x − mean): then that input is freed once read.
+            let keeps_input = !matches!(kind, Kind::BatchNorm2d(_) | Kind::LayerNorm(_));
+            (c.retained, freed(!keeps_input))
+        } else {
+            (c.output, freed(true))
+        };
+        if !live[l.index] {
+            // A dead layer's output keeps its graph (what it made) until its last reader has
+            // run; unread, it dies at once.
+            own[pos] = made;
+            if last[pos].is_none() && pos + 1 != a.layers.len() {
+                freed += made;
+            }
         }
-        out.push(c.output.saturating_sub(freed));
-        net += i128::from(c.output) - i128::from(freed);
+        out.push(made.saturating_sub(freed));
+        net += i128::from(made) - i128::from(freed);
     }
     (out, u64::try_from(net.max(0)).unwrap_or(u64::MAX))
 }

@@ -103,9 +103,12 @@ pub fn cpu_model() -> String {
 struct Plan {
     input: u64,
     weights: u64,
-    /// Bytes of the trainable parameters (`trainable: false` layers excluded): the gradients,
-    /// and the size of each optimizer state copy.
+    /// Bytes of the trainable parameters (`trainable: false` layers excluded): the size of
+    /// each optimizer state copy (candle's optimizers hold state for every variable).
     trainable: u64,
+    /// Bytes of the gradients a backward leaves: the trainable parameters that reach the
+    /// output ([`predict::feeds_output`]).
+    grads: u64,
     /// Constants built with the weights (causal masks): candle model only.
     constants: u64,
     opt_state: u64,
@@ -121,12 +124,16 @@ impl Plan {
         let ds = a.spec.dtype.size();
         let weights = a.totals.params * ds;
         let trainable = a.layers.iter().filter(|l| a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
+        let live = predict::feeds_output(a);
+        let grads =
+            a.layers.iter().filter(|l| live[l.index] && a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
         let out = &a.layers.last().map(|l| l.output.0.clone()).unwrap_or_default();
         let (retained, retained_total) = predict::retained(a, threads);
         Plan {
             input: a.totals.input_bytes,
             weights,
             trainable,
+            grads,
             constants: predict::constants(a),
             opt_state: if s.train { s.optimizer.state_copies() * trainable } else { 0 },
             retained,
@@ -142,12 +149,12 @@ impl Plan {
     fn peak(&self, train: bool) -> u64 {
         let base = self.input + self.weights + self.constants + self.opt_state;
         if train {
-            // Backward: the graph, the gradients being accumulated (≈ 2 × trainable weights:
-            // the store and one zeros_like + add in flight) and the largest activation
+            // Backward: the graph, the gradients being accumulated (≈ 2 × their bytes: the
+            // store and one zeros_like + add in flight) and the largest activation
             // gradient pair.
             base + self.retained_total()
                 + self.loss
-                + 2 * self.trainable
+                + 2 * self.grads
                 + 2 * self.infer.peak.iter().max().copied().unwrap_or(0)
         } else {
             base + self.infer.candle_peak.iter().max().copied().unwrap_or(0)
@@ -281,39 +288,10 @@ impl Probe for Recorder<'_> {
     }
 }
 
-/// Names of the layers whose parameters reach the network output (the last layer in
-/// execution order): the layers on a path to it, and the owners of the weights they use
-/// through `shares:` or `tied_to`.
+/// Names of the layers whose parameters reach the network output ([`predict::feeds_output`]).
 fn feeds_output(a: &Analysis) -> std::collections::HashSet<&str> {
-    let mut on_path = vec![false; a.spec.layers.len()];
-    let mut stack: Vec<usize> = a.layers.last().map(|l| l.index).into_iter().collect();
-    while let Some(i) = stack.pop() {
-        if std::mem::replace(&mut on_path[i], true) {
-            continue;
-        }
-        stack.extend(a.graph.inputs[i].iter().filter_map(|s| match *s {
-            crate::graph::Source::Layer(j) => Some(j),
-            crate::graph::Source::Input => None,
-        }));
-    }
-    let mut names = std::collections::HashSet::new();
-    for l in a.layers.iter().filter(|l| on_path[l.index]) {
-        let spec = a.layer_spec(l);
-        names.insert(spec.id.name.as_str());
-        if let Some(o) = l.shares {
-            names.insert(a.spec.layers[o].id.name.as_str());
-        }
-        if let crate::kinds::Kind::Linear(crate::kinds::linear::Linear { tied_to: Some(t), .. }) = &spec.kind {
-            names.insert(t.as_str());
-        }
-    }
-    names
-}
-
-/// Whether variable `LAYER.suffix` (the suffix may hold dots: `q_proj.weight`) belongs to a
-/// layer in `live`.
-fn used(var: &str, live: &std::collections::HashSet<&str>) -> bool {
-    var.match_indices('.').any(|(i, _)| live.contains(&var[..i]))
+    let live = predict::feeds_output(a);
+    a.spec.layers.iter().zip(live).filter(|(_, on)| *on).map(|(l, _)| l.id.name.as_str()).collect()
 }
 
 /// Fixed fake time of a layer: 0.01 ms + 1 ms per GMAC (forward), for test snapshots.
@@ -537,7 +515,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
                     }
                     // A layer off every path to the output gets no gradient (PyTorch leaves its
                     // .grad None and the optimizer skips it); one on a path must get one.
-                    None if !used(name, &live) => {}
+                    None if !net.params.layer_of(name).is_some_and(|l| live.contains(l)) => {}
                     None => anyhow::bail!(
                         "backward gave no gradient for trainable variable {name}: a layer's candle op does not backpropagate"
                     ),
@@ -602,7 +580,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             rel(raw.bwd),
             rel(raw.bwd_peak),
             neutral.backward,
-            w + plan.trainable,
+            w + plan.grads,
             Some(plan.peak(true)),
         ));
         stages.push(st("optimizer step", rel(raw.opt), rel(raw.opt_peak), neutral.step, w, None));
