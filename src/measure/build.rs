@@ -92,27 +92,13 @@ pub struct Params {
     pub buffer_elements: u64,
     /// Every parameter by name (trainable and frozen), for `shares:` and `tied_to`.
     by_name: std::collections::HashMap<String, Tensor>,
-    /// The layer that created each parameter (names may hold dots on both sides).
-    layer_of: std::collections::HashMap<String, String>,
     seed: u64,
 }
 
 impl Params {
     /// Empty, with the seed of every weight.
     pub fn new(seed: u64) -> Params {
-        Params {
-            vars: VarMap::new(),
-            frozen: Vec::new(),
-            buffer_elements: 0,
-            by_name: Default::default(),
-            layer_of: Default::default(),
-            seed,
-        }
-    }
-
-    /// The layer that created parameter `name` (`LAYER.suffix`).
-    pub fn layer_of(&self, name: &str) -> Option<&str> {
-        self.layer_of.get(name).map(String::as_str)
+        Params { vars: VarMap::new(), frozen: Vec::new(), buffer_elements: 0, by_name: Default::default(), seed }
     }
 
     /// Elements of all parameters, trainable and frozen.
@@ -181,7 +167,6 @@ impl Ctx<'_> {
             self.params.frozen.push((name.clone(), t.clone()));
             t
         };
-        self.params.layer_of.insert(name.clone(), self.name.to_owned());
         self.params.by_name.insert(name, t.clone());
         Ok(t)
     }
