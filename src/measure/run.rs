@@ -313,8 +313,9 @@ fn fake_timing(ms: f64) -> Timing {
 /// Run the measurement of `a` (already analysed) as `s` asks.
 ///
 /// Errors: [`Unsupported`] for an element type other than f32 or f64; [`device::BadDevice`]
-/// for a device that cannot be opened; [`DoesNotFit`] before anything is allocated; a kind with no builder; a parameter count, output shape or missing
-/// gradient that disagrees with the analysis (naming the layer).
+/// for a device that cannot be opened; [`DoesNotFit`] before anything is allocated; a kind
+/// with no builder; a parameter count, output shape or missing gradient that disagrees with
+/// the analysis (naming the layer).
 pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
     let dtype = match a.spec.dtype {
         crate::shape::DType::F32 => DType::F32,
