@@ -9,6 +9,8 @@
 //!
 //! One test function: the counting allocator is process-wide.
 
+mod common;
+
 use netstat::measure::{measure, Settings};
 use netstat::report::measured::error_percent;
 use netstat::report::measured::MeasureReport as Measured;
@@ -32,20 +34,7 @@ fn retained(r: &Measured, name: &str) -> Option<u64> {
 /// MATMUL_TRANSIENT_BYTES, is 9,143 B with two threads and varies with the shapes with one;
 /// and that bookkeeping).
 fn check(r_train: &Measured, r_infer: &Measured, slack: u64) {
-    let (mut measured, mut predicted) = (0, 0);
-    for (l, m) in r_train.report.layers.iter().zip(&r_train.layers) {
-        let (got, want) = (m.retained_bytes.unwrap(), m.predicted_candle_retained_bytes.unwrap());
-        measured += got;
-        predicted += want;
-        let e = error_percent(want, got).unwrap_or(f64::INFINITY);
-        assert!(
-            e.abs() <= 3.0 || got.abs_diff(want) <= slack,
-            "{}: retained {got} measured, {want} predicted ({e:+.1}%)",
-            l.name
-        );
-    }
-    let e = error_percent(predicted, measured).unwrap();
-    assert!(e.abs() <= 1.5, "retained in total: {predicted} predicted vs {measured} measured ({e:+.2}%)");
+    common::check_retained(r_train, 3.0, slack);
     for (l, m) in r_infer.report.layers.iter().zip(&r_infer.layers) {
         let (got, want) = (m.peak_bytes.unwrap(), m.predicted_candle_peak_bytes);
         let e = error_percent(want, got).expect("a layer's measured peak is above 0 B");
