@@ -120,6 +120,7 @@ pub fn tex(s: &str) -> String {
             '−' => out.push('-'),
             'Δ' => out.push_str("$\\Delta$"),
             '→' => out.push_str("$\\rightarrow$"),
+            'µ' | 'μ' => out.push_str("$\\mu$"),
             'x' if digit(i.checked_sub(1)) && digit(Some(i + 1)) => out.push_str("$\\times$"),
             c if c.is_ascii() => out.push(c),
             // Anything else outside ASCII would need inputenc/fontenc care: keep it ASCII.
@@ -141,6 +142,9 @@ mod tests {
         // an `x` not between digits stays a letter
         assert_eq!(tex("max_pool2d"), "max\\_pool2d");
         assert_eq!(tex("a&b{c}#$"), "a\\&b\\{c\\}\\#\\$");
+        // time units: micro (U+00B5 and U+03BC) as math mu, not '?'
+        assert_eq!(tex("3.0 µs"), "3.0 $\\mu$s");
+        assert_eq!(tex("3.0 μs"), "3.0 $\\mu$s");
     }
 
     #[test]

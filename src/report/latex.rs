@@ -22,6 +22,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for line in report.totals_line().lines() {
         writeln!(out, "% {line}")?;
     }
+    for line in report.extra_lines() {
+        writeln!(out, "% {line}")?;
+    }
     if let Some(m) = &report.memory {
         for line in m.summary_lines().lines() {
             writeln!(out, "% {}", line.trim_start())?;

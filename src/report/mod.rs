@@ -506,7 +506,7 @@ pub fn shape(dims: &[u64]) -> String {
 /// Output formats of `netstat SPEC --format …`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Terminal table (comfy-table), human units, fits 80 columns.
+    /// Terminal table (comfy-table), human units.
     Table,
     /// GitHub-flavoured Markdown table, human units.
     Markdown,
