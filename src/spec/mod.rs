@@ -141,12 +141,9 @@ pub struct Spec {
 /// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
 /// unknown kinds, duplicate names — each with file:line:column.
 pub fn load(path: &str) -> Result<Spec, crate::Error> {
-    use std::io::Read;
-    let io = |source| crate::Error::Io { path: path.to_owned(), source };
-    // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
-    // without being read whole.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path).map_err(io)?.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    // Regular files only (a FIFO would hang open(2)), and at most one byte past the limit: a huge
+    // file is refused by parse_bytes without being read whole.
+    let bytes = crate::files::read_user_file(path, MAX_SPEC_BYTES as u64, true, "specs")?;
     Ok(parse_bytes(path, &bytes)?)
 }
 
