@@ -172,13 +172,17 @@ fn time_fma(threads: usize, iters: u64, isa: Isa) -> Duration {
     start.elapsed()
 }
 
+/// A thread's source and destination buffers.
+type CopyPair = (Vec<f32>, Vec<f32>);
+
 /// A source and a destination of [`COPY_BYTES`] per thread, allocated fallibly.
-fn copy_buffers(threads: usize) -> Result<Vec<(Vec<f32>, Vec<f32>)>, String> {
+fn copy_buffers(threads: usize) -> Result<Vec<CopyPair>, String> {
     let n = COPY_BYTES / 4;
     let buf = |v: f32| -> Result<Vec<f32>, String> {
         let mut b = Vec::new();
-        b.try_reserve_exact(n)
-            .map_err(|_| format!("not enough memory for the copy buffers ({} MiB per thread)", 2 * COPY_BYTES >> 20))?;
+        b.try_reserve_exact(n).map_err(|_| {
+            format!("not enough memory for the copy buffers ({} MiB per thread)", (2 * COPY_BYTES) >> 20)
+        })?;
         b.resize(n, v);
         Ok(b)
     };
@@ -186,7 +190,7 @@ fn copy_buffers(threads: usize) -> Result<Vec<(Vec<f32>, Vec<f32>)>, String> {
 }
 
 /// Best of `reps` parallel copies (one per buffer pair), bytes (read + written) per second.
-fn copy_bandwidth(mut bufs: Vec<(Vec<f32>, Vec<f32>)>, reps: usize) -> f64 {
+fn copy_bandwidth(mut bufs: Vec<CopyPair>, reps: usize) -> f64 {
     let threads = bufs.len();
     // Touch every page first (a fresh calloc'd page is not resident until written).
     for (_, dst) in bufs.iter_mut() {
