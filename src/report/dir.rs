@@ -131,7 +131,7 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
     g.markdown_raw = vec![true, false, false, false, false, false, false, false, true];
     for (stem, r) in reports {
         g.rows.push(vec![
-            format!("[{}]({}.md)", super::grid::md_text(&r.spec.name), md_link(&stem)),
+            format!("[{}]({}.md)", super::grid::md_text(&r.spec.name), md_link(stem)),
             r.input_desc(),
             count(r.totals.params),
             count(r.totals.macs),
@@ -140,7 +140,7 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
             r.memory.as_ref().map(|m| bytes(m.figures.inference_peak_bytes)).unwrap_or_else(|| "-".into()),
             r.memory.as_ref().map(|m| bytes(m.figures.training_peak_bytes)).unwrap_or_else(|| "-".into()),
             {
-                let l = md_link(&stem);
+                let l = md_link(stem);
                 format!("[csv]({l}.csv) [json]({l}.json) [tex]({l}.tex)")
             },
         ]);

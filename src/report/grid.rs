@@ -110,7 +110,7 @@ impl Grid {
 /// Escape text for LaTeX: the ten special characters, `·` and `×` (as math), `−` (as `-`),
 /// Text for a Markdown table cell or heading: a name or path from a spec cannot break the table
 /// (`|`), start a new line (control characters are written as escapes), open a link or code span
-/// (`[`, `]`, `` ` ``), or carry raw HTML (`<`, `>`, `&` as entities: `<img onerror=…>` stays text).
+/// (`[`, `]`, `` ` ``), or carry raw HTML (`<` and `&` as entities: `<img onerror=…>` stays text).
 pub fn md_text(s: &str) -> String {
     let s = crate::error::escape_control(s);
     let mut out = String::with_capacity(s.len() + 8);
@@ -120,8 +120,8 @@ pub fn md_text(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
+            // `<` opens every HTML tag and `&` every entity; a lone `>` (as in `->`) opens nothing.
             '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             c => out.push(c),
         }
