@@ -342,18 +342,21 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         device: m.device,
         ..Default::default()
     };
-    let r = crate::measure::measure(&analysis, &settings).map_err(|e| {
-        match e.downcast::<crate::measure::run::DoesNotFit>() {
+    let measured = crate::measure::measure(&analysis, &settings).map_err(|e| match e
+        .downcast::<crate::measure::run::DoesNotFit>()
+    {
+        Ok(d) => Error::Usage(d.0),
+        Err(e) => match e.downcast::<crate::measure::device::BadDevice>() {
             Ok(d) => Error::Usage(d.0),
-            Err(e) => match e.downcast::<crate::measure::device::BadDevice>() {
+            Err(e) => match e.downcast::<crate::measure::run::Unsupported>() {
                 Ok(d) => Error::Usage(d.0),
-                Err(e) => match e.downcast::<crate::measure::run::Unsupported>() {
-                    Ok(d) => Error::Usage(d.0),
-                    Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
-                },
+                Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
             },
-        }
+        },
     })?;
+    // The analysis report's memory summary is the model's for the optimizer measured.
+    let memory = crate::memory::model(&analysis, &crate::measure::run::memory_options(&settings))?;
+    let r = report::measured::MeasureReport::new(&analysis, memory, measured);
     let mut buf = Vec::new();
     report::measured::write(&r, m.format, &mut buf).expect("writing to memory cannot fail");
     match m.output.as_deref() {

@@ -26,7 +26,7 @@ fn alexnet_batch_1_inference_and_training() {
     let r = measure(&a, &settings(false, OptimizerKind::Sgd)).unwrap();
     assert_eq!(r.info.params_built, 50_844_008);
     assert!(r.info.memory_counted);
-    for (l, m) in r.report.layers.iter().zip(&r.layers) {
+    for m in &r.layers {
         let peak = m.peak_bytes.unwrap();
         let e = error_percent(m.predicted_candle_peak_bytes, peak).unwrap_or(0.0);
         // Every layer, the FC layers at batch 1 (peaks of 16-60 KiB) included: their matmul's
@@ -34,7 +34,7 @@ fn alexnet_batch_1_inference_and_training() {
         assert!(
             e.abs() <= 10.0,
             "{}: candle model {} vs measured {peak} ({e:+.1}%)",
-            l.name,
+            m.name,
             m.predicted_candle_peak_bytes
         );
     }

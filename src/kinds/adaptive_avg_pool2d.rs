@@ -40,10 +40,10 @@ impl Op for AdaptiveAvgPool2d {
     }
 }
 
-impl crate::measure::build::Build for AdaptiveAvgPool2d {
+impl crate::candle::build::Build for AdaptiveAvgPool2d {
     /// A mean over H and W for a 1×1 output; otherwise `A_h · x · A_wᵀ` with PyTorch's windows
     /// `[⌊i·H/H_o⌋, ⌈(i+1)·H/H_o⌉)` (aten AdaptiveAveragePooling.cpp) as averaging matrices.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         let x = cx.input(0);
         let (h, w) = (x[2], x[3]);

@@ -79,12 +79,9 @@ pub fn broadcast_all(inputs: &[Shape]) -> Result<Shape, KindError> {
     Ok(acc)
 }
 
-impl crate::measure::build::Build for Add {
+impl crate::candle::build::Build for Add {
     /// `broadcast_add`, left to right (PyTorch broadcasting; its backward sums over broadcast dims).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| {
             let mut acc = xs[0].clone();
             for x in &xs[1..] {

@@ -42,11 +42,11 @@ impl Op for AvgPool2d {
     }
 }
 
-impl crate::measure::build::Build for AvgPool2d {
+impl crate::candle::build::Build for AvgPool2d {
     /// Separable sums of strided slices (zero padding), times the reciprocal of PyTorch's
     /// divisor at each output position (a scalar when every window has k_h·k_w taps).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{avg_divisor, plane, pool1d, Reduce};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{avg_divisor, plane, pool1d, Reduce};
         let (wh, ww, ph, pw) = super::max_pool2d::pool_axes(&self.window, cx);
         let dh = avg_divisor(wh, ph, self.count_include_pad);
         let dw = avg_divisor(ww, pw, self.count_include_pad);

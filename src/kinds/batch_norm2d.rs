@@ -70,12 +70,12 @@ impl Op for BatchNorm2d {
     }
 }
 
-impl crate::measure::build::Build for BatchNorm2d {
+impl crate::candle::build::Build for BatchNorm2d {
     /// From basic ops (candle-nn's BatchNorm is not used so that every step is visible to the
     /// memory model): training normalizes with the batch mean and biased variance over N, H, W
     /// and updates the running statistics with the unbiased variance (PyTorch); inference uses
     /// the running statistics. γ starts at 1 and β at 0 (PyTorch).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         use std::cell::RefCell;
         let x = cx.input(0);
@@ -94,7 +94,7 @@ impl crate::measure::build::Build for BatchNorm2d {
             None
         };
         let (eps, momentum) = (self.eps, self.momentum);
-        Ok(Box::new(move |xs: &[Tensor], pass: crate::measure::build::Pass| {
+        Ok(Box::new(move |xs: &[Tensor], pass: crate::candle::build::Pass| {
             let x = &xs[0];
             let y = match (&stats, pass.train) {
                 (Some(s), false) => {

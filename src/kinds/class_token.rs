@@ -34,11 +34,11 @@ impl Op for ClassToken {
     }
 }
 
-impl crate::measure::build::Build for ClassToken {
+impl crate::candle::build::Build for ClassToken {
     /// A learned `[1, 1, D]` token broadcast over the batch and concatenated in front of the
     /// sequence (torchvision ViT `class_token`); uniform in ±0.02 (PyTorch starts it at zero,
     /// which would hide a missing gradient path in the check).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = cx.input(0);
         let (n, d) = (x[0], x[2]);
         let t = cx.param("weight", &[1, 1, d], 0.02)?;

@@ -60,9 +60,9 @@ impl Op for Concat {
     }
 }
 
-impl crate::measure::build::Build for Concat {
+impl crate::candle::build::Build for Concat {
     /// `Tensor::cat` along the normalized axis (backward splits the gradient by input sizes).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let ax = norm_dim(self.axis, &cx.inputs[0], "axis").map_err(|e| candle_core::Error::msg(e.message))?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_core::Tensor::cat(xs, ax)))
     }

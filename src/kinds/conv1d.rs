@@ -83,14 +83,14 @@ impl Op for Conv1d {
     }
 }
 
-impl crate::measure::build::Build for Conv1d {
+impl crate::candle::build::Build for Conv1d {
     /// candle `conv2d` on the input viewed as `N×C×1×L` (candle's grouped conv1d failed the
     /// gradient check: wrong weight gradient with groups 2 and stride 2), padding 0 on an input
     /// zero-padded and cropped to the extent the windows read (candle's backward derives its
     /// output padding from the input size, exact only when nothing is left over), then a
     /// broadcast bias add.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{pad, Win};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{pad, Win};
         let x = cx.input(0);
         let (c_in, l) = (x[1], x[2]);
         let (c_out, g, k) = (self.c_out as usize, self.groups as usize, self.kernel as usize);

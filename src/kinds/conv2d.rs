@@ -175,7 +175,7 @@ impl Conv2d {
     }
 }
 
-impl crate::measure::build::Build for Conv2d {
+impl crate::candle::build::Build for Conv2d {
     /// candle: `conv2d` (tiled im2col on CPU) then a broadcast bias add. Padding is candle's own
     /// when it is one number and the rows and columns left over by the stride agree (candle's
     /// backward derives the output padding from the height alone); otherwise the input is
@@ -184,8 +184,8 @@ impl crate::measure::build::Build for Conv2d {
     /// weight, summed (6-30× faster than candle's per-group convs, CANDLE_NOTES). A stride or
     /// dilation that differs between the axes: the kernel dilated with zeros, a stride-1 conv,
     /// then every s-th row and column.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{pad, strided, Win};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{pad, strided, Win};
         let x = cx.input(0);
         let (c_in, h, w) = (x[1], x[2], x[3]);
         let (c_out, g) = (self.c_out as usize, self.groups as usize);
@@ -232,7 +232,7 @@ impl crate::measure::build::Build for Conv2d {
             // candle's conv2d takes one stride and one dilation for both axes: dilate the kernel
             // explicitly (zeros between taps), convolve the padded input at stride 1 and keep
             // every s_h-th row and s_w-th column.
-            use crate::measure::ops::dilate;
+            use crate::candle::ops::dilate;
             return Ok(Box::new(move |xs: &[Tensor], _| {
                 let wd = dilate(&dilate(&weight, 2, dh)?, 3, dw)?;
                 let xp = pad(&pad(&xs[0], 2, pt, pb, 0.0)?, 3, pl, pr, 0.0)?;

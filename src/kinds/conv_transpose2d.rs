@@ -113,7 +113,7 @@ impl Op for ConvTranspose2d {
     }
 }
 
-impl crate::measure::build::Build for ConvTranspose2d {
+impl crate::candle::build::Build for ConvTranspose2d {
     /// From ops that backprop: the input is dilated by the stride (zeros inserted between
     /// pixels), padded by d·(k−1)−p on each side (+ output_padding at the bottom/right), and
     /// convolved (stride 1, dilation d) with the kernel flipped in H and W and its in/out
@@ -121,8 +121,8 @@ impl crate::measure::build::Build for ConvTranspose2d {
     /// of conv2d). Weight `[c_in, c_out/groups, k_h, k_w]` (PyTorch layout); bias added after.
     /// candle's own conv_transpose2d has no groups and one stride/padding for both axes; the
     /// dilation is made explicit in the kernel (zeros between taps), so the axes may differ.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{dilate, pad};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{dilate, pad};
         use candle_core::Tensor;
         let x = cx.input(0);
         let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);

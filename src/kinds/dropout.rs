@@ -48,18 +48,18 @@ impl Op for Dropout {
     }
 }
 
-impl crate::measure::build::Build for Dropout {
+impl crate::candle::build::Build for Dropout {
     /// Training: `x · mask` with mask ∈ {0, 1/(1−p)} drawn from the seed, the layer and the step
     /// (repeatable, for the gradient check); inference: identity (no copy).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let p = self.p;
         let stream = cx.stream();
-        Ok(Box::new(move |xs: &[candle_core::Tensor], pass: crate::measure::build::Pass| {
+        Ok(Box::new(move |xs: &[candle_core::Tensor], pass: crate::candle::build::Pass| {
             let x = &xs[0];
             if !pass.train || p == 0.0 {
                 return Ok(x.clone());
             }
-            let mut r = crate::measure::build::SplitMix(stream ^ pass.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut r = crate::candle::build::SplitMix(stream ^ pass.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let keep = 1.0 / (1.0 - p);
             let n = x.elem_count();
             let mask = match x.dtype() {

@@ -44,12 +44,12 @@ impl Op for Embedding {
     }
 }
 
-impl crate::measure::build::Build for Embedding {
+impl crate::candle::build::Build for Embedding {
     /// `index_select` of rows of the `[num_embeddings, embedding_dim]` table by integer ids
     /// (any shape; flattened, then reshaped to `ids.shape × dim`). Backward scatters into the
     /// table (candle's IndexSelect backward is index_add). Weights uniform in ±√3 (unit
     /// variance, like PyTorch's N(0, 1)).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let (v, d) = (self.num_embeddings as usize, self.embedding_dim as usize);
         let w = cx.param("weight", &[v, d], 3f64.sqrt())?;
         let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();

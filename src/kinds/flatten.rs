@@ -56,9 +56,9 @@ impl Op for Flatten {
     }
 }
 
-impl crate::measure::build::Build for Flatten {
+impl crate::candle::build::Build for Flatten {
     /// A reshape to the analysed shape (a view when the input is contiguous).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let shape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].reshape(shape.as_slice())))
     }

@@ -43,14 +43,11 @@ impl Op for Gelu {
     }
 }
 
-impl crate::measure::build::Build for Gelu {
+impl crate::candle::build::Build for Gelu {
     /// candle's `gelu_erf` (PyTorch's default exact form, x·Φ(x)) or, for `approximate: tanh`,
     /// candle's `gelu` (the tanh form); both have a backward in candle (backprop.rs
     /// UnaryOp::GeluErf / UnaryOp::Gelu).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         if self.tanh {
             Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].gelu()))
         } else {

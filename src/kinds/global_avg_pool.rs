@@ -41,9 +41,9 @@ impl Op for GlobalAvgPool {
     }
 }
 
-impl crate::measure::build::Build for GlobalAvgPool {
+impl crate::candle::build::Build for GlobalAvgPool {
     /// `mean` over every dimension after N and C, reshaped to the analysed shape (keepdim or not).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let r = cx.inputs[0].rank();
         let dims: Vec<usize> = (2..r).collect();
         let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();

@@ -39,12 +39,9 @@ impl Op for Hardswish {
     }
 }
 
-impl crate::measure::build::Build for Hardswish {
+impl crate::candle::build::Build for Hardswish {
     /// `x · min(relu(x + 3), 6) / 6` (PyTorch `nn.Hardswish`), from ops with backward.
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| {
             let x = &xs[0];
             x.mul(&x.affine(1.0, 3.0)?.relu()?.minimum(6.0)?.affine(1.0 / 6.0, 0.0)?)

@@ -87,11 +87,11 @@ impl Op for LayerNorm {
     }
 }
 
-impl crate::measure::build::Build for LayerNorm {
+impl crate::candle::build::Build for LayerNorm {
     /// From basic ops (candle_nn::LayerNorm is a fused op with no backward, CANDLE_NOTES):
     /// mean and biased variance over the normalized trailing dimensions,
     /// `(x − mean) / √(var + ε) · γ + β`; γ starts at 1 and β at 0 (PyTorch).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         let x = cx.input(0);
         let norm: Vec<usize> = match &self.normalized_shape {

@@ -76,11 +76,11 @@ impl Op for Linear {
     }
 }
 
-impl crate::measure::build::Build for Linear {
+impl crate::candle::build::Build for Linear {
     /// `candle_nn::Linear`: `x · Wᵀ` (W is out×in, PyTorch's layout; a transposed view, no copy)
     /// then a broadcast bias add; ranks above 4 are reshaped to 2-D first. With `tied_to`, the
     /// weight is the named layer's (`LAYER.weight`, the same tensor: GPT-2's lm_head and wte).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_nn::Module;
         let x = cx.input(0);
         let inf = *x.last().expect("rank ≥ 2");

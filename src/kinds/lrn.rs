@@ -72,11 +72,11 @@ impl Op for Lrn {
     }
 }
 
-impl crate::measure::build::Build for Lrn {
+impl crate::candle::build::Build for Lrn {
     /// PyTorch's formula from basic ops: the squares are zero-padded by ⌊n/2⌋ before and
     /// ⌊(n−1)/2⌋ after along channels, summed over n shifted views, then
     /// `x / (k + α/n · Σ)^β`.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let n = self.size as usize;
         let c = cx.input(0)[1];
         let (alpha, beta, k) = (self.alpha, self.beta, self.k);

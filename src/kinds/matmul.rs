@@ -62,13 +62,10 @@ impl Op for Matmul {
     }
 }
 
-impl crate::measure::build::Build for Matmul {
+impl crate::candle::build::Build for Matmul {
     /// `broadcast_matmul` (batch dimensions broadcast as in PyTorch), of the second input's
     /// last-two-dims transpose when `transpose_b`.
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let tb = self.transpose_b;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
             let b = if tb { xs[1].t()? } else { xs[1].clone() };

@@ -220,6 +220,14 @@ macro_rules! kinds {
                     $(Kind::$variant(k) => k,)*
                 }
             }
+
+            /// How this layer builds its candle module: every kind implements
+            /// [`crate::candle::build::Build`] (a kind without it does not compile).
+            pub fn candle(&self) -> &dyn crate::candle::build::Build {
+                match self {
+                    $(Kind::$variant(k) => k,)*
+                }
+            }
         }
     };
 }

@@ -43,12 +43,9 @@ impl Op for Mul {
     }
 }
 
-impl crate::measure::build::Build for Mul {
+impl crate::candle::build::Build for Mul {
     /// `broadcast_mul`, left to right (PyTorch broadcasting; its backward sums products over broadcast dims).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| {
             let mut acc = xs[0].clone();
             for x in &xs[1..] {

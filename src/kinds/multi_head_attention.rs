@@ -115,14 +115,14 @@ impl Op for MultiHeadAttention {
     }
 }
 
-impl crate::measure::build::Build for MultiHeadAttention {
+impl crate::candle::build::Build for MultiHeadAttention {
     /// PyTorch `nn.MultiheadAttention` (batch_first) from ops that backprop: Q, K, V projections
     /// (`q_proj`, `k_proj`, `v_proj`: D×D, D×kdim, D×vdim, plus biases), heads split by reshape to
     /// `N×L×H×(D/H)` and transpose to `N×H×L×(D/H)` (contiguous copies), scores `Q·Kᵀ/√(D/H)`,
     /// an additive −∞ mask above the diagonal when `causal`, `candle_nn::ops::softmax(_, 3)`
     /// (softmax_last_dim has no backward), `P·V`, heads merged, then `out_proj` (D×D).
     /// Weights uniform in ±1/√fan_in.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         use candle_nn::Module;
         let q = cx.input(0);

@@ -65,9 +65,9 @@ impl Op for Permute {
     }
 }
 
-impl crate::measure::build::Build for Permute {
+impl crate::candle::build::Build for Permute {
     /// candle's `permute` (a strided view; later ops copy it when they need contiguity).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = &cx.inputs[0];
         let dims = self
             .dims

@@ -45,10 +45,10 @@ impl Op for PosEmbedding {
     }
 }
 
-impl crate::measure::build::Build for PosEmbedding {
+impl crate::candle::build::Build for PosEmbedding {
     /// A learned `[1, length, D]` table; its first L rows are added to the `N×L×D` input
     /// (GPT-2's wpe of positions 0..L, ViT's pos_embedding). Uniform in ±0.02.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = cx.input(0);
         let (l, d) = (x[1], x[2]);
         let len = self.length.map_or(l, |v| v as usize);

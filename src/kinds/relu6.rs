@@ -39,12 +39,9 @@ impl Op for Relu6 {
     }
 }
 
-impl crate::measure::build::Build for Relu6 {
+impl crate::candle::build::Build for Relu6 {
     /// `min(relu(x), 6)`: candle's relu and minimum, both with backward.
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].relu()?.minimum(6.0)))
     }
 }

@@ -78,9 +78,9 @@ impl Op for Reshape {
     }
 }
 
-impl crate::measure::build::Build for Reshape {
+impl crate::candle::build::Build for Reshape {
     /// A reshape to the analysed shape (candle copies a non-contiguous input first).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let shape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].reshape(shape.as_slice())))
     }

@@ -51,9 +51,9 @@ impl Op for Select {
     }
 }
 
-impl crate::measure::build::Build for Select {
+impl crate::candle::build::Build for Select {
     /// `narrow(dim, index, 1)` then `squeeze(dim)` (a view; backward pads the gradient with zeros).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = &cx.inputs[0];
         let d = norm_dim(self.dim, x, "dim").map_err(|e| candle_core::Error::msg(e.message))?;
         let size = x.0[d] as i64;

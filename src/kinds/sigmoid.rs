@@ -30,12 +30,9 @@ impl Op for Sigmoid {
     }
 }
 
-impl crate::measure::build::Build for Sigmoid {
+impl crate::candle::build::Build for Sigmoid {
     /// candle's elementwise op (its backward is implemented).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| candle_nn::ops::sigmoid(&xs[0])))
     }
 }

@@ -39,12 +39,9 @@ impl Op for Silu {
     }
 }
 
-impl crate::measure::build::Build for Silu {
+impl crate::candle::build::Build for Silu {
     /// candle's `silu` (x·σ(x)); its backward is implemented (backprop.rs UnaryOp::Silu).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].silu()))
     }
 }

@@ -39,10 +39,10 @@ impl Op for Softmax {
     }
 }
 
-impl crate::measure::build::Build for Softmax {
+impl crate::candle::build::Build for Softmax {
     /// `candle_nn::ops::softmax(x, dim)`, built from ops that backprop (`softmax_last_dim` is a
     /// fused op with no backward).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let r = cx.inputs[0].rank() as i64;
         let dim = if self.dim < 0 { r + self.dim } else { self.dim } as usize;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_nn::ops::softmax(&xs[0], dim)))

@@ -30,12 +30,9 @@ impl Op for Tanh {
     }
 }
 
-impl crate::measure::build::Build for Tanh {
+impl crate::candle::build::Build for Tanh {
     /// candle's elementwise op (its backward is implemented).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].tanh()))
     }
 }

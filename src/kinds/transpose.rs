@@ -43,9 +43,9 @@ impl Op for Transpose {
     }
 }
 
-impl crate::measure::build::Build for Transpose {
+impl crate::candle::build::Build for Transpose {
     /// candle's `transpose` (a strided view).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = &cx.inputs[0];
         let e = |e: KindError| candle_core::Error::msg(e.message);
         let (a, b) = (norm_dim(self.dim0, x, "dim0").map_err(e)?, norm_dim(self.dim1, x, "dim1").map_err(e)?);

@@ -1,14 +1,13 @@
 //! The measurement procedure: preflight, build, warm up, time and count bytes, per layer and
-//! per stage; fills a [`MeasureReport`].
+//! per stage; fills a [`Measured`].
 
-use super::build::Pass;
 use super::device::{self, Meter, Target};
 use super::net::{loss, Net, Probe};
 use super::optim::{Optimizer, OptimizerKind};
 use super::predict;
+use super::result::{GpuMeasured, MeasureInfo, Measured, MeasuredLayer, NvmlBytes, Stage, Timing};
 use crate::analysis::Analysis;
-use crate::report::measured::{MeasureInfo, MeasureReport, MeasuredLayer, Stage, Timing};
-use crate::report::Report;
+use crate::candle::build::Pass;
 use anyhow::Context as _;
 use candle_core::{DType, Device, Tensor};
 use std::time::Instant;
@@ -163,14 +162,14 @@ impl Plan {
 }
 
 /// The memory model's options for the optimizer measure runs (no mixed precision).
-fn memory_options(s: &Settings) -> crate::memory::Options {
+pub fn memory_options(s: &Settings) -> crate::memory::Options {
     use crate::memory::Optimizer as O;
     let optimizer = match s.optimizer {
         OptimizerKind::Sgd => O::Sgd,
         OptimizerKind::Momentum => O::Momentum,
         OptimizerKind::Adam => O::Adam,
     };
-    crate::memory::Options { optimizer, amp: None }
+    crate::memory::Options { optimizer, ..Default::default() }
 }
 
 /// The framework-neutral prediction of a training step: netstat's memory model
@@ -316,7 +315,7 @@ fn fake_timing(ms: f64) -> Timing {
 /// for a device that cannot be opened; [`DoesNotFit`] before anything is allocated; a kind
 /// with no builder; a parameter count, output shape or missing gradient that disagrees with
 /// the analysis (naming the layer).
-pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
+pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<Measured> {
     let dtype = match a.spec.dtype {
         crate::shape::DType::F32 => DType::F32,
         crate::shape::DType::F64 => DType::F64,
@@ -370,7 +369,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         let shape = a.input_shape().0.iter().map(|&d| d as usize).collect::<Vec<_>>();
         match vocab {
             Some(v) => super::net::random_ids(net_input_seed, &shape, v, &device)?,
-            None => super::build::seeded_uniform(net_input_seed, "input", &shape, 1.0, dtype, &device)?,
+            None => crate::candle::build::seeded_uniform(net_input_seed, "input", &shape, 1.0, dtype, &device)?,
         }
     };
     let live_input = meter.live().saturating_sub(base0);
@@ -400,7 +399,14 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
 
     let mut rec = Recorder::new(n, s.iters as usize, s.fake_timings, &meter);
     let mut pass_ms = Vec::with_capacity(s.iters as usize);
-    let mut layers: Vec<MeasuredLayer> = vec![MeasuredLayer::default(); n];
+    let mut layers: Vec<MeasuredLayer> = a
+        .layers
+        .iter()
+        .map(|l| {
+            let spec = a.layer_spec(l);
+            MeasuredLayer { name: spec.id.name.clone(), kind: spec.kind.name(), ..Default::default() }
+        })
+        .collect();
     if !s.train {
         let pass = Pass { train: false, step: 0 };
         let before_warmup = meter.live();
@@ -493,11 +499,11 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             opt: u64,
             /// NVML after forward, loss, backward, optimizer step (first step only: NVML
             /// calls take milliseconds and would distort the timed steps).
-            nvml: [Option<crate::report::measured::NvmlBytes>; 4],
+            nvml: [Option<NvmlBytes>; 4],
         }
         let mut step = |rec: &mut Recorder| -> anyhow::Result<Raw> {
             let pass = Pass { train: true, step: step_no };
-            let nv_step = |v: &mut Option<crate::report::measured::NvmlBytes>| {
+            let nv_step = |v: &mut Option<NvmlBytes>| {
                 if pass.step == 0 {
                     *v = nv();
                 }
@@ -634,12 +640,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         Timing::of(&pass_ms)
     };
     let gflops = if pass.time_ms_median > 0.0 { 2.0 * a.totals.macs as f64 / (pass.time_ms_median * 1e6) } else { 0.0 };
-    // The analysis report as `netstat SPEC` makes it, its memory summary included (for the
-    // optimizer measured).
-    let mut report = Report::new(a);
-    report.memory = Some(crate::report::memory::MemoryReport::summary(crate::memory::model(a, &memory_options(s))?));
-    Ok(MeasureReport {
-        report,
+    Ok(Measured {
         info: MeasureInfo {
             device: s.device.to_string(),
             cpu_model: if s.fake_timings { "(fake)".into() } else { cpu_model() },
@@ -658,7 +659,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
             predicted_run_peak_bytes: predicted_peak,
             gpu: gpu.clone().map(|g| {
                 let process = g.nvml_process_bytes();
-                crate::report::measured::GpuMeasured::new(g, process, meter.reserved())
+                GpuMeasured::new(g, process, meter.reserved())
             }),
         },
         layers,
@@ -703,7 +704,14 @@ fn layer_backward_times(
             })
             .collect::<candle_core::Result<_>>()?;
         let yv = l.module.forward(&xv, pass)?;
-        let g = super::build::seeded_uniform(s.seed, &format!("grad{pos}"), yv.dims(), 1.0, yv.dtype(), yv.device())?;
+        let g = crate::candle::build::seeded_uniform(
+            s.seed,
+            &format!("grad{pos}"),
+            yv.dims(),
+            1.0,
+            yv.dtype(),
+            yv.device(),
+        )?;
         let obj = (yv * g)?.sum_all()?;
         let mut ms = Vec::new();
         for i in 0..(s.warmup + s.iters) {
