@@ -33,11 +33,17 @@ impl<F: Fn(&[Tensor], Pass) -> Result<Tensor>> Layer for F {
     }
 }
 
-/// How a kind builds its candle module.
+/// How a kind builds its candle module, and what that module allocates.
 pub trait Build {
     /// Build the module for the analysed input and output shapes (with batch), creating its
     /// weights through `cx`. Errors: a configuration the candle runtime does not support.
     fn build(&self, cx: &mut Ctx) -> Result<Box<dyn Layer>>;
+
+    /// The candle memory rule: what the module [`Build::build`] makes allocates in a forward
+    /// at `at`, op by op (its output, its peak in inference, what a training forward keeps
+    /// for backward). It follows the builder's own choices (e.g. conv2d's lowering, chosen
+    /// once beside both) so that the prediction describes the program measure runs.
+    fn memory(&self, at: &super::model::At) -> super::model::CandleLayer;
 }
 
 /// Weights of a network: trainable ones in a [`VarMap`], frozen ones (`trainable: false`) as

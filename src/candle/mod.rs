@@ -6,4 +6,5 @@
 //! neither, so the dependency runs one way: kinds → candle ← measure.
 
 pub mod build;
+pub mod model;
 pub mod ops;

@@ -71,6 +71,25 @@ impl crate::candle::build::Build for AdaptiveAvgPool2d {
             ah.broadcast_matmul(&y) // N×C×H_o×W_o
         }))
     }
+
+    /// Candle memory: the identity when the output size is the input's (a view); a mean over
+    /// H·W for 1×1 (one value); otherwise the H pass's intermediate and the output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let (x, out) = (at.x(), at.out());
+        if [x[2], x[3]] == self.output_size {
+            at.view()
+        } else if self.output_size == [1, 1] {
+            at.plain()
+        } else {
+            let mid = x[0] * x[1] * x[2] * self.output_size[1] * at.s;
+            crate::candle::model::CandleLayer {
+                output: out,
+                peak: mid + out,
+                retained: mid + out,
+                ..Default::default()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,19 @@ pub fn broadcast_all(inputs: &[Shape]) -> Result<Shape, KindError> {
     Ok(acc)
 }
 
+/// Candle memory of an n-ary broadcast op (`add`, `mul`): one op per extra input, each kept as
+/// the next one's input; with three or more inputs two results are live at once.
+pub fn broadcast_ops(at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+    let out = at.out();
+    let k = at.inputs.len().max(2) as u64 - 1;
+    crate::candle::model::CandleLayer {
+        output: out,
+        peak: if k > 1 { 2 * out } else { out },
+        retained: k * out,
+        ..Default::default()
+    }
+}
+
 impl crate::candle::build::Build for Add {
     /// `broadcast_add`, left to right (PyTorch broadcasting; its backward sums over broadcast dims).
     fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
@@ -89,6 +102,11 @@ impl crate::candle::build::Build for Add {
             }
             Ok(acc)
         }))
+    }
+
+    /// Candle memory: one broadcast op per extra input, each kept as the next one's input.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        super::add::broadcast_ops(at)
     }
 }
 

@@ -69,6 +69,16 @@ impl crate::candle::build::Build for AvgPool2d {
             }
         }))
     }
+
+    /// Candle memory: the pool's axes ([`super::window::PoolWindow::candle_memory`]), then the
+    /// division (O).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let out = at.out();
+        let mut c = self.window.candle_memory(at.x(), at.o(), at.s);
+        c.retained += out;
+        c.peak = c.peak.max(2 * out);
+        c
+    }
 }
 
 #[cfg(test)]

@@ -120,6 +120,35 @@ impl crate::candle::build::Build for BatchNorm2d {
             }
         }))
     }
+
+    /// Candle memory. Batch statistics: x − mean, its square, the quotient (3 values of O) and
+    /// six per-channel values (the two sums, their scalings, var + eps, its square root);
+    /// running statistics: x − mean and the quotient, and two per-channel values. Then γ· and
+    /// +β. In inference the normalized value, γ·y and the sum are live together at the end.
+    /// On an untracked input (the network input) the normalisation records no op: only the
+    /// quotient (kept by γ·), γ·y (kept by +β) and the output stay.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let out = at.out();
+        let small = at.x()[1] * at.s;
+        let batch_stats = at.train || !self.track_running_stats;
+        let norm = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
+        let aff = if self.affine { 2 * out } else { 0 };
+        let peak = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
+        let retained = if at.state.tracked {
+            norm + aff
+        } else if self.affine {
+            3 * out
+        } else {
+            out
+        };
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: peak.max(out + aff),
+            retained,
+            frees_untracked_input: true,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

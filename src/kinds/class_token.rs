@@ -46,6 +46,11 @@ impl crate::candle::build::Build for ClassToken {
             candle_core::Tensor::cat(&[&t.broadcast_as((n, 1, d))?, &xs[0]], 1)
         }))
     }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,11 @@ impl crate::candle::build::Build for Concat {
         let ax = norm_dim(self.axis, &cx.inputs[0], "axis").map_err(|e| candle_core::Error::msg(e.message))?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_core::Tensor::cat(xs, ax)))
     }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
+    }
 }
 
 #[cfg(test)]

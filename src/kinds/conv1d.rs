@@ -110,6 +110,45 @@ impl crate::candle::build::Build for Conv1d {
             }
         }))
     }
+
+    /// `conv1d` as src/kinds/conv1d.rs builds it (O = output bytes): the input zero-padded
+    /// (`pad_with_zeros`, enough on the right for every window), narrowed to the extent the
+    /// windows read (a view), reshaped to N×C×1×L (a copy when the narrow cut the padded length
+    /// short: the view is not contiguous), candle's conv2d with a 1×k kernel ([`conv_workspace`](crate::candle::model::conv_workspace);
+    /// with groups, one output per group and their `cat`), then the bias sum.
+    ///
+    /// Training keeps every op output; ops on an untracked input keep nothing but the tensor the
+    /// conv reads.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{conv_workspace, elems, pad_step, CandleLayer, Live};
+        let (c, x, o, threads, s, inp) = (self, at.x(), at.o(), at.threads, at.s, at.state);
+        let out = elems(o) * s;
+        let (n, c_in, l, lo) = (x[0], x[1], x[2], o[2]);
+        let (k, st, p, d, g) = (c.kernel, c.stride, c.padding, c.dilation, c.groups);
+        let extent = (lo - 1) * st + (k - 1) * d + 1;
+        let hi = p + extent.saturating_sub(l + 2 * p);
+        let bias = if c.bias { out } else { 0 };
+        let mut live = Live::default();
+        let mut kept_x = 0;
+        let mut dims = [n, c_in, 1, l];
+        let mut made = pad_step(&mut live, &mut kept_x, &mut dims, 3, p, hi, s);
+        if extent < dims[3] {
+            let copy = n * c_in * extent * s;
+            live.alloc(copy);
+            kept_x += copy;
+            made = copy;
+        }
+        let kept = if inp.tracked { kept_x } else { made };
+        let groups_cat = if g > 1 { out } else { 0 };
+        let ws = conv_workspace(n, c_in / g, 1, extent, c.c_out / g, [1, k], lo, st == 1 && d == 1, threads, s);
+        let peak = live.now + out + ws.max(groups_cat).max(bias);
+        CandleLayer {
+            output: out,
+            peak: live.peak.max(peak),
+            retained: kept + out + groups_cat + bias,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

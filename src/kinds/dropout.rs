@@ -77,4 +77,15 @@ impl crate::candle::build::Build for Dropout {
             x.mul(&mask)
         }))
     }
+
+    /// Candle memory: in training with p > 0, the mask and the product (2·O); otherwise the
+    /// identity, a view.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        if at.train && self.p > 0.0 {
+            let out = at.out();
+            crate::candle::model::CandleLayer { output: out, peak: 2 * out, retained: 2 * out, ..Default::default() }
+        } else {
+            at.view()
+        }
+    }
 }

@@ -57,6 +57,11 @@ impl crate::candle::build::Build for Embedding {
             w.index_select(&xs[0].flatten_all()?, 0)?.reshape(out.as_slice())
         }))
     }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
+    }
 }
 
 #[cfg(test)]

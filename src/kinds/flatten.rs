@@ -62,6 +62,15 @@ impl crate::candle::build::Build for Flatten {
         let shape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].reshape(shape.as_slice())))
     }
+
+    /// Candle memory: a view of a contiguous input, else a contiguous copy.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        if at.state.contiguous {
+            at.view()
+        } else {
+            at.plain()
+        }
+    }
 }
 
 #[cfg(test)]

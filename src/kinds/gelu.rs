@@ -54,6 +54,11 @@ impl crate::candle::build::Build for Gelu {
             Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].gelu_erf()))
         }
     }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
+    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ impl crate::candle::build::Build for GlobalAvgPool {
         let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].mean_keepdim(dims.as_slice())?.reshape(out.as_slice())))
     }
+
+    /// Candle memory: the sum over H·W, then its scaling; the reshape is a view.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.chain(2)
+    }
 }
 
 #[cfg(test)]

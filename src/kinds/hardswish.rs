@@ -47,6 +47,11 @@ impl crate::candle::build::Build for Hardswish {
             x.mul(&x.affine(1.0, 3.0)?.relu()?.minimum(6.0)?.affine(1.0 / 6.0, 0.0)?)
         }))
     }
+
+    /// Candle memory: x + 3, relu, minimum(6), /6, then x · that, in one expression.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.chain(5)
+    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,33 @@ impl crate::candle::build::Build for LayerNorm {
             Ok(y)
         }))
     }
+
+    /// Candle memory: x − mean, (x − mean)², the quotient, then γ· and +β: each O; the two
+    /// means and `var + eps`, its square root: 6 per-row values. Its first ops take no weight:
+    /// on an untracked input they record nothing.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let (out, x) = (at.out(), at.x());
+        let norm: u64 = match &self.normalized_shape {
+            Some(v) => v.iter().product(),
+            None => x.last().copied().unwrap_or(1),
+        };
+        let small = out / norm.max(1);
+        let (g, b) = (u64::from(self.elementwise_affine), u64::from(self.elementwise_affine && self.bias));
+        let retained = if at.state.tracked {
+            (3 + g + b) * out + 6 * small
+        } else if g == 1 {
+            (2 + b) * out
+        } else {
+            out
+        };
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: (2 + g) * out + 2 * small,
+            retained,
+            frees_untracked_input: true,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,20 @@ impl crate::candle::build::Build for Linear {
             }
         }))
     }
+
+    /// Candle memory: the matmul (its output, a transient, a copy of a strided input), then the
+    /// bias sum.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let out = at.out();
+        let bias = if self.bias { out } else { 0 };
+        CandleLayer {
+            output: out,
+            peak: out + (at.copy_in() + MATMUL_TRANSIENT_BYTES).max(bias),
+            retained: out + bias,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,21 @@ impl crate::candle::build::Build for Lrn {
             xs[0].div(&div)
         }))
     }
+
+    /// Candle memory: x², its zero-padded copy, n − 1 running sums, the affine, powf and the
+    /// division.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let out = at.out();
+        let plane = out / at.x()[1].max(1);
+        let pad_zeros = (self.size - 1) * plane;
+        let padded = out + pad_zeros;
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: out + pad_zeros + padded + 2 * out,
+            retained: out + pad_zeros + padded + (self.size - 1) * out + 3 * out,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,18 @@ impl crate::candle::build::Build for Matmul {
             xs[0].broadcast_matmul(&b)
         }))
     }
+
+    /// Candle memory: the matmul's output, its transient and a copy of a strided input.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let out = at.out();
+        CandleLayer {
+            output: out,
+            peak: out + at.copy_in() + MATMUL_TRANSIENT_BYTES,
+            retained: out,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,11 @@ impl crate::candle::build::Build for MaxPool2d {
             pool1d(&y, 2, wh, ph, Reduce::Max)
         }))
     }
+
+    /// Candle memory: the pool's axes ([`super::window::PoolWindow::candle_memory`]).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        self.window.candle_memory(at.x(), at.o(), at.s)
+    }
 }
 
 /// The two spatial axes of a pool window for the analysed shapes, and the padding after each.

@@ -54,6 +54,11 @@ impl crate::candle::build::Build for Mul {
             Ok(acc)
         }))
     }
+
+    /// Candle memory: one broadcast op per extra input, each kept as the next one's input.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        super::add::broadcast_ops(at)
+    }
 }
 
 #[cfg(test)]

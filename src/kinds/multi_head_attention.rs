@@ -165,6 +165,44 @@ impl crate::candle::build::Build for MultiHeadAttention {
             po.forward(&ctx)
         }))
     }
+
+    /// Multi-head attention as built above (O_q = N·L_q·D·s,
+    /// O_k = N·L_k·D·s, S = N·H·L_q·L_k·s):
+    /// - training keeps, per projection, the matmul result, the bias sum and the head-split
+    ///   contiguous copy (`Q`: O_q each; `K`, `V`: O_k each); scores, the scaled scores, the masked
+    ///   scores (causal), and softmax's `x − max`, `exp` and quotient (S each) plus its two
+    ///   per-row reductions; `P·V` and its merged-heads copy (O_q each); the output projection's
+    ///   matmul and bias sum.
+    /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy)
+    ///   or inside the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in
+    ///   the output projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let (m, o, s) = (self, at.o(), at.s);
+        let q = &at.inputs[0].0;
+        let k = at.inputs.get(1).map_or(q, |k| &k.0);
+        let (n, lq, d, lk) = (q[0], q[1], o[2], k[1]);
+        let (oq, ok) = (n * lq * d * s, n * lk * d * s);
+        let sc = n * m.heads * lq * lk * s;
+        let small = n * m.heads * lq * s;
+        // With one head the split `N×L×1×D → N×1×L×D` is already contiguous (candle ignores
+        // size-1 dims), so there is no head-split copy and no merged-heads copy.
+        let copy = u64::from(m.heads > 1);
+        let per = 1 + u64::from(m.bias) + copy;
+        let retained = per * oq
+            + 2 * per * ok
+            + (5 + u64::from(m.causal)) * sc
+            + 2 * small
+            + (1 + copy) * oq
+            + if m.bias { 2 * oq } else { oq };
+        let heads = oq + 2 * ok;
+        let proj_v = oq + ok + per * ok + MATMUL_TRANSIENT_BYTES;
+        let softmax = heads + 4 * sc + 2 * small;
+        let out_proj = heads + 2 * sc + (1 + copy) * oq + if m.bias { 2 * oq } else { oq };
+        // The causal mask: an L_q×L_k additive constant built once with the weights.
+        let constants = if m.causal { lq * lk * s } else { 0 };
+        CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained, constants, ..Default::default() }
+    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,11 @@ impl crate::candle::build::Build for Permute {
             .map_err(|e| candle_core::Error::msg(e.message))?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].permute(dims.as_slice())))
     }
+
+    /// Candle memory: a strided view of the input, no bytes of its own.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        crate::candle::model::CandleLayer { strided_output: true, ..at.view() }
+    }
 }
 
 #[cfg(test)]

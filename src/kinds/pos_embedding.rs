@@ -55,6 +55,11 @@ impl crate::candle::build::Build for PosEmbedding {
         let t = cx.param("weight", &[1, len, d], 0.02)?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].broadcast_add(&t.narrow(1, 0, l)?)))
     }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,11 @@ impl crate::candle::build::Build for Relu6 {
     fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].relu()?.minimum(6.0)))
     }
+
+    /// Candle memory: relu, then minimum(6), in one expression.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.chain(2)
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,11 @@ impl crate::candle::build::Build for Select {
         let i = if self.index < 0 { size + self.index } else { self.index } as usize;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].narrow(d, i, 1)?.squeeze(d)))
     }
+
+    /// Candle memory: a strided view of the input, no bytes of its own.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        crate::candle::model::CandleLayer { strided_output: true, ..at.view() }
+    }
 }
 
 #[cfg(test)]

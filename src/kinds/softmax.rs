@@ -47,6 +47,21 @@ impl crate::candle::build::Build for Softmax {
         let dim = if self.dim < 0 { r + self.dim } else { self.dim } as usize;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_nn::ops::softmax(&xs[0], dim)))
     }
+
+    /// Candle memory (candle_nn::ops::softmax): max (small), x − max, exp, sum (small),
+    /// exp / sum; its locals live until it returns, so x − max, exp and the quotient are live
+    /// together.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let (out, o) = (at.out(), at.o());
+        let d = super::norm_dim(self.dim, at.output, "dim").map_or(o.len() - 1, |d| d);
+        let small = out / o.get(d).copied().unwrap_or(1).max(1);
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: 3 * out + 2 * small,
+            retained: 3 * out + 2 * small,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,11 @@ impl crate::candle::build::Build for Transpose {
         let (a, b) = (norm_dim(self.dim0, x, "dim0").map_err(e)?, norm_dim(self.dim1, x, "dim1").map_err(e)?);
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].transpose(a, b)))
     }
+
+    /// Candle memory: a strided view of the input, no bytes of its own.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        crate::candle::model::CandleLayer { strided_output: true, ..at.view() }
+    }
 }
 
 #[cfg(test)]
