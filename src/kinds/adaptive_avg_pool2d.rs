@@ -3,7 +3,7 @@
 //! counted, torchvision `_ops`). Output sizes larger than the input are allowed, as in PyTorch
 //! (windows overlap and repeat).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -26,6 +26,16 @@ impl KindSpec for AdaptiveAvgPool2d {
 }
 
 impl Op for AdaptiveAvgPool2d {
+    /// Peers: `aten::adaptive_avg_pool2d` (fvcore counts it).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::AdaptiveAvgPool, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Per channel: split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;

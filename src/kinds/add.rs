@@ -4,7 +4,7 @@
 //! the right; each pair must be equal or one of them 1; missing leading dimensions count as 1.
 //! No params; 0 MACs (torchvision `_ops` does not count residual adds).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -22,6 +22,16 @@ impl KindSpec for Add {
 }
 
 impl Op for Add {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient of a sum is passed to every input).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

@@ -5,7 +5,7 @@
 //! whether padded zeros count in the divisor; it changes values, not shapes or counts.
 
 use super::window::PoolWindow;
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -31,6 +31,16 @@ impl KindSpec for AvgPool2d {
 }
 
 impl Op for AvgPool2d {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
     }

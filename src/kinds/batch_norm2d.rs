@@ -4,7 +4,7 @@
 //! variance (PyTorch also keeps one int64 `num_batches_tracked`, not counted here).
 //! 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
@@ -39,6 +39,16 @@ impl KindSpec for BatchNorm2d {
 }
 
 impl Op for BatchNorm2d {
+    /// Peers: `aten::batch_norm`; its γ, β count as a leaf's parameters in torchinfo.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::BatchNorm, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Per channel: split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward (training mode): the input, plus the batch mean and inverse standard
     /// deviation per channel, `2·C` values in the accumulate type (PyTorch `native_batch_norm`
     /// returns `save_mean`, `save_invstd`; `native_batch_norm_backward` reads them with the

@@ -2,7 +2,7 @@
 //! (ViT's `class_token`: `torch.cat([class_token.expand(N, -1, -1), x], dim=1)`, torchvision
 //! vision_transformer.py). Params: `D`. 0 MACs (a copy).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, Shape};
 use crate::spec::fields::Fields;
@@ -20,6 +20,16 @@ impl KindSpec for ClassToken {
 }
 
 impl Op for ClassToken {
+    /// Peers: a parameter of the container, not a module of its own: no torchinfo leaf.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { torchinfo_leaf: false, ..Peer::OTHER }
+    }
+
+    /// Split along dim 1, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (a concatenation: the gradient is split).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

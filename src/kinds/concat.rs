@@ -4,7 +4,7 @@
 //! have the same rank and the same size in every other dimension; the output's `axis` is the sum.
 //! No params; 0 MACs (a copy).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, Shape};
 use crate::spec::fields::Fields;
@@ -25,6 +25,16 @@ impl KindSpec for Concat {
 }
 
 impl Op for Concat {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is split by the input sizes).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

@@ -8,7 +8,7 @@
 //! counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -49,6 +49,17 @@ impl KindSpec for Conv1d {
 }
 
 impl Op for Conv1d {
+    /// Peers: `aten.convolution`, `c_out` biases when `bias` (as conv2d: a conv1d k=3 and a
+    /// conv2d k=[3,1] are the same op to every peer).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
+    fn split(&self, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+    }
+
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
     /// input and weight).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

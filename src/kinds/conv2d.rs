@@ -10,7 +10,7 @@
 //! torchvision `_ops` counts exactly this; bias adds are not counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -103,6 +103,17 @@ impl KindSpec for Conv2d {
 }
 
 impl Op for Conv2d {
+    /// Peers: `aten.convolution`, `c_out` biases when `bias`.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; a conv whose groups do not divide by the devices reads
+    /// input channels held elsewhere, so it gathers its input.
+    fn split(&self, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+    }
+
     /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's
     /// `convolution_backward` formula saves input and weight). Weights are held anyway.
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

@@ -9,7 +9,7 @@
 //! of `c_out/groups` output channels: `N · c_in · H_in · W_in · (c_out / groups) · k_h · k_w`
 //! (PyTorch FlopCounterMode `conv_flop_count` with `transposed=True`; bias adds not counted).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -71,6 +71,16 @@ fn out_size(i: u64, k: u64, s: u64, p: u64, d: u64, op: u64) -> Result<u64, Stri
 }
 
 impl Op for ConvTranspose2d {
+    /// Peers: `aten.convolution` (transposed), `c_out` biases when `bias`.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
+    fn split(&self, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+    }
+
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
     /// input and weight).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

@@ -3,7 +3,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs.
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -31,6 +31,16 @@ impl KindSpec for Dropout {
 }
 
 impl Op for Dropout {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
     }

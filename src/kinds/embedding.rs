@@ -4,7 +4,7 @@
 //! Shape: `N×…` ids → `N×…×embedding_dim`. Params: `num_embeddings · embedding_dim`.
 //! 0 MACs: a gather, not a multiply (torchvision `_ops` / FlopCounterMode count none).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -27,6 +27,16 @@ impl KindSpec for Embedding {
 }
 
 impl Op for Embedding {
+    /// Peers: an `nn.Embedding` leaf (its table counts as a leaf's parameters in torchinfo).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Embedding, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Split along dim 1, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the ids (PyTorch `embedding_backward(grad, indices, …)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0)])

@@ -3,7 +3,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -33,6 +33,16 @@ impl KindSpec for Gelu {
 }
 
 impl Op for Gelu {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input (PyTorch `gelu_backward(grad, self, approximate)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0)])

@@ -2,7 +2,7 @@
 //! `keepdim: true`), as `x.mean(dim=(2, 3))` or `AdaptiveAvgPool2d(1)` + flatten.
 //! No params; 0 MACs (pooling is not counted, torchvision `_ops`).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for GlobalAvgPool {
 }
 
 impl Op for GlobalAvgPool {
+    /// Peers: stands for `AdaptiveAvgPool2d(1)` (fvcore counts it).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::GlobalAvgPool, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Per channel: split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (`mean` backward expands the gradient over the input shape).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

@@ -4,7 +4,7 @@
 //! dimensions. Params: `2 · Π normalized_shape` (γ and β) when `elementwise_affine` (default
 //! true); only γ when `bias: false`. 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -51,6 +51,16 @@ impl KindSpec for LayerNorm {
 }
 
 impl Op for LayerNorm {
+    /// Peers: `aten::layer_norm`; its γ, β count as a leaf's parameters in torchinfo.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::LayerNorm, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Split along dim 1, no exchange (as before: normalised dims are not modelled apart).
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input, plus the mean and reciprocal standard deviation of every
     /// normalized row (`2 · elements / Π normalized_shape` values in the accumulate type; PyTorch
     /// `native_layer_norm` returns `mean`, `rstd` for `native_layer_norm_backward`).

@@ -12,7 +12,7 @@
 //! in params (its bias, if any, is); its MACs are counted as usual. Checked in
 //! [`crate::analysis`].
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -44,6 +44,16 @@ impl KindSpec for Linear {
 }
 
 impl Op for Linear {
+    /// Peers: `aten.addmm`, `out_features` biases when `bias`.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Linear, bias: if self.bias { self.out_features } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output features (the last dim); every feature reads the whole input.
+    fn split(&self, _devices: u64) -> Split {
+        Split { axis: SplitAxis::Last, gathers: true }
+    }
+
     /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
     /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

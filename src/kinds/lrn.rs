@@ -5,7 +5,7 @@
 //! Shape unchanged; no params; 0 MACs (a normalization, not counted in torchvision `_ops`).
 //! Defaults are PyTorch's (α 1e-4, β 0.75, k 1); AlexNet-2012 uses size 5, α 1e-4, β 0.75, k 2.
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -37,6 +37,16 @@ impl KindSpec for Lrn {
 }
 
 impl Op for Lrn {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward, as PyTorch's composite `F.local_response_norm` leaves them
     /// (`div = x·x` → pad channels by `size − 1` → `avg_pool3d` → `·α + k` → `^β`; `x / div`):
     /// the input (kept by `x·x` and by the final division), the padded squares

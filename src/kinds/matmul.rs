@@ -5,7 +5,7 @@
 //! No params. MACs: `Π batch · n · k · m` (FlopCounterMode `bmm`).
 
 use super::add::broadcast;
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -26,6 +26,16 @@ impl KindSpec for Matmul {
 }
 
 impl Op for Matmul {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: both inputs (∂(A·B)/∂A = grad·Bᵀ, ∂/∂B = Aᵀ·grad).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0), Saved::Input(1)])

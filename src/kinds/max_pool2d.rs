@@ -4,7 +4,7 @@
 //! channels and batch unchanged. No params; 0 MACs (pooling is not counted, torchvision `_ops`).
 
 use super::window::PoolWindow;
-use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -25,6 +25,16 @@ impl KindSpec for MaxPool2d {
 }
 
 impl Op for MaxPool2d {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
     }

@@ -6,7 +6,7 @@
 //! does not count it.
 
 use super::add::broadcast_all;
-use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Mul {
 }
 
 impl Op for Mul {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: every input (∂(a·b)/∂a = b), and for 3 or more inputs the running
     /// products PyTorch's chain `((a·b)·c)…` keeps: `inputs − 2` tensors of the output's size.
     fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {

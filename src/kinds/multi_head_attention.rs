@@ -13,7 +13,7 @@
 //! (h heads of D/h each). A causal mask is applied to the full `L×L` scores, which are counted
 //! in full, as PyTorch FlopCounterMode (torchvision `_ops`) counts them.
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -46,6 +46,18 @@ impl KindSpec for MultiHeadAttention {
 }
 
 impl Op for MultiHeadAttention {
+    /// Peers: fused attention, 4·D projection biases when `bias`; not a torchinfo leaf (it
+    /// owns `out_proj`).
+    fn peer(&self, output: &Shape) -> Peer {
+        let d = output.0.last().copied().unwrap_or(0);
+        Peer { class: PeerClass::Attention, bias: if self.bias { 4 * d } else { 0 }, torchinfo_leaf: false }
+    }
+
+    /// Split along dim 1 (as other layers; heads are not modelled apart).
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward (PyTorch's math path, `need_weights=True`): the inputs (for the
     /// in-projection weight gradients), the projected Q (`N·L_q·D`), K and V (`N·L_k·D` each),
     /// the attention probabilities (`N·heads·L_q·L_k`, kept by softmax and by `A·V`) and the

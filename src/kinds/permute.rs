@@ -1,7 +1,7 @@
 //! `permute`: reorder dimensions (PyTorch `x.permute(dims)`); `dims` includes the batch
 //! dimension and may use negative indices. No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::{describe, Fields};
@@ -34,6 +34,16 @@ impl KindSpec for Permute {
 }
 
 impl Op for Permute {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is permuted back).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

@@ -5,7 +5,7 @@
 //! `length` (default L) is the number of positions in the table; it must be ≥ L.
 //! Params: `length · D`. 0 MACs (an elementwise add is not counted, torchvision `_ops`).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
@@ -26,6 +26,16 @@ impl KindSpec for PosEmbedding {
 }
 
 impl Op for PosEmbedding {
+    /// Peers: a parameter of the container, not a module of its own: no torchinfo leaf.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { torchinfo_leaf: false, ..Peer::OTHER }
+    }
+
+    /// Split along dim 1, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (an addition).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for Relu {
 }
 
 impl Op for Relu {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
     }

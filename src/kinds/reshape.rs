@@ -3,7 +3,7 @@
 //! `shape` is written without the batch dimension, like the spec's `input`; one entry may be
 //! `-1` (inferred). The element count must not change. No params; 0 MACs (a view).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -38,6 +38,16 @@ impl KindSpec for Reshape {
 }
 
 impl Op for Reshape {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing. Counted as a view (PyTorch copies when the input is not
     /// contiguous, e.g. after `permute`; netstat does not model that copy).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

@@ -1,7 +1,7 @@
 //! `select`: take index `index` along dimension `dim`, removing that dimension (PyTorch
 //! `x.select(dim, index)`, e.g. ViT's class token `x[:, 0]`). No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Select {
 }
 
 impl Op for Select {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is scattered into zeros of the input shape).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

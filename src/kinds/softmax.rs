@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (not counted in torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for Softmax {
 }
 
 impl Op for Softmax {
+    /// Peers: not counted by any.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels; the normalisation reads the whole input.
+    fn split(&self, _devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: true }
+    }
+
     /// Saved for backward: the output (PyTorch `_softmax_backward_data(grad, result, dim)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Output])

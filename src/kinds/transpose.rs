@@ -1,7 +1,7 @@
 //! `transpose`: swap two dimensions (PyTorch `x.transpose(dim0, dim1)`); indices include the
 //! batch dimension and may be negative. No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Transpose {
 }
 
 impl Op for Transpose {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is transposed back).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
