@@ -293,9 +293,10 @@ pub struct MeasureArgs {
     /// Measure one training step (forward, loss, backward, optimizer step) instead of inference.
     #[arg(long)]
     pub train: bool,
-    /// Optimizer of the training step.
-    #[arg(long, value_enum, default_value_t = crate::measure::optim::OptimizerKind::Sgd, requires = "train")]
-    pub optimizer: crate::measure::optim::OptimizerKind,
+    /// Optimizer of the training step (as in `netstat SPEC` and `netstat memory`): its state
+    /// is 0 (sgd), 1 (momentum) or 2 (adam, adamw) copies of the trainable parameters.
+    #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam, requires = "train")]
+    pub optimizer: crate::memory::Optimizer,
     /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
     #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N")]
     pub warmup: u32,

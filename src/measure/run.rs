@@ -3,7 +3,7 @@
 
 use super::device::{self, Meter, Target};
 use super::net::{loss, Net, Probe};
-use super::optim::{Optimizer, OptimizerKind};
+use super::optim::Optimizer;
 use super::predict;
 use super::result::{GpuMeasured, MeasureInfo, Measured, MeasuredLayer, NvmlBytes, Stage, Timing};
 use crate::analysis::Analysis;
@@ -17,8 +17,8 @@ use std::time::Instant;
 pub struct Settings {
     /// Measure a training step (forward, loss, backward, optimizer) instead of inference.
     pub train: bool,
-    /// Optimizer of the training step.
-    pub optimizer: OptimizerKind,
+    /// Optimizer of the training step (the one enum of every subcommand; default Adam).
+    pub optimizer: crate::memory::Optimizer,
     /// Untimed passes before timing.
     pub warmup: u32,
     /// Timed passes (≥ 1).
@@ -46,12 +46,12 @@ pub const DEFAULT_WARMUP: u32 = 3;
 pub const DEFAULT_ITERS: u32 = 10;
 
 impl Default for Settings {
-    /// The command line's defaults: inference on the CPU, SGD if training, 3 warm-up and 10
+    /// The command line's defaults: inference on the CPU, Adam if training, 3 warm-up and 10
     /// timed passes, seed 0, lr 1e-3, per-layer backward timing on, no progress bar.
     fn default() -> Self {
         Settings {
             train: false,
-            optimizer: OptimizerKind::Sgd,
+            optimizer: crate::memory::Optimizer::Adam,
             warmup: DEFAULT_WARMUP,
             iters: DEFAULT_ITERS,
             seed: 0,
@@ -163,13 +163,7 @@ impl Plan {
 
 /// The memory model's options for the optimizer measure runs (no mixed precision).
 pub fn memory_options(s: &Settings) -> crate::memory::Options {
-    use crate::memory::Optimizer as O;
-    let optimizer = match s.optimizer {
-        OptimizerKind::Sgd => O::Sgd,
-        OptimizerKind::Momentum => O::Momentum,
-        OptimizerKind::Adam => O::Adam,
-    };
-    crate::memory::Options { optimizer, ..Default::default() }
+    crate::memory::Options { optimizer: s.optimizer, ..Default::default() }
 }
 
 /// The framework-neutral prediction of a training step: netstat's memory model
@@ -646,7 +640,7 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<Measured> {
             cpu_model: if s.fake_timings { "(fake)".into() } else { cpu_model() },
             threads,
             mode: if s.train { "train".into() } else { "inference".into() },
-            optimizer: s.train.then(|| format!("{:?}", s.optimizer).to_lowercase()),
+            optimizer: s.train.then(|| s.optimizer.name().to_owned()),
             warmup: s.warmup,
             iters: s.iters,
             seed: s.seed,
