@@ -343,17 +343,13 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         device: m.device,
         ..Default::default()
     };
-    let measured = crate::measure::measure(&analysis, &settings).map_err(|e| match e
-        .downcast::<crate::measure::run::DoesNotFit>()
-    {
-        Ok(d) => Error::Usage(d.0),
-        Err(e) => match e.downcast::<crate::measure::device::BadDevice>() {
-            Ok(d) => Error::Usage(d.0),
-            Err(e) => match e.downcast::<crate::measure::run::Unsupported>() {
-                Ok(d) => Error::Usage(d.0),
-                Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
-            },
-        },
+    use crate::measure::run::MeasureError;
+    let measured = crate::measure::measure(&analysis, &settings).map_err(|e| match e {
+        MeasureError::DoesNotFit(_) | MeasureError::Unsupported(_) | MeasureError::BadDevice(_) => {
+            Error::Usage(e.to_string())
+        }
+        MeasureError::Spec(e) => Error::Spec(e),
+        MeasureError::Run(_) => Error::Measure(format!("{}: {e}", m.spec)),
     })?;
     // The analysis report's memory summary is the model's for the optimizer measured.
     let memory = crate::memory::model(&analysis, &crate::measure::run::memory_options(&settings))?;

@@ -16,4 +16,4 @@ pub mod predict;
 pub mod result;
 pub mod run;
 
-pub use run::{measure, Settings};
+pub use run::{measure, MeasureError, Settings};
