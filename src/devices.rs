@@ -27,7 +27,6 @@
 use crate::analysis::Analysis;
 use crate::graph::Source;
 use crate::hardware::Hardware;
-use crate::kinds::Kind;
 use crate::shape::{add, mul};
 use serde::Serialize;
 
@@ -88,10 +87,8 @@ pub fn training_memory(a: &Analysis, devices: u64) -> Result<TrainingMemory, Str
     for l in &a.layers {
         let spec = a.layer_spec(l);
         let ctx = |m: String| format!("layer \"{}\": {m}", spec.id.name);
-        let split_dim = match spec.kind {
-            Kind::Linear(_) => l.output.rank().saturating_sub(1),
-            _ => 1,
-        };
+        let split = spec.kind.op().split(d);
+        let split_dim = split.axis.dim(l.output.rank());
         let elems = l.output.elements().map_err(ctx)?;
         let channels = l.output.0.get(split_dim).copied().filter(|_| l.output.rank() >= 2).unwrap_or(1);
         let out_share = share(elems, channels, d).map_err(ctx)?;
@@ -99,12 +96,7 @@ pub fn training_memory(a: &Analysis, devices: u64) -> Result<TrainingMemory, Str
         outputs = add(outputs, out_share, "activation elements").map_err(ctx)?;
         let w = add(l.params, l.buffers, "weights").map_err(ctx)?;
         weights = add(weights, share(w, channels, d).map_err(ctx)?, "weights").map_err(ctx)?;
-        let gathers = match &spec.kind {
-            Kind::Linear(_) | Kind::Softmax(_) => true,
-            Kind::Conv2d(c) => c.groups % d != 0,
-            _ => false,
-        };
-        if d > 1 && gathers {
+        if d > 1 && split.gathers {
             let mut any = false;
             for (shape, src) in l.input_shapes.iter().zip(&a.graph.inputs[l.index]) {
                 if let Source::Layer(j) = src {
