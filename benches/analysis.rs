@@ -82,5 +82,54 @@ fn generated_specs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse_to_report, whole_process, generated_specs);
+/// Parse, analyse and run the memory model: the report `netstat SPEC` and `diff` build.
+fn report_of(text: &str) -> Report {
+    let a = analyze(netstat::spec::parse_bytes("gen.yaml", text.as_bytes()).unwrap()).unwrap();
+    let mut r = Report::new(&a);
+    let m = netstat::memory::model(&a, &netstat::memory::Options::default()).unwrap();
+    r.memory = Some(report::memory::MemoryReport::summary(m));
+    r
+}
+
+/// What `netstat SPEC --format json` does, in process: [`report_of`], then JSON.
+fn analyze_json(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    report::write(&report_of(text), Format::Json, &mut out).unwrap();
+    out
+}
+
+/// Issue 13's scaling benchmark: each command at 10,000, 50,000 and 100,000 layers must grow
+/// linearly (the per-layer time stays flat) and stay under 1 s at 100,000 on the 2-core machine.
+/// `cargo bench --bench analysis -- scaling`; results in docs/performance.md.
+fn scaling(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scaling");
+    g.sample_size(10);
+    for n in [10_000usize, 50_000, 100_000] {
+        let text = generated(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("analyze_json", n), &text, |b, t| b.iter(|| analyze_json(black_box(t))));
+        let spec = netstat::spec::parse_bytes("gen.yaml", text.as_bytes()).unwrap();
+        let opts = netstat::memory::Options::default();
+        g.bench_with_input(BenchmarkId::new("memory_fit_1TB", n), &spec, |b, s| {
+            b.iter(|| netstat::memory::fit(black_box(s), 1 << 40, &opts).unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("diff_json", n), &text, |b, t| {
+            // As `netstat diff A B`: both reports (the CLI builds them on two threads), the
+            // alignment, JSON.
+            b.iter(|| {
+                let (ra, rb) = std::thread::scope(|s| {
+                    let h = s.spawn(|| report_of(t));
+                    (report_of(t), h.join().unwrap())
+                });
+                let d = report::diff::DiffReport::new(&ra, &rb);
+                let mut out = Vec::new();
+                d.write(Format::Json, &mut out).unwrap();
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse_to_report, whole_process, generated_specs, scaling);
 criterion_main!(benches);
