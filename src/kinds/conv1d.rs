@@ -50,14 +50,14 @@ impl KindSpec for Conv1d {
 
 impl Op for Conv1d {
     /// Peers: `aten.convolution`, `c_out` biases when `bias` (as conv2d: a conv1d k=3 and a
-    /// conv2d k=[3,1] are the same op to every peer).
+    /// conv2d `k=[3,1]` are the same op to every peer).
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
     }
 
     /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
     fn split(&self, devices: u64) -> Split {
-        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+        Split { axis: SplitAxis::Channels, gathers: !self.groups.is_multiple_of(devices) }
     }
 
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves

@@ -454,6 +454,16 @@ fn setup(a: &Analysis, s: &Settings, dtype: DType, opened: device::Opened, plan:
     })
 }
 
+/// What the stages of a run read: the analysis, the settings, the predictions, the built
+/// network and the progress bar.
+struct RunCtx<'r> {
+    a: &'r Analysis,
+    s: &'r Settings,
+    plan: &'r Plan,
+    su: &'r Setup,
+    bar: &'r indicatif::ProgressBar,
+}
+
 /// The stages of an inference run after `weights`.
 struct InferenceStages {
     /// What the warm-up left behind (gemm's per-thread packing buffers and the like).
@@ -465,15 +475,12 @@ struct InferenceStages {
 /// Inference: warm up, one pass for memory (repeated while it leaves a one-time cache
 /// behind), then the timed passes; each layer's peak and held bytes are filled in `layers`.
 fn inference(
-    a: &Analysis,
-    s: &Settings,
-    plan: &Plan,
-    su: &Setup,
+    cx: &RunCtx,
     rec: &mut Recorder,
     layers: &mut [MeasuredLayer],
     pass_ms: &mut Vec<f64>,
-    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<InferenceStages> {
+    let RunCtx { a, s, plan, su, bar } = *cx;
     let (meter, net, input) = (&su.meter, &su.net, &su.input);
     let pass = Pass { train: false, step: 0 };
     let before_warmup = meter.live();
@@ -580,18 +587,14 @@ impl TrainingStages {
 /// Training: build the optimizer, warm up, then the timed steps (forward, loss, backward,
 /// optimizer step); each layer's retained bytes (measured, neutral, candle) are filled in
 /// `layers`, and with `layer_backward` each layer's backward time.
-#[allow(clippy::too_many_arguments)]
 fn training(
-    a: &Analysis,
-    s: &Settings,
-    plan: &Plan,
+    cx: &RunCtx,
     neutral: &Neutral,
-    su: &Setup,
     rec: &mut Recorder,
     layers: &mut [MeasuredLayer],
     pass_ms: &mut Vec<f64>,
-    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<TrainingStages> {
+    let RunCtx { a, s, plan, su, bar } = *cx;
     let (meter, net, input) = (&su.meter, &su.net, &su.input);
     // Named, in name order: the order of candle's VarMap (a HashMap) varies from run to run.
     let vars: Vec<(String, candle_core::Var)> = {
@@ -705,8 +708,8 @@ fn training(
 }
 
 /// Run the measurement of `a` (already analysed) as `s` asks: the element type and the
-/// device, the preflight, the build (stages `input`, `weights`), then [`inference`] or
-/// [`training`], and the per-layer times and predictions assembled into a [`Measured`].
+/// device, the preflight, the build (stages `input`, `weights`), then the inference or
+/// training stages, and the per-layer times and predictions assembled into a [`Measured`].
 ///
 /// Errors: [`MeasureError`]: an element type other than f32 or f64, a device that cannot be
 /// opened, a run that does not fit (before anything is allocated), a spec the memory model
@@ -734,13 +737,14 @@ pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
         })
         .collect();
     let mut stages = vec![su.input_stage.clone(), su.weights_stage.clone()];
+    let cx = RunCtx { a, s, plan: &plan, su: &su, bar: &bar };
     match &neutral {
         None => {
-            let st = inference(a, s, &plan, &su, &mut rec, &mut layers, &mut pass_ms, &bar)?;
+            let st = inference(&cx, &mut rec, &mut layers, &mut pass_ms)?;
             stages.extend([st.caches, st.forward]);
         }
         Some(neutral) => {
-            let st = training(a, s, &plan, neutral, &su, &mut rec, &mut layers, &mut pass_ms, &bar)?;
+            let st = training(&cx, neutral, &mut rec, &mut layers, &mut pass_ms)?;
             stages.extend(st.into_vec());
         }
     }
@@ -748,16 +752,12 @@ pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
     su.meter.check()?;
     let times = std::mem::take(&mut rec.times);
     drop(rec);
-    Ok(assemble(a, s, &plan, &su, &budget, threads, times, &pass_ms, layers, stages))
+    Ok(assemble(&cx, &budget, threads, times, &pass_ms, layers, stages))
 }
 
 /// The per-layer times and predictions and the run's header, from what the stages recorded.
-#[allow(clippy::too_many_arguments)]
 fn assemble(
-    a: &Analysis,
-    s: &Settings,
-    plan: &Plan,
-    su: &Setup,
+    cx: &RunCtx,
     budget: &Budget,
     threads: usize,
     times: Vec<Vec<f64>>,
@@ -765,6 +765,7 @@ fn assemble(
     mut layers: Vec<MeasuredLayer>,
     stages: Vec<Stage>,
 ) -> Measured {
+    let RunCtx { a, s, plan, su, .. } = *cx;
     for (pos, (l, la)) in layers.iter_mut().zip(&a.layers).enumerate() {
         l.forward = if s.fake_timings { fake_timing(fake_ms(la.macs)) } else { Timing::of(&times[pos]) };
         if s.fake_timings {
