@@ -26,6 +26,7 @@ pub mod cli;
 pub mod conventions;
 pub mod devices;
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod graph;
 pub mod hardware;
