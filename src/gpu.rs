@@ -11,7 +11,7 @@
 //! - NVML device figures (`memory_used_bytes`): everything on the device, every process.
 //! - NVML per-process figure ([`process_used_bytes`]): this process's CUDA context, loaded
 //!   modules, cuBLAS workspace and the memory pool's reservation; lags frees.
-//! - The default memory pool's `USED_MEM_HIGH` ([`cuda::PoolProbe`]): bytes of live tensor
+//! - The default memory pool's `USED_MEM_HIGH` (`cuda::PoolProbe`, in builds with the `cuda` feature): bytes of live tensor
 //!   allocations at their peak since the last reset, exactly — candle (cudarc) allocates with
 //!   `cuMemAllocAsync` from that pool.
 

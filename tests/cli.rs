@@ -39,7 +39,7 @@ fn csv() {
 fn json() {
     let out = stdout_of(&["specs/alexnet.yaml", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["totals"]["params"], 50_844_008u64);
     assert_eq!(v["totals"]["flops"], 2 * 1_009_945_728u64);
     insta::assert_snapshot!("alexnet_json", out.replace(env!("CARGO_PKG_VERSION"), "[version]"));

@@ -99,7 +99,7 @@ fn every_format_has_the_measured_columns() {
     assert!(m.contains("| layer | kind | output | fwd ms |"), "{m}");
     let c = run("csv");
     let head = c.lines().next().unwrap();
-    assert!(head.starts_with("name,kind,output_shape,params,macs,flops,activation_bytes"), "{head}");
+    assert!(head.starts_with("name,kind,output_shape,params,macs,flops,output_bytes"), "{head}");
     assert!(
         head.contains("time_ms_median") && head.contains("peak_bytes") && head.contains("predicted_candle_peak_bytes")
     );

@@ -1,5 +1,5 @@
 //! The candle memory model of `conv2d`, `conv_transpose2d` and `conv1d` (issue 5, item 6), built and run
-//! in candle with the counting allocator and measured against src/measure/predict.rs:
+//! in candle with the counting allocator and measured against the candle model (the kinds' memory rules, walked by src/measure/predict.rs):
 //! - tests/fixtures/convs.yaml: conv2d with candle's own padding and with an explicit zero-pad
 //!   (`same` with an even kernel), depthwise, per-axis stride and dilation, groups; and
 //!   batch_norm2d;

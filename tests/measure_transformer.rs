@@ -31,7 +31,7 @@ fn transformer_block_training_and_inference_memory() {
         let i = r.layers.iter().position(|l| l.name == name).unwrap();
         (r.layers[i].retained_bytes.unwrap(), r.layers[i].predicted_candle_retained_bytes.unwrap())
     };
-    // Hand arithmetic of the model (src/measure/predict.rs), O = 65,536, S = 131,072:
+    // Hand arithmetic of the model (the kinds' memory rules, src/kinds), O = 65,536, S = 131,072:
     // ln_1 reads the untracked network input: x − mean, (x − mean)², the quotient are not kept;
     // the quotient (input of γ·), γ· and +β are: 3·O = 196,608.
     assert_eq!(retained("ln_1").1, 196_608);

@@ -50,7 +50,7 @@ impl KindSpec for Conv1d {
 
 impl Op for Conv1d {
     /// Peers: `aten.convolution`, `c_out` biases when `bias` (as conv2d: a conv1d k=3 and a
-    /// conv2d k=[3,1] are the same op to every peer).
+    /// conv2d `k=[3,1]` are the same op to every peer).
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
     }

@@ -1,8 +1,14 @@
 //! Layer kinds: one file per kind, one trait, one registry.
 //!
-//! Each kind's file holds its spec fields, its output-shape rule, its parameter and MAC count
-//! (the formula and its source in the doc comment) and its unit tests. Adding a kind touches
-//! its file plus one line in the `kinds!` macro below (private, so not a doc link).
+//! Each kind's file holds its spec fields ([`KindSpec`]), its output-shape rule, its parameter
+//! and MAC count (the formula and its source in the doc comment), what it saves for backward,
+//! its peer-convention facts and device split ([`Op`]), its candle builder and candle memory
+//! rule ([`crate::candle::build::Build`]), and its unit tests. Adding a kind touches its file
+//! plus one line in the `kinds!` registry below (private, so not a doc link), which declares
+//! the module and generates every dispatch (`Kind::parse`, `fields`, `name`, `op`, `candle`) as
+//! an exhaustive match: a kind that lacks one of the traits, or a required hook of one (no
+//! default bodies: `Op::analyze`, `Op::peer`, `Op::split`, `Build::build`, `Build::memory`),
+//! does not compile.
 //!
 //! **Counting convention** (torchvision's published `_ops`, i.e. PyTorch FlopCounterMode / 2):
 //! MACs count the multiply-accumulates of conv and linear layers (and, where a kind has them,
@@ -13,39 +19,6 @@ use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
 
-pub mod adaptive_avg_pool2d;
-pub mod add;
-pub mod avg_pool2d;
-pub mod batch_norm2d;
-pub mod class_token;
-pub mod concat;
-pub mod conv1d;
-pub mod conv2d;
-pub mod conv_transpose2d;
-pub mod dropout;
-pub mod embedding;
-pub mod flatten;
-pub mod gelu;
-pub mod global_avg_pool;
-pub mod hardswish;
-pub mod layer_norm;
-pub mod linear;
-pub mod lrn;
-pub mod matmul;
-pub mod max_pool2d;
-pub mod mul;
-pub mod multi_head_attention;
-pub mod permute;
-pub mod pos_embedding;
-pub mod relu;
-pub mod relu6;
-pub mod reshape;
-pub mod select;
-pub mod sigmoid;
-pub mod silu;
-pub mod softmax;
-pub mod tanh;
-pub mod transpose;
 pub mod window;
 
 /// What one layer costs, for given input shapes.
@@ -264,13 +237,17 @@ pub trait Op {
 }
 
 macro_rules! kinds {
-    ($($name:literal => $variant:ident($ty:ty),)*) => {
+    ($($name:literal => $variant:ident($module:ident::$ty:ident),)*) => {
+        $(
+            pub mod $module;
+        )*
+
         /// Every layer kind, as parsed from a spec: one variant per file in `src/kinds/`.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Kind {
             $(
                 #[doc = concat!("`kind: ", $name, "`")]
-                $variant($ty),
+                $variant($module::$ty),
             )*
         }
 
@@ -281,7 +258,7 @@ macro_rules! kinds {
             /// The fields kind `name` accepts besides the common ones, or `None` if unknown.
             pub fn fields(name: &str) -> Option<&'static [&'static str]> {
                 match name {
-                    $($name => Some(<$ty as KindSpec>::FIELDS),)*
+                    $($name => Some(<$module::$ty as KindSpec>::FIELDS),)*
                     _ => None,
                 }
             }
@@ -289,7 +266,7 @@ macro_rules! kinds {
             /// Parse a layer of kind `name` (which must be one of [`Kind::NAMES`]).
             pub fn parse(name: &str, f: &Fields) -> Result<Kind, SpecError> {
                 match name {
-                    $($name => Ok(Kind::$variant(<$ty as KindSpec>::parse(f)?)),)*
+                    $($name => Ok(Kind::$variant(<$module::$ty as KindSpec>::parse(f)?)),)*
                     _ => unreachable!("kind checked against Kind::NAMES before parsing"),
                 }
             }

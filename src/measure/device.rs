@@ -3,7 +3,7 @@
 //!
 //! - CPU: bytes from the counting global allocator ([`super::alloc`]); clocks read directly.
 //! - CUDA: bytes from the device's default memory pool (`USED_MEM_CURRENT` and `USED_MEM_HIGH`,
-//!   reset per layer and per stage: exact tensor bytes; [`crate::gpu::cuda::PoolProbe`]); every
+//!   reset per layer and per stage: exact tensor bytes; `crate::gpu::cuda::PoolProbe` in `cuda` builds); every
 //!   reading synchronises the stream first, so a clock read after [`Meter::sync`] times the
 //!   device's work, not the asynchronous launch. NVML's per-process figure is read beside it
 //!   (context, modules, library workspaces and the pool's reservation).

@@ -120,14 +120,13 @@ pub fn cpu_model() -> String {
 struct Plan {
     input: u64,
     weights: u64,
-    /// Bytes of the trainable parameters (`trainable: false` layers excluded): the size of
-    /// each optimizer state copy (candle's optimizers hold state for every variable).
-    trainable: u64,
     /// Bytes of the gradients a backward leaves: the trainable parameters that reach the
     /// output ([`predict::feeds_output`]).
     grads: u64,
     /// Constants built with the weights (causal masks): candle model only.
     constants: u64,
+    /// Optimizer state: copies × the trainable parameters' bytes (`trainable: false` layers
+    /// excluded; candle's optimizers hold state for every variable, reached or not).
     opt_state: u64,
     retained: Vec<u64>,
     /// Net bytes the training forward leaves live (frees on an untracked prefix counted).
@@ -149,7 +148,6 @@ impl Plan {
         Plan {
             input: a.totals.input_bytes,
             weights,
-            trainable,
             grads,
             constants: predict::constants(a),
             opt_state: if s.train { s.optimizer.state_copies() * trainable } else { 0 },
@@ -204,9 +202,8 @@ struct Neutral {
 }
 
 impl Neutral {
-    fn new(a: &Analysis, s: &Settings) -> Result<Neutral, crate::error::SpecError> {
+    fn new(a: &Analysis, m: &crate::memory::Memory) -> Neutral {
         use crate::memory::Phase;
-        let m = crate::memory::model(a, &memory_options(s))?;
         // The model allocates optimizer state lazily at the first step (as PyTorch does);
         // candle's optimizers allocate it when built, before the first forward.
         let state = m.optimizer_state_bytes;
@@ -227,14 +224,14 @@ impl Neutral {
             .iter()
             .map(|l| by_name.get(a.spec.layers[l.index].id.name.as_str()).copied().unwrap_or(0))
             .collect();
-        Ok(Neutral {
+        Neutral {
             weights: weights + state,
             forward: forward + state,
             loss: loss + state,
             backward: backward + state,
             step,
             retained,
-        })
+        }
     }
 }
 
@@ -353,17 +350,32 @@ impl Budget {
 }
 
 /// The preflight: refuse a run whose predicted peak exceeds the budget before anything is
-/// allocated, with the batch that should fit (a fixed part, weights and optimizer state, and
-/// a per-sample part that scales with the batch).
+/// allocated. The predicted peak is netstat's memory model's ([`crate::memory::model`], the
+/// figure `netstat memory` prints: the training peak for the optimizer measured, else the
+/// inference peak), or the candle model's where that is higher (this runtime keeps every op
+/// output for backward and allocates conv workspaces the model of PyTorch does not). The
+/// hint's batch splits the peak into the model's fixed part (weights, and in training
+/// gradients and optimizer state) and a per-sample part that scales with the batch.
 ///
 /// Errors: [`MeasureError::DoesNotFit`] unless `--force`.
-fn preflight(a: &Analysis, s: &Settings, plan: &Plan, budget: &Budget) -> Result<(), MeasureError> {
-    let predicted_peak = plan.peak(s.train);
+fn preflight(
+    a: &Analysis,
+    s: &Settings,
+    plan: &Plan,
+    m: &crate::memory::Memory,
+    budget: &Budget,
+) -> Result<(), MeasureError> {
+    let model_peak = if s.train { m.training_peak_bytes } else { m.inference_peak_bytes };
+    let predicted_peak = model_peak.max(plan.peak(s.train));
     let Some(avail) = budget.avail else { return Ok(()) };
     if predicted_peak <= avail || s.force {
         return Ok(());
     }
-    let fixed = plan.weights + if s.train { (2 + s.optimizer.state_copies()) * plan.trainable } else { 0 };
+    let fixed = m.weight_bytes().saturating_add(if s.train {
+        m.gradient_bytes.saturating_add(m.optimizer_state_bytes)
+    } else {
+        0
+    });
     let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
     let fits = avail.saturating_sub(fixed).checked_div(per_sample).unwrap_or(0);
     let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
@@ -454,6 +466,16 @@ fn setup(a: &Analysis, s: &Settings, dtype: DType, opened: device::Opened, plan:
     })
 }
 
+/// What the stages of a run read: the analysis, the settings, the predictions, the built
+/// network and the progress bar.
+struct RunCtx<'r> {
+    a: &'r Analysis,
+    s: &'r Settings,
+    plan: &'r Plan,
+    su: &'r Setup,
+    bar: &'r indicatif::ProgressBar,
+}
+
 /// The stages of an inference run after `weights`.
 struct InferenceStages {
     /// What the warm-up left behind (gemm's per-thread packing buffers and the like).
@@ -465,15 +487,12 @@ struct InferenceStages {
 /// Inference: warm up, one pass for memory (repeated while it leaves a one-time cache
 /// behind), then the timed passes; each layer's peak and held bytes are filled in `layers`.
 fn inference(
-    a: &Analysis,
-    s: &Settings,
-    plan: &Plan,
-    su: &Setup,
+    cx: &RunCtx,
     rec: &mut Recorder,
     layers: &mut [MeasuredLayer],
     pass_ms: &mut Vec<f64>,
-    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<InferenceStages> {
+    let RunCtx { a, s, plan, su, bar } = *cx;
     let (meter, net, input) = (&su.meter, &su.net, &su.input);
     let pass = Pass { train: false, step: 0 };
     let before_warmup = meter.live();
@@ -580,18 +599,14 @@ impl TrainingStages {
 /// Training: build the optimizer, warm up, then the timed steps (forward, loss, backward,
 /// optimizer step); each layer's retained bytes (measured, neutral, candle) are filled in
 /// `layers`, and with `layer_backward` each layer's backward time.
-#[allow(clippy::too_many_arguments)]
 fn training(
-    a: &Analysis,
-    s: &Settings,
-    plan: &Plan,
+    cx: &RunCtx,
     neutral: &Neutral,
-    su: &Setup,
     rec: &mut Recorder,
     layers: &mut [MeasuredLayer],
     pass_ms: &mut Vec<f64>,
-    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<TrainingStages> {
+    let RunCtx { a, s, plan, su, bar } = *cx;
     let (meter, net, input) = (&su.meter, &su.net, &su.input);
     // Named, in name order: the order of candle's VarMap (a HashMap) varies from run to run.
     let vars: Vec<(String, candle_core::Var)> = {
@@ -705,8 +720,8 @@ fn training(
 }
 
 /// Run the measurement of `a` (already analysed) as `s` asks: the element type and the
-/// device, the preflight, the build (stages `input`, `weights`), then [`inference`] or
-/// [`training`], and the per-layer times and predictions assembled into a [`Measured`].
+/// device, the preflight, the build (stages `input`, `weights`), then the inference or
+/// training stages, and the per-layer times and predictions assembled into a [`Measured`].
 ///
 /// Errors: [`MeasureError`]: an element type other than f32 or f64, a device that cannot be
 /// opened, a run that does not fit (before anything is allocated), a spec the memory model
@@ -718,8 +733,9 @@ pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
     let threads = candle_core::utils::get_num_threads();
     let plan = Plan::new(a, s, threads as u64);
     let budget = Budget::of(opened.gpu.as_ref());
-    preflight(a, s, &plan, &budget)?;
-    let neutral = if s.train { Some(Neutral::new(a, s)?) } else { None };
+    let memory = crate::memory::model(a, &memory_options(s))?;
+    preflight(a, s, &plan, &memory, &budget)?;
+    let neutral = s.train.then(|| Neutral::new(a, &memory));
     let n = a.layers.len();
     let bar = progress(s, n);
     let su = setup(a, s, dtype, opened, &plan)?;
@@ -734,13 +750,14 @@ pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
         })
         .collect();
     let mut stages = vec![su.input_stage.clone(), su.weights_stage.clone()];
+    let cx = RunCtx { a, s, plan: &plan, su: &su, bar: &bar };
     match &neutral {
         None => {
-            let st = inference(a, s, &plan, &su, &mut rec, &mut layers, &mut pass_ms, &bar)?;
+            let st = inference(&cx, &mut rec, &mut layers, &mut pass_ms)?;
             stages.extend([st.caches, st.forward]);
         }
         Some(neutral) => {
-            let st = training(a, s, &plan, neutral, &su, &mut rec, &mut layers, &mut pass_ms, &bar)?;
+            let st = training(&cx, neutral, &mut rec, &mut layers, &mut pass_ms)?;
             stages.extend(st.into_vec());
         }
     }
@@ -748,16 +765,12 @@ pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
     su.meter.check()?;
     let times = std::mem::take(&mut rec.times);
     drop(rec);
-    Ok(assemble(a, s, &plan, &su, &budget, threads, times, &pass_ms, layers, stages))
+    Ok(assemble(&cx, &budget, threads, times, &pass_ms, layers, stages))
 }
 
 /// The per-layer times and predictions and the run's header, from what the stages recorded.
-#[allow(clippy::too_many_arguments)]
 fn assemble(
-    a: &Analysis,
-    s: &Settings,
-    plan: &Plan,
-    su: &Setup,
+    cx: &RunCtx,
     budget: &Budget,
     threads: usize,
     times: Vec<Vec<f64>>,
@@ -765,6 +778,7 @@ fn assemble(
     mut layers: Vec<MeasuredLayer>,
     stages: Vec<Stage>,
 ) -> Measured {
+    let RunCtx { a, s, plan, su, .. } = *cx;
     for (pos, (l, la)) in layers.iter_mut().zip(&a.layers).enumerate() {
         l.forward = if s.fake_timings { fake_timing(fake_ms(la.macs)) } else { Timing::of(&times[pos]) };
         if s.fake_timings {

@@ -1,4 +1,4 @@
-//! `netstat diff A.yaml B.yaml`: per-layer and total differences in params, MACs and activation
+//! `netstat diff A.yaml B.yaml`: per-layer and total differences in params, MACs and output
 //! bytes between two reports, layers aligned by name, in every [`Format`].
 //!
 //! Alignment: rows follow A's execution order; a layer only in B is placed after the row of the
@@ -44,7 +44,7 @@ pub struct DiffRow {
     /// Multiply-accumulates over the batch.
     pub macs: Pair,
     /// Output bytes.
-    pub activation_bytes: Pair,
+    pub output_bytes: Pair,
 }
 
 /// Totals of both sides.
@@ -54,8 +54,8 @@ pub struct DiffTotals {
     pub params: Pair,
     /// Σ MACs.
     pub macs: Pair,
-    /// Σ activation bytes.
-    pub activation_bytes: Pair,
+    /// Σ output bytes.
+    pub output_bytes: Pair,
     /// Parameter bytes in each spec's dtype.
     pub param_bytes: Pair,
     /// Inference peak ([`crate::memory`]), when both reports carry memory figures.
@@ -123,7 +123,7 @@ impl DiffReport {
                 kind_b: y.map(|l| l.kind.clone()),
                 params: Pair::new(x.map(|l| l.params), y.map(|l| l.params)),
                 macs: Pair::new(x.map(|l| l.macs), y.map(|l| l.macs)),
-                activation_bytes: Pair::new(x.map(|l| l.activation_bytes), y.map(|l| l.activation_bytes)),
+                output_bytes: Pair::new(x.map(|l| l.output_bytes), y.map(|l| l.output_bytes)),
             })
             .collect();
         let t = |f: fn(&TotalsRow) -> u64| Pair::new(Some(f(&a.totals)), Some(f(&b.totals)));
@@ -140,7 +140,7 @@ impl DiffReport {
             totals: DiffTotals {
                 params: t(|t| t.params),
                 macs: t(|t| t.macs),
-                activation_bytes: t(|t| t.activation_bytes),
+                output_bytes: t(|t| t.output_bytes),
                 param_bytes: t(|t| t.param_bytes),
                 inference_peak_bytes: mem(|m| m.inference_peak_bytes),
                 training_peak_bytes: mem(|m| m.training_peak_bytes),
@@ -148,14 +148,14 @@ impl DiffReport {
         }
     }
 
-    /// Layers whose params, MACs or activation bytes differ (or that are in one spec only).
+    /// Layers whose params, MACs or output bytes differ (or that are in one spec only).
     pub fn changed(&self) -> usize {
         self.layers
             .iter()
             .filter(|r| {
                 r.params.delta != 0
                     || r.macs.delta != 0
-                    || r.activation_bytes.delta != 0
+                    || r.output_bytes.delta != 0
                     || r.kind_a.is_none()
                     || r.kind_b.is_none()
             })
@@ -174,9 +174,9 @@ impl DiffReport {
             ("MACs A", true),
             ("MACs B", true),
             ("ΔMACs", true),
-            ("act A", true),
-            ("act B", true),
-            ("Δact", true),
+            ("out A", true),
+            ("out B", true),
+            ("Δout", true),
         ]);
         if !human {
             g.headers = [
@@ -189,9 +189,9 @@ impl DiffReport {
                 "macs_a",
                 "macs_b",
                 "macs_delta",
-                "activation_bytes_a",
-                "activation_bytes_b",
-                "activation_bytes_delta",
+                "output_bytes_a",
+                "output_bytes_b",
+                "output_bytes_delta",
             ]
             .map(String::from)
             .to_vec();
@@ -219,7 +219,7 @@ impl DiffReport {
             };
             row.extend(cells(&r.params));
             row.extend(cells(&r.macs));
-            row.extend(cells(&r.activation_bytes));
+            row.extend(cells(&r.output_bytes));
             g.rows.push(row);
         }
         let t = &self.totals;
@@ -229,7 +229,7 @@ impl DiffReport {
         }
         row.extend(cells(&t.params));
         row.extend(cells(&t.macs));
-        row.extend(cells(&t.activation_bytes));
+        row.extend(cells(&t.output_bytes));
         g.total = Some(row);
         g
     }
@@ -251,15 +251,15 @@ impl DiffReport {
             _ => String::new(),
         };
         format!(
-            "{} of {} layers differ; params {}{}, MACs {}{}, activation bytes {}{}, param bytes {}{peaks}",
+            "{} of {} layers differ; params {}{}, MACs {}{}, output bytes {}{}, param bytes {}{peaks}",
             self.changed(),
             self.layers.len(),
             signed(t.params.delta),
             pct(&t.params),
             signed(t.macs.delta),
             pct(&t.macs),
-            signed(t.activation_bytes.delta),
-            pct(&t.activation_bytes),
+            signed(t.output_bytes.delta),
+            pct(&t.output_bytes),
             signed(t.param_bytes.delta)
         )
     }
@@ -271,7 +271,7 @@ impl DiffReport {
                 writeln!(out, "{}", self.title())?;
                 self.grid(true).write_table(out)?;
                 writeln!(out, "{}", self.summary())?;
-                writeln!(out, "Δ = B - A; act: output bytes; MACs: conv/linear multiply-accumulates (torchvision _ops)")
+                writeln!(out, "Δ = B - A; out: output bytes; MACs: conv/linear multiply-accumulates (torchvision _ops)")
             }
             Format::Markdown => {
                 writeln!(out, "### {}\n", super::grid::md_text(&self.title()))?;
@@ -315,7 +315,7 @@ mod tests {
             buffers: 0,
             macs: params,
             flops: 2 * params,
-            activation_bytes: 4,
+            output_bytes: 4,
             roofline: None,
         }
     }

@@ -122,7 +122,7 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
         ("params", true),
         ("MACs", true),
         ("FLOPs", true),
-        ("activations", true),
+        ("output bytes", true),
         ("inference peak", true),
         ("training peak", true),
         ("files", false),
@@ -136,7 +136,7 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
             count(r.totals.params),
             count(r.totals.macs),
             si(r.totals.flops),
-            bytes(r.totals.activation_bytes),
+            bytes(r.totals.output_bytes),
             r.memory.as_ref().map(|m| bytes(m.figures.inference_peak_bytes)).unwrap_or_else(|| "-".into()),
             r.memory.as_ref().map(|m| bytes(m.figures.training_peak_bytes)).unwrap_or_else(|| "-".into()),
             {
@@ -150,7 +150,8 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
     g.write_markdown(&mut out).expect("writing to memory cannot fail");
     out.extend_from_slice(
         b"\nAt each spec's own batch and dtype. MACs: conv/linear multiply-accumulates (torchvision `_ops`); \
-FLOPs = 2 MACs; activations: every layer output once; \
+FLOPs = 2 MACs; output bytes: every layer output once, views and in-place outputs included \
+(`netstat memory`'s activations count only what inference allocates); \
 inference peak: input + weights + live outputs at the worst layer; training peak: one Adam step (fp32), \
 data + weights + gradients + optimizer state + saved activations (docs/memory.md).\n",
     );

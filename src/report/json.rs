@@ -1,9 +1,10 @@
 //! JSON: the [`Report`] as is, pretty-printed, raw integers.
 //!
-//! Schema (version 1): `{"netstat_version", "schema_version", "spec": {"name", "input",
+//! Schema (version 2): `{"netstat_version", "schema_version", "spec": {"name", "input",
 //! "input_dtype", "batch", "dtype"}, "layers": [{"name", "kind", "output_shape", "params",
-//! "buffers", "macs", "flops", "activation_bytes"}], "totals": {"params", "buffers", "macs",
-//! "flops", "activation_bytes", "input_bytes", "param_bytes"}}`. Later versions add fields only.
+//! "buffers", "macs", "flops", "output_bytes"}], "totals": {"params", "buffers", "macs",
+//! "flops", "output_bytes", "input_bytes", "param_bytes"}}`. Version 1 called `output_bytes`
+//! `activation_bytes`; later versions add fields only.
 
 use super::Report;
 use std::io::Write;

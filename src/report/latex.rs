@@ -30,7 +30,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out, "% {}", line.trim_start())?;
         }
     }
-    writeln!(out, "% MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2 MACs; act: output bytes")?;
+    writeln!(out, "% MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2 MACs; out: output bytes, views included")?;
     writeln!(out, "% needs \\usepackage{{booktabs}}")?;
     grid(report).write_latex(out)
 }

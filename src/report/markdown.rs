@@ -41,5 +41,5 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for line in report.extra_lines() {
         writeln!(out, "\n{}", prose(&line))?;
     }
-    writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; act = output bytes.")
+    writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; out = output bytes, views and in-place outputs included.")
 }

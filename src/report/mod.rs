@@ -26,7 +26,9 @@ use std::io::Write;
 use units::{bytes, count, percent, share, si};
 
 /// JSON schema version; bumped when a field is renamed or removed (adding fields keeps it).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: the per-layer and total `activation_bytes` became `output_bytes` (the memory
+/// model's `activation_bytes` counts only new allocations; one name, one figure).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The spec a report is about, after command-line overrides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,8 +84,10 @@ pub struct LayerRow {
     pub macs: u64,
     /// 2 · MACs.
     pub flops: u64,
-    /// Output elements × dtype size (bytes).
-    pub activation_bytes: u64,
+    /// Output elements × dtype size (bytes), views and in-place outputs included: what the
+    /// layer's output occupies, not what it allocates (the memory model's `activation_bytes`
+    /// counts only new allocations).
+    pub output_bytes: u64,
     /// Roofline numbers on `--hardware` (bytes moved, intensity, bound, predicted time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roofline: Option<crate::roofline::LayerRoofline>,
@@ -100,8 +104,9 @@ pub struct TotalsRow {
     pub macs: u64,
     /// 2 · Σ MACs.
     pub flops: u64,
-    /// Σ activation bytes (each layer output once, input excluded).
-    pub activation_bytes: u64,
+    /// Σ output bytes (each layer output once, views and in-place outputs included; input
+    /// excluded).
+    pub output_bytes: u64,
     /// Bytes of the network input.
     pub input_bytes: u64,
     /// Bytes of the parameters in the spec's dtype.
@@ -151,7 +156,7 @@ impl Report {
                     buffers: l.buffers,
                     macs: l.macs,
                     flops: l.flops(),
-                    activation_bytes: l.activation_bytes,
+                    output_bytes: l.activation_bytes,
                     roofline: None,
                 }
             })
@@ -173,7 +178,7 @@ impl Report {
                 buffers: t.buffers,
                 macs: t.macs,
                 flops: t.flops(),
-                activation_bytes: t.activation_bytes,
+                output_bytes: t.activation_bytes,
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
                 roofline: None,
@@ -215,7 +220,7 @@ impl Report {
     /// The report with layer rows rolled up by name prefix, like torchinfo's `depth`: each run
     /// of consecutive rows whose names share their first `depth` dot-separated parts
     /// (`layer2.0.conv1` at depth 2 → `layer2.0`) becomes one row of kind `group` with the summed
-    /// params, buffers, MACs, FLOPs and activation bytes and the last row's output shape. A run of
+    /// params, buffers, MACs, FLOPs and output bytes and the last row's output shape. A run of
     /// one row named exactly the prefix is kept as it is. Totals are unchanged.
     pub fn rolled_up(&self, depth: usize) -> Report {
         let prefix = |name: &str| -> String { name.split('.').take(depth.max(1)).collect::<Vec<_>>().join(".") };
@@ -230,7 +235,7 @@ impl Report {
                     g.buffers = g.buffers.saturating_add(l.buffers);
                     g.macs = g.macs.saturating_add(l.macs);
                     g.flops = g.flops.saturating_add(l.flops);
-                    g.activation_bytes = g.activation_bytes.saturating_add(l.activation_bytes);
+                    g.output_bytes = g.output_bytes.saturating_add(l.output_bytes);
                     *count += 1;
                 }
                 _ => {
@@ -287,18 +292,18 @@ impl Report {
         parts.join("\n")
     }
 
-    /// The totals line: params, MACs, FLOPs, activations.
+    /// The totals line: params, MACs, FLOPs, output bytes.
     pub fn totals_line(&self) -> String {
         let t = &self.totals;
         format!(
-            "params {} ({} as {}), buffers {}\nMACs {}, FLOPs = 2·MACs = {}\nactivations {} (each layer output once; input {})",
+            "params {} ({} as {}), buffers {}\nMACs {}, FLOPs = 2·MACs = {}\noutput bytes {} (each layer output once, views included; input {})",
             count(t.params),
             bytes(t.param_bytes),
             self.spec.dtype,
             count(t.buffers),
             count(t.macs),
             si(t.flops),
-            bytes(t.activation_bytes),
+            bytes(t.output_bytes),
             bytes(t.input_bytes)
         )
     }
@@ -411,11 +416,11 @@ pub const COLUMNS: &[Column] = &[
         human: |r, _| si(pick(r, |l| l.flops, |t| t.flops)),
     },
     Column {
-        header: "act",
-        csv_header: "activation_bytes",
+        header: "out",
+        csv_header: "output_bytes",
         numeric: true,
-        raw: Some(|r| pick(r, |l| l.activation_bytes, |t| t.activation_bytes).to_string()),
-        human: |r, _| bytes(pick(r, |l| l.activation_bytes, |t| t.activation_bytes)),
+        raw: Some(|r| pick(r, |l| l.output_bytes, |t| t.output_bytes).to_string()),
+        human: |r, _| bytes(pick(r, |l| l.output_bytes, |t| t.output_bytes)),
     },
     Column {
         header: "buffers",

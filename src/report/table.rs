@@ -42,5 +42,5 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "{line}")?;
     }
     writeln!(out, "MACs: conv/linear multiply-accumulates (torchvision _ops); FLOPs = 2·MACs;")?;
-    writeln!(out, "%par, %MAC: share of total params and MACs; act: output bytes")
+    writeln!(out, "%par, %MAC: share of total params and MACs; out: output bytes, views included")
 }
