@@ -7,7 +7,6 @@
 pub mod analysis;
 pub mod cli;
 pub mod conventions;
-pub mod devices;
 pub mod error;
 pub mod gpu;
 pub mod graph;

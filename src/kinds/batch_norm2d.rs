@@ -39,6 +39,17 @@ impl KindSpec for BatchNorm2d {
 }
 
 impl Op for BatchNorm2d {
+    /// Parameter tensors: γ (`weight`) and β (`bias`), C each, when `affine`.
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let c = inputs[0].0.get(1).copied().unwrap_or(0);
+        Ok(if self.affine { vec![c, c] } else { Vec::new() })
+    }
+
+    /// `num_batches_tracked`, one int64, when `track_running_stats` (PyTorch `_NormBase`).
+    fn counter_buffers(&self) -> u64 {
+        u64::from(self.track_running_stats)
+    }
+
     /// Saved for backward (training mode): the input, plus the batch mean and inverse standard
     /// deviation per channel, `2·C` values in the accumulate type (PyTorch `native_batch_norm`
     /// returns `save_mean`, `save_invstd`; `native_batch_norm_backward` reads them with the

@@ -20,6 +20,11 @@ impl KindSpec for ClassToken {
 }
 
 impl Op for ClassToken {
+    /// Parameter tensors: one (PyTorch's `class_token`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        Ok(vec![self.analyze(inputs)?.params])
+    }
+
     /// Saved for backward: nothing (a concatenation: the gradient is split).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

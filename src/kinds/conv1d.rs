@@ -49,6 +49,12 @@ impl KindSpec for Conv1d {
 }
 
 impl Op for Conv1d {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+    }
+
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
     /// input and weight).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

@@ -103,6 +103,12 @@ impl KindSpec for Conv2d {
 }
 
 impl Op for Conv2d {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+    }
+
     /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's
     /// `convolution_backward` formula saves input and weight). Weights are held anyway.
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

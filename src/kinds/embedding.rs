@@ -27,6 +27,11 @@ impl KindSpec for Embedding {
 }
 
 impl Op for Embedding {
+    /// Parameter tensors: one (PyTorch's `weight`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        Ok(vec![self.analyze(inputs)?.params])
+    }
+
     /// Saved for backward: the ids (PyTorch `embedding_backward(grad, indices, …)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0)])

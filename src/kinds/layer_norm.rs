@@ -51,6 +51,17 @@ impl KindSpec for LayerNorm {
 }
 
 impl Op for LayerNorm {
+    /// Parameter tensors: `weight` when `elementwise_affine`, then `bias` when also `bias`, each
+    /// of the normalized shape's size.
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(match (self.elementwise_affine, self.bias) {
+            (false, _) => Vec::new(),
+            (true, true) => vec![params / 2, params / 2],
+            (true, false) => vec![params],
+        })
+    }
+
     /// Saved for backward: the input, plus the mean and reciprocal standard deviation of every
     /// normalized row (`2 · elements / Π normalized_shape` values in the accumulate type; PyTorch
     /// `native_layer_norm` returns `mean`, `rstd` for `native_layer_norm_backward`).

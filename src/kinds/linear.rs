@@ -44,6 +44,12 @@ impl KindSpec for Linear {
 }
 
 impl Op for Linear {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.out_features) } else { None }))
+    }
+
     /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
     /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {

@@ -26,6 +26,11 @@ impl KindSpec for PosEmbedding {
 }
 
 impl Op for PosEmbedding {
+    /// Parameter tensors: one (PyTorch's `pos_embedding`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        Ok(vec![self.analyze(inputs)?.params])
+    }
+
     /// Saved for backward: nothing (an addition).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())

@@ -170,7 +170,7 @@ fn memory_options(s: &Settings) -> crate::memory::Options {
         OptimizerKind::Momentum => O::Momentum,
         OptimizerKind::Adam => O::Adam,
     };
-    crate::memory::Options { optimizer, amp: None }
+    crate::memory::Options { optimizer, amp: None, ..Default::default() }
 }
 
 /// The framework-neutral prediction of a training step: netstat's memory model

@@ -1,0 +1,228 @@
+//! Memory per device — on one device, or with the model split over `D` devices the way the
+//! 2012 AlexNet was split over two GTX 580s (Krizhevsky, Sutskever, Hinton 2012, §3.2: "half of
+//! the kernels (or neurons) on each GPU … the GPUs communicate only in certain layers").
+//!
+//! Each device's share is computed by the memory model itself ([`super::model`] with
+//! [`super::Options::devices`]): the same schedule, saved tensors, gradients, optimizer state and
+//! peaks as one device, with every tensor replaced by this device's share of it (the largest
+//! share). `--fit` searches the largest batch whose per-device training peak fits in a memory
+//! size with [`super::fit`], the search `netstat memory --fit` uses.
+//!
+//! **How a layer splits over `D` devices** (model parallelism by channels): every layer's output
+//! channels (dim 1; the last dim for `linear`) are divided among the devices, `⌈C/D⌉` on the
+//! largest share, and so are its parameters, buffers and the tensors it saves for backward
+//! (each output channel owns the same number of each). The network input and labels are
+//! replicated. A layer *exchanges* when each of its output channels depends on every input
+//! channel while its input is split ([`split_rule`]): `linear`, `softmax`, and `conv2d` unless
+//! its `groups` is a multiple of `D` (a grouped conv keeps each group on one device). It receives
+//! the other devices' shares of each input that comes from a layer and keeps them for its
+//! weight gradient (until its backward). For the Caffe AlexNet layout (groups 2 on conv2/4/5)
+//! and `D = 2` this gives exactly the 2012 split: conv3, fc6, fc7 and fc8 exchange.
+//! Not modelled: the exchanged gradients in backward and communication buffers.
+
+use super::{Memory, Optimizer, Options};
+use crate::analysis::Analysis;
+use crate::graph::Source;
+use crate::hardware::Hardware;
+use crate::kinds::Kind;
+use crate::shape::{mul, DType, Shape};
+use serde::Serialize;
+
+/// How layer `kind` with output `output` splits over `d` devices: the dimension its channels
+/// are on, and whether it gathers its whole input (exchanges). The one per-kind rule of the
+/// device split.
+pub fn split_rule(kind: &Kind, output: &Shape, d: u64) -> (usize, bool) {
+    match kind {
+        Kind::Linear(_) => (output.rank().saturating_sub(1), true),
+        Kind::Softmax(_) => (1, true),
+        Kind::Conv2d(c) => (1, !c.groups.is_multiple_of(d)),
+        _ => (1, false),
+    }
+}
+
+/// Each layer's channel count and exchange flag for a split over `devices` devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// Devices (1: no split).
+    pub devices: u64,
+    /// Channels of each layer's output along its split dimension, by layer (1 when the output
+    /// has rank < 2).
+    pub channels: Vec<u64>,
+    /// Whether each layer gathers its input from all devices, by layer (never for 1 device).
+    pub exchanges: Vec<bool>,
+}
+
+impl Split {
+    /// The split of `a` over `devices` devices.
+    ///
+    /// Errors: `devices` = 0.
+    pub fn new(a: &Analysis, devices: u64) -> Result<Split, String> {
+        if devices == 0 {
+            return Err("--devices: expected at least 1 device, got 0".into());
+        }
+        let n = a.spec.layers.len();
+        let (mut channels, mut exchanges) = (vec![1; n], vec![false; n]);
+        for l in &a.layers {
+            let (dim, gathers) = split_rule(&a.spec.layers[l.index].kind, &l.output, devices);
+            channels[l.index] = l.output.0.get(dim).copied().filter(|_| l.output.rank() >= 2).unwrap_or(1);
+            exchanges[l.index] = devices > 1
+                && gathers
+                && a.graph.inputs[l.index].iter().any(|s| matches!(s, Source::Layer(_)));
+        }
+        Ok(Split { devices, channels, exchanges })
+    }
+
+    /// This device's (the largest) share of `elems` elements owned by layer `i`'s channels:
+    /// `elems / C · ⌈C / D⌉`; `elems` itself for one device, or when `elems` is not a multiple
+    /// of C (not evenly owned per channel: kept whole).
+    pub fn share(&self, i: usize, elems: u64) -> Result<u64, String> {
+        let c = self.channels[i];
+        if self.devices == 1 || c == 0 || !elems.is_multiple_of(c) {
+            return Ok(elems);
+        }
+        mul(elems / c, c.div_ceil(self.devices), "share")
+    }
+
+    /// Bytes layer `i` receives from the other devices (`dtype` elements): for each input from
+    /// a layer `j`, the whole input less `j`'s share of it; 0 unless `i` exchanges.
+    pub fn received_bytes(&self, a: &Analysis, i: usize, dtype: DType) -> Result<u64, String> {
+        if !self.exchanges[i] {
+            return Ok(0);
+        }
+        let l = super::layer(a, i);
+        let mut e = 0u64;
+        for (shape, src) in l.input_shapes.iter().zip(&a.graph.inputs[i]) {
+            if let Source::Layer(j) = *src {
+                let whole = shape.elements()?;
+                e = crate::shape::add(e, whole - self.share(j, whole)?, "received elements")?;
+            }
+        }
+        super::bytes_of(e, dtype)
+    }
+
+    /// Names of the exchanging layers, in execution order.
+    pub fn exchanging_names(&self, a: &Analysis) -> Vec<String> {
+        a.graph.order.iter().filter(|&&i| self.exchanges[i]).map(|&i| a.spec.layers[i].id.name.clone()).collect()
+    }
+}
+
+/// One device's training step (the largest share), bytes: the figures of [`Memory`] for
+/// `devices` devices, with the fit against a device's memory when asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceMemory {
+    /// Number of devices the model is split over.
+    pub devices: u64,
+    /// Batch size (whole batch, on every device).
+    pub batch: u64,
+    /// The optimizer modelled.
+    pub optimizer: Optimizer,
+    /// Parameters, buffers and master weights held by one device.
+    pub weight_bytes: u64,
+    /// Their gradients.
+    pub gradient_bytes: u64,
+    /// The optimizer's state.
+    pub optimizer_state_bytes: u64,
+    /// Held for backward after the forward pass, received shares included.
+    pub saved_activation_bytes: u64,
+    /// Other devices' activation shares received by exchanging layers, kept for backward.
+    pub received_bytes: u64,
+    /// The most live on one device during the step.
+    pub training_peak_bytes: u64,
+    /// `phase name` of the stage that reaches it.
+    pub training_peak_stage: String,
+    /// Layers that gather their input from all devices.
+    pub exchanging_layers: Vec<String>,
+    /// The fit against a memory size, with `--fit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Fit>,
+}
+
+/// The largest batch whose per-device training peak fits in a memory size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fit {
+    /// The device it was read from (`gtx580`), or `None` for a size given as such.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<String>,
+    /// The memory size, bytes.
+    pub memory_bytes: u64,
+    /// training_peak_bytes ≤ memory_bytes at the analysed batch.
+    pub fits: bool,
+    /// The largest batch whose training peak fits ([`super::fit`]); 0 if batch 1 does not.
+    pub max_batch: u64,
+}
+
+impl DeviceMemory {
+    /// The per-device figures of `m` (a [`Memory`] computed with `devices` devices).
+    pub fn of(m: &Memory) -> DeviceMemory {
+        DeviceMemory {
+            devices: m.devices,
+            batch: m.batch,
+            optimizer: m.optimizer,
+            weight_bytes: m.weight_bytes(),
+            gradient_bytes: m.gradient_bytes,
+            optimizer_state_bytes: m.optimizer_state_bytes,
+            saved_activation_bytes: m.saved_activation_bytes,
+            received_bytes: m.received_bytes,
+            training_peak_bytes: m.training_peak_bytes,
+            training_peak_stage: m.training_peak_stage.clone(),
+            exchanging_layers: m.exchanging_layers.clone(),
+            fit: None,
+        }
+    }
+
+    /// Add the fit against `memory_bytes` (of device `hardware`, if it came from one): the
+    /// largest batch by [`super::fit`] with the same options.
+    ///
+    /// Errors: the spec does not analyse at batch 1.
+    pub fn with_fit(
+        mut self,
+        spec: &crate::spec::Spec,
+        o: &Options,
+        memory_bytes: u64,
+        hardware: Option<&Hardware>,
+    ) -> Result<Self, crate::error::SpecError> {
+        let best = super::fit(spec, memory_bytes, o)?;
+        self.fit = Some(Fit {
+            hardware: hardware.map(|h| h.name.clone()),
+            memory_bytes,
+            fits: self.training_peak_bytes <= memory_bytes,
+            max_batch: best.map_or(0, |m| m.batch),
+        });
+        Ok(self)
+    }
+
+    /// Lines for tables: the breakdown, the exchanges and the fit.
+    pub fn summary(&self) -> String {
+        use crate::report::units::bytes;
+        let mut s = format!(
+            "training memory per device ({} device{}, batch {}, {}): weights {} + gradients {} + optimizer state {} + \
+             saved activations {} (received {}); peak {} at {}",
+            self.devices,
+            if self.devices == 1 { "" } else { "s" },
+            self.batch,
+            self.optimizer.name(),
+            bytes(self.weight_bytes),
+            bytes(self.gradient_bytes),
+            bytes(self.optimizer_state_bytes),
+            bytes(self.saved_activation_bytes),
+            bytes(self.received_bytes),
+            bytes(self.training_peak_bytes),
+            self.training_peak_stage,
+        );
+        if self.devices > 1 {
+            let ex = if self.exchanging_layers.is_empty() { "none".into() } else { self.exchanging_layers.join(", ") };
+            s.push_str(&format!("\nlayers exchanging activations between devices: {ex}"));
+        }
+        if let Some(f) = &self.fit {
+            let on = f.hardware.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
+            s.push_str(&format!(
+                "\nfit{on}: peak {} of {} per device — {}; largest batch whose training peak fits: {}",
+                bytes(self.training_peak_bytes),
+                bytes(f.memory_bytes),
+                if f.fits { "fits" } else { "does NOT fit" },
+                f.max_batch
+            ));
+        }
+        s
+    }
+}
