@@ -11,7 +11,7 @@
 //! **How a layer splits over `D` devices** (model parallelism by channels): every layer's output
 //! channels (dim 1; the last dim for `linear`) are divided among the devices, `⌈C/D⌉` on the
 //! largest share, and so are its parameters, buffers and the tensors it saves for backward
-//! (each output channel owns the same number of each). The network input and labels are
+//! (in proportion, rounded up). The network input and labels are
 //! replicated. A layer *exchanges* when each of its output channels depends on every input
 //! channel while its input is split ([`split_rule`]): `linear`, `softmax`, and `conv2d` unless
 //! its `groups` is a multiple of `D` (a grouped conv keeps each group on one device). It receives
@@ -65,22 +65,22 @@ impl Split {
         for l in &a.layers {
             let (dim, gathers) = split_rule(&a.spec.layers[l.index].kind, &l.output, devices);
             channels[l.index] = l.output.0.get(dim).copied().filter(|_| l.output.rank() >= 2).unwrap_or(1);
-            exchanges[l.index] = devices > 1
-                && gathers
-                && a.graph.inputs[l.index].iter().any(|s| matches!(s, Source::Layer(_)));
+            exchanges[l.index] =
+                devices > 1 && gathers && a.graph.inputs[l.index].iter().any(|s| matches!(s, Source::Layer(_)));
         }
         Ok(Split { devices, channels, exchanges })
     }
 
     /// This device's (the largest) share of `elems` elements owned by layer `i`'s channels:
-    /// `elems / C · ⌈C / D⌉`; `elems` itself for one device, or when `elems` is not a multiple
-    /// of C (not evenly owned per channel: kept whole).
+    /// `⌈elems · ⌈C / D⌉ / C⌉` (`elems / C · ⌈C / D⌉` when each channel owns the same number);
+    /// `elems` itself for one device.
     pub fn share(&self, i: usize, elems: u64) -> Result<u64, String> {
         let c = self.channels[i];
-        if self.devices == 1 || c == 0 || !elems.is_multiple_of(c) {
+        if self.devices == 1 || c == 0 {
             return Ok(elems);
         }
-        mul(elems / c, c.div_ceil(self.devices), "share")
+        let s = (elems as u128 * c.div_ceil(self.devices) as u128).div_ceil(c as u128);
+        u64::try_from(s).map_err(|_| "share overflows u64".to_owned())
     }
 
     /// Bytes layer `i` receives from the other devices (`dtype` elements): for each input from
@@ -224,5 +224,88 @@ impl DeviceMemory {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Overrides;
+    use crate::memory::{model, Optimizer};
+
+    fn alexnet_2012(batch: u64) -> Analysis {
+        let o = Overrides { batch: Some(batch), ..Overrides::default() };
+        crate::analyze_file(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/alexnet-2012.yaml"), &o).unwrap()
+    }
+
+    fn momentum(devices: u64) -> Options {
+        Options { optimizer: Optimizer::Momentum, devices, ..Options::DEFAULT }
+    }
+
+    // AlexNet-2012 (Caffe bvlc_alexnet layout), f32, batch 128, SGD with momentum (the paper's):
+    // params 60,965,224 → weights 243,860,896 B = gradients = momentum.
+    // Held for backward after the forward pass, per image (no loss: the output is held):
+    //   relu1 out 96·55·55 = 290,400 (saved by relu1, norm1); norm1's scratch (padded squares
+    //   (96+4)·55·55 = 302,500 + base and divisor 2·290,400) = 883,300 and its output 290,400
+    //   (pool1); pool1 out 96·27·27 = 69,984 (conv2); relu2 256·27·27 = 186,624; norm2 scratch
+    //   (256+4)·27·27 = 189,540 + 2·186,624 = 562,788 and output 186,624; pool2 256·13·13 = 43,264;
+    //   relu3, relu4 384·13·13 = 64,896 each; relu5 43,264; pool5 (= flatten, a view) 9,216;
+    //   relu6, drop6, relu7, drop7 4,096 each; fc8 1,000 (conv outputs are freed: relu saves
+    //   its output) = 2,713,040 floats = 10,852,160 B;
+    //   + argmax indices of pool1, pool2, pool5 (69,984 + 43,264 + 9,216)·8 = 979,712 B
+    //   + dropout masks 2·4,096·1 = 8,192 B = 11,840,064 B per image → × 128 = 1,515,528,192 B.
+    // Two devices (every channel count even): each layer's tensors halve: 2,713,040/2 =
+    //   1,356,520 floats = 5,426,080 B, + 979,712/2 = 489,856 + 8,192/2 = 4,096, + received: conv3
+    //   gets the other half of pool2 (21,632), fc6 of flatten (4,608), fc7 of drop6 (2,048), fc8
+    //   of drop7 (2,048) = 30,336 floats = 121,344 B → 6,041,376 B per image × 128 =
+    //   773,296,128 B, of which received 121,344 · 128 = 15,532,032 B; weights
+    //   60,965,224/2 · 4 = 121,930,448 B.
+    #[test]
+    fn alexnet_2012_on_one_device_and_on_two() {
+        let a = alexnet_2012(128);
+        assert_eq!(a.totals.params, 60_965_224);
+        let m1 = model(&a, &momentum(1)).unwrap();
+        let one = DeviceMemory::of(&m1);
+        assert_eq!(
+            (one.weight_bytes, one.gradient_bytes, one.optimizer_state_bytes),
+            (243_860_896, 243_860_896, 243_860_896)
+        );
+        assert_eq!((one.saved_activation_bytes, one.received_bytes), (1_515_528_192, 0));
+        assert!(one.exchanging_layers.is_empty());
+        // One device is the memory model's training step itself.
+        let plain = model(&a, &Options { optimizer: Optimizer::Momentum, ..Options::DEFAULT }).unwrap();
+        assert_eq!(one.training_peak_bytes, plain.training_peak_bytes);
+        assert_eq!(m1, plain);
+
+        let two = DeviceMemory::of(&model(&a, &momentum(2)).unwrap());
+        assert_eq!((two.weight_bytes, two.optimizer_state_bytes), (121_930_448, 121_930_448));
+        assert_eq!((two.saved_activation_bytes, two.received_bytes), (773_296_128, 15_532_032));
+        assert_eq!(two.exchanging_layers, ["conv3", "fc6", "fc7", "fc8"]);
+        assert!(two.training_peak_bytes < one.training_peak_bytes);
+    }
+
+    #[test]
+    fn fit_is_memory_fit() {
+        // The largest batch on a 3 GiB GTX 580 is memory::fit's answer for the same options.
+        let a = alexnet_2012(128);
+        let gtx = crate::hardware::resolve("gtx580").unwrap();
+        assert_eq!(gtx.memory_bytes, 3 << 30);
+        for devices in [1, 2] {
+            let o = momentum(devices);
+            let m =
+                DeviceMemory::of(&model(&a, &o).unwrap()).with_fit(&a.spec, &o, gtx.memory_bytes, Some(&gtx)).unwrap();
+            let f = m.fit.unwrap();
+            let best = crate::memory::fit(&a.spec, 3 << 30, &o).unwrap().unwrap();
+            assert_eq!((f.max_batch, f.fits, f.hardware.as_deref()), (best.batch, true, Some("gtx580")));
+            assert!(best.training_peak_bytes <= 3 << 30);
+            let next = crate::memory::at_batch(&a.spec, best.batch + 1, &o).unwrap();
+            assert!(next.training_peak_bytes > 3 << 30);
+        }
+    }
+
+    #[test]
+    fn zero_devices_is_an_error() {
+        let e = model(&alexnet_2012(1), &momentum(0)).unwrap_err();
+        assert!(e.message.contains("at least 1 device"), "{}", e.message);
     }
 }

@@ -139,8 +139,13 @@ pub struct Options {
 
 impl Options {
     /// Adam (fused), no mixed precision, references freed after their last reader, one device.
-    pub const DEFAULT: Options =
-        Options { optimizer: Optimizer::Adam, amp: None, adam_impl: AdamImpl::Fused, eager_references: false, devices: 1 };
+    pub const DEFAULT: Options = Options {
+        optimizer: Optimizer::Adam,
+        amp: None,
+        adam_impl: AdamImpl::Fused,
+        eager_references: false,
+        devices: 1,
+    };
 
     /// These options with another optimizer.
     pub const fn with_optimizer(self, optimizer: Optimizer) -> Options {
@@ -472,13 +477,11 @@ impl Data {
             _ => spec.input.dtype,
         };
         let sample = crate::shape::checked_product(&spec.input.shape).map_err(at_input)?;
-        let input_bytes =
-            mul(rows, sample, "input elements").and_then(|e| bytes_of(e, in_dtype)).map_err(at_input)?;
+        let input_bytes = mul(rows, sample, "input elements").and_then(|e| bytes_of(e, in_dtype)).map_err(at_input)?;
         let Some(l) = spec.loss.as_ref() else {
             return Ok(Data { input_bytes, label_bytes: 0, loss_input: None });
         };
-        let sinks: Vec<usize> =
-            a.graph.order.iter().copied().filter(|&i| a.graph.consumers[i].is_empty()).collect();
+        let sinks: Vec<usize> = a.graph.order.iter().copied().filter(|&i| a.graph.consumers[i].is_empty()).collect();
         if sinks.len() != 1 {
             let names: Vec<&str> = sinks.iter().map(|&i| spec.layers[i].id.name.as_str()).collect();
             return Err(at_loss(format!(

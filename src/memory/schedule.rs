@@ -153,8 +153,8 @@ impl Schedule {
         if training {
             for &i in &order {
                 let trains = super::grads_of(a, i).next().is_some();
-                needs_grad[i] = trains
-                    || a.graph.inputs[i].iter().any(|s| matches!(s, Source::Layer(j) if needs_grad[*j]));
+                needs_grad[i] =
+                    trains || a.graph.inputs[i].iter().any(|s| matches!(s, Source::Layer(j) if needs_grad[*j]));
             }
             for &i in &order {
                 if !needs_grad[i] {
@@ -194,8 +194,7 @@ impl Schedule {
                     Release::AfterBackward(p)
                 } else if training && loss_storage == Some(Storage::Layer(k)) {
                     Release::ByLoss { until_loss_backward: mse }
-                } else if (!training || loss_input.is_none())
-                    && sinks.iter().any(|&s| storage[s] == Storage::Layer(k))
+                } else if (!training || loss_input.is_none()) && sinks.iter().any(|&s| storage[s] == Storage::Layer(k))
                 {
                     Release::Caller
                 } else {

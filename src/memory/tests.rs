@@ -112,7 +112,8 @@ fn alexnet_adam_four_copies() {
     assert_eq!(m.optimizer_state_bytes, 203_376_032);
     // --amp bf16: weights and gradients 2 B each (101,688,016), master weights 4 B, moments 4 B
     // (+ 64 B of counters).
-    let m = file("specs/alexnet.yaml", Options { optimizer: Optimizer::Adam, amp: Some(Amp::Bf16), ..Options::DEFAULT });
+    let m =
+        file("specs/alexnet.yaml", Options { optimizer: Optimizer::Adam, amp: Some(Amp::Bf16), ..Options::DEFAULT });
     assert_eq!((m.param_bytes, m.gradient_bytes), (101_688_016, 101_688_016));
     assert_eq!((m.master_weight_bytes, m.optimizer_state_bytes), (203_376_032, 2 * 203_376_032 + 64));
 }
