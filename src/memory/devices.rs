@@ -25,7 +25,7 @@ use crate::analysis::Analysis;
 use crate::graph::Source;
 use crate::hardware::Hardware;
 use crate::kinds::Kind;
-use crate::shape::{mul, DType, Shape};
+use crate::shape::{DType, Shape};
 use serde::Serialize;
 
 /// How layer `kind` with output `output` splits over `d` devices: the dimension its channels

@@ -315,3 +315,63 @@ fn zoo_invariants_and_published_gradients() {
     }
     assert!(n >= 10, "only {n} specs");
 }
+
+#[test]
+fn inplace_relu6_saves_a_copy_and_zero_dropout_is_nothing() {
+    // batch 1, 1024 f32 features: every activation below is 1024 · 4 = 4,096 B.
+    let base = "name: t\ninput: [1024]\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024, bias: false}\n";
+    let tail = "  - {name: fc2, kind: linear, out_features: 1024, bias: false}\n";
+    let inplace = format!("{base}  - {{name: r, kind: relu6, inplace: true}}\n{tail}");
+    let m = mem(&inplace, SGD);
+    // Inference: fc1's output (relu6 writes into it) and fc2's: 8,192 B.
+    assert_eq!(m.activation_bytes, 8_192);
+    // Training: relu6 saves a copy of its input (4,096, PyTorch's hardtanh_), fc2 saves its input
+    // (fc1's storage, 4,096), the output is held (4,096) = 12,288 B.
+    assert_eq!(m.saved_activation_bytes, 12_288);
+    // A dropout with p = 0 is the identity: no output, no mask, the same step byte for byte
+    // (only its timeline rows are added).
+    let zero = format!("{base}  - {{name: r, kind: relu6, inplace: true}}\n  - {{name: d, kind: dropout, p: 0.0}}\n{tail}");
+    let z = mem(&zero, SGD);
+    let figures = |m: &Memory| (m.activation_bytes, m.saved_activation_bytes, m.backward_peak_bytes, m.training_peak_bytes);
+    assert_eq!(figures(&z), figures(&m));
+    // p = 0.5: a new output (4,096, now what fc2 saves, so fc1's storage is freed after the
+    // dropout reads it) and a 1-byte mask per element (1,024): copy 4,096 + dropout output
+    // 4,096 + mask 1,024 + output 4,096 = 13,312 B.
+    let half = zero.replace("p: 0.0", "p: 0.5");
+    assert_eq!(mem(&half, SGD).saved_activation_bytes, 13_312);
+}
+
+#[test]
+fn eager_references_hold_a_blocks_input_until_the_block_ends() {
+    // stem 1024→1024, block b: b.fc1 1024→4096, b.fc2 4096→1024; batch 1, f32, no bias.
+    // Outputs 4,096, 16,384 and 4,096 B. Freed after their last reader, the most live beside
+    // input and weights is at b.fc1 (stem 4,096 + b.fc1 16,384) or b.fc2 (16,384 + 4,096):
+    // 20,480 B. Held as eager PyTorch holds them, the stem's output (block b's input) lives
+    // until b.fc2: 4,096 + 16,384 + 4,096 = 24,576 B at b.fc2.
+    let y = "name: t\ninput: [1024]\nlayers:\n  - {name: stem, kind: linear, out_features: 1024, bias: false}\n  - {name: b.fc1, kind: linear, out_features: 4096, bias: false}\n  - {name: b.fc2, kind: linear, out_features: 1024, bias: false}\n";
+    let base = 4_096 + (1024 * 1024 + 1024 * 4096 + 4096 * 1024) * 4; // input + weights
+    let freed = mem(y, SGD);
+    assert_eq!(freed.inference_peak_bytes, base + 20_480);
+    let eager = mem(y, Options { eager_references: true, ..SGD });
+    assert_eq!((eager.inference_peak_bytes, eager.inference_peak_layer.as_str()), (base + 24_576, "b.fc2"));
+    // Training is unchanged by the option (the inference peak only).
+    assert_eq!(eager.training_peak_bytes, freed.training_peak_bytes);
+}
+
+#[test]
+fn inplace_add_writes_into_its_first_input() {
+    // x → fc (1024→1024) → add(fc, input): a new 4,096 B output, or none in place.
+    let y = "name: t\ninput: [1024]\nlayers:\n  - {name: fc, kind: linear, out_features: 1024, bias: false}\n  - {name: add, kind: add, inputs: [fc, input]}\n";
+    assert_eq!(mem(y, SGD).activation_bytes, 8_192);
+    let inplace = y.replace("inputs: [fc, input]", "inputs: [fc, input], inplace: true");
+    assert_eq!(mem(&inplace, SGD).activation_bytes, 4_096);
+}
+
+#[test]
+fn num_batches_tracked_is_a_buffer() {
+    // BatchNorm2d(64) on 1×64×8×8: running mean and var 2·64·4 = 512 B + num_batches_tracked 8 B.
+    let y = "name: t\ninput: [64, 8, 8]\nlayers:\n  - {name: bn, kind: batch_norm2d}\n";
+    assert_eq!(mem(y, SGD).buffer_bytes, 520);
+    let off = y.replace("batch_norm2d}", "batch_norm2d, track_running_stats: false}");
+    assert_eq!(mem(&off, SGD).buffer_bytes, 0);
+}
