@@ -223,6 +223,8 @@ pub struct Memory {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub eager_references: bool,
     /// Devices the model is split over; the figures are one device's (the largest share).
+    /// Left out of JSON for 1.
+    #[serde(skip_serializing_if = "is_one")]
     pub devices: u64,
     /// Element type of activations and gradients.
     pub activation_dtype: DType,
@@ -252,6 +254,8 @@ pub struct Memory {
     /// `step` counters (4 B per trainable parameter tensor).
     pub optimizer_state_bytes: u64,
     /// The optimizer step's temporaries (non-fused Adam, [`AdamImpl`]), freed when it ends.
+    /// Left out of JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
     pub optimizer_step_temp_bytes: u64,
     /// Bytes the training forward leaves for backward, output included (data and weights
     /// excluded): live after the forward (and loss) − data − weights.
@@ -271,7 +275,9 @@ pub struct Memory {
     /// `phase name` of the stage that reaches it.
     pub training_peak_stage: String,
     /// Per device (`devices` > 1): bytes of other devices' activation shares that exchanging
-    /// layers receive and keep for backward (included in the figures above).
+    /// layers receive and keep for backward (included in the figures above). Left out of JSON
+    /// when 0.
+    #[serde(skip_serializing_if = "is_zero")]
     pub received_bytes: u64,
     /// Per device: the layers that gather their input from all devices.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -279,6 +285,14 @@ pub struct Memory {
     /// The training step, stage by stage (left out of JSON unless asked for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Stage>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_one(v: &u64) -> bool {
+    *v == 1
 }
 
 impl Memory {
