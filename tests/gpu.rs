@@ -53,7 +53,8 @@ fn table_says_which_roofline() {
 fn alexnet_2012_batch_128_on_one_and_two_gtx580() {
     // src/memory/devices.rs derives the per-device figures (momentum): saved activations
     // 1,515,528,192 B on one device, 773,296,128 B per device on two (received 15,532,032 B).
-    let args = ["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", "momentum", "--hardware", "gtx580", "--fit"];
+    let args =
+        ["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", "momentum", "--hardware", "gtx580", "--fit"];
     let one = stdout_of(&args);
     assert!(one.contains("training memory per device (1 device, batch 128, momentum)"), "{one}");
     assert!(one.contains("fit on gtx580: peak "), "{one}");

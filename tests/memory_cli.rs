@@ -168,7 +168,8 @@ fn hardware_fit_is_memory_fit() {
     // gives, for the same optimizer; and for one device the per-device peak is the training peak.
     for opt in ["momentum", "adam"] {
         let mem = json(&["memory", "specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", opt, "--fit", "3GiB"]);
-        let hw = json(&["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", opt, "--hardware", "gtx580", "--fit"]);
+        let hw =
+            json(&["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", opt, "--hardware", "gtx580", "--fit"]);
         let fit = &hw["training_memory"]["fit"];
         assert_eq!(fit["memory_bytes"], 3_221_225_472u64);
         assert_eq!(fit["max_batch"], mem["memory"]["fit"]["batch"], "{opt}");

@@ -57,9 +57,9 @@ fn six_networks_within_half_a_percent_of_pytorch() {
         // The table's optimizer: sgd for mlp-seed (the seed article's), fused Adam for the rest.
         let optimizer = if net == "mlp-seed" { "sgd" } else { "adam" };
         let eager = name == "inference_peak";
-        let m = runs.entry((net.into(), batch.into(), eager)).or_insert_with(|| {
-            memory(net, batch, optimizer, if eager { &["--eager-references"] } else { &[] })
-        });
+        let m = runs
+            .entry((net.into(), batch.into(), eager))
+            .or_insert_with(|| memory(net, batch, optimizer, if eager { &["--eager-references"] } else { &[] }));
         let ours = figure(m, name);
         let err = (ours as f64 - pytorch as f64) / pytorch as f64;
         if err.abs() > 0.005 {

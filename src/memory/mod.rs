@@ -5,12 +5,15 @@
 //! model. Kernel workspaces (cuDNN) and intra-op temporaries are not counted. docs/memory.md
 //! defines every figure; the short form is [`FOOTNOTE`].
 //!
-//! **Storages.** The network input and every layer output is a tensor; a layer whose
-//! [`crate::kinds::Op::aliases_input`] is true (in-place relu/dropout, flatten, dropout in
-//! inference) puts its output in its input's storage, so it adds 0 bytes. A storage is freed
-//! after its last use: the last layer that reads it in the forward pass or, in training, the
-//! backward of the earliest layer that saved it ([`crate::kinds::Saved`]). The network input and
-//! labels are held by the caller for the whole step, and so is the output when no loss is given.
+//! **Parts.** [`schedule`] computes, once per pass, the execution order, the storage of each
+//! output (a layer whose [`crate::kinds::Op::aliases_input`] is true — in-place ops, views,
+//! identities — writes into its input's storage and adds 0 bytes), when each storage is released
+//! (after its last forward reader; in training after the backward of the earliest layer that
+//! saved it, [`crate::kinds::Saved`]; by the loss; or held by the caller: the network input and
+//! labels for the whole step, and the output when no loss is given), which outputs need a
+//! gradient and what each layer saves. `inference` and `training` walk it and count bytes;
+//! [`devices`] gives each layer's share when the model is split over devices. [`model`] puts
+//! them together.
 //!
 //! **Training step** (PyTorch semantics, `loss.backward()` then `optimizer.step()`):
 //! 1. data: input (and labels) of the batch, or of `dataset.rows` samples when the spec says so;
@@ -22,9 +25,9 @@
 //! 5. backward, per layer in reverse order: the gradient of each input that needs one (a second
 //!    gradient into the same tensor is a transient added in place) and the parameter gradient
 //!    (a second use of a shared parameter is a transient added in place); then the gradient of
-//!    the layer's output and the tensors only it saved are freed;
-//! 6. optimizer step: the optimizer state appears (PyTorch creates it lazily on the first step;
-//!    the update is modelled as a fused kernel, without temporaries).
+//!    the layer's output and the tensors only it saved are freed. The seed (the loss gradient, or `ones_like(output)`) is held until backward returns;
+//! 6. optimizer step: the optimizer state appears (PyTorch creates it lazily on the first step);
+//!    a non-fused Adam's temporaries ([`AdamImpl`]) count in the step's peak.
 //!
 //! Only layers whose output needs a gradient save anything: those with trainable parameters
 //! and those downstream of one. Layers before the first trainable one save nothing.

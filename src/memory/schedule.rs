@@ -1,8 +1,8 @@
 //! The schedule of one pass: execution order, the storage of every layer output, when each
 //! storage is released, which outputs need a gradient and what each layer saves. Computed once
 //! per mode ([`Mode`]) from an analysed spec; the inference and training walks
-//! ([`super::inference`], [`super::training`]) and the per-device model ([`super::devices`])
-//! read it. It counts no bytes: sizes come from [`super::Sizes`].
+//! (`memory/inference.rs`, `memory/training.rs`) and the per-device model ([`super::devices`])
+//! read it. It counts no bytes: sizes come from the model's element types and device split.
 
 use crate::analysis::Analysis;
 use crate::graph::Source;

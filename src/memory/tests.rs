@@ -330,9 +330,11 @@ fn inplace_relu6_saves_a_copy_and_zero_dropout_is_nothing() {
     assert_eq!(m.saved_activation_bytes, 12_288);
     // A dropout with p = 0 is the identity: no output, no mask, the same step byte for byte
     // (only its timeline rows are added).
-    let zero = format!("{base}  - {{name: r, kind: relu6, inplace: true}}\n  - {{name: d, kind: dropout, p: 0.0}}\n{tail}");
+    let zero =
+        format!("{base}  - {{name: r, kind: relu6, inplace: true}}\n  - {{name: d, kind: dropout, p: 0.0}}\n{tail}");
     let z = mem(&zero, SGD);
-    let figures = |m: &Memory| (m.activation_bytes, m.saved_activation_bytes, m.backward_peak_bytes, m.training_peak_bytes);
+    let figures =
+        |m: &Memory| (m.activation_bytes, m.saved_activation_bytes, m.backward_peak_bytes, m.training_peak_bytes);
     assert_eq!(figures(&z), figures(&m));
     // p = 0.5: a new output (4,096, now what fc2 saves, so fc1's storage is freed after the
     // dropout reads it) and a 1-byte mask per element (1,024): copy 4,096 + dropout output
