@@ -538,7 +538,7 @@ impl Data {
 }
 
 /// Compute every memory figure of an analysed spec: data, weights, the inference walk
-/// ([`inference`]) and the training walk ([`training`]) over their [`Schedule`]s, for one
+/// (`memory/inference.rs`) and the training walk (`memory/training.rs`) over their [`Schedule`]s, for one
 /// device's share when `o.devices` > 1 ([`devices`]).
 ///
 /// Errors (at the spec's `input` or `loss`): a byte count overflows u64; a loss on a network
