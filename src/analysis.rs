@@ -346,6 +346,7 @@ impl Overrides {
 /// Parse `3x227x227` (also `3,227,227` or `3×227×227`) into positive dimensions.
 pub fn parse_dims(s: &str) -> Result<Vec<u64>, String> {
     let parts: Vec<&str> = s.split(['x', 'X', ',', '×']).map(str::trim).collect();
+    crate::shape::check_rank(parts.len() + 1).map_err(|m| format!("{m} (batch included)"))?;
     parts
         .iter()
         .map(|p| match p.parse::<u64>() {

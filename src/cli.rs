@@ -101,7 +101,7 @@ pub struct MemoryArgs {
     #[arg(long)]
     pub timeline: bool,
     /// Report inference and training memory at each of these batch sizes, e.g. 1,8,32,128.
-    #[arg(long, value_name = "N,N,...", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N,N,...", allow_negative_numbers = true, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_batch: Vec<u64>,
     /// Find the largest batch whose training peak fits in SIZE (3GiB, 3GB or 3000000000).
     #[arg(long, value_name = "SIZE")]
@@ -157,7 +157,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PeakArgs {
     /// Threads to run on (default: all available).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub threads: Option<u64>,
     /// Seconds per FMA run (3 runs).
     #[arg(long, value_name = "S", default_value_t = 0.3)]
@@ -179,7 +179,7 @@ pub struct GpuArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct SpecArgs {
     /// Batch size (overrides the spec's `batch`).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
     /// Input shape without batch, e.g. 3x227x227 (overrides the spec's `input`).
     #[arg(long, value_name = "CxHxW")]
@@ -217,7 +217,7 @@ pub struct AnalyzeArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub depth: Option<u64>,
     /// Count MACs as this tool does (torchinfo 1.8.0 Mult-Adds, fvcore 0.1.5, ptflops 0.7.5 aten
     /// backend) and print that tool's per-layer and total numbers.
@@ -236,7 +236,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "SIZE", num_args = 0..=1, default_missing_value = "")]
     pub fit: Option<String>,
     /// Split the model over N devices like AlexNet 2012 and show the per-device training memory.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub devices: Option<u64>,
 }
 
@@ -533,7 +533,7 @@ fn peak(p: PeakArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         Some(t) => t as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let m = crate::peak::measure(threads, std::time::Duration::from_secs_f64(p.seconds));
+    let m = crate::peak::measure(threads, std::time::Duration::from_secs_f64(p.seconds)).map_err(Error::Usage)?;
     let io = |source: std::io::Error| Error::Io { path: "<stdout>".into(), source };
     writeln!(stdout, "{}", m.summary()).map_err(io)?;
     if let Some(path) = &p.write {

@@ -98,12 +98,62 @@ impl Error {
     }
 }
 
+/// `s` with every control character (newline, tab, ESC, NUL, DEL, C1 controls) written as an
+/// escape (`\n`, `\t`, `\u{1b}`), so a message built from user text stays one line and cannot
+/// move the cursor, clear the screen or set a terminal's title.
+pub fn escape_control(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// One character in backquotes, escaped if it is a control character: `` `x` ``, `` `\u{1b}` ``.
+pub fn quote_char(c: char) -> String {
+    let mut b = [0u8; 4];
+    format!("`{}`", escape_control(c.encode_utf8(&mut b)))
+}
+
+/// Longest name "did you mean" compares, in bytes.
+pub const MAX_SUGGEST_BYTES: usize = 64;
+
+/// Longest error line printed, in bytes; past it the line is cut and says how much was left out.
+pub const MAX_ERROR_LINE_BYTES: usize = 2048;
+
+/// `message` as one printable line: control characters escaped ([`escape_control`]) and cut at
+/// [`MAX_ERROR_LINE_BYTES`] (on a character boundary) with "… (N more bytes)".
+pub fn one_line(message: &str) -> String {
+    let s = escape_control(message);
+    if s.len() <= MAX_ERROR_LINE_BYTES {
+        return s.into_owned();
+    }
+    let mut cut = MAX_ERROR_LINE_BYTES;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} more bytes)", &s[..cut], s.len() - cut)
+}
+
 /// "did you mean `x`?" for the known name closest to `got`, if one is close enough.
 ///
 /// Closeness is Jaro-Winkler similarity ≥ 0.8 (strsim), the threshold cargo and clap use.
+/// Names longer than [`MAX_SUGGEST_BYTES`] get no suggestion and are never suggested: comparing
+/// 700 names of 20,000 characters took over a minute, and a typo in such a name is no typo.
 pub fn did_you_mean<'a>(got: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    if got.len() > MAX_SUGGEST_BYTES {
+        return String::new();
+    }
     let best = known
         .into_iter()
+        .filter(|k| k.len() <= MAX_SUGGEST_BYTES)
         .map(|k| (strsim::jaro_winkler(got, k), k))
         .filter(|(s, _)| *s >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0));

@@ -102,13 +102,20 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     CATALOG.iter().map(|(n, _)| *n)
 }
 
+/// Largest hardware file read, bytes.
+pub const MAX_HARDWARE_BYTES: u64 = 1 << 20;
+
 /// Resolve `--hardware ARG`: a catalog name (`h200`), or a path to a hardware YAML file (any
 /// argument containing `/` or ending in `.yaml`/`.yml`).
 ///
 /// Errors: unknown name (with "did you mean"), unreadable file, or a bad file (`FILE:LINE:COL`).
 pub fn resolve(arg: &str) -> Result<Hardware, crate::Error> {
     if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
-        let text = std::fs::read_to_string(arg).map_err(|source| crate::Error::Io { path: arg.to_owned(), source })?;
+        // Regular files only, at most 1 MiB (a hardware file is a dozen lines; `/dev/zero` read 2 GiB).
+        let bytes = crate::files::read_user_file(arg, MAX_HARDWARE_BYTES, false, "hardware files")?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            crate::Error::Usage(format!("{arg}: not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()))
+        })?;
         return Ok(parse(arg, &text)?);
     }
     match CATALOG.iter().find(|(n, _)| *n == arg) {
@@ -120,6 +127,13 @@ pub fn resolve(arg: &str) -> Result<Hardware, crate::Error> {
         ))),
     }
 }
+
+/// Smallest FLOP/s or bytes/s a hardware file may give: 1,000 (below it, or at 1e-320, a
+/// roofline time is infinite or meaningless: "predicted inf s" before).
+pub const MIN_RATE: f64 = 1e3;
+
+/// Largest rate: 10²¹ per second (an H200 does about 10¹⁵ FLOP/s).
+pub const MAX_RATE: f64 = 1e21;
 
 /// Parse a hardware file; `file` names it in messages.
 ///
@@ -160,8 +174,12 @@ pub fn parse(file: &str, text: &str) -> Result<Hardware, SpecError> {
     };
     let rate = |key: &'static str| -> Result<Option<f64>, SpecError> {
         match f.float(key).map_err(strip)? {
-            Some(v) if v > 0.0 => Ok(Some(v)),
-            Some(v) => Err(SpecError::new(file, f.loc(key), format!("`{key}`: expected a positive number, got {v}"))),
+            Some(v) if (MIN_RATE..=MAX_RATE).contains(&v) => Ok(Some(v)),
+            Some(v) => Err(SpecError::new(
+                file,
+                f.loc(key),
+                format!("`{key}`: expected a rate from {MIN_RATE:e} to {MAX_RATE:e} per second, got {v:e}"),
+            )),
             None => Ok(None),
         }
     };
@@ -273,7 +291,10 @@ mod tests {
     fn errors_point_at_line_and_column() {
         let text = "name: x\nkind: gpu\nfp32_flops_per_s: -1\n";
         let e = parse("x.yaml", text).unwrap_err().to_string();
-        assert_eq!(e, "x.yaml:3:19: `fp32_flops_per_s`: expected a positive number, got -1");
+        assert_eq!(e, "x.yaml:3:19: `fp32_flops_per_s`: expected a rate from 1e3 to 1e21 per second, got -1e0");
+        // 1e-320 is positive but printed "predicted inf s" before.
+        let e = parse("x.yaml", "name: x\nkind: gpu\nfp32_flops_per_s: 1e-320\n").unwrap_err().to_string();
+        assert_eq!(e, "x.yaml:3:19: `fp32_flops_per_s`: expected a rate from 1e3 to 1e21 per second, got 1e-320");
         let e = parse("x.yaml", "name: x\nkind: gpu\nfp32_flop_per_s: 1\n").unwrap_err().to_string();
         assert!(e.starts_with("x.yaml:3:1: unknown field `fp32_flop_per_s` (did you mean `fp32_flops_per_s`?)"), "{e}");
         let e = parse("x.yaml", "name: x\nkind: tpu\n").unwrap_err().to_string();

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod cli;
 pub mod conventions;
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod graph;
 pub mod hardware;

@@ -27,7 +27,8 @@ fn main() {
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => {
             drop(lock);
-            eprintln!("error: {e}");
+            // One line, whatever the message holds (names and paths come from the user).
+            eprintln!("error: {}", netstat::error::one_line(&e.to_string()));
             std::process::exit(e.exit_code());
         }
     }

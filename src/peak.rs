@@ -39,9 +39,22 @@ pub struct Peak {
     pub memory_bytes: u64,
 }
 
+/// Most threads `netstat peak` runs: 4 per available core (more only oversubscribes; a million
+/// failed to spawn and a hundred ran out of memory for the copy buffers before).
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Run both benchmarks on `threads` threads, each FMA run lasting about `fma_time`.
-pub fn measure(threads: usize, fma_time: Duration) -> Peak {
+///
+/// Errors: `threads` above [`max_threads`]; no memory for the copy buffers (64 MiB × 2 per thread).
+pub fn measure(threads: usize, fma_time: Duration) -> Result<Peak, String> {
     let threads = threads.max(1);
+    if threads > max_threads() {
+        return Err(format!("--threads: expected at most {} (4 per available core), got {threads}", max_threads()));
+    }
+    // Allocate the copy buffers first, fallibly: an allocation failure is an error, not an abort.
+    let bufs = copy_buffers(threads)?;
     let isa = isa();
     // Calibrate: how many outer iterations take about fma_time on one thread.
     let mut iters = 1_000u64;
@@ -56,15 +69,15 @@ pub fn measure(threads: usize, fma_time: Duration) -> Peak {
     }
     let flops_per_run = 2.0 * LANES as f64 * iters as f64 * threads as f64;
     let fp32 = (0..3).map(|_| flops_per_run / time_fma(threads, iters, isa).as_secs_f64()).fold(0.0, f64::max);
-    let bw = copy_bandwidth(threads, 5);
-    Peak {
+    let bw = copy_bandwidth(bufs, 5);
+    Ok(Peak {
         cpu_model: cpu_model(),
         threads: threads as u64,
         isa: isa.name().to_owned(),
         fp32_flops_per_s: fp32,
         memory_bandwidth_bytes_per_s: bw,
         memory_bytes: mem_total(),
-    }
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,11 +172,26 @@ fn time_fma(threads: usize, iters: u64, isa: Isa) -> Duration {
     start.elapsed()
 }
 
-/// Best of `reps` parallel copies, bytes (read + written) per second.
-fn copy_bandwidth(threads: usize, reps: usize) -> f64 {
+/// A thread's source and destination buffers.
+type CopyPair = (Vec<f32>, Vec<f32>);
+
+/// A source and a destination of [`COPY_BYTES`] per thread, allocated fallibly.
+fn copy_buffers(threads: usize) -> Result<Vec<CopyPair>, String> {
     let n = COPY_BYTES / 4;
-    let mut bufs: Vec<(Vec<f32>, Vec<f32>)> =
-        (0..threads).map(|t| (vec![t as f32 + 1.0; n], vec![0.0f32; n])).collect();
+    let buf = |v: f32| -> Result<Vec<f32>, String> {
+        let mut b = Vec::new();
+        b.try_reserve_exact(n).map_err(|_| {
+            format!("not enough memory for the copy buffers ({} MiB per thread)", (2 * COPY_BYTES) >> 20)
+        })?;
+        b.resize(n, v);
+        Ok(b)
+    };
+    (0..threads).map(|t| Ok((buf(t as f32 + 1.0)?, buf(0.0)?))).collect()
+}
+
+/// Best of `reps` parallel copies (one per buffer pair), bytes (read + written) per second.
+fn copy_bandwidth(mut bufs: Vec<CopyPair>, reps: usize) -> f64 {
+    let threads = bufs.len();
     // Touch every page first (a fresh calloc'd page is not resident until written).
     for (_, dst) in bufs.iter_mut() {
         dst.fill(1.0);

@@ -151,3 +151,125 @@ fn specs_over_16_mib_are_refused_before_parsing() {
         result.unwrap();
     }
 }
+
+/// A spec with one block `b` (parameter `w`) whose single linear layer has `out_features: "${EXPR}"`.
+fn block_expr_spec(expr: &str) -> String {
+    format!(
+        "name: t\ninput: [4]\nblocks:\n  b:\n    params: {{w: 4}}\n    layers:\n      - {{name: fc, kind: linear, out_features: \"${{{expr}}}\"}}\nlayers:\n  - {{name: top, block: b}}\n"
+    )
+}
+
+/// Hostile inputs of issue 13 that are too big to commit: each is generated, then must be refused
+/// like a corpus spec (exit 2, one line, the location, nothing written), and quickly (the HANG guard).
+#[test]
+fn generated_hostile_specs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ones = |n: usize| vec!["1"; n].join(", ");
+    let cases: Vec<(&str, String, String)> = vec![
+        // 100,000 nested `(`: the recursive parser overflowed the stack. The expression is
+        // 200,001 bytes, refused by the 1,024-byte limit before parsing.
+        (
+            "deep_parens.yaml",
+            block_expr_spec(&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000))),
+            "7:48: layer #0 \"top.fc\" (linear): `${((((".into(),
+        ),
+        // 1,000,000 unary minus: 1,000,001 bytes.
+        (
+            "unary_minus.yaml",
+            block_expr_spec(&format!("{}1", "-".repeat(1_000_000))),
+            "7:48: layer #0 \"top.fc\" (linear): `${-----".into(),
+        ),
+        // A 200,000-item list parameter substituted under `repeat: 100000` (3.7 GiB before):
+        // each repetition copies 200,001 nodes, so the 5,000,000-node budget stops it in
+        // repetition 24 (25 · 200,001 > 5,000,000 ≥ 24 · 200,001 + the layers before).
+        (
+            "list_param_repeat.yaml",
+            format!(
+                "name: t\ninput: [4]\nblocks:\n  b:\n    params: {{p: [{}]}}\n    layers:\n      - {{name: r, kind: reshape, shape: \"${{p}}\"}}\nlayers:\n  - {{name: top, block: b, repeat: 100000}}\n",
+                ones(200_000)
+            ),
+            "7:41: layer #24 \"top.24.r\" (reshape): block expansion makes more than 5000000 YAML nodes".into(),
+        ),
+        // An input of rank 500,001 (with the batch) through relus took gigabytes.
+        (
+            "rank_500k.yaml",
+            format!("name: t\ninput: [{}]\nlayers:\n  - {{name: r, kind: relu}}\n", ones(500_000)),
+            "2:8: `input`: 500001 dimensions, more than the limit of 32 (batch included)".into(),
+        ),
+        // "did you mean" over 700 names of 20,004 bytes took over a minute: names over 1,024 bytes
+        // are refused at the first one.
+        (
+            "long_names.yaml",
+            format!(
+                "name: t\ninput: [4]\nlayers:\n{}",
+                (0..700).map(|i| format!("  - {{name: n{i:03}{}, kind: relu}}\n", "x".repeat(20_000))).collect::<String>()
+            ),
+            "4:12: layer #0 \"n000xxxx".into(),
+        ),
+        // An unknown block among 10,000: the list of defined blocks was 89 KB, in random order;
+        // now sorted and cut at 20 names.
+        (
+            "unknown_among_10k_blocks.yaml",
+            format!(
+                "name: t\ninput: [4]\nblocks:\n{}layers:\n  - {{name: top, block: nope}}\n",
+                (0..10_000).map(|i| format!("  blk{i}:\n    layers:\n      - {{name: r, kind: relu}}\n")).collect::<String>()
+            ),
+            "30005:24: layer #0 \"top\" (nope): unknown block \"nope\"; defined blocks: blk0, blk1, blk10, blk100, blk1000,".into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, text, expect) in &cases {
+        let spec = dir.path().join(name);
+        std::fs::write(&spec, text).unwrap();
+        let (result, elapsed) = check(&spec, expect);
+        println!("{name}: answered in {:.1} ms", elapsed.as_secs_f64() * 1e3);
+        if let Err(e) = result {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Error lines are capped: a 50,000-layer cycle names its path, which was a 1 MB line; the line
+/// stops at 2,048 bytes and says how much was left out.
+#[test]
+fn error_lines_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 50_000;
+    let text = format!(
+        "name: t\ninput: [4]\nlayers:\n{}",
+        (0..n).map(|i| format!("  - {{name: l{i}, kind: relu, inputs: [l{}]}}\n", (i + 1) % n)).collect::<String>()
+    );
+    let spec = dir.path().join("cycle.yaml");
+    std::fs::write(&spec, text).unwrap();
+    let (result, _) =
+        check(&spec, "50003:40: layer #49999 \"l49999\" (relu): cycle in the layer graph: l49999 → l49998");
+    result.unwrap();
+    let out = Command::cargo_bin("netstat").unwrap().arg(&spec).timeout(HANG).output().unwrap();
+    let line = String::from_utf8(out.stderr).unwrap();
+    // "error: " (7) + 2,048 bytes + "… (N more bytes)\n".
+    assert!(line.len() < 7 + 2048 + 40, "{} bytes", line.len());
+    assert!(line.trim_end().ends_with("more bytes)"), "{line}");
+}
+
+/// An unused 500,000-item default, cloned on every one of 100,000 repetitions before (minutes),
+/// is now shared: the spec analyses (100,000 relus).
+#[test]
+fn an_unused_large_default_is_not_copied_per_repetition() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("unused.yaml");
+    let items = vec!["1"; 500_000].join(", ");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: t\ninput: [4]\nblocks:\n  b:\n    params: {{p: [{items}]}}\n    layers:\n      - {{name: r, kind: relu}}\nlayers:\n  - {{name: top, block: b, repeat: 100000}}\n"
+        ),
+    )
+    .unwrap();
+    let out =
+        Command::cargo_bin("netstat").unwrap().arg(&spec).args(["--format", "csv"]).timeout(HANG).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A header line and one row per layer (the totals row aside).
+    let rows = String::from_utf8(out.stdout).unwrap().lines().filter(|l| l.contains(",relu,")).count();
+    assert_eq!(rows, 100_000);
+}

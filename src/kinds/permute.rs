@@ -22,13 +22,9 @@ impl KindSpec for Permute {
         let Value::Seq(items) = &n.value else {
             return Err(f.err(n.loc, format!("`dims`: expected a list of dimension indices, got {}", describe(n))));
         };
-        let dims = items
-            .iter()
-            .map(|i| match i.value {
-                Value::Int(v) if v.abs() < 1 << 32 => Ok(v as i64),
-                _ => Err(f.err(i.loc, format!("`dims`: expected a dimension index, got {}", describe(i)))),
-            })
-            .collect::<Result<_, _>>()?;
+        // Checked conversion: `v.abs()` wrapped for i128::MIN and `as i64` truncated it to 0,
+        // so a huge negative index read as dimension 0.
+        let dims = items.iter().map(|i| f.int_node(i, "dims")).collect::<Result<_, _>>()?;
         Ok(Permute { dims })
     }
 }

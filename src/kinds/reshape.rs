@@ -25,6 +25,8 @@ impl KindSpec for Reshape {
             f.err(n.loc, format!("`shape`: expected a list of positive integers (one may be -1), got {}", describe(n)))
         };
         let Value::Seq(items) = &n.value else { return Err(bad(n)) };
+        crate::shape::check_rank(items.len() + 1)
+            .map_err(|m| f.err(n.loc, format!("`shape`: {m} (batch included)")))?;
         let mut shape = Vec::with_capacity(items.len());
         for i in items {
             match i.value {

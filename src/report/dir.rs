@@ -55,6 +55,17 @@ fn render(r: &Report, f: Format) -> Vec<u8> {
 /// Errors: the first spec that fails to load or analyse (exit 2, with FILE:LINE:COL).
 pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
     let mut g = Generated::default();
+    // Who writes each file: two specs (dup.yaml and dup.yml) or a spec and the index
+    // (README.yaml) must not write the same file, one silently replacing the other.
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    let mut claim = |name: &str, by: String| -> Result<(), Error> {
+        if let Some(first) = owner.insert(name.to_owned(), by.clone()) {
+            return Err(Error::Usage(format!(
+                "{by} and {first} would both write the report file {name}: rename one of them"
+            )));
+        }
+        Ok(())
+    };
     for path in spec_files(specs_dir)? {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("spec").to_owned();
         let a = crate::analyze_file(&path.display().to_string(), &Overrides::default())?;
@@ -70,15 +81,21 @@ pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
         for (suffix, _) in &charts {
             md.extend_from_slice(format!("\n![{stem} {suffix}]({stem}.{suffix}.svg)\n").as_bytes());
         }
-        g.files.insert(format!("{stem}.md"), md);
-        g.files.insert(format!("{stem}.csv"), render(&r, Format::Csv));
-        g.files.insert(format!("{stem}.json"), render(&r, Format::Json));
-        g.files.insert(format!("{stem}.tex"), render(&r, Format::Latex));
-        for (suffix, text) in charts {
-            g.files.insert(format!("{stem}.{suffix}.svg"), text.into_bytes());
+        let by = format!("spec {}", path.display());
+        let mut files = vec![
+            (format!("{stem}.md"), md),
+            (format!("{stem}.csv"), render(&r, Format::Csv)),
+            (format!("{stem}.json"), render(&r, Format::Json)),
+            (format!("{stem}.tex"), render(&r, Format::Latex)),
+        ];
+        files.extend(charts.into_iter().map(|(suffix, text)| (format!("{stem}.{suffix}.svg"), text.into_bytes())));
+        for (name, bytes) in files {
+            claim(&name, by.clone())?;
+            g.files.insert(name, bytes);
         }
         g.reports.push((stem, r));
     }
+    claim("README.md", "the index".into())?;
     g.files.insert("README.md".into(), index(&g.reports));
     Ok(g)
 }
@@ -210,15 +227,24 @@ pub fn moved_numbers(stem: &str, old: &Value, new: &Value) -> Vec<String> {
     out
 }
 
+/// Largest committed report `--check` reads, bytes.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+
 /// Compare freshly generated files with those in `dir`.
 pub fn check(g: &Generated, dir: &Path) -> Drift {
     let mut d = Drift::default();
     for (name, new) in &g.files {
         let path = dir.join(name);
-        let old = match std::fs::read(&path) {
+        // A committed report is a regular file of at most MAX_REPORT_BYTES: a symbolic link to
+        // /dev/zero or a FIFO put there is reported, not followed into a hang.
+        let old = match crate::files::read_regular(&path, MAX_REPORT_BYTES, false, "reports") {
             Ok(b) => b,
-            Err(_) => {
+            Err(crate::files::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 d.stale.push(format!("{}: missing", path.display()));
+                continue;
+            }
+            Err(e) => {
+                d.stale.push(format!("{}: {e}", path.display()));
                 continue;
             }
         };

@@ -551,6 +551,12 @@ pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
+    if crate::files::was_read(path) {
+        return Err(crate::Error::Usage(format!(
+            "{}: refusing to write over a file netstat read as input (is -o the spec?)",
+            path.display()
+        )));
+    }
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.is_dir() {
             return Err(io(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory, not a file")));
@@ -567,20 +573,22 @@ pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<(), crate
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| {
+    // Created and registered under the signal lock, renamed (or dropped, which deletes it) and
+    // unregistered under it: a signal in between removes it (see [`interrupt`]).
+    let mut tmp = interrupt::create(|| builder.tempfile_in(dir), |t| t.path().to_owned()).map_err(|e| {
         io(std::io::Error::new(
             e.kind(),
             format!("cannot create a file in directory {}: {}", dir.display(), root_cause(&e)),
         ))
     })?;
-    // Registered until the temporary file is renamed or deleted (the closure consumes it).
-    let guard = interrupt::guard(tmp.path());
-    let result = (move || {
-        tmp.write_all(contents)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map(drop).map_err(|e| e.error)
-    })();
-    drop(guard);
+    let written = tmp.write_all(contents).and_then(|_| tmp.as_file().sync_all());
+    let result = interrupt::finish(move || match written {
+        Ok(()) => tmp.persist(path).map(drop).map_err(|e| e.error),
+        Err(e) => {
+            drop(tmp);
+            Err(e)
+        }
+    });
     result.map_err(io)
 }
 

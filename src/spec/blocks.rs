@@ -32,10 +32,13 @@
 //! * `if: false` (usually `if: "${param}"`) removes a layer; a reference to it then means its
 //!   (first) input, so an optional branch (a downsample shortcut) falls back to the identity.
 
+use super::expr::{eval, is_ident, list_names, Evaluated, Vars};
 use super::node::{Loc, Node, Value};
 use super::{check_keys, fields::describe, MAX_LAYERS};
 use crate::error::{did_you_mean, LayerRef, SpecError};
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 /// Fields of a block instance entry.
 pub const INSTANCE_FIELDS: &[&str] = &["name", "block", "args", "first", "repeat", "inputs", "if"];
@@ -48,7 +51,7 @@ pub const MAX_NESTING: usize = 32;
 
 struct Block<'a> {
     name: &'a str,
-    params: Vec<(String, &'a Node)>,
+    params: Vec<(String, Rc<Node>)>,
     inputs: Vec<String>,
     output: Option<&'a Node>,
     layers: &'a [Node],
@@ -58,6 +61,32 @@ struct Ctx<'a> {
     file: &'a str,
     blocks: HashMap<&'a str, Block<'a>>,
     out: Vec<Node>,
+    /// Nodes and text produced so far.
+    produced: Produced,
+    /// Layer entries and repetitions visited so far ([`MAX_EXPANSION_STEPS`]).
+    steps: usize,
+    /// The block instances being expanded, outermost first (for the nesting message).
+    stack: Vec<String>,
+    /// Argument values by node: `Some` (shared) when they hold no `${…}`, `None` when they do.
+    literal: HashMap<*const Node, Option<Rc<Node>>>,
+}
+
+/// Whether `n` has a `${` in any string (then it must be substituted per repetition).
+fn has_template(n: &Node) -> bool {
+    match &n.value {
+        Value::Str(s) => s.contains("${"),
+        Value::Seq(items) => items.iter().any(has_template),
+        Value::Map(entries) => entries.iter().any(|(k, v)| has_template(k) || has_template(v)),
+        _ => false,
+    }
+}
+
+/// A chain of block names for a message: the first three, "…", the last three.
+fn list_chain(stack: &[String]) -> String {
+    if stack.len() <= 6 {
+        return stack.join(" → ");
+    }
+    format!("{} → … → {}", stack[..3].join(" → "), stack[stack.len() - 3..].join(" → "))
 }
 
 /// One level of expansion: the top level, or one repetition of a block instance.
@@ -65,7 +94,7 @@ struct Scope {
     /// `layer1.0.` (empty at the top level).
     prefix: String,
     /// Parameter values.
-    vars: HashMap<String, Node>,
+    vars: Vars,
     /// Local name → full name of the layer whose output it means.
     names: HashMap<String, String>,
     /// Plain layer names of this block, for forward references.
@@ -98,7 +127,15 @@ pub fn needed(root: &Node) -> bool {
 /// Errors: unknown blocks, parameters or names; bad `${…}` expressions; a non-boolean `if`;
 /// wrong input counts; nesting deeper than [`MAX_NESTING`]; more than [`MAX_LAYERS`] layers.
 pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
-    let mut ctx = Ctx { file, blocks: HashMap::new(), out: Vec::new() };
+    let mut ctx = Ctx {
+        file,
+        blocks: HashMap::new(),
+        out: Vec::new(),
+        produced: Produced::default(),
+        steps: 0,
+        stack: Vec::new(),
+        literal: HashMap::new(),
+    };
     if let Some(b) = root.get("blocks") {
         let Value::Map(entries) = &b.value else {
             return Err(SpecError::new(
@@ -153,7 +190,7 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
         };
         for (k, v) in pe {
             match &k.value {
-                Value::Str(s) if is_ident(s) => params.push((s.clone(), v)),
+                Value::Str(s) if is_ident(s) => params.push((s.clone(), Rc::new(v.clone()))),
                 _ => {
                     return Err(SpecError::new(
                         file,
@@ -200,12 +237,6 @@ fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, 
     Ok(Block { name, params, inputs, output: n.get("output"), layers })
 }
 
-fn is_ident(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
-
 /// Where a layer entry's `name` is written (or the entry, without one).
 fn name_loc(l: &Node) -> Loc {
     l.get("name").map_or(l.loc, |n| n.loc)
@@ -240,16 +271,17 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Resolve a reference written in `scope` to a full layer name.
-    fn resolve(&self, scope: &Scope, r: &Node, layer: &str, kind: &str) -> Result<String, SpecError> {
-        let s = match &subst(self.file, &scope.vars, r).map_err(|e| e.in_layer(&self.layer_ref(layer, kind)))?.value {
+    /// Resolve a reference written in `scope` to a full layer name; `field` is what holds it
+    /// (`inputs`, `output`, `tied_to`, `shares`), for messages.
+    fn resolve(&self, scope: &Scope, r: &Node, layer: &str, kind: &str, field: &str) -> Result<String, SpecError> {
+        let s = match &self.subst(&scope.vars, r).map_err(|e| e.in_layer(&self.layer_ref(layer, kind)))?.value {
             Value::Str(s) => s.clone(),
             _ => {
                 return Err(self.err(
                     r.loc,
                     layer,
                     kind,
-                    format!("`inputs`: expected a layer name, got {}", describe(r)),
+                    format!("`{field}`: expected a layer name, got {}", describe(r)),
                 ))
             }
         };
@@ -260,13 +292,17 @@ impl<'a> Ctx<'a> {
             None => Ok(s),
             Some(_) if scope.local.contains(&s) => Ok(format!("{}{s}", scope.prefix)),
             Some(b) => {
-                let known = scope.names.keys().map(String::as_str).chain(scope.local.iter().map(String::as_str));
-                let hint = did_you_mean(&s, known);
+                let known = || scope.names.keys().map(String::as_str).chain(scope.local.iter().map(String::as_str));
+                let hint = did_you_mean(&s, known());
+                let what = if field == "inputs" { "input" } else { field };
                 Err(self.err(
                     r.loc,
                     layer,
                     kind,
-                    format!("unknown input \"{s}\"{hint} in block `{b}`: expected one of the block's layers or inputs"),
+                    format!(
+                        "unknown {what} \"{s}\"{hint} in block `{b}`: expected one of the block's layers or inputs ({})",
+                        list_names(known())
+                    ),
                 ))
             }
         }
@@ -285,12 +321,34 @@ impl<'a> Ctx<'a> {
                 format!("expected a layer mapping with `name` and `kind`, got {}", describe(l)),
             ));
         };
+        self.steps += 1;
+        if self.steps > MAX_EXPANSION_STEPS {
+            return Err(self.err(
+                l.loc,
+                &format!("#{}", self.out.len()),
+                "?",
+                format!(
+                    "block expansion visits more than {MAX_EXPANSION_STEPS} layer entries and repetitions \
+                     (layers removed by `if: false` count too)"
+                ),
+            ));
+        }
+        let kind = match (l.get("block"), l.get("kind")) {
+            (Some(b), _) => b.as_str().unwrap_or("?").to_owned(),
+            (None, Some(k)) => k.as_str().unwrap_or("?").to_owned(),
+            (None, None) => "?".into(),
+        };
         let name_node = l.get("name");
         let deferred = l.get("block").is_some() && l.get("repeat").is_some();
         let name_node = match name_node {
             // `${i}` in a repeated instance's name is the repetition index, filled in per repetition.
             Some(n) if deferred => Some(n.clone()),
-            Some(n) => Some(subst(self.file, &scope.vars, n)?),
+            Some(n) => Some(self.subst(&scope.vars, n).map_err(|e| {
+                // The name is what failed: name the layer by its text as written.
+                let written =
+                    n.as_str().map_or_else(|| format!("#{}", self.out.len()), |t| format!("{}{t}", scope.prefix));
+                e.in_layer(&self.layer_ref(&written, &kind))
+            })?),
             None => None,
         };
         let local = match name_node {
@@ -306,23 +364,21 @@ impl<'a> Ctx<'a> {
             None => return Err(self.err(l.loc, &format!("#{}", self.out.len()), "?", "missing required field `name`")),
         };
         let full = format!("{}{local}", scope.prefix);
-        let kind = match (l.get("block"), l.get("kind")) {
-            (Some(b), _) => b.as_str().unwrap_or("?").to_owned(),
-            (None, Some(k)) => k.as_str().unwrap_or("?").to_owned(),
-            (None, None) => "?".into(),
-        };
         // Inputs, resolved (default: the previous output in this scope).
         let inputs: Vec<(String, Loc)> = match l.get("inputs") {
             None | Some(Node { value: Value::Null, .. }) => vec![(scope.last.clone(), l.loc)],
-            Some(n @ Node { value: Value::Str(_), .. }) => vec![(self.resolve(scope, n, &full, &kind)?, n.loc)],
+            Some(n @ Node { value: Value::Str(_), .. }) => {
+                vec![(self.resolve(scope, n, &full, &kind, "inputs")?, n.loc)]
+            }
             Some(Node { value: Value::Seq(items), loc }) => {
                 if items.is_empty() {
                     return Err(self.err(*loc, &full, &kind, "`inputs`: expected at least one layer name, got []"));
                 }
-                items
-                    .iter()
-                    .map(|i| Ok((self.resolve(scope, i, &full, &kind)?, i.loc)))
-                    .collect::<Result<_, SpecError>>()?
+                items.iter().map(|i| Ok((self.resolve(scope, i, &full, &kind, "inputs")?, i.loc))).collect::<Result<
+                    _,
+                    SpecError,
+                >>(
+                )?
             }
             Some(v) => {
                 return Err(self.err(
@@ -343,7 +399,7 @@ impl<'a> Ctx<'a> {
             ));
         }
         if let Some(c) = l.get("if") {
-            let v = subst(self.file, &scope.vars, c).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?;
+            let v = self.subst(&scope.vars, c).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?;
             match v.value {
                 Value::Bool(true) => {}
                 Value::Bool(false) => {
@@ -372,13 +428,13 @@ impl<'a> Ctx<'a> {
                 Some("name") => new_entries.push((k.clone(), str_node(v.loc, &full))),
                 Some("inputs") | Some("if") => {}
                 // Names of other layers: block-local inside a block, like `inputs`.
-                Some("tied_to") | Some("shares") if v.as_str().is_some() => {
-                    let r = self.resolve(scope, v, &full, &kind)?;
+                Some(field @ ("tied_to" | "shares")) if v.as_str().is_some() => {
+                    let r = self.resolve(scope, v, &full, &kind, field)?;
                     new_entries.push((k.clone(), str_node(v.loc, &r)))
                 }
                 _ => new_entries.push((
                     k.clone(),
-                    subst(self.file, &scope.vars, v).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?,
+                    self.subst(&scope.vars, v).map_err(|e| e.in_layer(&self.layer_ref(&full, &kind)))?,
                 )),
             }
         }
@@ -415,28 +471,24 @@ impl<'a> Ctx<'a> {
         }
         let Some(block) = self.blocks.get(bname) else {
             let hint = did_you_mean(bname, self.blocks.keys().copied());
-            let known: Vec<&str> = self.blocks.keys().copied().collect();
             return Err(self.err(
                 b.loc,
                 &full,
                 bname,
-                format!(
-                    "unknown block \"{bname}\"{hint}; defined blocks: {}",
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
-                ),
+                format!("unknown block \"{bname}\"{hint}; defined blocks: {}", list_names(self.blocks.keys().copied())),
             ));
         };
         if scope.depth >= MAX_NESTING {
-            return Err(self.err(
-                b.loc,
-                &full,
-                bname,
-                format!("blocks nested more than {MAX_NESTING} deep (does block `{bname}` contain itself?)"),
-            ));
+            // Say whether a block really contains itself, or the chain is just long.
+            let why = match self.stack.iter().rposition(|s| s == bname) {
+                Some(p) => format!("block `{bname}` contains itself: {} → {bname}", self.stack[p..].join(" → ")),
+                None => format!("the chain is {} → {bname}", list_chain(&self.stack)),
+            };
+            return Err(self.err(b.loc, &full, bname, format!("blocks nested more than {MAX_NESTING} deep ({why})")));
         }
         let (block_name, block_inputs, block_output, block_layers) =
             (block.name, block.inputs.clone(), block.output, block.layers);
-        let defaults: Vec<(String, &Node)> = block.params.clone();
+        let defaults: Vec<(String, Rc<Node>)> = block.params.clone();
         if inputs.len() != block_inputs.len() {
             let loc = l.get("inputs").map_or(l.loc, |n| n.loc);
             return Err(self.err(
@@ -451,11 +503,11 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
-        let args = |key: &str, vars: &HashMap<String, Node>| -> Result<Vec<(String, Node)>, SpecError> {
+        let args = |this: &mut Self, key: &str, vars: &Vars| -> Result<Vec<(String, Rc<Node>)>, SpecError> {
             let Some(a) = l.get(key) else { return Ok(Vec::new()) };
             let Value::Map(ae) = &a.value else {
                 return Err(SpecError::new(
-                    self.file,
+                    this.file,
                     a.loc,
                     format!("`{key}`: expected a mapping of parameter values, got {}", describe(a)),
                 )
@@ -465,7 +517,7 @@ impl<'a> Ctx<'a> {
             for (k, v) in ae {
                 let Some(s) = k.as_str() else {
                     return Err(SpecError::new(
-                        self.file,
+                        this.file,
                         k.loc,
                         format!("`{key}`: expected a parameter name, got {}", describe(k)),
                     )
@@ -473,24 +525,37 @@ impl<'a> Ctx<'a> {
                 };
                 if !defaults.iter().any(|(p, _)| p == s) {
                     let hint = did_you_mean(s, defaults.iter().map(|(p, _)| p.as_str()));
-                    let known: Vec<&str> = defaults.iter().map(|(p, _)| p.as_str()).collect();
                     return Err(SpecError::new(
-                        self.file,
+                        this.file,
                         k.loc,
                         format!(
                             "block `{bname}` has no parameter `{s}`{hint}; its parameters: {}",
-                            if known.is_empty() { "none".into() } else { known.join(", ") }
+                            list_names(defaults.iter().map(|(p, _)| p.as_str()))
                         ),
                     )
                     .in_layer(&lref));
                 }
-                out.push((s.to_owned(), subst(self.file, vars, v).map_err(|e| e.in_layer(&lref))?));
+                // A value without `${…}` is the same in every repetition and every visit: share it.
+                let key = v as *const Node;
+                let literal = match this.literal.get(&key) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = (!has_template(v)).then(|| Rc::new(v.clone()));
+                        this.literal.insert(key, c.clone());
+                        c
+                    }
+                };
+                let value = match literal {
+                    Some(rc) => rc,
+                    None => Rc::new(this.subst(vars, v).map_err(|e| e.in_layer(&lref))?),
+                };
+                out.push((s.to_owned(), value));
             }
             Ok(out)
         };
         let repeat = match l.get("repeat") {
             None => None,
-            Some(r) => match subst(self.file, &scope.vars, r).map_err(|e| e.in_layer(&lref))?.value {
+            Some(r) => match self.subst(&scope.vars, r).map_err(|e| e.in_layer(&lref))?.value {
                 Value::Int(v) if v >= 1 && v <= MAX_LAYERS as i128 => Some(v as usize),
                 _ => {
                     return Err(self.err(
@@ -503,26 +568,42 @@ impl<'a> Ctx<'a> {
             },
         };
         let mut prev = inputs[0].0.clone();
+        self.stack.push(bname.to_owned());
         for k in 0..repeat.unwrap_or(1) {
+            if k > 0 {
+                self.steps += 1;
+                if self.steps > MAX_EXPANSION_STEPS {
+                    return Err(self.err(
+                        l.loc,
+                        &full,
+                        bname,
+                        format!(
+                            "block expansion visits more than {MAX_EXPANSION_STEPS} layer entries and repetitions \
+                             (layers removed by `if: false` count too)"
+                        ),
+                    ));
+                }
+            }
             let mut outer = scope.vars.clone();
             if repeat.is_some() {
-                outer.insert("i".into(), Node::synthetic(l.loc, Value::Int(k as i128)));
+                outer.insert("i".into(), Rc::new(Node::synthetic(l.loc, Value::Int(k as i128))));
             }
-            let args_all = args("args", &outer)?;
-            let args_first = if k == 0 { args("first", &outer)? } else { Vec::new() };
+            let args_all = args(self, "args", &outer)?;
+            let args_first = if k == 0 { args(self, "first", &outer)? } else { Vec::new() };
             let prefix = match (repeat, full.contains("${")) {
                 (Some(_), true) => {
-                    let n = subst(self.file, &outer, &str_node(l.get("name").map_or(l.loc, |n| n.loc), &full))
+                    let n = self
+                        .subst(&outer, &str_node(l.get("name").map_or(l.loc, |n| n.loc), &full))
                         .map_err(|e| e.in_layer(&lref))?;
                     format!("{}.", n.as_str().unwrap_or(&full))
                 }
                 (Some(_), false) => format!("{full}.{k}."),
                 (None, _) => format!("{full}."),
             };
-            let mut vars: HashMap<String, Node> = HashMap::new();
+            let mut vars = Vars::new();
             for (p, d) in &defaults {
                 if d.value != Value::Null {
-                    vars.insert(p.clone(), (*d).clone());
+                    vars.insert(p.clone(), Rc::clone(d));
                 }
             }
             for (p, v) in args_all.iter().chain(args_first.iter()) {
@@ -553,9 +634,10 @@ impl<'a> Ctx<'a> {
             self.layers(&mut child, block_layers)?;
             prev = match block_output {
                 None => child.last.clone(),
-                Some(o) => self.resolve(&child, o, &full, bname)?,
+                Some(o) => self.resolve(&child, o, &full, bname, "output")?,
             };
         }
+        self.stack.pop();
         scope.instances.insert(local.clone());
         scope.names.insert(local, prev.clone());
         scope.last = prev;
@@ -563,175 +645,145 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// `n` with every `${expr}` in its strings (recursively) replaced by its value in `scope`.
-fn subst(file: &str, scope: &HashMap<String, Node>, n: &Node) -> Result<Node, SpecError> {
-    Ok(match &n.value {
-        Value::Str(s) if s.contains("${") => {
-            let err = |m: String| SpecError::new(file, n.loc, m);
-            if let Some(inner) =
-                s.strip_prefix("${").and_then(|r| r.strip_suffix('}')).filter(|i| !i.contains("${") && !i.contains('}'))
-            {
-                let v = eval(inner, scope).map_err(|m| err(format!("`{s}`: {m}")))?;
-                Node { loc: n.loc, value: v }
-            } else {
-                let mut out = String::new();
-                let mut rest = s.as_str();
-                while let Some(i) = rest.find("${") {
-                    out.push_str(&rest[..i]);
-                    let Some(j) = rest[i..].find('}') else {
-                        return Err(err(format!("`{s}`: `${{` without a closing `}}`")));
-                    };
-                    let v = eval(&rest[i + 2..i + j], scope).map_err(|m| err(format!("`{s}`: {m}")))?;
-                    match v {
-                        Value::Str(t) => out.push_str(&t),
-                        Value::Int(t) => out.push_str(&t.to_string()),
-                        Value::Bool(t) => out.push_str(&t.to_string()),
-                        Value::Float(t) => out.push_str(&t.to_string()),
-                        other => return Err(err(format!("`{s}`: cannot write {} into a string", other.type_name()))),
-                    }
-                    rest = &rest[i + j + 1..];
-                }
-                out.push_str(rest);
-                Node { loc: n.loc, value: Value::Str(out) }
-            }
-        }
-        Value::Seq(items) => Node {
-            loc: n.loc,
-            value: Value::Seq(items.iter().map(|i| subst(file, scope, i)).collect::<Result<_, _>>()?),
-        },
-        Value::Map(entries) => Node {
-            loc: n.loc,
-            value: Value::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), subst(file, scope, v)?)))
-                    .collect::<Result<_, SpecError>>()?,
-            ),
-        },
-        _ => n.clone(),
-    })
+/// Most nodes block expansion may produce (every field of every expanded layer, and every item of
+/// a list a `${param}` copies in): a 1.2 MB spec could otherwise ask for billions.
+pub const MAX_EXPANDED_NODES: usize = 5_000_000;
+
+/// Most bytes of string text block expansion may produce (names and `${…}` text).
+pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
+
+/// Most layer entries and block repetitions expansion may visit, layers removed by `if: false`
+/// included (nested `repeat`s of skipped layers would otherwise run for hours).
+pub const MAX_EXPANSION_STEPS: usize = 4 * MAX_LAYERS;
+
+/// What expansion has produced so far, against [`MAX_EXPANDED_NODES`] and [`MAX_EXPANDED_BYTES`].
+#[derive(Debug, Default)]
+struct Produced {
+    nodes: Cell<usize>,
+    bytes: Cell<usize>,
 }
 
-/// Evaluate `expr`: a parameter name (any value), or integer arithmetic on integer parameters
-/// and literals with `+ - * / %` and parentheses (`/` and `%` round toward −∞; checked).
-pub fn eval(expr: &str, vars: &HashMap<String, Node>) -> Result<Value, String> {
-    let t = expr.trim();
-    if is_ident(t) {
-        return match vars.get(t) {
-            Some(n) => Ok(n.value.clone()),
-            None => Err(unknown(t, vars)),
-        };
-    }
-    let toks = tokens(t)?;
-    let mut p = Parser { toks: &toks, i: 0, vars };
-    let v = p.sum()?;
-    if p.i != toks.len() {
-        return Err(format!("unexpected `{}` in expression", toks[p.i]));
-    }
-    Ok(Value::Int(v))
-}
-
-fn unknown(name: &str, vars: &HashMap<String, Node>) -> String {
-    let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
-    known.sort_unstable();
-    format!(
-        "unknown parameter `{name}`{}; parameters here: {}",
-        did_you_mean(name, known.iter().copied()),
-        if known.is_empty() { "none".into() } else { known.join(", ") }
-    )
-}
-
-fn tokens(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let cs: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    while i < cs.len() {
-        let c = cs[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if "+-*/%()".contains(c) {
-            out.push(c.to_string());
-            i += 1;
-        } else if c.is_ascii_alphanumeric() || c == '_' {
-            let st = i;
-            while i < cs.len() && (cs[i].is_ascii_alphanumeric() || cs[i] == '_') {
-                i += 1;
-            }
-            out.push(cs[st..i].iter().collect());
-        } else {
+impl Produced {
+    fn charge(&self, nodes: usize, bytes: usize) -> Result<(), String> {
+        let n = self.nodes.get().saturating_add(nodes);
+        let b = self.bytes.get().saturating_add(bytes);
+        self.nodes.set(n);
+        self.bytes.set(b);
+        if n > MAX_EXPANDED_NODES {
             return Err(format!(
-                "unexpected character `{c}` in expression (expected integers, parameters, + - * / % and parentheses)"
+                "block expansion makes more than {MAX_EXPANDED_NODES} YAML nodes (a large `${{param}}` list repeated?)"
             ));
         }
+        if b > MAX_EXPANDED_BYTES {
+            return Err(format!("block expansion makes more than {MAX_EXPANDED_BYTES} bytes of text"));
+        }
+        Ok(())
     }
-    if out.is_empty() {
-        return Err("empty expression".into());
-    }
-    Ok(out)
-}
 
-struct Parser<'t> {
-    toks: &'t [String],
-    i: usize,
-    vars: &'t HashMap<String, Node>,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<&str> {
-        self.toks.get(self.i).map(String::as_str)
-    }
-    fn sum(&mut self) -> Result<i128, String> {
-        let mut v = self.product()?;
-        while let Some(op @ ("+" | "-")) = self.peek() {
-            let op = op.to_owned();
-            self.i += 1;
-            let r = self.product()?;
-            v = if op == "+" { v.checked_add(r) } else { v.checked_sub(r) }.ok_or("arithmetic overflow")?;
-        }
-        Ok(v)
-    }
-    fn product(&mut self) -> Result<i128, String> {
-        let mut v = self.unary()?;
-        while let Some(op @ ("*" | "/" | "%")) = self.peek() {
-            let op = op.to_owned();
-            self.i += 1;
-            let r = self.unary()?;
-            v = match op.as_str() {
-                "*" => v.checked_mul(r).ok_or("arithmetic overflow")?,
-                _ if r == 0 => return Err("division by zero".into()),
-                "/" => v.div_euclid(r),
-                _ => v.rem_euclid(r),
-            };
-        }
-        Ok(v)
-    }
-    fn unary(&mut self) -> Result<i128, String> {
-        if self.peek() == Some("-") {
-            self.i += 1;
-            return self.unary()?.checked_neg().ok_or_else(|| "arithmetic overflow".into());
-        }
-        self.atom()
-    }
-    fn atom(&mut self) -> Result<i128, String> {
-        let Some(t) = self.toks.get(self.i) else { return Err("expression ends too early".into()) };
-        self.i += 1;
-        if t == "(" {
-            let v = self.sum()?;
-            if self.peek() != Some(")") {
-                return Err("missing `)`".into());
+    /// A copy of `n`, each node charged.
+    fn copy(&self, loc: Loc, n: &Node) -> Result<Node, String> {
+        let value = match &n.value {
+            Value::Seq(items) => {
+                self.charge(1, 0)?;
+                Value::Seq(items.iter().map(|i| self.copy(i.loc, i)).collect::<Result<_, _>>()?)
             }
-            self.i += 1;
-            return Ok(v);
-        }
-        if t.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            return t.parse::<i128>().map_err(|_| format!("`{t}` is not an integer"));
-        }
-        match self.vars.get(t.as_str()) {
-            Some(Node { value: Value::Int(v), .. }) => Ok(*v),
-            Some(n) => Err(format!("parameter `{t}` is {}, expected an integer in arithmetic", n.value.type_name())),
-            None if is_ident(t) => Err(unknown(t, self.vars)),
-            None => Err(format!("unexpected `{t}` in expression")),
-        }
+            Value::Map(entries) => {
+                self.charge(1, 0)?;
+                Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| Ok((self.copy(k.loc, k)?, self.copy(v.loc, v)?)))
+                        .collect::<Result<_, String>>()?,
+                )
+            }
+            Value::Str(s) => {
+                self.charge(1, s.len())?;
+                Value::Str(s.clone())
+            }
+            v => {
+                self.charge(1, 0)?;
+                v.clone()
+            }
+        };
+        Ok(Node { loc, value })
+    }
+}
+
+impl Ctx<'_> {
+    /// `n` with every `${expr}` in its strings (recursively) replaced by its value in `vars`;
+    /// every node produced is charged to the expansion budget.
+    fn subst(&self, vars: &Vars, n: &Node) -> Result<Node, SpecError> {
+        let err = |m: String| SpecError::new(self.file, n.loc, m);
+        Ok(match &n.value {
+            Value::Str(s) if s.contains("${") => {
+                let show = crate::error::escape_control(&truncate(s, 60)).into_owned();
+                if let Some(inner) = s
+                    .strip_prefix("${")
+                    .and_then(|r| r.strip_suffix('}'))
+                    .filter(|i| !i.contains("${") && !i.contains('}'))
+                {
+                    match eval(inner, vars).map_err(|m| err(format!("`{show}`: {m}")))? {
+                        Evaluated::Int(v) => {
+                            self.produced.charge(1, 0).map_err(err)?;
+                            Node { loc: n.loc, value: Value::Int(v) }
+                        }
+                        Evaluated::Param(p) => self.produced.copy(n.loc, &p).map_err(err)?,
+                    }
+                } else {
+                    let mut out = String::new();
+                    let mut rest = s.as_str();
+                    while let Some(i) = rest.find("${") {
+                        out.push_str(&rest[..i]);
+                        let Some(j) = rest[i..].find('}') else {
+                            return Err(err(format!("`{show}`: `${{` without a closing `}}`")));
+                        };
+                        let v = eval(&rest[i + 2..i + j], vars).map_err(|m| err(format!("`{show}`: {m}")))?;
+                        match v.into_value() {
+                            Value::Str(t) => out.push_str(&t),
+                            Value::Int(t) => out.push_str(&t.to_string()),
+                            Value::Bool(t) => out.push_str(&t.to_string()),
+                            Value::Float(t) => out.push_str(&t.to_string()),
+                            other => {
+                                return Err(err(format!("`{show}`: cannot write {} into a string", other.type_name())))
+                            }
+                        }
+                        self.produced.charge(0, out.len()).map_err(err)?;
+                        rest = &rest[i + j + 1..];
+                    }
+                    out.push_str(rest);
+                    self.produced.charge(1, out.len()).map_err(err)?;
+                    Node { loc: n.loc, value: Value::Str(out) }
+                }
+            }
+            Value::Seq(items) => {
+                self.produced.charge(1, 0).map_err(err)?;
+                Node {
+                    loc: n.loc,
+                    value: Value::Seq(items.iter().map(|i| self.subst(vars, i)).collect::<Result<_, _>>()?),
+                }
+            }
+            Value::Map(entries) => {
+                self.produced.charge(1, 0).map_err(err)?;
+                Node {
+                    loc: n.loc,
+                    value: Value::Map(
+                        entries
+                            .iter()
+                            .map(|(k, v)| Ok((k.clone(), self.subst(vars, v)?)))
+                            .collect::<Result<_, SpecError>>()?,
+                    ),
+                }
+            }
+            _ => self.produced.copy(n.loc, n).map_err(err)?,
+        })
+    }
+}
+
+/// At most `n` characters of `s`, with "…" when cut.
+fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }
 
@@ -874,16 +926,5 @@ layers:
         let a = crate::analysis::analyze(parse_bytes("t.yaml", text.as_bytes()).unwrap()).unwrap();
         // 10·8 = 80 params, counted once.
         assert_eq!(a.totals.params, 80);
-    }
-
-    #[test]
-    fn arithmetic() {
-        use super::*;
-        let vars = HashMap::from([("w".to_owned(), Node::synthetic(Loc::default(), Value::Int(64)))]);
-        assert_eq!(eval("w * 4", &vars), Ok(Value::Int(256)));
-        assert_eq!(eval("(w + 2) / 4 - -1", &vars), Ok(Value::Int(17)));
-        assert_eq!(eval("w % 10", &vars), Ok(Value::Int(4)));
-        assert!(eval("w / 0", &vars).unwrap_err().contains("division by zero"));
-        assert!(eval("x + 1", &vars).unwrap_err().contains("unknown parameter `x`"));
     }
 }

@@ -32,7 +32,14 @@ impl<'a> Fields<'a> {
     }
 
     fn expect(&self, n: &Node, key: &str, what: &str) -> SpecError {
-        self.err(n.loc, format!("`{key}`: expected {what}, got {}", describe(n)))
+        // YAML reads `8.0` and `08` as floats: say so, since "got 8.0" for `08` puzzles.
+        let hint = match n.value {
+            Value::Float(v) if what.contains("integer") && v.fract() == 0.0 && v.abs() < 1e15 => {
+                format!(" (a decimal point or a leading zero makes a YAML float: write {v:.0})")
+            }
+            _ => String::new(),
+        };
+        self.err(n.loc, format!("`{key}`: expected {what}, got {}{hint}", describe(n)))
     }
 
     /// A positive integer (≥ 1).
@@ -52,12 +59,15 @@ impl<'a> Fields<'a> {
 
     /// Any integer, e.g. a dimension index that may be negative.
     pub fn int(&self, key: &str) -> Result<Option<i64>, SpecError> {
-        self.get(key)
-            .map(|n| match n.value {
-                Value::Int(v) => i64::try_from(v).map_err(|_| self.expect(n, key, "an integer that fits in i64")),
-                _ => Err(self.expect(n, key, "an integer")),
-            })
-            .transpose()
+        self.get(key).map(|n| self.int_node(n, key)).transpose()
+    }
+
+    /// Node `n` (field `key`, or an item of it) as an i64: never wrapped or truncated.
+    pub fn int_node(&self, n: &Node, key: &str) -> Result<i64, SpecError> {
+        match n.value {
+            Value::Int(v) => i64::try_from(v).map_err(|_| self.expect(n, key, "an integer that fits in i64")),
+            _ => Err(self.expect(n, key, "an integer")),
+        }
     }
 
     /// A boolean.
@@ -131,7 +141,8 @@ pub fn describe(n: &Node) -> String {
     match &n.value {
         Value::Int(v) => format!("{v}"),
         Value::Float(v) if v.abs() >= 1e16 => format!("{v:e}"),
-        Value::Float(v) => format!("{v}"),
+        // `{:?}` keeps the point: 8.0 reads "8.0", not "8" (which looks like a valid integer).
+        Value::Float(v) => format!("{v:?}"),
         Value::Seq(items) if items.is_empty() => "an empty list".to_owned(),
         Value::Seq(items) if items.len() == 1 => "a list of 1 item".to_owned(),
         Value::Seq(items) => format!("a list of {} items", items.len()),

@@ -8,6 +8,7 @@
 //! which stops alias bombs ("billion laughs") and runaway nesting with an error.
 
 pub mod blocks;
+pub mod expr;
 pub mod fields;
 pub mod loss;
 pub mod node;
@@ -140,12 +141,9 @@ pub struct Spec {
 /// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
 /// unknown kinds, duplicate names — each with file:line:column.
 pub fn load(path: &str) -> Result<Spec, crate::Error> {
-    use std::io::Read;
-    let io = |source| crate::Error::Io { path: path.to_owned(), source };
-    // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
-    // without being read whole.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path).map_err(io)?.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    // Regular files only (a FIFO would hang open(2)), and at most one byte past the limit: a huge
+    // file is refused by parse_bytes without being read whole.
+    let bytes = crate::files::read_user_file(path, MAX_SPEC_BYTES as u64, true, "specs")?;
     Ok(parse_bytes(path, &bytes)?)
 }
 
@@ -372,6 +370,9 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
     if items.is_empty() {
         return Err(SpecError::new(file, shape_node.loc, "`input`: expected at least one dimension, got []"));
     }
+    // With the batch, the tensor has one more dimension than listed.
+    crate::shape::check_rank(items.len() + 1)
+        .map_err(|m| SpecError::new(file, shape_node.loc, format!("`input`: {m} (batch included)")))?;
     let shape = items
         .iter()
         .map(|d| match d.value {
@@ -384,6 +385,20 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(InputSpec { shape, dtype: in_dtype, loc: n.loc })
+}
+
+/// Longest layer name, in bytes (after block expansion: `layer2.0.conv1` is 14).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// Why `name` cannot be a layer name, if it cannot: too long, or a control character in it
+/// (a newline or an ESC sequence in a name would forge lines in errors and tables).
+pub fn bad_name(name: &str) -> Option<String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Some(format!("`name`: {} bytes, more than the limit of {MAX_NAME_BYTES}", name.len()));
+    }
+    name.chars().find(|c| c.is_control()).map(|c| {
+        format!("`name`: control character {} in a layer name (names must be printable)", crate::error::quote_char(c))
+    })
 }
 
 /// Error on any key of `entries` not in `known` (with "did you mean"); keys must be strings.
@@ -428,7 +443,12 @@ fn parse_layer(file: &str, index: usize, node: Node) -> Result<LayerSpec, SpecEr
         .in_layer(&id));
     };
     match n.get("name") {
-        Some(Node { value: Value::Str(s), .. }) if !s.is_empty() => id.name = s.clone(),
+        Some(Node { value: Value::Str(s), .. }) if !s.is_empty() => {
+            id.name = s.clone();
+            if let Some(m) = bad_name(s) {
+                return Err(SpecError::new(file, n.get("name").map_or(n.loc, |v| v.loc), m).in_layer(&id));
+            }
+        }
         Some(v) => {
             return Err(SpecError::new(
                 file,
