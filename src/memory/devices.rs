@@ -50,6 +50,8 @@ pub struct Split {
     pub channels: Vec<u64>,
     /// Whether each layer gathers its input from all devices, by layer (never for 1 device).
     pub exchanges: Vec<bool>,
+    /// Each layer's execution position (its index into `Analysis::layers`), by layer.
+    pub position: Vec<usize>,
 }
 
 impl Split {
@@ -61,14 +63,15 @@ impl Split {
             return Err("--devices: expected at least 1 device, got 0".into());
         }
         let n = a.spec.layers.len();
-        let (mut channels, mut exchanges) = (vec![1; n], vec![false; n]);
-        for l in &a.layers {
+        let (mut channels, mut exchanges, mut position) = (vec![1; n], vec![false; n], vec![0; n]);
+        for (p, l) in a.layers.iter().enumerate() {
+            position[l.index] = p;
             let (dim, gathers) = split_rule(&a.spec.layers[l.index].kind, &l.output, devices);
             channels[l.index] = l.output.0.get(dim).copied().filter(|_| l.output.rank() >= 2).unwrap_or(1);
             exchanges[l.index] =
                 devices > 1 && gathers && a.graph.inputs[l.index].iter().any(|s| matches!(s, Source::Layer(_)));
         }
-        Ok(Split { devices, channels, exchanges })
+        Ok(Split { devices, channels, exchanges, position })
     }
 
     /// This device's (the largest) share of `elems` elements owned by layer `i`'s channels:
@@ -89,7 +92,7 @@ impl Split {
         if !self.exchanges[i] {
             return Ok(0);
         }
-        let l = super::layer(a, i);
+        let l = &a.layers[self.position[i]];
         let mut e = 0u64;
         for (shape, src) in l.input_shapes.iter().zip(&a.graph.inputs[i]) {
             if let Source::Layer(j) = *src {

@@ -327,12 +327,13 @@ pub(crate) fn bytes_of(elements: u64, d: DType) -> Result<u64, String> {
 /// The parameters layer `i`'s backward produces a gradient for: (owner layer, elements).
 /// `shares:` uses all of the owner's; `tied_to:` (linear) the owner's out × in weight. Only
 /// trainable owners with parameters.
-pub(crate) fn grads_of(a: &Analysis, i: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
+/// `pos`: each layer's execution position ([`schedule::Schedule::position`]).
+pub(crate) fn grads_of<'a>(a: &'a Analysis, pos: &[usize], i: usize) -> impl Iterator<Item = (usize, u64)> + 'a {
     let spec = &a.spec;
-    let l = layer(a, i);
+    let l = &a.layers[pos[i]];
     let mut v = Vec::new();
     match l.shares {
-        Some(o) => v.push((o, layer(a, o).params)),
+        Some(o) => v.push((o, a.layers[pos[o]].params)),
         None => v.push((i, l.params)),
     }
     if let crate::kinds::Kind::Linear(lin) = &spec.layers[i].kind {
@@ -343,8 +344,8 @@ pub(crate) fn grads_of(a: &Analysis, i: usize) -> impl Iterator<Item = (usize, u
     v.into_iter().filter(move |&(o, e)| e > 0 && spec.layers[o].trainable)
 }
 
-/// The analysis of layer `i` (spec index).
-pub(crate) fn layer(a: &Analysis, i: usize) -> &crate::analysis::LayerAnalysis {
+/// The analysis of layer `i` (spec index), found by search: for one-off lookups.
+fn layer(a: &Analysis, i: usize) -> &crate::analysis::LayerAnalysis {
     let p = a.graph.order.iter().position(|&x| x == i).expect("every layer is in the order");
     &a.layers[p]
 }
@@ -377,7 +378,7 @@ impl Sizes {
 
     /// Bytes of layer `i`'s output (this device's share).
     pub(crate) fn output(&self, a: &Analysis, i: usize) -> Result<u64, String> {
-        let e = layer(a, i).output.elements()?;
+        let e = a.layers[self.split.position[i]].output.elements()?;
         bytes_of(self.split.share(i, e)?, self.act)
     }
 

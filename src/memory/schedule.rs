@@ -152,7 +152,7 @@ impl Schedule {
         let mut saved_until: Vec<Option<usize>> = vec![None; n_layers];
         if training {
             for &i in &order {
-                let trains = super::grads_of(a, i).next().is_some();
+                let trains = super::grads_of(a, &position, i).next().is_some();
                 needs_grad[i] =
                     trains || a.graph.inputs[i].iter().any(|s| matches!(s, Source::Layer(j) if needs_grad[*j]));
             }

@@ -3,7 +3,7 @@
 //! The stages are listed in the module doc of [`super`] and in docs/memory.md.
 
 use super::schedule::{Release, Schedule, Storage};
-use super::{grads_of, layer, Data, Live, Phase, Sizes, Stage, Weights};
+use super::{grads_of, Data, Live, Phase, Sizes, Stage, Weights};
 use crate::analysis::Analysis;
 use crate::error::SpecError;
 use crate::graph::Source;
@@ -185,7 +185,7 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
                 grad_live[j] = true;
             }
         }
-        for (o, elems) in grads_of(a, i) {
+        for (o, elems) in grads_of(a, &s.position, i) {
             let share = z.split.share(o, elems).map_err(at)?;
             if param_grad[o] {
                 // A second gradient for the same parameters: computed, then added in place.
@@ -193,7 +193,7 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
                 transient = add(transient, b, "gradient bytes").map_err(at)?;
             } else {
                 // The first one becomes the owner's `.grad` (all of its parameters).
-                let all = z.split.share(o, layer(a, o).params).map_err(at)?;
+                let all = z.split.share(o, a.layers[s.position[o]].params).map_err(at)?;
                 live.alloc(super::bytes_of(all, z.act).map_err(at)?).map_err(at)?;
                 param_grad[o] = true;
             }
