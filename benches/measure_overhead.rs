@@ -9,7 +9,7 @@
 //! ~3k allocations per AlexNet forward). Spec and batch: NETSTAT_BENCH_SPEC (default
 //! specs/alexnet.yaml), NETSTAT_BENCH_BATCH (default 8), NETSTAT_BENCH_REPS (default 15).
 
-use netstat::measure::build::Pass;
+use netstat::candle::build::Pass;
 use netstat::measure::net::{Net, Probe, Slot};
 use std::time::Instant;
 

@@ -318,9 +318,10 @@ pub struct MeasureArgs {
     /// Measure one training step (forward, loss, backward, optimizer step) instead of inference.
     #[arg(long)]
     pub train: bool,
-    /// Optimizer of the training step.
-    #[arg(long, value_enum, default_value_t = crate::measure::optim::OptimizerKind::Sgd, requires = "train")]
-    pub optimizer: crate::measure::optim::OptimizerKind,
+    /// Optimizer of the training step (as in `netstat SPEC` and `netstat memory`): its state
+    /// is 0 (sgd), 1 (momentum) or 2 (adam, adamw) copies of the trainable parameters.
+    #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam, requires = "train")]
+    pub optimizer: crate::memory::Optimizer,
     /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
     #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N")]
     pub warmup: u32,
@@ -367,18 +368,17 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         device: m.device,
         ..Default::default()
     };
-    let r = crate::measure::measure(&analysis, &settings).map_err(|e| {
-        match e.downcast::<crate::measure::run::DoesNotFit>() {
-            Ok(d) => Error::Usage(d.0),
-            Err(e) => match e.downcast::<crate::measure::device::BadDevice>() {
-                Ok(d) => Error::Usage(d.0),
-                Err(e) => match e.downcast::<crate::measure::run::Unsupported>() {
-                    Ok(d) => Error::Usage(d.0),
-                    Err(e) => Error::Measure(format!("{}: {e:#}", m.spec)),
-                },
-            },
+    use crate::measure::run::MeasureError;
+    let measured = crate::measure::measure(&analysis, &settings).map_err(|e| match e {
+        MeasureError::DoesNotFit(_) | MeasureError::Unsupported(_) | MeasureError::BadDevice(_) => {
+            Error::Usage(e.to_string())
         }
+        MeasureError::Spec(e) => Error::Spec(e),
+        MeasureError::Run(_) => Error::Measure(format!("{}: {e}", m.spec)),
     })?;
+    // The analysis report's memory summary is the model's for the optimizer measured.
+    let memory = crate::memory::model(&analysis, &crate::measure::run::memory_options(&settings))?;
+    let r = report::measured::MeasureReport::new(&analysis, memory, measured);
     let mut buf = Vec::new();
     report::measured::write(&r, m.format, &mut buf).expect("writing to memory cannot fail");
     match m.output.as_deref() {

@@ -23,7 +23,7 @@
 //!   element of conv and linear outputs; no norms, pooling or fused attention.
 
 use crate::analysis::{Analysis, LayerAnalysis};
-use crate::kinds::Kind;
+use crate::kinds::{Kind, PeerClass};
 use serde::Serialize;
 
 /// A counting convention (`--convention`).
@@ -125,19 +125,6 @@ fn c(v: u128) -> String {
     u64::try_from(v).map(crate::report::units::count).unwrap_or_else(|_| v.to_string())
 }
 
-/// Whether a kind is multi-head attention (its MACs include the QKᵀ and A·V matmuls).
-fn is_attention(kind: &str) -> bool {
-    kind.contains("attention")
-}
-
-/// Whether torchinfo sees a layer of this kind as a leaf module that owns parameters (its output
-/// counts in "Forward/backward pass size"). Not: `nn.MultiheadAttention` (owns `out_proj`), and
-/// parameters that belong to a container rather than a module of their own (ViT's class token and
-/// position embedding).
-fn torchinfo_leaf(kind: &str) -> bool {
-    !(is_attention(kind) || kind.contains("class_token") || kind.contains("pos_embed") || kind.contains("position"))
-}
-
 /// QKᵀ and A·V MACs of attention on an N×T×d input: 2·N·T²·d (every head together).
 fn attention_matmul_macs(l: &LayerAnalysis) -> u128 {
     match l.input_shapes.first().map(|s| s.0.as_slice()) {
@@ -146,33 +133,22 @@ fn attention_matmul_macs(l: &LayerAnalysis) -> u128 {
     }
 }
 
-/// Bias elements of a conv2d or linear layer (0 for other kinds or bias: false).
-fn bias_len(kind: &Kind, l: &LayerAnalysis) -> u64 {
-    match kind {
-        Kind::Conv2d(k) if k.bias => k.c_out,
-        Kind::Linear(k) if k.bias => k.out_features,
-        _ => {
-            let _ = l;
-            0
-        }
-    }
-}
-
 /// The terms `conv` adds to or drops from netstat's count of layer `l` of kind `kind`.
 fn terms(conv: Convention, kind: &Kind, l: &LayerAnalysis) -> Vec<Term> {
     let (n, out, inp) = dims(l);
-    let name = kind.name();
+    let peer = kind.op().peer(&l.output);
+    let bias = u128::from(peer.bias);
     let mut v = Vec::new();
-    match (conv, name) {
+    match (conv, peer.class) {
         (Convention::Netstat, _) => {}
         // ---- torchinfo 1.8.0 ----
-        (Convention::Torchinfo, "conv2d") if bias_len(kind, l) > 0 => v.push(t(
+        (Convention::Torchinfo, PeerClass::Conv) if bias > 0 => v.push(t(
             "bias",
             out,
             false,
             format!("Conv: (weight + bias) x N*H_out*W_out, so +1 per output element = {}", c(out)),
         )),
-        (Convention::Torchinfo, "linear") => {
+        (Convention::Torchinfo, PeerClass::Linear) => {
             let of = u128::from(l.output.last());
             let inf = u128::from(l.input_shapes[0].last());
             let rows = out / of.max(1); // N·T
@@ -189,68 +165,65 @@ fn terms(conv: Convention, kind: &Kind, l: &LayerAnalysis) -> Vec<Term> {
                     ),
                 ));
             }
-            let b = u128::from(bias_len(kind, l));
-            if b > 0 {
-                v.push(t("bias", u128::from(n) * b, false, format!("bias x output_size[0] = N*{} = {}", c(b), c(u128::from(n) * b))));
+            if bias > 0 {
+                let b = u128::from(n) * bias;
+                v.push(t("bias", b, false, format!("bias x output_size[0] = N*{} = {}", c(bias), c(b))));
             }
         }
-        (Convention::Torchinfo, "batch_norm2d" | "layer_norm" | "group_norm" | "embedding") if l.params > 0 => {
+        (Convention::Torchinfo, PeerClass::BatchNorm | PeerClass::LayerNorm | PeerClass::Embedding) if l.params > 0 => {
             let p = u128::from(n) * u128::from(l.params);
             v.push(t("norm params", p, false, format!("weight and bias x output_size[0] = N*{} = {}", c(l.params.into()), c(p))))
         }
-        (Convention::Torchinfo, k) if is_attention(k) && l.macs > 0 => v.push(t(
+        (Convention::Torchinfo, PeerClass::Attention) if l.macs > 0 => v.push(t(
             "attention",
             u128::from(l.macs),
             true,
             "nn.MultiheadAttention is not a leaf in torchinfo (it owns out_proj, which never runs as a module): 0 counted".into(),
         )),
         // ---- fvcore 0.1.5 ----
-        (Convention::Fvcore, "batch_norm2d") => {
+        (Convention::Fvcore, PeerClass::BatchNorm) => {
             let per = if l.params > 0 { 2 } else { 1 };
             v.push(t("batch norm", per * inp, false, format!("aten::batch_norm (eval): {per} per input element = {}", c(per * inp))))
         }
-        (Convention::Fvcore, "layer_norm" | "group_norm") => {
+        (Convention::Fvcore, PeerClass::LayerNorm) => {
             let per = if l.params > 0 { 5 } else { 4 };
-            v.push(t("norm", per * inp, false, format!("aten::{name}: {per} per input element = {}", c(per * inp))))
+            v.push(t("norm", per * inp, false, format!("aten::layer_norm: {per} per input element = {}", c(per * inp))))
         }
-        (Convention::Fvcore, "adaptive_avg_pool2d") => {
+        (Convention::Fvcore, PeerClass::AdaptiveAvgPool) => {
             v.push(t("adaptive pool", inp, false, format!("aten::adaptive_avg_pool2d: 1 per input element = {}", c(inp))))
         }
         // `global_avg_pool` stands for AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1) (as in
         // torchvision MobileNetV2), which fvcore counts; a model written with `x.mean((2, 3))`
         // instead runs aten::mean, which fvcore does not count.
-        (Convention::Fvcore, "global_avg_pool") => v.push(t(
+        (Convention::Fvcore, PeerClass::GlobalAvgPool) => v.push(t(
             "adaptive pool",
             inp,
             false,
             format!("aten::adaptive_avg_pool2d: 1 per input element = {} (0 if the model uses x.mean instead)", c(inp)),
         )),
-        (Convention::Fvcore, k) if is_attention(k) => {
+        (Convention::Fvcore, PeerClass::Attention) => {
             let m = attention_matmul_macs(l);
             if m > 0 {
                 v.push(t("fused attention", m, true, format!("no handle for aten::scaled_dot_product_attention: QK^T and A*V (2*N*T^2*d = {}) skipped", c(m))))
             }
         }
         // ---- ptflops 0.7.5, aten backend ----
-        (Convention::Ptflops, "conv2d" | "linear") if bias_len(kind, l) > 0 => v.push(t(
+        (Convention::Ptflops, PeerClass::Conv | PeerClass::Linear) if bias > 0 => v.push(t(
             "bias",
             out,
             false,
             format!("aten.convolution/addmm count the bias: +1 per output element = {}", c(out)),
         )),
-        (Convention::Ptflops, k) if is_attention(k) => {
+        (Convention::Ptflops, PeerClass::Attention) => {
             let m = attention_matmul_macs(l);
             if m > 0 {
                 v.push(t("fused attention", m, true, format!("aten.scaled_dot_product_attention is not in ptflops' op list: QK^T and A*V (2*N*T^2*d = {}) skipped", c(m))))
             }
-            // In- and out-projection biases (3d + d per token) when the layer has them:
-            // params = 4d² weights + 4d biases.
-            if let Some(&d) = l.input_shapes.first().and_then(|s| s.0.last()) {
-                let (d, p) = (u128::from(d), u128::from(l.params));
-                if p >= 4 * d * d + 4 * d {
-                    let b = out / d * 4 * d; // N·T tokens × 4d
-                    v.push(t("bias", b, false, format!("aten.addmm counts the q/k/v and out projection biases: N*T*4d = {}", c(b))));
-                }
+            // In- and out-projection biases (3d + d per token) when the layer has them.
+            let d = u128::from(l.output.last());
+            if bias > 0 && d > 0 {
+                let b = out / d * bias; // N·T tokens × 4d
+                v.push(t("bias", b, false, format!("aten.addmm counts the q/k/v and out projection biases: N*T*4d = {}", c(b))));
             }
         }
         _ => {}
@@ -273,7 +246,7 @@ pub fn count(a: &Analysis, conv: Convention) -> Result<Counted, String> {
         let macs = u64::try_from(m)
             .map_err(|_| format!("layer \"{}\": {} count {m} is out of range", s.id.name, conv.name()))?;
         total += u128::from(macs);
-        if l.params > 0 && torchinfo_leaf(s.kind.name()) {
+        if l.params > 0 && s.kind.op().peer(&l.output).torchinfo_leaf {
             fb += 2 * u128::from(l.activation_bytes);
         }
         layers.push(LayerCount {
@@ -394,6 +367,27 @@ mod tests {
         }
         if !missing.is_empty() {
             eprintln!("skipped (zoo specs not on this branch yet): {}", missing.join(", "));
+        }
+    }
+
+    fn analyse(yaml: &str) -> Analysis {
+        crate::analysis::analyze(crate::spec::parse_bytes("t.yaml", yaml.as_bytes()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn conv1d_bias_counts_as_the_same_conv2d() {
+        // Conv1d(4→8, k=3) on 1×4×16 and Conv2d(4→8, k=[3,1]) on 1×4×16×1 are the same
+        // aten.convolution: output 8·(16 − 3 + 1) = 8·14 = 112 elements, one bias add each, so
+        // ptflops and torchinfo add +112 to both (conv1d got +0 when the rule matched the
+        // kind's name "conv2d").
+        let c1 = analyse("name: c1\ninput: [4, 16]\nlayers:\n  - {name: c, kind: conv1d, c_out: 8, kernel: 3}\n");
+        let c2 =
+            analyse("name: c2\ninput: [4, 16, 1]\nlayers:\n  - {name: c, kind: conv2d, c_out: 8, kernel: [3, 1]}\n");
+        for conv in [Convention::Ptflops, Convention::Torchinfo] {
+            let (a, b) = (count(&c1, conv).unwrap(), count(&c2, conv).unwrap());
+            assert_eq!(a.macs - a.netstat_macs, 112, "{conv:?} conv1d");
+            assert_eq!(b.macs - b.netstat_macs, 112, "{conv:?} conv2d");
+            assert_eq!(a.layers[0].terms, b.layers[0].terms, "{conv:?}");
         }
     }
 

@@ -1,10 +1,27 @@
 //! netstat: what a neural network costs — parameters, MACs/FLOPs and memory, layer by layer —
 //! computed exactly from a YAML spec.
 //!
-//! Data flows one way: [`spec`] (YAML → checked layers) → [`graph`] (DAG) → [`analysis`]
-//! (shapes, params, MACs) → [`report`] (table, Markdown, CSV, JSON).
+//! Data flows one way:
+//!
+//! ```text
+//! spec (YAML → checked layers, each a kinds::Kind)
+//!   → graph (DAG, execution order)
+//!   → analysis (shapes, params, MACs per layer: each kind's Op rules)
+//!       → memory (inference peak, training step), devices, roofline, conventions
+//!       → measure (candle run: builds each kind through candle, times, counts bytes)
+//!           → measure::result (plain data)
+//!   → report (formats analysis, memory and measure::result: table, Markdown, CSV, JSON, LaTeX)
+//! ```
+//!
+//! - [`kinds`] owns every per-kind rule: shape, params, MACs, saved tensors, its candle builder
+//!   and candle memory rule, its peer-convention facts and its device-split rule. It imports
+//!   [`candle`] (the glue a builder is made of), never [`measure`].
+//! - [`measure`] imports kinds, analysis, memory and candle; nothing but [`cli`] imports
+//!   measure, except [`report`], which reads only [`measure::result`].
+//! - [`report::units`] is a leaf: it imports nothing from the crate.
 
 pub mod analysis;
+pub mod candle;
 pub mod cli;
 pub mod conventions;
 pub mod error;

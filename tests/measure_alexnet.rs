@@ -6,14 +6,14 @@
 //!
 //! One test function: the counting allocator is process-wide, so nothing may run beside it.
 
-use netstat::measure::optim::OptimizerKind;
 use netstat::measure::{measure, Settings};
+use netstat::memory::Optimizer;
 use netstat::report::measured::error_percent;
 
 #[global_allocator]
 static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Counting;
 
-fn settings(train: bool, optimizer: OptimizerKind) -> Settings {
+fn settings(train: bool, optimizer: Optimizer) -> Settings {
     Settings { train, optimizer, warmup: 1, iters: 1, layer_backward: false, ..Settings::default() }
 }
 
@@ -23,10 +23,10 @@ fn alexnet_batch_1_inference_and_training() {
     // 50,844,008 params (the seed article's table, specs/alexnet.yaml header) · 4 bytes.
     let wbytes = 50_844_008u64 * 4;
 
-    let r = measure(&a, &settings(false, OptimizerKind::Sgd)).unwrap();
+    let r = measure(&a, &settings(false, Optimizer::Sgd)).unwrap();
     assert_eq!(r.info.params_built, 50_844_008);
     assert!(r.info.memory_counted);
-    for (l, m) in r.report.layers.iter().zip(&r.layers) {
+    for m in &r.layers {
         let peak = m.peak_bytes.unwrap();
         let e = error_percent(m.predicted_candle_peak_bytes, peak).unwrap_or(0.0);
         // Every layer, the FC layers at batch 1 (peaks of 16-60 KiB) included: their matmul's
@@ -34,7 +34,7 @@ fn alexnet_batch_1_inference_and_training() {
         assert!(
             e.abs() <= 10.0,
             "{}: candle model {} vs measured {peak} ({e:+.1}%)",
-            l.name,
+            m.name,
             m.predicted_candle_peak_bytes
         );
     }
@@ -43,7 +43,7 @@ fn alexnet_batch_1_inference_and_training() {
     // Weights: exactly 4 bytes per parameter, plus the var map's own bookkeeping (< 16 KiB).
     assert!(got >= wbytes && got - wbytes < 16 << 10, "weights {got} vs {wbytes}");
 
-    for (opt, copies) in [(OptimizerKind::Sgd, 0u64), (OptimizerKind::Adam, 2)] {
+    for (opt, copies) in [(Optimizer::Sgd, 0u64), (Optimizer::Adam, 2)] {
         let r = measure(&a, &settings(true, opt)).unwrap();
         let measured: u64 = r.layers.iter().map(|m| m.retained_bytes.unwrap()).sum();
         let predicted: u64 = r.layers.iter().map(|m| m.predicted_candle_retained_bytes.unwrap()).sum();

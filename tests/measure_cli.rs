@@ -40,12 +40,10 @@ fn json_keeps_the_analysis_and_adds_measured_objects() {
     assert_eq!(v["measured"]["params_built"], 253);
     assert_eq!(v["measured"]["mode"], "inference");
     assert_eq!(v["measured"]["fake_timings"], true);
-    // Every field of `netstat SPEC -f json` (with measure's optimizer, SGD) is kept, the memory
-    // summary included; layers only gain `measured`.
-    let analysis: serde_json::Value = serde_json::from_slice(
-        &netstat().arg(f.path()).args(["-f", "json", "--optimizer", "sgd"]).output().unwrap().stdout,
-    )
-    .unwrap();
+    // Every field of `netstat SPEC -f json` is kept, the memory summary included (both default
+    // to the same optimizer, adam); layers only gain `measured`.
+    let analysis: serde_json::Value =
+        serde_json::from_slice(&netstat().arg(f.path()).args(["-f", "json"]).output().unwrap().stdout).unwrap();
     let mut kept = v.clone();
     for l in kept["layers"].as_array_mut().unwrap() {
         l.as_object_mut().unwrap().remove("measured");
@@ -71,7 +69,7 @@ fn json_keeps_the_analysis_and_adds_measured_objects() {
 #[test]
 fn train_reports_stages_and_backward_times() {
     let f = spec(TINY);
-    for opt in ["sgd", "momentum", "adam"] {
+    for opt in ["sgd", "momentum", "adam", "adamw"] {
         let v = json(&["--train", "--optimizer", opt], f.path().to_str().unwrap());
         let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
         assert_eq!(

@@ -11,9 +11,9 @@
 
 mod common;
 
+use netstat::measure::result::Measured;
 use netstat::measure::{measure, Settings};
 use netstat::report::measured::error_percent;
-use netstat::report::measured::MeasureReport as Measured;
 
 #[global_allocator]
 static ALLOC: netstat::measure::alloc::Counting = netstat::measure::alloc::Counting;
@@ -23,7 +23,7 @@ fn settings(train: bool) -> Settings {
 }
 
 fn retained(r: &Measured, name: &str) -> Option<u64> {
-    let i = r.report.layers.iter().position(|l| l.name == name).unwrap();
+    let i = r.layers.iter().position(|l| l.name == name).unwrap();
     r.layers[i].predicted_candle_retained_bytes
 }
 
@@ -35,13 +35,13 @@ fn retained(r: &Measured, name: &str) -> Option<u64> {
 /// and that bookkeeping).
 fn check(r_train: &Measured, r_infer: &Measured, slack: u64) {
     common::check_retained(r_train, 3.0, slack);
-    for (l, m) in r_infer.report.layers.iter().zip(&r_infer.layers) {
+    for m in &r_infer.layers {
         let (got, want) = (m.peak_bytes.unwrap(), m.predicted_candle_peak_bytes);
         let e = error_percent(want, got).expect("a layer's measured peak is above 0 B");
         assert!(
             e.abs() <= 5.0 || got.abs_diff(want) <= 8 << 10,
             "{}: peak {got} measured, {want} predicted ({e:+.1}%)",
-            l.name
+            m.name
         );
     }
 }

@@ -21,7 +21,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use netstat::analysis::{analyze, Analysis};
-use netstat::measure::build::Pass;
+use netstat::candle::build::Pass;
 use netstat::measure::net::{Net, NoProbe};
 use netstat::spec::parse_bytes;
 use proptest::prelude::*;
@@ -82,7 +82,7 @@ fn with_bias(y: Tensor, b: Option<Tensor>) -> Tensor {
 
 /// Pad H and W (dims 2, 3) of `x`: `lo` before, `hi` after, with `value`.
 fn pad_hw(x: &Tensor, lo: usize, hi: usize, value: f64) -> Tensor {
-    netstat::measure::ops::pad(&netstat::measure::ops::pad(x, 2, lo, hi, value).unwrap(), 3, lo, hi, value).unwrap()
+    netstat::candle::ops::pad(&netstat::candle::ops::pad(x, 2, lo, hi, value).unwrap(), 3, lo, hi, value).unwrap()
 }
 
 /// Candle's floor-mode pool on `x` padded by `p` (ceil mode: `s − 1` more on the right, then
@@ -90,8 +90,8 @@ fn pad_hw(x: &Tensor, lo: usize, hi: usize, value: f64) -> Tensor {
 fn reference_pool(x: &Tensor, k: [usize; 2], s: [usize; 2], p: usize, ceil: bool, max: bool) -> Tensor {
     let fill = if max { f64::NEG_INFINITY } else { 0.0 };
     let extra = |s: usize| if ceil { s - 1 } else { 0 };
-    let xp = netstat::measure::ops::pad(x, 2, p, p + extra(s[0]), fill).unwrap();
-    let xp = netstat::measure::ops::pad(&xp, 3, p, p + extra(s[1]), fill).unwrap();
+    let xp = netstat::candle::ops::pad(x, 2, p, p + extra(s[0]), fill).unwrap();
+    let xp = netstat::candle::ops::pad(&xp, 3, p, p + extra(s[1]), fill).unwrap();
     let y = if max {
         xp.max_pool2d_with_stride((k[0], k[1]), (s[0], s[1])).unwrap()
     } else {

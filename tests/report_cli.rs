@@ -230,3 +230,54 @@ fn svg_converts_to_png_if_rsvg_convert_is_installed() {
         assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
     }
 }
+
+/// A spec whose network name and layer names try to forge output: an ESC sequence and a newline
+/// in the network name, and a layer name with `|`, raw HTML and a link.
+const FORGING: &str = "name: \"net error: forged | <b>x</b>\"\ninput: [4]\nlayers:\n  - {name: \"a|b<img src=x onerror=alert(1)>[l](http://e)\", kind: relu}\n";
+
+/// Names and paths from a spec cannot drive the terminal, add lines, break a Markdown table or
+/// carry raw HTML: escaped in the terminal table, Markdown and the reports index (issue 13 item 7).
+#[test]
+fn names_cannot_forge_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let specs = tmp.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let spec = specs.join("forge.yaml");
+    std::fs::write(&spec, FORGING).unwrap();
+    // A control character in the network's name is refused like one in a layer name (it heads
+    // every report: an ESC sequence cleared the screen, a newline forged an `error:` line).
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, FORGING.replace("net error", "net\\e[2J\\nerror")).unwrap();
+    let o = netstat().arg(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("bad.yaml:1:7: `name`: control character `\\u{1b}`"), "{err}");
+    assert!(o.stdout.is_empty() && err.lines().count() == 1, "{err}");
+    // Markdown: the pipe, the HTML and the link are escaped; each table row stays one line.
+    let o = netstat().arg(&spec).args(["-f", "markdown"]).output().unwrap();
+    let md = String::from_utf8(o.stdout).unwrap();
+    assert!(!md.contains("<img") && !md.contains("<b>"), "{md}");
+    assert!(md.contains("a\\|b&lt;img src=x onerror=alert(1)>\\[l\\](http://e)"), "{md}");
+    assert!(md.lines().filter(|l| l.starts_with('|')).all(|l| l.ends_with('|')), "{md}");
+    // The reports index.
+    let out = tmp.path().join("reports");
+    let o = netstat().arg("report").arg(&specs).arg("--out").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(!index.contains("<b>") && !index.contains('\u{1b}'), "{index}");
+    assert!(index.contains("[net error: forged \\| &lt;b>x&lt;/b>](forge.md)"), "{index}");
+}
+
+/// A path with a newline and an ESC sequence in an error message stays one escaped line.
+#[test]
+fn paths_in_errors_stay_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("x\n\u{1b}[2Jerror: forged.yaml");
+    std::fs::write(&spec, "name: t\ninput: [4]\nlayers:\n  - {name: a, kind: nope}\n").unwrap();
+    let o = netstat().arg(&spec).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
+    assert!(err.contains("x\\n\\u{1b}[2Jerror: forged.yaml:4:"), "{err}");
+}

@@ -3,7 +3,7 @@
 //! counted, torchvision `_ops`). Output sizes larger than the input are allowed, as in PyTorch
 //! (windows overlap and repeat).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -26,6 +26,16 @@ impl KindSpec for AdaptiveAvgPool2d {
 }
 
 impl Op for AdaptiveAvgPool2d {
+    /// Peers: `aten::adaptive_avg_pool2d` (fvcore counts it).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::AdaptiveAvgPool, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Per channel: split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         let x = &inputs[0];
         expect_rank(x, 4, "N×C×H×W")?;
@@ -43,10 +53,10 @@ impl Op for AdaptiveAvgPool2d {
     }
 }
 
-impl crate::measure::build::Build for AdaptiveAvgPool2d {
+impl crate::candle::build::Build for AdaptiveAvgPool2d {
     /// A mean over H and W for a 1×1 output; otherwise `A_h · x · A_wᵀ` with PyTorch's windows
     /// `[⌊i·H/H_o⌋, ⌈(i+1)·H/H_o⌉)` (aten AdaptiveAveragePooling.cpp) as averaging matrices.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         let x = cx.input(0);
         let (h, w) = (x[2], x[3]);
@@ -73,6 +83,25 @@ impl crate::measure::build::Build for AdaptiveAvgPool2d {
             let y = xs[0].broadcast_matmul(&awt)?; // N×C×H×W_o
             ah.broadcast_matmul(&y) // N×C×H_o×W_o
         }))
+    }
+
+    /// Candle memory: the identity when the output size is the input's (a view); a mean over
+    /// H·W for 1×1 (one value); otherwise the H pass's intermediate and the output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let (x, out) = (at.x(), at.out());
+        if [x[2], x[3]] == self.output_size {
+            at.view()
+        } else if self.output_size == [1, 1] {
+            at.plain()
+        } else {
+            let mid = x[0] * x[1] * x[2] * self.output_size[1] * at.s;
+            crate::candle::model::CandleLayer {
+                output: out,
+                peak: mid + out,
+                retained: mid + out,
+                ..Default::default()
+            }
+        }
     }
 }
 

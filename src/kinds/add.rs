@@ -4,7 +4,7 @@
 //! the right; each pair must be equal or one of them 1; missing leading dimensions count as 1.
 //! No params; 0 MACs (torchvision `_ops` does not count residual adds).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -27,6 +27,16 @@ impl KindSpec for Add {
 }
 
 impl Op for Add {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient of a sum is passed to every input).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -96,12 +106,22 @@ pub fn broadcast_all(inputs: &[Shape]) -> Result<Shape, KindError> {
     Ok(acc)
 }
 
-impl crate::measure::build::Build for Add {
+/// Candle memory of an n-ary broadcast op (`add`, `mul`): one op per extra input, each kept as
+/// the next one's input; with three or more inputs two results are live at once.
+pub fn broadcast_ops(at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+    let out = at.out();
+    let k = at.inputs.len().max(2) as u64 - 1;
+    crate::candle::model::CandleLayer {
+        output: out,
+        peak: if k > 1 { 2 * out } else { out },
+        retained: k * out,
+        ..Default::default()
+    }
+}
+
+impl crate::candle::build::Build for Add {
     /// `broadcast_add`, left to right (PyTorch broadcasting; its backward sums over broadcast dims).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| {
             let mut acc = xs[0].clone();
             for x in &xs[1..] {
@@ -109,6 +129,11 @@ impl crate::measure::build::Build for Add {
             }
             Ok(acc)
         }))
+    }
+
+    /// Candle memory: one broadcast op per extra input, each kept as the next one's input.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        super::add::broadcast_ops(at)
     }
 }
 

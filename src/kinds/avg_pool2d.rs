@@ -5,7 +5,7 @@
 //! whether padded zeros count in the divisor; it changes values, not shapes or counts.
 
 use super::window::PoolWindow;
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -31,6 +31,16 @@ impl KindSpec for AvgPool2d {
 }
 
 impl Op for AvgPool2d {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
     }
@@ -42,11 +52,11 @@ impl Op for AvgPool2d {
     }
 }
 
-impl crate::measure::build::Build for AvgPool2d {
+impl crate::candle::build::Build for AvgPool2d {
     /// Separable sums of strided slices (zero padding), times the reciprocal of PyTorch's
     /// divisor at each output position (a scalar when every window has k_h·k_w taps).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{avg_divisor, plane, pool1d, Reduce};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{avg_divisor, plane, pool1d, Reduce};
         let (wh, ww, ph, pw) = super::max_pool2d::pool_axes(&self.window, cx);
         let dh = avg_divisor(wh, ph, self.count_include_pad);
         let dw = avg_divisor(ww, pw, self.count_include_pad);
@@ -68,6 +78,16 @@ impl crate::measure::build::Build for AvgPool2d {
                 None => y.affine(1.0 / full, 0.0),
             }
         }))
+    }
+
+    /// Candle memory: the pool's axes ([`super::window::PoolWindow::candle_memory`]), then the
+    /// division (O).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let out = at.out();
+        let mut c = self.window.candle_memory(at.x(), at.o(), at.s);
+        c.retained += out;
+        c.peak = c.peak.max(2 * out);
+        c
     }
 }
 

@@ -4,7 +4,7 @@
 //! variance (PyTorch also keeps one int64 `num_batches_tracked`, not counted here).
 //! 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{expect_rank, same_shape, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
@@ -50,6 +50,16 @@ impl Op for BatchNorm2d {
         u64::from(self.track_running_stats)
     }
 
+    /// Peers: `aten::batch_norm`; its γ, β count as a leaf's parameters in torchinfo.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::BatchNorm, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Per channel: split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward (training mode): the input, plus the batch mean and inverse standard
     /// deviation per channel, `2·C` values in the accumulate type (PyTorch `native_batch_norm`
     /// returns `save_mean`, `save_invstd`; `native_batch_norm_backward` reads them with the
@@ -81,12 +91,12 @@ impl Op for BatchNorm2d {
     }
 }
 
-impl crate::measure::build::Build for BatchNorm2d {
+impl crate::candle::build::Build for BatchNorm2d {
     /// From basic ops (candle-nn's BatchNorm is not used so that every step is visible to the
     /// memory model): training normalizes with the batch mean and biased variance over N, H, W
     /// and updates the running statistics with the unbiased variance (PyTorch); inference uses
     /// the running statistics. γ starts at 1 and β at 0 (PyTorch).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         use std::cell::RefCell;
         let x = cx.input(0);
@@ -105,7 +115,7 @@ impl crate::measure::build::Build for BatchNorm2d {
             None
         };
         let (eps, momentum) = (self.eps, self.momentum);
-        Ok(Box::new(move |xs: &[Tensor], pass: crate::measure::build::Pass| {
+        Ok(Box::new(move |xs: &[Tensor], pass: crate::candle::build::Pass| {
             let x = &xs[0];
             let y = match (&stats, pass.train) {
                 (Some(s), false) => {
@@ -130,6 +140,35 @@ impl crate::measure::build::Build for BatchNorm2d {
                 None => Ok(y),
             }
         }))
+    }
+
+    /// Candle memory. Batch statistics: x − mean, its square, the quotient (3 values of O) and
+    /// six per-channel values (the two sums, their scalings, var + eps, its square root);
+    /// running statistics: x − mean and the quotient, and two per-channel values. Then γ· and
+    /// +β. In inference the normalized value, γ·y and the sum are live together at the end.
+    /// On an untracked input (the network input) the normalisation records no op: only the
+    /// quotient (kept by γ·), γ·y (kept by +β) and the output stay.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let out = at.out();
+        let small = at.x()[1] * at.s;
+        let batch_stats = at.train || !self.track_running_stats;
+        let norm = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
+        let aff = if self.affine { 2 * out } else { 0 };
+        let peak = if batch_stats { 3 * out + 6 * small } else { 2 * out + 2 * small };
+        let retained = if at.state.tracked {
+            norm + aff
+        } else if self.affine {
+            3 * out
+        } else {
+            out
+        };
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: peak.max(out + aff),
+            retained,
+            frees_untracked_input: true,
+            ..Default::default()
+        }
     }
 }
 

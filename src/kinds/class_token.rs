@@ -2,7 +2,7 @@
 //! (ViT's `class_token`: `torch.cat([class_token.expand(N, -1, -1), x], dim=1)`, torchvision
 //! vision_transformer.py). Params: `D`. 0 MACs (a copy).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, Shape};
 use crate::spec::fields::Fields;
@@ -25,6 +25,16 @@ impl Op for ClassToken {
         Ok(vec![self.analyze(inputs)?.params])
     }
 
+    /// Peers: a parameter of the container, not a module of its own: no torchinfo leaf.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { torchinfo_leaf: false, ..Peer::OTHER }
+    }
+
+    /// Split along dim 1, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (a concatenation: the gradient is split).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -39,17 +49,22 @@ impl Op for ClassToken {
     }
 }
 
-impl crate::measure::build::Build for ClassToken {
+impl crate::candle::build::Build for ClassToken {
     /// A learned `[1, 1, D]` token broadcast over the batch and concatenated in front of the
     /// sequence (torchvision ViT `class_token`); uniform in ±0.02 (PyTorch starts it at zero,
     /// which would hide a missing gradient path in the check).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = cx.input(0);
         let (n, d) = (x[0], x[2]);
         let t = cx.param("weight", &[1, 1, d], 0.02)?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
             candle_core::Tensor::cat(&[&t.broadcast_as((n, 1, d))?, &xs[0]], 1)
         }))
+    }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
     }
 }
 

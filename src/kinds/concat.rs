@@ -4,7 +4,7 @@
 //! have the same rank and the same size in every other dimension; the output's `axis` is the sum.
 //! No params; 0 MACs (a copy).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, Shape};
 use crate::spec::fields::Fields;
@@ -25,6 +25,16 @@ impl KindSpec for Concat {
 }
 
 impl Op for Concat {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is split by the input sizes).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -60,11 +70,16 @@ impl Op for Concat {
     }
 }
 
-impl crate::measure::build::Build for Concat {
+impl crate::candle::build::Build for Concat {
     /// `Tensor::cat` along the normalized axis (backward splits the gradient by input sizes).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let ax = norm_dim(self.axis, &cx.inputs[0], "axis").map_err(|e| candle_core::Error::msg(e.message))?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_core::Tensor::cat(xs, ax)))
+    }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
     }
 }
 

@@ -8,7 +8,7 @@
 //! counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -55,6 +55,17 @@ impl Op for Conv1d {
         Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
     }
 
+    /// Peers: `aten.convolution`, `c_out` biases when `bias` (as conv2d: a conv1d k=3 and a
+    /// conv2d k=[3,1] are the same op to every peer).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
+    fn split(&self, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+    }
+
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
     /// input and weight).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -89,14 +100,14 @@ impl Op for Conv1d {
     }
 }
 
-impl crate::measure::build::Build for Conv1d {
+impl crate::candle::build::Build for Conv1d {
     /// candle `conv2d` on the input viewed as `N×C×1×L` (candle's grouped conv1d failed the
     /// gradient check: wrong weight gradient with groups 2 and stride 2), padding 0 on an input
     /// zero-padded and cropped to the extent the windows read (candle's backward derives its
     /// output padding from the input size, exact only when nothing is left over), then a
     /// broadcast bias add.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{pad, Win};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{pad, Win};
         let x = cx.input(0);
         let (c_in, l) = (x[1], x[2]);
         let (c_out, g, k) = (self.c_out as usize, self.groups as usize, self.kernel as usize);
@@ -115,6 +126,45 @@ impl crate::measure::build::Build for Conv1d {
                 None => Ok(y),
             }
         }))
+    }
+
+    /// `conv1d` as src/kinds/conv1d.rs builds it (O = output bytes): the input zero-padded
+    /// (`pad_with_zeros`, enough on the right for every window), narrowed to the extent the
+    /// windows read (a view), reshaped to N×C×1×L (a copy when the narrow cut the padded length
+    /// short: the view is not contiguous), candle's conv2d with a 1×k kernel ([`conv_workspace`](crate::candle::model::conv_workspace);
+    /// with groups, one output per group and their `cat`), then the bias sum.
+    ///
+    /// Training keeps every op output; ops on an untracked input keep nothing but the tensor the
+    /// conv reads.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{conv_workspace, elems, pad_step, CandleLayer, Live};
+        let (c, x, o, threads, s, inp) = (self, at.x(), at.o(), at.threads, at.s, at.state);
+        let out = elems(o) * s;
+        let (n, c_in, l, lo) = (x[0], x[1], x[2], o[2]);
+        let (k, st, p, d, g) = (c.kernel, c.stride, c.padding, c.dilation, c.groups);
+        let extent = (lo - 1) * st + (k - 1) * d + 1;
+        let hi = p + extent.saturating_sub(l + 2 * p);
+        let bias = if c.bias { out } else { 0 };
+        let mut live = Live::default();
+        let mut kept_x = 0;
+        let mut dims = [n, c_in, 1, l];
+        let mut made = pad_step(&mut live, &mut kept_x, &mut dims, 3, p, hi, s);
+        if extent < dims[3] {
+            let copy = n * c_in * extent * s;
+            live.alloc(copy);
+            kept_x += copy;
+            made = copy;
+        }
+        let kept = if inp.tracked { kept_x } else { made };
+        let groups_cat = if g > 1 { out } else { 0 };
+        let ws = conv_workspace(n, c_in / g, 1, extent, c.c_out / g, [1, k], lo, st == 1 && d == 1, threads, s);
+        let peak = live.now + out + ws.max(groups_cat).max(bias);
+        CandleLayer {
+            output: out,
+            peak: live.peak.max(peak),
+            retained: kept + out + groups_cat + bias,
+            ..Default::default()
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! torchvision `_ops` counts exactly this; bias adds are not counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -109,6 +109,17 @@ impl Op for Conv2d {
         Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
     }
 
+    /// Peers: `aten.convolution`, `c_out` biases when `bias`.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; a conv whose groups do not divide by the devices reads
+    /// input channels held elsewhere, so it gathers its input.
+    fn split(&self, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+    }
+
     /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's
     /// `convolution_backward` formula saves input and weight). Weights are held anyway.
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -159,7 +170,40 @@ impl Op for Conv2d {
     }
 }
 
+/// Which path a conv2d takes through candle, chosen once ([`Conv2d::lowering`]) for both the
+/// builder and the memory rule of this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lowering {
+    /// groups = C_in = C_out: k_h·k_w shifted slices of the zero-padded input times a
+    /// per-channel weight, summed (6-30× faster than candle's per-group convs, CANDLE_NOTES).
+    Depthwise,
+    /// Stride or dilation differ between the axes (candle's conv2d takes one of each): the
+    /// kernel dilated with zeros, a stride-1 conv of the padded input, every s-th row and column.
+    PerAxis,
+    /// candle's conv2d with its own padding ([`Conv2d::candle_pads`]).
+    Native,
+    /// The input zero-padded explicitly and cropped to the extent the windows read, then
+    /// candle's conv2d with padding 0.
+    Padded,
+}
+
 impl Conv2d {
+    /// The candle path for `c_in` input channels, input `[h, w]` and output `[h_o, w_o]`.
+    /// Inside candle's conv2d, [`crate::candle::model::conv_workspace`] follows candle's own
+    /// choice (1×1 unit, full im2col, tiled im2col).
+    pub fn lowering(&self, c_in: u64, hw: [u64; 2], out: [u64; 2]) -> Lowering {
+        let g = self.groups;
+        if g > 1 && g == c_in && g == self.c_out {
+            Lowering::Depthwise
+        } else if self.stride[0] != self.stride[1] || self.dilation[0] != self.dilation[1] {
+            Lowering::PerAxis
+        } else if self.candle_pads(hw, out) {
+            Lowering::Native
+        } else {
+            Lowering::Padded
+        }
+    }
+
     /// Whether candle's own conv2d padding is used for input `[h, w]` and output `[h_o, w_o]`
     /// (same stride and dilation on both axes): one padding for all four sides, and the rows
     /// and columns left over by the stride agree (candle's backward derives the output padding
@@ -181,7 +225,7 @@ impl Conv2d {
     }
 }
 
-impl crate::measure::build::Build for Conv2d {
+impl crate::candle::build::Build for Conv2d {
     /// candle: `conv2d` (tiled im2col on CPU) then a broadcast bias add. Padding is candle's own
     /// when it is one number and the rows and columns left over by the stride agree (candle's
     /// backward derives the output padding from the height alone); otherwise the input is
@@ -190,8 +234,8 @@ impl crate::measure::build::Build for Conv2d {
     /// weight, summed (6-30× faster than candle's per-group convs, CANDLE_NOTES). A stride or
     /// dilation that differs between the axes: the kernel dilated with zeros, a stride-1 conv,
     /// then every s-th row and column.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{pad, strided, Win};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{pad, strided, Win};
         let x = cx.input(0);
         let (c_in, h, w) = (x[1], x[2], x[3]);
         let (c_out, g) = (self.c_out as usize, self.groups as usize);
@@ -212,7 +256,8 @@ impl crate::measure::build::Build for Conv2d {
             None => Ok(y),
         };
         use candle_core::Tensor;
-        if g > 1 && g == c_in && g == c_out {
+        let lowering = self.lowering(c_in as u64, [h, w].map(|v| v as u64), [ho, wo].map(|v| v as u64));
+        if lowering == Lowering::Depthwise {
             // Depthwise: y[n,c] = Σ_{i,j} x_pad[n,c, i·d_h + s_h·o_h, j·d_w + s_w·o_w] · w[c,0,i,j].
             return Ok(Box::new(move |xs: &[Tensor], _| {
                 // Taps are sliced from the weight on every pass (a copy made at build time
@@ -234,11 +279,11 @@ impl crate::measure::build::Build for Conv2d {
                 add_bias(acc.expect("kernel has at least one tap"))
             }));
         }
-        if sh != sw || dh != dw {
+        if lowering == Lowering::PerAxis {
             // candle's conv2d takes one stride and one dilation for both axes: dilate the kernel
             // explicitly (zeros between taps), convolve the padded input at stride 1 and keep
             // every s_h-th row and s_w-th column.
-            use crate::measure::ops::dilate;
+            use crate::candle::ops::dilate;
             return Ok(Box::new(move |xs: &[Tensor], _| {
                 let wd = dilate(&dilate(&weight, 2, dh)?, 3, dw)?;
                 let xp = pad(&pad(&xs[0], 2, pt, pb, 0.0)?, 3, pl, pr, 0.0)?;
@@ -246,7 +291,7 @@ impl crate::measure::build::Build for Conv2d {
                 add_bias(strided(&strided(&y, 2, 0, ho, sh)?, 3, 0, wo, sw)?)
             }));
         }
-        let native = self.candle_pads([h, w].map(|v| v as u64), [ho, wo].map(|v| v as u64));
+        let native = lowering == Lowering::Native;
         Ok(Box::new(move |xs: &[Tensor], _| {
             let y = if native {
                 xs[0].conv2d(&weight, pt, sh, dh, g)?
@@ -257,6 +302,123 @@ impl crate::measure::build::Build for Conv2d {
             };
             add_bias(y)
         }))
+    }
+
+    /// `conv2d` as src/kinds/conv2d.rs builds it, op by op (O = output bytes):
+    /// - **depthwise** (groups = C_in = C_out): the input zero-padded along H then W (the first
+    ///   result is a temporary of the statement that makes the second); per tap a slice of it
+    ///   (a view at stride 1, else `index_select` copies), its product with the tap (O), and the
+    ///   running sum (O); then the bias sum. Each tap's weight slice is a C_out-element copy.
+    /// - **per-axis stride or dilation**: the kernel dilated per axis (zeros and result each),
+    ///   the padded input, candle's conv2d at stride 1 (its full output), every s-th row, then
+    ///   every s-th column (`index_select` copies), the bias sum.
+    /// - **native / padded**: candle's own padding when [`Conv2d::candle_pads`] holds, else the padded
+    ///   input narrowed to the extent the windows read; candle's conv2d ([`conv_workspace`](crate::candle::model::conv_workspace);
+    ///   with groups, one output per group and their `cat`, freed before the bias sum).
+    ///
+    /// Training keeps every op output (the zeros too: `cat` keeps its arguments); ops on an
+    /// untracked input keep nothing but the tensor the conv reads.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{conv_workspace, dilate_kernel, elems, pad_step, CandleLayer, Live};
+        let (c, x, o, threads, s, inp) = (self, at.x(), at.o(), at.threads, at.s, at.state);
+        let out = elems(o) * s;
+        let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
+        let (ho, wo) = (o[2], o[3]);
+        let [pt, pb, pl, pr] = c.padding.resolve(c.kernel, c.dilation).unwrap_or([0; 4]);
+        let [kh, kw] = c.kernel;
+        let [sh, sw] = c.stride;
+        let [dh, dw] = c.dilation;
+        let g = c.groups;
+        let bias = if c.bias { out } else { 0 };
+        let mut live = Live::default();
+        let (mut kept, mut kept_x) = (0, 0);
+        // The input padded along H, then W; `made` is the last tensor made from the input.
+        let padded_input = |live: &mut Live, kept_x: &mut u64, hi_h: u64, hi_w: u64| -> (u64, [u64; 4]) {
+            let mut dims = [n, c_in, h, w];
+            let first = pad_step(live, kept_x, &mut dims, 2, pt, hi_h, s);
+            let second = pad_step(live, kept_x, &mut dims, 3, pl, hi_w, s);
+            if second > 0 {
+                live.free(first);
+            }
+            (if second > 0 { second } else { first }, dims)
+        };
+        let lowering = c.lowering(c_in, [h, w], [ho, wo]);
+        if lowering == Lowering::Depthwise {
+            let taps = kh * kw;
+            // The taps' weight slices: [C_out, 1, 1, 1] views reshaped to [1, C_out, 1, 1], a
+            // copy (the view's channel stride is k_h·k_w) unless C_out = 1 or k = 1×1.
+            let tap = if c_in > 1 && taps > 1 { c_in * s } else { 0 };
+            live.alloc(taps * tap);
+            kept += taps * tap;
+            // Padding after: enough for every window (the builder's `Win::pad_hi`).
+            let hi = |i: u64, p_lo: u64, p_hi: u64, o: u64, a: usize| {
+                let need = (o - 1) * c.stride[a] + (c.kernel[a] - 1) * c.dilation[a] + 1;
+                p_hi + need.saturating_sub(i + p_lo + p_hi)
+            };
+            let (made, [_, _, hp, wp]) =
+                padded_input(&mut live, &mut kept_x, hi(h, pt, pb, ho, 0), hi(w, pl, pr, wo, 1));
+            // Per tap: rows (index_select when strided: n·c·h_o·W_p), then columns (when strided:
+            // from a contiguous value, else after a contiguous copy of the row view).
+            let rows = if sh > 1 { n * c_in * ho * wp * s } else { 0 };
+            let cols_copy = if sw > 1 && sh == 1 && ho < hp { n * c_in * ho * wp * s } else { 0 };
+            let cols = if sw > 1 { out } else { 0 };
+            let slices = rows + cols_copy + cols;
+            // From the second tap on: the sum so far, the tap's slices, its product and the new
+            // sum; then the sum and the bias sum.
+            let before = live.now;
+            live.alloc(slices + if taps > 1 { 3 * out } else { out });
+            live.now = before + out;
+            live.alloc(bias);
+            // Untracked input: each product keeps only the slice it read (the padded input itself
+            // when the slices are views).
+            let read = if cols > 0 {
+                taps * cols
+            } else if rows > 0 {
+                taps * rows
+            } else {
+                made
+            };
+            kept_x += taps * slices;
+            kept += if inp.tracked { kept_x } else { read } + taps * out + (taps - 1) * out + bias;
+            return CandleLayer { output: out, peak: live.peak, retained: kept, ..Default::default() };
+        }
+        let (cig, cog) = (c_in / g, c.c_out / g);
+        let groups_cat = |o: u64| if g > 1 { o } else { 0 };
+        if lowering == Lowering::PerAxis {
+            let [keh, kew] = dilate_kernel(&mut live, &mut kept, c.c_out * cig * s, c.kernel, c.dilation);
+            let (made, [_, _, hp, wp]) = padded_input(&mut live, &mut kept_x, pb, pr);
+            kept += if inp.tracked { kept_x } else { made };
+            let (hf, wf) = (hp - keh + 1, wp - kew + 1);
+            let full = n * c.c_out * hf * wf * s;
+            let ws = conv_workspace(n, cig, hp, wp, cog, [keh, kew], hf * wf, true, threads, s);
+            live.alloc(full + ws.max(groups_cat(full)));
+            live.free(ws.max(groups_cat(full)));
+            let rows = if sh > 1 { n * c.c_out * ho * wf * s } else { 0 };
+            let cols_copy = if sw > 1 && sh == 1 && ho < hf { n * c.c_out * ho * wf * s } else { 0 };
+            let cols = if sw > 1 { out } else { 0 };
+            live.alloc(rows + cols_copy + cols + bias);
+            kept += full + groups_cat(full) + rows + cols_copy + cols + bias;
+            return CandleLayer { output: out, peak: live.peak, retained: kept, ..Default::default() };
+        }
+        let native = lowering == Lowering::Native;
+        let unit = sh == 1 && dh == 1 && (!native || pt == 0);
+        let (hi, wi) = if native {
+            (h, w)
+        } else {
+            let (made, _) = padded_input(&mut live, &mut kept_x, pb, pr);
+            kept += if inp.tracked { kept_x } else { made };
+            // The conv reads the extent its windows cover.
+            ((ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1)
+        };
+        let ws = conv_workspace(n, cig, hi, wi, cog, c.kernel, ho * wo, unit, threads, s);
+        // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
+        let peak = live.now + out + ws.max(groups_cat(out)).max(bias);
+        CandleLayer {
+            output: out,
+            peak: live.peak.max(peak),
+            retained: kept + out + groups_cat(out) + bias,
+            ..Default::default()
+        }
     }
 }
 

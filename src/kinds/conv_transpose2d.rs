@@ -9,7 +9,7 @@
 //! of `c_out/groups` output channels: `N · c_in · H_in · W_in · (c_out / groups) · k_h · k_w`
 //! (PyTorch FlopCounterMode `conv_flop_count` with `transposed=True`; bias adds not counted).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -77,6 +77,16 @@ impl Op for ConvTranspose2d {
         Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
     }
 
+    /// Peers: `aten.convolution` (transposed), `c_out` biases when `bias`.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
+    fn split(&self, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+    }
+
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves
     /// input and weight).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -119,7 +129,7 @@ impl Op for ConvTranspose2d {
     }
 }
 
-impl crate::measure::build::Build for ConvTranspose2d {
+impl crate::candle::build::Build for ConvTranspose2d {
     /// From ops that backprop: the input is dilated by the stride (zeros inserted between
     /// pixels), padded by d·(k−1)−p on each side (+ output_padding at the bottom/right), and
     /// convolved (stride 1, dilation d) with the kernel flipped in H and W and its in/out
@@ -127,8 +137,8 @@ impl crate::measure::build::Build for ConvTranspose2d {
     /// of conv2d). Weight `[c_in, c_out/groups, k_h, k_w]` (PyTorch layout); bias added after.
     /// candle's own conv_transpose2d has no groups and one stride/padding for both axes; the
     /// dilation is made explicit in the kernel (zeros between taps), so the axes may differ.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{dilate, pad};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{dilate, pad};
         use candle_core::Tensor;
         let x = cx.input(0);
         let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
@@ -174,6 +184,99 @@ impl crate::measure::build::Build for ConvTranspose2d {
                 None => Ok(y),
             }
         }))
+    }
+
+    /// `conv_transpose2d` as src/kinds/conv_transpose2d.rs builds it (X = N·C_in·H·W·s input
+    /// bytes, Wt = C_in·C_out/g·k_h·k_w·s weight bytes), each step one candle op:
+    /// - the kernel flipped in H and W (two `index_select`s: Wt each; the first is a temporary),
+    ///   its in/out channels swapped (a reshape of a transposed view: a Wt copy unless
+    ///   C_in/g = 1 or C_out/g = 1, where the transpose moves only a size-1 dim and candle
+    ///   ignores size-1 dims), then dilated per axis when d > 1 (`pad_with_zeros`-style `cat`
+    ///   with a zeros tensor, so each makes the zeros and the result);
+    /// - the input dilated by the stride: zeros inserted by two `pad_with_zeros` (s_h > 1: zeros
+    ///   X·(s_h − 1), result X·s_h; s_w > 1: zeros X·s_h·(s_w − 1), result X·s_h·s_w), then
+    ///   padded by d·(k − 1) each side (+ output_padding after) per axis (zeros, result), and
+    ///   narrowed by the padding (a view);
+    /// - candle's conv2d at stride 1 ([`conv_workspace`](crate::candle::model::conv_workspace) on the padded input with the dilated
+    ///   kernel; with groups, one output per group and their `cat`), then the bias sum.
+    ///
+    /// Inference: every `let` lives to the end of the closure; the zeros of each pad die when
+    /// `pad_with_zeros` returns; the first flip, the inner dilation and the first stride pad at
+    /// the end of their statement. Training keeps every op output (the zeros too: `cat` keeps its arguments); the
+    /// input side only when the input is tracked, else just the tensor the conv reads.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{conv_workspace, dilate_kernel, elems, CandleLayer, Live};
+        let (c, x, o, threads, s, inp) = (self, at.x(), at.o(), at.threads, at.s, at.state);
+        let out = elems(o) * s;
+        let (n, c_in, h, w) = (x[0], x[1], x[2], x[3]);
+        let g = c.groups;
+        let (cig, cog) = (c_in / g, c.c_out / g);
+        let [kh, kw] = c.kernel;
+        let [sh, sw] = c.stride;
+        let [dh, dw] = c.dilation;
+        let mut live = Live::default();
+        let mut kept = 0;
+        // Kernel side: always tracked (the weight is a variable).
+        let wt = c_in * cog * kh * kw * s;
+        live.alloc(wt);
+        live.alloc(wt);
+        live.free(wt);
+        kept += 2 * wt;
+        if cig > 1 && cog > 1 {
+            live.alloc(wt);
+            kept += wt;
+        }
+        let [keh, kew] = dilate_kernel(&mut live, &mut kept, c.c_out * cig * s, c.kernel, c.dilation);
+        // Input side: `made` is the last tensor it allocated (what the conv reads).
+        let (mut kept_x, mut made) = (0, 0);
+        let mut step = |live: &mut Live, zeros: u64, result: u64| {
+            live.alloc(zeros);
+            live.alloc(result);
+            live.free(zeros);
+            kept_x += zeros + result;
+            made = result;
+        };
+        let xb = n * c_in * h * w * s;
+        if !inp.contiguous {
+            step(&mut live, 0, xb);
+        }
+        if sh > 1 {
+            step(&mut live, xb * (sh - 1), xb * sh);
+        }
+        if sw > 1 {
+            step(&mut live, xb * sh * (sw - 1), xb * sh * sw);
+            if sh > 1 {
+                // The first pad was a temporary of the statement that made the second.
+                live.free(xb * sh);
+            }
+        }
+        // Zero insertion leaves (I − 1)·s + 1 per axis; then d·(k − 1) each side (+ output_padding
+        // after), cut by the padding.
+        let (hd, wd) = ((h - 1) * sh + 1, (w - 1) * sw + 1);
+        let (lh, rh) = (dh * (kh - 1), dh * (kh - 1) + c.output_padding[0]);
+        let (lw, rw) = (dw * (kw - 1), dw * (kw - 1) + c.output_padding[1]);
+        let nc = n * c_in * s;
+        if lh + rh > 0 {
+            step(&mut live, nc * (lh + rh) * wd, nc * (hd + lh + rh) * wd);
+        }
+        let hp = hd + lh + rh - 2 * c.padding[0];
+        if lw + rw > 0 {
+            step(&mut live, nc * hp * (lw + rw), nc * hp * (wd + lw + rw));
+        }
+        let wp = wd + lw + rw - 2 * c.padding[1];
+        kept += if inp.tracked { kept_x } else { made };
+        // The conv and the bias sum.
+        let ws = conv_workspace(n, cig, hp, wp, cog, [keh, kew], o[2] * o[3], true, threads, s);
+        let groups_cat = if g > 1 { out } else { 0 };
+        let bias = if c.bias { out } else { 0 };
+        // candle's grouped conv2d frees its per-group outputs when it returns the `cat`.
+        let peak = live.now + out + ws.max(groups_cat).max(bias);
+        CandleLayer {
+            output: out,
+            peak: live.peak.max(peak),
+            retained: kept + out + groups_cat + bias,
+            ..Default::default()
+        }
     }
 }
 

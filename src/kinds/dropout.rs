@@ -3,7 +3,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs.
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -31,6 +31,16 @@ impl KindSpec for Dropout {
 }
 
 impl Op for Dropout {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         same_shape(inputs)
     }
@@ -57,18 +67,18 @@ impl Op for Dropout {
     }
 }
 
-impl crate::measure::build::Build for Dropout {
+impl crate::candle::build::Build for Dropout {
     /// Training: `x · mask` with mask ∈ {0, 1/(1−p)} drawn from the seed, the layer and the step
     /// (repeatable, for the gradient check); inference: identity (no copy).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let p = self.p;
         let stream = cx.stream();
-        Ok(Box::new(move |xs: &[candle_core::Tensor], pass: crate::measure::build::Pass| {
+        Ok(Box::new(move |xs: &[candle_core::Tensor], pass: crate::candle::build::Pass| {
             let x = &xs[0];
             if !pass.train || p == 0.0 {
                 return Ok(x.clone());
             }
-            let mut r = crate::measure::build::SplitMix(stream ^ pass.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut r = crate::candle::build::SplitMix(stream ^ pass.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let keep = 1.0 / (1.0 - p);
             let n = x.elem_count();
             let mask = match x.dtype() {
@@ -85,5 +95,16 @@ impl crate::measure::build::Build for Dropout {
             };
             x.mul(&mask)
         }))
+    }
+
+    /// Candle memory: in training with p > 0, the mask and the product (2·O); otherwise the
+    /// identity, a view.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        if at.train && self.p > 0.0 {
+            let out = at.out();
+            crate::candle::model::CandleLayer { output: out, peak: 2 * out, retained: 2 * out, ..Default::default() }
+        } else {
+            at.view()
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! Shape: `N×…` ids → `N×…×embedding_dim`. Params: `num_embeddings · embedding_dim`.
 //! 0 MACs: a gather, not a multiply (torchvision `_ops` / FlopCounterMode count none).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -32,6 +32,16 @@ impl Op for Embedding {
         Ok(vec![self.analyze(inputs)?.params])
     }
 
+    /// Peers: an `nn.Embedding` leaf (its table counts as a leaf's parameters in torchinfo).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Embedding, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Split along dim 1, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the ids (PyTorch `embedding_backward(grad, indices, …)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0)])
@@ -49,18 +59,23 @@ impl Op for Embedding {
     }
 }
 
-impl crate::measure::build::Build for Embedding {
+impl crate::candle::build::Build for Embedding {
     /// `index_select` of rows of the `[num_embeddings, embedding_dim]` table by integer ids
     /// (any shape; flattened, then reshaped to `ids.shape × dim`). Backward scatters into the
     /// table (candle's IndexSelect backward is index_add). Weights uniform in ±√3 (unit
     /// variance, like PyTorch's N(0, 1)).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let (v, d) = (self.num_embeddings as usize, self.embedding_dim as usize);
         let w = cx.param("weight", &[v, d], 3f64.sqrt())?;
         let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
             w.index_select(&xs[0].flatten_all()?, 0)?.reshape(out.as_slice())
         }))
+    }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
     }
 }
 

@@ -1,7 +1,7 @@
 //! `flatten` (PyTorch `nn.Flatten(start_dim=1, end_dim=-1)`): merges dimensions
 //! `start_dim..=end_dim` into one. No params; 0 MACs; a view, no copy.
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Flatten {
 }
 
 impl Op for Flatten {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is a reshape of grad_output).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -56,11 +66,20 @@ impl Op for Flatten {
     }
 }
 
-impl crate::measure::build::Build for Flatten {
+impl crate::candle::build::Build for Flatten {
     /// A reshape to the analysed shape (a view when the input is contiguous).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let shape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].reshape(shape.as_slice())))
+    }
+
+    /// Candle memory: a view of a contiguous input, else a contiguous copy.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        if at.state.contiguous {
+            at.view()
+        } else {
+            at.plain()
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -33,6 +33,16 @@ impl KindSpec for Gelu {
 }
 
 impl Op for Gelu {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input (PyTorch `gelu_backward(grad, self, approximate)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0)])
@@ -43,19 +53,21 @@ impl Op for Gelu {
     }
 }
 
-impl crate::measure::build::Build for Gelu {
+impl crate::candle::build::Build for Gelu {
     /// candle's `gelu_erf` (PyTorch's default exact form, x·Φ(x)) or, for `approximate: tanh`,
     /// candle's `gelu` (the tanh form); both have a backward in candle (backprop.rs
     /// UnaryOp::GeluErf / UnaryOp::Gelu).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         if self.tanh {
             Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].gelu()))
         } else {
             Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].gelu_erf()))
         }
+    }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
     }
 }
 

@@ -2,7 +2,7 @@
 //! `keepdim: true`), as `x.mean(dim=(2, 3))` or `AdaptiveAvgPool2d(1)` + flatten.
 //! No params; 0 MACs (pooling is not counted, torchvision `_ops`).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for GlobalAvgPool {
 }
 
 impl Op for GlobalAvgPool {
+    /// Peers: stands for `AdaptiveAvgPool2d(1)` (fvcore counts it).
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::GlobalAvgPool, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Per channel: split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (`mean` backward expands the gradient over the input shape).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -41,13 +51,18 @@ impl Op for GlobalAvgPool {
     }
 }
 
-impl crate::measure::build::Build for GlobalAvgPool {
+impl crate::candle::build::Build for GlobalAvgPool {
     /// `mean` over every dimension after N and C, reshaped to the analysed shape (keepdim or not).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let r = cx.inputs[0].rank();
         let dims: Vec<usize> = (2..r).collect();
         let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].mean_keepdim(dims.as_slice())?.reshape(out.as_slice())))
+    }
+
+    /// Candle memory: the sum over H·W, then its scaling; the reshape is a view.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.chain(2)
     }
 }
 

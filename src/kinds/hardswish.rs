@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for Hardswish {
 }
 
 impl Op for Hardswish {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input (PyTorch `hardswish_backward(grad, self)`). In place, autograd
     /// keeps a copy of the original input (the gradient needs it): new bytes of the input's size.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -39,16 +49,18 @@ impl Op for Hardswish {
     }
 }
 
-impl crate::measure::build::Build for Hardswish {
+impl crate::candle::build::Build for Hardswish {
     /// `x · min(relu(x + 3), 6) / 6` (PyTorch `nn.Hardswish`), from ops with backward.
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| {
             let x = &xs[0];
             x.mul(&x.affine(1.0, 3.0)?.relu()?.minimum(6.0)?.affine(1.0 / 6.0, 0.0)?)
         }))
+    }
+
+    /// Candle memory: x + 3, relu, minimum(6), /6, then x · that, in one expression.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.chain(5)
     }
 }
 

@@ -4,7 +4,7 @@
 //! dimensions. Params: `2 · Π normalized_shape` (γ and β) when `elementwise_affine` (default
 //! true); only γ when `bias: false`. 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -62,6 +62,16 @@ impl Op for LayerNorm {
         })
     }
 
+    /// Peers: `aten::layer_norm`; its γ, β count as a leaf's parameters in torchinfo.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::LayerNorm, bias: 0, torchinfo_leaf: true }
+    }
+
+    /// Split along dim 1, no exchange (as before: normalised dims are not modelled apart).
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input, plus the mean and reciprocal standard deviation of every
     /// normalized row (`2 · elements / Π normalized_shape` values in the accumulate type; PyTorch
     /// `native_layer_norm` returns `mean`, `rstd` for `native_layer_norm_backward`).
@@ -98,11 +108,11 @@ impl Op for LayerNorm {
     }
 }
 
-impl crate::measure::build::Build for LayerNorm {
+impl crate::candle::build::Build for LayerNorm {
     /// From basic ops (candle_nn::LayerNorm is a fused op with no backward, CANDLE_NOTES):
     /// mean and biased variance over the normalized trailing dimensions,
     /// `(x − mean) / √(var + ε) · γ + β`; γ starts at 1 and β at 0 (PyTorch).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         let x = cx.input(0);
         let norm: Vec<usize> = match &self.normalized_shape {
@@ -133,6 +143,33 @@ impl crate::measure::build::Build for LayerNorm {
             }
             Ok(y)
         }))
+    }
+
+    /// Candle memory: x − mean, (x − mean)², the quotient, then γ· and +β: each O; the two
+    /// means and `var + eps`, its square root: 6 per-row values. Its first ops take no weight:
+    /// on an untracked input they record nothing.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let (out, x) = (at.out(), at.x());
+        let norm: u64 = match &self.normalized_shape {
+            Some(v) => v.iter().product(),
+            None => x.last().copied().unwrap_or(1),
+        };
+        let small = out / norm.max(1);
+        let (g, b) = (u64::from(self.elementwise_affine), u64::from(self.elementwise_affine && self.bias));
+        let retained = if at.state.tracked {
+            (3 + g + b) * out + 6 * small
+        } else if g == 1 {
+            (2 + b) * out
+        } else {
+            out
+        };
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: (2 + g) * out + 2 * small,
+            retained,
+            frees_untracked_input: true,
+            ..Default::default()
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! in params (its bias, if any, is); its MACs are counted as usual. Checked in
 //! [`crate::analysis`].
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -50,6 +50,16 @@ impl Op for Linear {
         Ok(super::weight_and_bias(params, if self.bias { Some(self.out_features) } else { None }))
     }
 
+    /// Peers: `aten.addmm`, `out_features` biases when `bias`.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { class: PeerClass::Linear, bias: if self.bias { self.out_features } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output features (the last dim); every feature reads the whole input.
+    fn split(&self, _devices: u64) -> Split {
+        Split { axis: SplitAxis::Last, gathers: true }
+    }
+
     /// Saved for backward: the input (grad_weight = grad_outputᵀ · input; PyTorch's `addmm`/`mm`
     /// formulas save it). Weights are held anyway; the bias gradient needs nothing.
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -82,11 +92,11 @@ impl Op for Linear {
     }
 }
 
-impl crate::measure::build::Build for Linear {
+impl crate::candle::build::Build for Linear {
     /// `candle_nn::Linear`: `x · Wᵀ` (W is out×in, PyTorch's layout; a transposed view, no copy)
     /// then a broadcast bias add; ranks above 4 are reshaped to 2-D first. With `tied_to`, the
     /// weight is the named layer's (`LAYER.weight`, the same tensor: GPT-2's lm_head and wte).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_nn::Module;
         let x = cx.input(0);
         let inf = *x.last().expect("rank ≥ 2");
@@ -106,6 +116,20 @@ impl crate::measure::build::Build for Linear {
                 lin.forward(&xs[0].flatten_to(xs[0].rank() - 2)?)?.reshape(oshape.as_slice())
             }
         }))
+    }
+
+    /// Candle memory: the matmul (its output, a transient, a copy of a strided input), then the
+    /// bias sum.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let out = at.out();
+        let bias = if self.bias { out } else { 0 };
+        CandleLayer {
+            output: out,
+            peak: out + (at.copy_in() + MATMUL_TRANSIENT_BYTES).max(bias),
+            retained: out + bias,
+            ..Default::default()
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! Shape unchanged; no params; 0 MACs (a normalization, not counted in torchvision `_ops`).
 //! Defaults are PyTorch's (α 1e-4, β 0.75, k 1); AlexNet-2012 uses size 5, α 1e-4, β 0.75, k 2.
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -37,6 +37,16 @@ impl KindSpec for Lrn {
 }
 
 impl Op for Lrn {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward, as PyTorch's composite `F.local_response_norm` leaves them
     /// (`div = x·x` → pad channels by `size − 1` → `avg_pool3d` → `·α + k` → `^β`; `x / div`):
     /// the input (kept by `x·x` and by the final division), the padded squares
@@ -72,11 +82,11 @@ impl Op for Lrn {
     }
 }
 
-impl crate::measure::build::Build for Lrn {
+impl crate::candle::build::Build for Lrn {
     /// PyTorch's formula from basic ops: the squares are zero-padded by ⌊n/2⌋ before and
     /// ⌊(n−1)/2⌋ after along channels, summed over n shifted views, then
     /// `x / (k + α/n · Σ)^β`.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let n = self.size as usize;
         let c = cx.input(0)[1];
         let (alpha, beta, k) = (self.alpha, self.beta, self.k);
@@ -89,6 +99,21 @@ impl crate::measure::build::Build for Lrn {
             let div = sum.affine(alpha / n as f64, k)?.powf(beta)?;
             xs[0].div(&div)
         }))
+    }
+
+    /// Candle memory: x², its zero-padded copy, n − 1 running sums, the affine, powf and the
+    /// division.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let out = at.out();
+        let plane = out / at.x()[1].max(1);
+        let pad_zeros = (self.size - 1) * plane;
+        let padded = out + pad_zeros;
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: out + pad_zeros + padded + 2 * out,
+            retained: out + pad_zeros + padded + (self.size - 1) * out + 3 * out,
+            ..Default::default()
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! No params. MACs: `Π batch · n · k · m` (FlopCounterMode `bmm`).
 
 use super::add::broadcast;
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -26,6 +26,16 @@ impl KindSpec for Matmul {
 }
 
 impl Op for Matmul {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: both inputs (∂(A·B)/∂A = grad·Bᵀ, ∂/∂B = Aᵀ·grad).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Input(0), Saved::Input(1)])
@@ -62,18 +72,27 @@ impl Op for Matmul {
     }
 }
 
-impl crate::measure::build::Build for Matmul {
+impl crate::candle::build::Build for Matmul {
     /// `broadcast_matmul` (batch dimensions broadcast as in PyTorch), of the second input's
     /// last-two-dims transpose when `transpose_b`.
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let tb = self.transpose_b;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
             let b = if tb { xs[1].t()? } else { xs[1].clone() };
             xs[0].broadcast_matmul(&b)
         }))
+    }
+
+    /// Candle memory: the matmul's output, its transient and a copy of a strided input.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let out = at.out();
+        CandleLayer {
+            output: out,
+            peak: out + at.copy_in() + MATMUL_TRANSIENT_BYTES,
+            retained: out,
+            ..Default::default()
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! channels and batch unchanged. No params; 0 MACs (pooling is not counted, torchvision `_ops`).
 
 use super::window::PoolWindow;
-use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -25,6 +25,16 @@ impl KindSpec for MaxPool2d {
 }
 
 impl Op for MaxPool2d {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
         Ok(Cost { output: self.window.output(&inputs[0])?, params: 0, buffers: 0, macs: 0 })
     }
@@ -40,28 +50,33 @@ impl Op for MaxPool2d {
     }
 }
 
-impl crate::measure::build::Build for MaxPool2d {
+impl crate::candle::build::Build for MaxPool2d {
     /// Separable: a 1-D max over the width taps, then over the height taps, each built from
     /// strided slices and `maximum` with −∞ padding (candle's `max_pool2d` has no padding or
     /// ceil mode, refuses backward when kernel ≠ stride and scales it by 1/k² otherwise).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
-        use crate::measure::ops::{pool1d, Reduce};
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        use crate::candle::ops::{pool1d, Reduce};
         let (wh, ww, ph, pw) = pool_axes(&self.window, cx);
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
             let y = pool1d(&xs[0], 3, ww, pw, Reduce::Max)?;
             pool1d(&y, 2, wh, ph, Reduce::Max)
         }))
     }
+
+    /// Candle memory: the pool's axes ([`super::window::PoolWindow::candle_memory`]).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        self.window.candle_memory(at.x(), at.o(), at.s)
+    }
 }
 
 /// The two spatial axes of a pool window for the analysed shapes, and the padding after each.
 pub fn pool_axes(
     win: &super::window::PoolWindow,
-    cx: &crate::measure::build::Ctx,
-) -> (crate::measure::ops::Win, crate::measure::ops::Win, usize, usize) {
+    cx: &crate::candle::build::Ctx,
+) -> (crate::candle::ops::Win, crate::candle::ops::Win, usize, usize) {
     let x = cx.input(0);
     let o = &cx.output.0;
-    let axis = |i: usize| crate::measure::ops::Win {
+    let axis = |i: usize| crate::candle::ops::Win {
         input: x[2 + i],
         output: o[2 + i] as usize,
         kernel: win.kernel[i] as usize,

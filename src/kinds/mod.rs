@@ -127,6 +127,85 @@ pub enum Saved {
     },
 }
 
+/// What a peer counter (torchinfo, fvcore, ptflops) sees of a layer: the facts
+/// [`crate::conventions`] applies each peer's rules to (the rules stay there, one function per
+/// peer; the facts are the kind's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Which PyTorch op class the layer runs as.
+    pub class: PeerClass,
+    /// Bias elements: a conv's `c_out`, a linear's `out_features`, an attention's 3·D
+    /// in-projection plus D out-projection biases; 0 without a bias.
+    pub bias: u64,
+    /// Whether torchinfo sees the layer as a leaf module (its own parameters count in
+    /// "Forward/backward pass size"). Not: `nn.MultiheadAttention` (it owns `out_proj`), and
+    /// parameters of a container rather than a module of their own (ViT's class token and
+    /// position embedding).
+    pub torchinfo_leaf: bool,
+}
+
+impl Peer {
+    /// A leaf op of no class the peers single out, without bias (activations, pools, views).
+    pub const OTHER: Peer = Peer { class: PeerClass::Other, bias: 0, torchinfo_leaf: true };
+}
+
+/// The PyTorch op class of a layer, as the peers' rules tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerClass {
+    /// `nn.Conv1d`, `nn.Conv2d`, `nn.ConvTranspose2d` (`aten.convolution`).
+    Conv,
+    /// `nn.Linear` (`aten.addmm` / `aten.mm`).
+    Linear,
+    /// `nn.MultiheadAttention` (fused `scaled_dot_product_attention`).
+    Attention,
+    /// `nn.BatchNorm2d` (`aten::batch_norm`).
+    BatchNorm,
+    /// `nn.LayerNorm` (`aten::layer_norm`).
+    LayerNorm,
+    /// `nn.Embedding`.
+    Embedding,
+    /// `nn.AdaptiveAvgPool2d` (`aten::adaptive_avg_pool2d`).
+    AdaptiveAvgPool,
+    /// A global average pool written as `AdaptiveAvgPool2d(1)` (as torchvision's MobileNetV2).
+    GlobalAvgPool,
+    /// Anything else.
+    Other,
+}
+
+/// How a layer splits over devices in the per-device memory estimate ([`crate::memory::devices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// The output dimension each device holds a share of.
+    pub axis: SplitAxis,
+    /// Whether each device needs the layer's whole input (every other device's share is
+    /// received): a dense layer reads every input channel.
+    pub gathers: bool,
+}
+
+impl Split {
+    /// Split along channels (dim 1), no exchange: elementwise, pooling, per-channel ops.
+    pub const CHANNELS: Split = Split { axis: SplitAxis::Channels, gathers: false };
+}
+
+/// Which output dimension a layer's share is taken along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitAxis {
+    /// Dimension 1 (channels of N×C×…).
+    Channels,
+    /// The last dimension (a linear's features).
+    Last,
+}
+
+impl SplitAxis {
+    /// The dimension index for an output of rank `rank`.
+    pub fn dim(self, rank: usize) -> usize {
+        match self {
+            SplitAxis::Channels => 1,
+            SplitAxis::Last => rank.saturating_sub(1),
+        }
+    }
+}
+
 /// How one kind reads its fields from a spec.
 pub trait KindSpec: Sized {
     /// The `kind:` spelling, e.g. `conv2d`.
@@ -203,6 +282,14 @@ pub trait Op {
         let _ = training;
         false
     }
+
+    /// The facts the peer conventions ([`crate::conventions`]) count this layer by, for its
+    /// output shape `output` (with batch). Required: a kind states its class and bias.
+    fn peer(&self, output: &Shape) -> Peer;
+
+    /// How the layer splits over `devices` devices ([`crate::memory::devices`]). Required: a kind
+    /// states which dimension it splits and whether it gathers its input.
+    fn split(&self, devices: u64) -> Split;
 }
 
 macro_rules! kinds {
@@ -245,6 +332,14 @@ macro_rules! kinds {
 
             /// The analytic rules of this layer.
             pub fn op(&self) -> &dyn Op {
+                match self {
+                    $(Kind::$variant(k) => k,)*
+                }
+            }
+
+            /// How this layer builds its candle module: every kind implements
+            /// [`crate::candle::build::Build`] (a kind without it does not compile).
+            pub fn candle(&self) -> &dyn crate::candle::build::Build {
                 match self {
                     $(Kind::$variant(k) => k,)*
                 }

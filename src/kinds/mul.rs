@@ -6,7 +6,7 @@
 //! does not count it.
 
 use super::add::broadcast_all;
-use super::{Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Mul {
 }
 
 impl Op for Mul {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: every input (∂(a·b)/∂a = b), and for 3 or more inputs the running
     /// products PyTorch's chain `((a·b)·c)…` keeps: `inputs − 2` tensors of the output's size.
     fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -43,12 +53,9 @@ impl Op for Mul {
     }
 }
 
-impl crate::measure::build::Build for Mul {
+impl crate::candle::build::Build for Mul {
     /// `broadcast_mul`, left to right (PyTorch broadcasting; its backward sums products over broadcast dims).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| {
             let mut acc = xs[0].clone();
             for x in &xs[1..] {
@@ -56,6 +63,11 @@ impl crate::measure::build::Build for Mul {
             }
             Ok(acc)
         }))
+    }
+
+    /// Candle memory: one broadcast op per extra input, each kept as the next one's input.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        super::add::broadcast_ops(at)
     }
 }
 

@@ -13,7 +13,7 @@
 //! (h heads of D/h each). A causal mask is applied to the full `L×L` scores, which are counted
 //! in full, as PyTorch FlopCounterMode (torchvision `_ops`) counts them.
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved, SavedDType};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -86,6 +86,24 @@ impl Op for MultiHeadAttention {
     ///
     /// Not counted: the scaled copy of Q and the head-averaged weights the math path returns
     /// (freed by the caller at once).
+    /// Peers: fused attention, 4·D projection biases when `bias`; not a torchinfo leaf (it
+    /// owns `out_proj`).
+    fn peer(&self, output: &Shape) -> Peer {
+        let d = output.0.last().copied().unwrap_or(0);
+        Peer { class: PeerClass::Attention, bias: if self.bias { 4 * d } else { 0 }, torchinfo_leaf: false }
+    }
+
+    /// Split along dim 1 (as other layers; heads are not modelled apart).
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
+    /// Saved for backward (PyTorch's math path, `need_weights=True`): the inputs (for the
+    /// in-projection weight gradients), the projected Q (`N·L_q·D`), K and V (`N·L_k·D` each),
+    /// the attention probabilities (`N·heads·L_q·L_k`, kept by softmax and by `A·V`) and the
+    /// context before the output projection (`N·L_q·D`, kept by `out_proj`). Not counted: the
+    /// scaled copy of Q and the head-averaged weights PyTorch also returns; fused kernels
+    /// (flash attention) keep a log-sum-exp per row instead of the probabilities.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         let q = &inputs[0];
         let k = inputs.get(1).unwrap_or(q);
@@ -154,14 +172,14 @@ impl Op for MultiHeadAttention {
     }
 }
 
-impl crate::measure::build::Build for MultiHeadAttention {
+impl crate::candle::build::Build for MultiHeadAttention {
     /// PyTorch `nn.MultiheadAttention` (batch_first) from ops that backprop: Q, K, V projections
     /// (`q_proj`, `k_proj`, `v_proj`: D×D, D×kdim, D×vdim, plus biases), heads split by reshape to
     /// `N×L×H×(D/H)` and transpose to `N×H×L×(D/H)` (contiguous copies), scores `Q·Kᵀ/√(D/H)`,
     /// an additive −∞ mask above the diagonal when `causal`, `candle_nn::ops::softmax(_, 3)`
     /// (softmax_last_dim has no backward), `P·V`, heads merged, then `out_proj` (D×D).
     /// Weights uniform in ±1/√fan_in.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         use candle_nn::Module;
         let q = cx.input(0);
@@ -203,6 +221,44 @@ impl crate::measure::build::Build for MultiHeadAttention {
             let ctx = p.matmul(&vh)?.transpose(1, 2)?.contiguous()?.reshape((n, lq, d))?;
             po.forward(&ctx)
         }))
+    }
+
+    /// Multi-head attention as built above (O_q = N·L_q·D·s,
+    /// O_k = N·L_k·D·s, S = N·H·L_q·L_k·s):
+    /// - training keeps, per projection, the matmul result, the bias sum and the head-split
+    ///   contiguous copy (`Q`: O_q each; `K`, `V`: O_k each); scores, the scaled scores, the masked
+    ///   scores (causal), and softmax's `x − max`, `exp` and quotient (S each) plus its two
+    ///   per-row reductions; `P·V` and its merged-heads copy (O_q each); the output projection's
+    ///   matmul and bias sum.
+    /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy)
+    ///   or inside the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in
+    ///   the output projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let (m, o, s) = (self, at.o(), at.s);
+        let q = &at.inputs[0].0;
+        let k = at.inputs.get(1).map_or(q, |k| &k.0);
+        let (n, lq, d, lk) = (q[0], q[1], o[2], k[1]);
+        let (oq, ok) = (n * lq * d * s, n * lk * d * s);
+        let sc = n * m.heads * lq * lk * s;
+        let small = n * m.heads * lq * s;
+        // With one head the split `N×L×1×D → N×1×L×D` is already contiguous (candle ignores
+        // size-1 dims), so there is no head-split copy and no merged-heads copy.
+        let copy = u64::from(m.heads > 1);
+        let per = 1 + u64::from(m.bias) + copy;
+        let retained = per * oq
+            + 2 * per * ok
+            + (5 + u64::from(m.causal)) * sc
+            + 2 * small
+            + (1 + copy) * oq
+            + if m.bias { 2 * oq } else { oq };
+        let heads = oq + 2 * ok;
+        let proj_v = oq + ok + per * ok + MATMUL_TRANSIENT_BYTES;
+        let softmax = heads + 4 * sc + 2 * small;
+        let out_proj = heads + 2 * sc + (1 + copy) * oq + if m.bias { 2 * oq } else { oq };
+        // The causal mask: an L_q×L_k additive constant built once with the weights.
+        let constants = if m.causal { lq * lk * s } else { 0 };
+        CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained, constants, ..Default::default() }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `permute`: reorder dimensions (PyTorch `x.permute(dims)`); `dims` includes the batch
 //! dimension and may use negative indices. No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::{describe, Fields};
@@ -30,6 +30,16 @@ impl KindSpec for Permute {
 }
 
 impl Op for Permute {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is permuted back).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -61,9 +71,9 @@ impl Op for Permute {
     }
 }
 
-impl crate::measure::build::Build for Permute {
+impl crate::candle::build::Build for Permute {
     /// candle's `permute` (a strided view; later ops copy it when they need contiguity).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = &cx.inputs[0];
         let dims = self
             .dims
@@ -72,6 +82,11 @@ impl crate::measure::build::Build for Permute {
             .collect::<Result<Vec<usize>, _>>()
             .map_err(|e| candle_core::Error::msg(e.message))?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].permute(dims.as_slice())))
+    }
+
+    /// Candle memory: a strided view of the input, no bytes of its own.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        crate::candle::model::CandleLayer { strided_output: true, ..at.view() }
     }
 }
 

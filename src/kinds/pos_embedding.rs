@@ -5,7 +5,7 @@
 //! `length` (default L) is the number of positions in the table; it must be ≥ L.
 //! Params: `length · D`. 0 MACs (an elementwise add is not counted, torchvision `_ops`).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Saved};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{mul, Shape};
 use crate::spec::fields::Fields;
@@ -31,6 +31,16 @@ impl Op for PosEmbedding {
         Ok(vec![self.analyze(inputs)?.params])
     }
 
+    /// Peers: a parameter of the container, not a module of its own: no torchinfo leaf.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { torchinfo_leaf: false, ..Peer::OTHER }
+    }
+
+    /// Split along dim 1, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (an addition).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -50,15 +60,20 @@ impl Op for PosEmbedding {
     }
 }
 
-impl crate::measure::build::Build for PosEmbedding {
+impl crate::candle::build::Build for PosEmbedding {
     /// A learned `[1, length, D]` table; its first L rows are added to the `N×L×D` input
     /// (GPT-2's wpe of positions 0..L, ViT's pos_embedding). Uniform in ±0.02.
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = cx.input(0);
         let (l, d) = (x[1], x[2]);
         let len = self.length.map_or(l, |v| v as usize);
         let t = cx.param("weight", &[1, len, d], 0.02)?;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].broadcast_add(&t.narrow(1, 0, l)?)))
+    }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
     }
 }
 

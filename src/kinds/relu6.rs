@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, saved_input_or_copy, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, saved_input_or_copy, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for Relu6 {
 }
 
 impl Op for Relu6 {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input (PyTorch `relu6` = `hardtanh(x, 0, 6)`, whose backward reads
     /// `self`). In place (`hardtanh_`) the input is overwritten, so autograd saves a copy of it
     /// first: new bytes of the input's size (PyTorch since 1.10, issues #81548 and #95432;
@@ -41,13 +51,15 @@ impl Op for Relu6 {
     }
 }
 
-impl crate::measure::build::Build for Relu6 {
+impl crate::candle::build::Build for Relu6 {
     /// `min(relu(x), 6)`: candle's relu and minimum, both with backward.
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].relu()?.minimum(6.0)))
+    }
+
+    /// Candle memory: relu, then minimum(6), in one expression.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.chain(2)
     }
 }
 

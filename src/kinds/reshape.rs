@@ -3,7 +3,7 @@
 //! `shape` is written without the batch dimension, like the spec's `input`; one entry may be
 //! `-1` (inferred). The element count must not change. No params; 0 MACs (a view).
 
-use super::{Cost, KindError, KindSpec, Op, Saved};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -40,6 +40,16 @@ impl KindSpec for Reshape {
 }
 
 impl Op for Reshape {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing. Counted as a view (PyTorch copies when the input is not
     /// contiguous, e.g. after `permute`; netstat does not model that copy).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -80,11 +90,20 @@ impl Op for Reshape {
     }
 }
 
-impl crate::measure::build::Build for Reshape {
+impl crate::candle::build::Build for Reshape {
     /// A reshape to the analysed shape (candle copies a non-contiguous input first).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let shape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].reshape(shape.as_slice())))
+    }
+
+    /// Candle memory: a view of a contiguous input, else a contiguous copy.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        if at.state.contiguous {
+            at.view()
+        } else {
+            at.plain()
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `select`: take index `index` along dimension `dim`, removing that dimension (PyTorch
 //! `x.select(dim, index)`, e.g. ViT's class token `x[:, 0]`). No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Select {
 }
 
 impl Op for Select {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is scattered into zeros of the input shape).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -51,14 +61,19 @@ impl Op for Select {
     }
 }
 
-impl crate::measure::build::Build for Select {
+impl crate::candle::build::Build for Select {
     /// `narrow(dim, index, 1)` then `squeeze(dim)` (a view; backward pads the gradient with zeros).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = &cx.inputs[0];
         let d = norm_dim(self.dim, x, "dim").map_err(|e| candle_core::Error::msg(e.message))?;
         let size = x.0[d] as i64;
         let i = if self.index < 0 { size + self.index } else { self.index } as usize;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].narrow(d, i, 1)?.squeeze(d)))
+    }
+
+    /// Candle memory: a strided view of the input, no bytes of its own.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        crate::candle::model::CandleLayer { strided_output: true, ..at.view() }
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for Silu {
 }
 
 impl Op for Silu {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: the input (PyTorch `silu_backward(grad, self)`). In place, autograd
     /// keeps a copy of the original input (the gradient needs it): new bytes of the input's size.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
@@ -39,13 +49,15 @@ impl Op for Silu {
     }
 }
 
-impl crate::measure::build::Build for Silu {
+impl crate::candle::build::Build for Silu {
     /// candle's `silu` (x·σ(x)); its backward is implemented (backprop.rs UnaryOp::Silu).
-    fn build(
-        &self,
-        _cx: &mut crate::measure::build::Ctx,
-    ) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, _cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         Ok(Box::new(|xs: &[candle_core::Tensor], _| xs[0].silu()))
+    }
+
+    /// Candle memory: one op, its output.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        at.plain()
     }
 }
 

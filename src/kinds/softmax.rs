@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (not counted in torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Saved};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -23,6 +23,16 @@ impl KindSpec for Softmax {
 }
 
 impl Op for Softmax {
+    /// Peers: not counted by any.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels; the normalisation reads the whole input.
+    fn split(&self, _devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: true }
+    }
+
     /// Saved for backward: the output (PyTorch `_softmax_backward_data(grad, result, dim)`).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(vec![Saved::Output])
@@ -39,13 +49,28 @@ impl Op for Softmax {
     }
 }
 
-impl crate::measure::build::Build for Softmax {
+impl crate::candle::build::Build for Softmax {
     /// `candle_nn::ops::softmax(x, dim)`, built from ops that backprop (`softmax_last_dim` is a
     /// fused op with no backward).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let r = cx.inputs[0].rank() as i64;
         let dim = if self.dim < 0 { r + self.dim } else { self.dim } as usize;
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| candle_nn::ops::softmax(&xs[0], dim)))
+    }
+
+    /// Candle memory (candle_nn::ops::softmax): max (small), x − max, exp, sum (small),
+    /// exp / sum; its locals live until it returns, so x − max, exp and the quotient are live
+    /// together.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        let (out, o) = (at.out(), at.o());
+        let d = super::norm_dim(self.dim, at.output, "dim").map_or(o.len() - 1, |d| d);
+        let small = out / o.get(d).copied().unwrap_or(1).max(1);
+        crate::candle::model::CandleLayer {
+            output: out,
+            peak: 3 * out + 2 * small,
+            retained: 3 * out + 2 * small,
+            ..Default::default()
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `transpose`: swap two dimensions (PyTorch `x.transpose(dim0, dim1)`); indices include the
 //! batch dimension and may be negative. No params; 0 MACs (a view).
 
-use super::{norm_dim, Cost, KindError, KindSpec, Op, Saved};
+use super::{norm_dim, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -24,6 +24,16 @@ impl KindSpec for Transpose {
 }
 
 impl Op for Transpose {
+    /// Peers: no class they single out, no bias.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer::OTHER
+    }
+
+    /// Split along channels, no exchange.
+    fn split(&self, _devices: u64) -> Split {
+        Split::CHANNELS
+    }
+
     /// Saved for backward: nothing (the gradient is transposed back).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         Ok(Vec::new())
@@ -43,13 +53,18 @@ impl Op for Transpose {
     }
 }
 
-impl crate::measure::build::Build for Transpose {
+impl crate::candle::build::Build for Transpose {
     /// candle's `transpose` (a strided view).
-    fn build(&self, cx: &mut crate::measure::build::Ctx) -> candle_core::Result<Box<dyn crate::measure::build::Layer>> {
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         let x = &cx.inputs[0];
         let e = |e: KindError| candle_core::Error::msg(e.message);
         let (a, b) = (norm_dim(self.dim0, x, "dim0").map_err(e)?, norm_dim(self.dim1, x, "dim1").map_err(e)?);
         Ok(Box::new(move |xs: &[candle_core::Tensor], _| xs[0].transpose(a, b)))
+    }
+
+    /// Candle memory: a strided view of the input, no bytes of its own.
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        crate::candle::model::CandleLayer { strided_output: true, ..at.view() }
     }
 }
 

@@ -166,4 +166,24 @@ impl PoolWindow {
         let w = axis(1).output().map_err(|m| super::KindError::field("kernel", format!("width: {m}")))?;
         Ok(crate::shape::Shape(vec![x.0[0], x.0[1], h, w]))
     }
+
+    /// The candle memory of a max or average pool with this window (the sum or max part;
+    /// `avg_pool2d` adds its division): each axis pooled separately, W then H, as
+    /// [`crate::candle::ops::pool1d`] does ([`pool_axis`](crate::candle::model::pool_axis)).
+    pub fn candle_memory(&self, x: &[u64], o: &[u64], s: u64) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{elems, pool_axis, CandleLayer};
+        let win = self;
+        let (n, c, h, w) = (x[0], x[1], x[2], x[3]);
+        let pad_hi = |i: usize, input: u64, output: u64| {
+            let need = (output - 1) * win.stride[i] + (win.kernel[i] - 1) * win.dilation[i] + 1;
+            let have = input + 2 * win.padding[i];
+            win.padding[i] + need.saturating_sub(have)
+        };
+        let (rw, pw, tw) =
+            pool_axis(n * c * h, w, o[3], win.kernel[1], win.stride[1], win.padding[1], pad_hi(1, w, o[3]), s);
+        let (_, ph, th) =
+            pool_axis(n * c * o[3], h, o[2], win.kernel[0], win.stride[0], win.padding[0], pad_hi(0, h, o[2]), s);
+        let out = elems(o) * s;
+        CandleLayer { output: out, peak: pw.max(rw + ph).max(out), retained: tw + th, ..Default::default() }
+    }
 }

@@ -12,6 +12,7 @@
 //! and a message saying how to build with CUDA (../shared/CANDLE_NOTES.md: a cuda-enabled
 //! binary does not start on a machine without the NVIDIA driver).
 
+use super::result::GpuRun;
 use candle_core::Device;
 use std::cell::RefCell;
 use std::fmt;
@@ -159,35 +160,6 @@ impl Meter {
     }
 }
 
-/// What is known about the GPU of a run before it starts.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct GpuRun {
-    /// `cuda:N`.
-    pub device: String,
-    /// Name from the CUDA driver (`NVIDIA H200`).
-    pub name: String,
-    /// Compute capability `major.minor`.
-    pub compute_capability: String,
-    /// Device memory, bytes.
-    pub memory_total_bytes: u64,
-    /// Device memory free before the run (`cuMemGetInfo`), bytes: the preflight's budget.
-    pub memory_free_bytes: u64,
-    /// What NVML said: `driver D (CUDA C)`, or `NVML unavailable: REASON`.
-    pub nvml: String,
-    /// NVML index of this device (matched by UUID), where NVML is available.
-    #[serde(skip)]
-    pub nvml_index: Option<u32>,
-    /// SM clock now and its maximum, MHz (NVML).
-    pub sm_clock_mhz: Option<u32>,
-    /// Maximum SM clock, MHz (NVML).
-    pub sm_clock_max_mhz: Option<u32>,
-    /// Memory clock now, MHz (NVML).
-    pub memory_clock_mhz: Option<u32>,
-    /// NVML's figure for this process once the context exists, before any tensor: the CUDA
-    /// context itself (and the modules loaded so far), bytes.
-    pub context_bytes: Option<u64>,
-}
-
 impl GpuRun {
     /// NVML's per-process bytes on this device now, if NVML lists this process.
     pub fn nvml_process_bytes(&self) -> Option<u64> {
@@ -195,10 +167,10 @@ impl GpuRun {
     }
 
     /// NVML's figures now: this process, and the whole device.
-    pub fn nvml_bytes(&self) -> crate::report::measured::NvmlBytes {
+    pub fn nvml_bytes(&self) -> super::result::NvmlBytes {
         let (process_bytes, device_used_bytes) =
             self.nvml_index.map_or((None, None), |i| crate::gpu::memory_used(i, std::process::id()));
-        crate::report::measured::NvmlBytes { process_bytes, device_used_bytes }
+        super::result::NvmlBytes { process_bytes, device_used_bytes }
     }
 }
 

@@ -5,8 +5,8 @@
 //! element of the input and of every parameter (or a sample of 24 of them), the derivative
 //! `(L(v + h) − L(v − h)) / 2h` with h = 1e-6 must match backward's to 1e-6 relative.
 
-use super::build::{seeded_uniform, Pass};
 use super::net::{Net, NoProbe};
+use crate::candle::build::{seeded_uniform, Pass};
 use candle_core::{DType, Device, Tensor, Var};
 
 /// Check the gradients of the network of `yaml`; returns the largest relative error seen.

@@ -4,8 +4,8 @@
 //! of the analysis (graph consumers), so predicted and measured memory describe one program.
 //! Every forward checks each layer's output shape against the analysis.
 
-use super::build::{builder, Ctx, Layer, Params, Pass};
 use crate::analysis::Analysis;
+use crate::candle::build::{Ctx, Layer, Params, Pass};
 use crate::graph::Source;
 use crate::shape::Shape;
 use candle_core::{DType, Device, Tensor};
@@ -76,7 +76,7 @@ impl Net {
     /// [`candle_core::Var`] would make each op keep its inputs for backward (candle has no
     /// no-grad mode), and inference would hold every intermediate until the output is dropped.
     ///
-    /// Errors: a kind with no candle builder, a configuration candle cannot run, a dtype other
+    /// Errors: a configuration candle cannot run, a dtype other
     /// than f32/f64, a parameter count that differs from the analysis (naming the layer).
     pub fn build(a: &Analysis, dtype: DType, device: &Device, seed: u64, train: bool) -> anyhow::Result<Net> {
         let mut params = Params::new(seed);
@@ -106,12 +106,7 @@ impl Net {
             let name = spec.id.name.clone();
             let kind = spec.kind.name();
             let before = params.elements();
-            let b = builder(&spec.kind).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "layer #{} \"{name}\" ({kind}): measure has no candle builder for this kind yet",
-                    la.index
-                )
-            })?;
+            let b = spec.kind.candle();
             let mut cx = Ctx {
                 name: &name,
                 inputs: &la.input_shapes,
@@ -177,7 +172,7 @@ impl Net {
     pub fn random_input(&self, seed: u64) -> candle_core::Result<Tensor> {
         match self.vocab {
             Some(v) => random_ids(seed, &self.input, v, &self.device),
-            None => super::build::seeded_uniform(seed, "input", &self.input, 1.0, self.dtype, &self.device),
+            None => crate::candle::build::seeded_uniform(seed, "input", &self.input, 1.0, self.dtype, &self.device),
         }
     }
 
@@ -249,7 +244,7 @@ pub fn token_vocab(a: &Analysis) -> anyhow::Result<Option<usize>> {
 
 /// Seeded token ids of `shape`, uniform in `0..vocab`, as an i64 tensor.
 pub fn random_ids(seed: u64, shape: &[usize], vocab: usize, dev: &Device) -> candle_core::Result<Tensor> {
-    let mut r = super::build::SplitMix(super::build::mix(seed, "input"));
+    let mut r = crate::candle::build::SplitMix(crate::candle::build::mix(seed, "input"));
     let n: usize = shape.iter().product();
     Tensor::from_vec((0..n).map(|_| (r.next_u64() % vocab as u64) as i64).collect::<Vec<i64>>(), shape, dev)
 }
@@ -259,7 +254,7 @@ pub fn random_ids(seed: u64, shape: &[usize], vocab: usize, dev: &Device) -> can
 pub fn loss(y: &Tensor, seed: u64) -> candle_core::Result<Tensor> {
     if y.rank() == 2 {
         let (n, k) = y.dims2()?;
-        let mut r = super::build::SplitMix(super::build::mix(seed, "labels"));
+        let mut r = crate::candle::build::SplitMix(crate::candle::build::mix(seed, "labels"));
         let labels: Vec<u32> = (0..n).map(|_| (r.next_u64() % k as u64) as u32).collect();
         let labels = Tensor::from_vec(labels, n, y.device())?;
         candle_nn::loss::cross_entropy(y, &labels)
@@ -271,7 +266,7 @@ pub fn loss(y: &Tensor, seed: u64) -> candle_core::Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::build::Pass;
+    use crate::candle::build::Pass;
 
     fn analysis(yaml: &str) -> Analysis {
         crate::analysis::analyze(crate::spec::parse_bytes("t.yaml", yaml.as_bytes()).unwrap()).unwrap()

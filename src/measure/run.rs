@@ -1,16 +1,15 @@
 //! The measurement procedure: preflight, build, warm up, time and count bytes, per layer and
-//! per stage; fills a [`MeasureReport`].
+//! per stage; fills a [`Measured`].
 
-use super::build::Pass;
 use super::device::{self, Meter, Target};
 use super::net::{loss, Net, Probe};
-use super::optim::{Optimizer, OptimizerKind};
+use super::optim::Optimizer;
 use super::predict;
+use super::result::{GpuMeasured, MeasureInfo, Measured, MeasuredLayer, NvmlBytes, Stage, Timing};
 use crate::analysis::Analysis;
-use crate::report::measured::{MeasureInfo, MeasureReport, MeasuredLayer, Stage, Timing};
-use crate::report::Report;
+use crate::candle::build::Pass;
 use anyhow::Context as _;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use std::time::Instant;
 
 /// What `netstat measure` was asked to do.
@@ -18,8 +17,8 @@ use std::time::Instant;
 pub struct Settings {
     /// Measure a training step (forward, loss, backward, optimizer) instead of inference.
     pub train: bool,
-    /// Optimizer of the training step.
-    pub optimizer: OptimizerKind,
+    /// Optimizer of the training step (the one enum of every subcommand; default Adam).
+    pub optimizer: crate::memory::Optimizer,
     /// Untimed passes before timing.
     pub warmup: u32,
     /// Timed passes (≥ 1).
@@ -47,12 +46,12 @@ pub const DEFAULT_WARMUP: u32 = 3;
 pub const DEFAULT_ITERS: u32 = 10;
 
 impl Default for Settings {
-    /// The command line's defaults: inference on the CPU, SGD if training, 3 warm-up and 10
+    /// The command line's defaults: inference on the CPU, Adam if training, 3 warm-up and 10
     /// timed passes, seed 0, lr 1e-3, per-layer backward timing on, no progress bar.
     fn default() -> Self {
         Settings {
             train: false,
-            optimizer: OptimizerKind::Sgd,
+            optimizer: crate::memory::Optimizer::Adam,
             warmup: DEFAULT_WARMUP,
             iters: DEFAULT_ITERS,
             seed: 0,
@@ -66,16 +65,34 @@ impl Default for Settings {
     }
 }
 
-/// A run that the preflight refuses: it would not fit in memory (exit code 2).
+/// Why `netstat measure` produced no result.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DoesNotFit(pub String);
+pub enum MeasureError {
+    /// The preflight refused the run: the predicted peak exceeds the memory available (a usage
+    /// error, exit code 2; `--force` runs anyway).
+    #[error("{0}")]
+    DoesNotFit(String),
+    /// A run measure cannot do as asked, refused before anything is built (exit code 2): an
+    /// element type candle's kernels here do not run.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The device cannot be opened (exit code 2).
+    #[error(transparent)]
+    BadDevice(#[from] device::BadDevice),
+    /// The memory model refused the spec (a spec error, exit code 2).
+    #[error(transparent)]
+    Spec(#[from] crate::error::SpecError),
+    /// The run failed: candle could not build or run a layer, or a parameter count, output
+    /// shape or gradient disagrees with the analysis (naming the layer; exit code 1).
+    #[error("{0:#}")]
+    Run(#[from] anyhow::Error),
+}
 
-/// A run measure cannot do as asked, refused before anything is built (exit code 2): an
-/// element type candle's kernels here do not run.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unsupported(pub String);
+impl From<candle_core::Error> for MeasureError {
+    fn from(e: candle_core::Error) -> Self {
+        MeasureError::Run(e.into())
+    }
+}
 
 /// MemAvailable from /proc/meminfo, in bytes (None where unreadable).
 pub fn mem_available() -> Option<u64> {
@@ -163,14 +180,8 @@ impl Plan {
 }
 
 /// The memory model's options for the optimizer measure runs (no mixed precision).
-fn memory_options(s: &Settings) -> crate::memory::Options {
-    use crate::memory::Optimizer as O;
-    let optimizer = match s.optimizer {
-        OptimizerKind::Sgd => O::Sgd,
-        OptimizerKind::Momentum => O::Momentum,
-        OptimizerKind::Adam => O::Adam,
-    };
-    crate::memory::Options { optimizer, amp: None, ..Default::default() }
+pub fn memory_options(s: &Settings) -> crate::memory::Options {
+    crate::memory::Options { optimizer: s.optimizer, ..Default::default() }
 }
 
 /// The framework-neutral prediction of a training step: netstat's memory model
@@ -193,7 +204,7 @@ struct Neutral {
 }
 
 impl Neutral {
-    fn new(a: &Analysis, s: &Settings) -> anyhow::Result<Neutral> {
+    fn new(a: &Analysis, s: &Settings) -> Result<Neutral, crate::error::SpecError> {
         use crate::memory::Phase;
         let m = crate::memory::model(a, &memory_options(s))?;
         // The model allocates optimizer state lazily at the first step (as PyTorch does);
@@ -310,312 +321,452 @@ fn fake_timing(ms: f64) -> Timing {
     Timing { time_ms_median: ms, time_ms_min: ms * 0.9, time_ms_max: ms * 1.2 }
 }
 
-/// Run the measurement of `a` (already analysed) as `s` asks.
+/// The element type candle runs for `a`: f32 or f64.
 ///
-/// Errors: [`Unsupported`] for an element type other than f32 or f64; [`device::BadDevice`]
-/// for a device that cannot be opened; [`DoesNotFit`] before anything is allocated; a kind
-/// with no builder; a parameter count, output shape or missing gradient that disagrees with
-/// the analysis (naming the layer).
-pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
-    let dtype = match a.spec.dtype {
-        crate::shape::DType::F32 => DType::F32,
-        crate::shape::DType::F64 => DType::F64,
-        d => {
-            return Err(Unsupported(format!(
-                "{}: measure runs f32 or f64 on {}, the spec asks for {d}: try --dtype f32",
-                a.spec.file,
-                if s.device == Target::Cpu { "the CPU" } else { "a GPU" }
-            ))
-            .into())
-        }
-    };
-    let vocab = super::net::token_vocab(a)?;
-    let opened = device::open(s.device)?;
-    let (device, meter, gpu): (Device, Meter, _) = (opened.device, opened.meter, opened.gpu);
-    let threads = candle_core::utils::get_num_threads();
-    let counted = meter.counted();
-    let plan = Plan::new(a, s, threads as u64);
-    let predicted_peak = plan.peak(s.train);
-    // The budget: device memory free on a GPU, MemAvailable on the CPU.
-    let (avail, avail_what) = match &gpu {
-        Some(g) => (Some(g.memory_free_bytes), format!("free on {}", g.device)),
-        None => (mem_available(), "MemAvailable".to_string()),
-    };
-    if let Some(avail) = avail {
-        if predicted_peak > avail && !s.force {
-            // Fixed part (weights, optimizer state) and a per-sample part that scales with batch.
-            let fixed = plan.weights + if s.train { (2 + s.optimizer.state_copies()) * plan.trainable } else { 0 };
-            let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
-            let fits = avail.saturating_sub(fixed).checked_div(per_sample).unwrap_or(0);
-            let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
-            return Err(DoesNotFit(format!(
-                "{}: predicted peak {} exceeds memory available {} ({avail_what}); {hint}, or pass --force",
-                a.spec.file,
-                crate::report::units::bytes(predicted_peak),
-                crate::report::units::bytes(avail)
-            ))
-            .into());
+/// Errors: [`MeasureError::Unsupported`] for any other.
+fn element_type(a: &Analysis, s: &Settings) -> Result<DType, MeasureError> {
+    match a.spec.dtype {
+        crate::shape::DType::F32 => Ok(DType::F32),
+        crate::shape::DType::F64 => Ok(DType::F64),
+        d => Err(MeasureError::Unsupported(format!(
+            "{}: measure runs f32 or f64 on {}, the spec asks for {d}: try --dtype f32",
+            a.spec.file,
+            if s.device == Target::Cpu { "the CPU" } else { "a GPU" }
+        ))),
+    }
+}
+
+/// The memory a run may use and what it is called: device memory free on a GPU, MemAvailable
+/// on the CPU (`None` where unknown).
+struct Budget {
+    avail: Option<u64>,
+    what: String,
+}
+
+impl Budget {
+    fn of(gpu: Option<&super::result::GpuRun>) -> Budget {
+        match gpu {
+            Some(g) => Budget { avail: Some(g.memory_free_bytes), what: format!("free on {}", g.device) },
+            None => Budget { avail: mem_available(), what: "MemAvailable".to_string() },
         }
     }
-    let n = a.layers.len();
-    let bar = progress(s, n);
-    // NVML's figure for this process on the GPU (None on the CPU: NVML is not asked).
-    let nv = || gpu.as_ref().map(|g| g.nvml_bytes());
+}
 
-    // Stage: input, weights.
+/// The preflight: refuse a run whose predicted peak exceeds the budget before anything is
+/// allocated, with the batch that should fit (a fixed part, weights and optimizer state, and
+/// a per-sample part that scales with the batch).
+///
+/// Errors: [`MeasureError::DoesNotFit`] unless `--force`.
+fn preflight(a: &Analysis, s: &Settings, plan: &Plan, budget: &Budget) -> Result<(), MeasureError> {
+    let predicted_peak = plan.peak(s.train);
+    let Some(avail) = budget.avail else { return Ok(()) };
+    if predicted_peak <= avail || s.force {
+        return Ok(());
+    }
+    let fixed = plan.weights + if s.train { (2 + s.optimizer.state_copies()) * plan.trainable } else { 0 };
+    let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
+    let fits = avail.saturating_sub(fixed).checked_div(per_sample).unwrap_or(0);
+    let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
+    Err(MeasureError::DoesNotFit(format!(
+        "{}: predicted peak {} exceeds memory available {} ({}); {hint}, or pass --force",
+        a.spec.file,
+        crate::report::units::bytes(predicted_peak),
+        crate::report::units::bytes(avail),
+        budget.what
+    )))
+}
+
+/// What every run shares once the network is built: the device, its meter, the input and the
+/// network, the line bytes are measured from, and the first two stages.
+struct Setup {
+    meter: Meter,
+    gpu: Option<super::result::GpuRun>,
+    input: Tensor,
+    net: Net,
+    /// Bytes live before the input was made: the line every stage is measured from.
+    base0: u64,
+    /// Whether the counting allocator (or the CUDA pool) counts bytes.
+    counted: bool,
+    /// Stage `input`: the network input.
+    input_stage: Stage,
+    /// Stage `weights`: the input and the weights (and constants).
+    weights_stage: Stage,
+}
+
+impl Setup {
+    /// NVML's figure for this process on the GPU (None on the CPU: NVML is not asked).
+    fn nvml(&self) -> Option<NvmlBytes> {
+        self.gpu.as_ref().map(|g| g.nvml_bytes())
+    }
+    /// A measured byte count, when bytes are counted.
+    fn counted(&self, v: u64) -> Option<u64> {
+        self.counted.then_some(v)
+    }
+}
+
+/// One stage with no candle peak: measured `live`, the two predictions, NVML's figure.
+fn stage(name: &str, live: Option<u64>, neutral: u64, candle: u64, nvml: Option<NvmlBytes>) -> Stage {
+    Stage {
+        stage: name.into(),
+        live_bytes: live,
+        peak_bytes: None,
+        predicted_bytes: neutral,
+        predicted_candle_bytes: candle,
+        predicted_candle_peak_bytes: None,
+        nvml,
+    }
+}
+
+/// Open the device, make the input and build the network (stages `input` and `weights`).
+fn setup(a: &Analysis, s: &Settings, dtype: DType, opened: device::Opened, plan: &Plan) -> anyhow::Result<Setup> {
+    let vocab = super::net::token_vocab(a)?;
+    let (device, meter, gpu) = (opened.device, opened.meter, opened.gpu);
+    let counted = meter.counted();
     let base0 = meter.live();
-    let net_input_seed = s.seed;
-    let mut stages = Vec::new();
     let input = {
         let shape = a.input_shape().0.iter().map(|&d| d as usize).collect::<Vec<_>>();
         match vocab {
-            Some(v) => super::net::random_ids(net_input_seed, &shape, v, &device)?,
-            None => super::build::seeded_uniform(net_input_seed, "input", &shape, 1.0, dtype, &device)?,
+            Some(v) => super::net::random_ids(s.seed, &shape, v, &device)?,
+            None => crate::candle::build::seeded_uniform(s.seed, "input", &shape, 1.0, dtype, &device)?,
         }
     };
     let live_input = meter.live().saturating_sub(base0);
-    let nv_input = nv();
+    let nv_input = gpu.as_ref().map(|g| g.nvml_bytes());
     let net = Net::build(a, dtype, &device, s.seed, s.train)?;
     let live_weights = meter.live().saturating_sub(base0);
-    let nv_weights = nv();
+    let nv_weights = gpu.as_ref().map(|g| g.nvml_bytes());
     let m = |v: u64| counted.then_some(v);
-    stages.push(Stage {
-        stage: "input".into(),
-        live_bytes: m(live_input),
-        peak_bytes: None,
-        predicted_bytes: plan.input,
-        predicted_candle_bytes: plan.input,
-        predicted_candle_peak_bytes: None,
-        nvml: nv_input,
-    });
-    stages.push(Stage {
-        stage: "weights".into(),
-        live_bytes: m(live_weights),
-        peak_bytes: None,
-        predicted_bytes: plan.input + plan.weights,
-        predicted_candle_bytes: plan.input + plan.weights + plan.constants,
-        predicted_candle_peak_bytes: None,
-        nvml: nv_weights,
-    });
+    Ok(Setup {
+        input_stage: stage("input", m(live_input), plan.input, plan.input, nv_input),
+        weights_stage: stage(
+            "weights",
+            m(live_weights),
+            plan.input + plan.weights,
+            plan.input + plan.weights + plan.constants,
+            nv_weights,
+        ),
+        meter,
+        gpu,
+        input,
+        net,
+        base0,
+        counted,
+    })
+}
 
-    let mut rec = Recorder::new(n, s.iters as usize, s.fake_timings, &meter);
-    let mut pass_ms = Vec::with_capacity(s.iters as usize);
-    let mut layers: Vec<MeasuredLayer> = vec![MeasuredLayer::default(); n];
-    if !s.train {
-        let pass = Pass { train: false, step: 0 };
-        let before_warmup = meter.live();
-        for _ in 0..s.warmup {
-            drop(net.forward(input.clone(), pass, &mut super::net::NoProbe)?);
-            bar.inc(1);
+/// The stages of an inference run after `weights`.
+struct InferenceStages {
+    /// What the warm-up left behind (gemm's per-thread packing buffers and the like).
+    caches: Stage,
+    /// After one forward pass (with its peak).
+    forward: Stage,
+}
+
+/// Inference: warm up, one pass for memory (repeated while it leaves a one-time cache
+/// behind), then the timed passes; each layer's peak and held bytes are filled in `layers`.
+fn inference(
+    a: &Analysis,
+    s: &Settings,
+    plan: &Plan,
+    su: &Setup,
+    rec: &mut Recorder,
+    layers: &mut [MeasuredLayer],
+    pass_ms: &mut Vec<f64>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<InferenceStages> {
+    let (meter, net, input) = (&su.meter, &su.net, &su.input);
+    let pass = Pass { train: false, step: 0 };
+    let before_warmup = meter.live();
+    for _ in 0..s.warmup {
+        drop(net.forward(input.clone(), pass, &mut super::net::NoProbe)?);
+        bar.inc(1);
+    }
+    // One pass for memory (no clocks read), then the timed passes. A memory pass that leaves
+    // bytes behind grew a one-time cache inside some layer (with two threads, whether the
+    // second one ran a gemm during the warm-up, and so holds its packing buffer, varies from
+    // run to run): it is run again, at most twice, so that no layer's figures carry a
+    // one-time buffer.
+    let mut tries = 0;
+    let (caches, fwd_live, fwd_peak, nv_fwd, nv_caches) = loop {
+        tries += 1;
+        // What the warm-up (and a discarded pass) left behind, gemm's thread-local packing
+        // buffers and the like: measured, not modelled, and taken out of the later stages.
+        let caches = meter.live().saturating_sub(before_warmup);
+        let nv_caches = su.nvml();
+        rec.base = meter.live();
+        rec.peak.fill(0);
+        meter.reset_peak();
+        let y = net.forward(input.clone(), pass, rec)?;
+        // The probe resets the meter's peak before each layer: the pass's peak is the highest
+        // of the layers' (relative to rec.base) and of what followed the last reset.
+        let layers_peak = rec.peak.iter().max().map_or(0, |p| rec.base + p);
+        let fwd_peak = meter.peak().max(layers_peak).saturating_sub(su.base0 + caches);
+        let fwd_live = meter.live().saturating_sub(su.base0 + caches);
+        let nv_fwd = su.nvml();
+        drop(y);
+        if meter.live() <= rec.base + (64 << 10) || tries == 3 {
+            break (caches, fwd_live, fwd_peak, nv_fwd, nv_caches);
         }
-        // One pass for memory (no clocks read), then the timed passes. A memory pass that
-        // leaves bytes behind grew a one-time cache inside some layer (with two threads,
-        // whether the second one ran a gemm during the warm-up, and so holds its packing
-        // buffer, varies from run to run): it is run again, at most twice, so that no layer's
-        // figures carry a one-time buffer.
-        let mut tries = 0;
-        let (caches, fwd_live, fwd_peak, nv_fwd, nv_caches) = loop {
-            tries += 1;
-            // What the warm-up (and a discarded pass) left behind, gemm's thread-local packing
-            // buffers and the like: measured, not modelled, and taken out of the later stages.
-            let caches = meter.live().saturating_sub(before_warmup);
-            let nv_caches = nv();
-            rec.base = meter.live();
-            rec.peak.fill(0);
-            meter.reset_peak();
-            let y = net.forward(input.clone(), pass, &mut rec)?;
-            // The probe resets the meter's peak before each layer: the pass's peak is the
-            // highest of the layers' (relative to rec.base) and of what followed the last reset.
-            let layers_peak = rec.peak.iter().max().map_or(0, |p| rec.base + p);
-            let fwd_peak = meter.peak().max(layers_peak).saturating_sub(base0 + caches);
-            let fwd_live = meter.live().saturating_sub(base0 + caches);
-            let nv_fwd = nv();
-            drop(y);
-            if meter.live() <= rec.base + (64 << 10) || tries == 3 {
-                break (caches, fwd_live, fwd_peak, nv_fwd, nv_caches);
-            }
-        };
-        stages.push(Stage {
-            stage: "warm-up caches".into(),
-            live_bytes: m(caches),
-            peak_bytes: None,
-            predicted_bytes: 0,
-            predicted_candle_bytes: 0,
-            predicted_candle_peak_bytes: None,
-            nvml: nv_caches,
-        });
-        stages.push(Stage {
+    };
+    let held = rec.held.clone();
+    rec.record_time = true;
+    for _ in 0..s.iters {
+        let t = Instant::now();
+        drop(net.forward(input.clone(), pass, rec)?);
+        meter.sync();
+        pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        bar.inc(1);
+    }
+    for (pos, l) in layers.iter_mut().enumerate() {
+        l.peak_bytes = su.counted(rec.peak[pos]);
+        l.held_bytes = su.counted(held[pos]);
+    }
+    let output_bytes = a.layers.last().map(|l| l.activation_bytes).unwrap_or(0);
+    Ok(InferenceStages {
+        caches: stage("warm-up caches", su.counted(caches), 0, 0, nv_caches),
+        forward: Stage {
             stage: "forward".into(),
-            live_bytes: m(fwd_live),
-            peak_bytes: m(fwd_peak),
-            predicted_bytes: plan.input + plan.weights + a.layers.last().map(|l| l.activation_bytes).unwrap_or(0),
+            live_bytes: su.counted(fwd_live),
+            peak_bytes: su.counted(fwd_peak),
+            predicted_bytes: plan.input + plan.weights + output_bytes,
             predicted_candle_bytes: plan.input
                 + plan.weights
                 + plan.constants
                 + plan.infer.candle_held.last().copied().unwrap_or(0),
             predicted_candle_peak_bytes: Some(plan.peak(false)),
             nvml: nv_fwd,
-        });
-        let held = rec.held.clone();
-        rec.record_time = true;
-        for _ in 0..s.iters {
-            let t = Instant::now();
-            drop(net.forward(input.clone(), pass, &mut rec)?);
-            meter.sync();
-            pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
-            bar.inc(1);
-        }
-        for (pos, l) in layers.iter_mut().enumerate() {
-            l.peak_bytes = m(rec.peak[pos]);
-            l.held_bytes = m(held[pos]);
-        }
-    } else {
-        // Named, in name order: the order of candle's VarMap (a HashMap) varies from run to run.
-        let vars: Vec<(String, candle_core::Var)> = {
-            let d = net.params.vars.data().lock().map_err(|_| anyhow::anyhow!("var map lock poisoned"))?;
-            let mut v: Vec<_> = d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            v.sort_by(|x, y| x.0.cmp(&y.0));
-            v
-        };
-        let live = feeds_output(a);
-        let names: std::collections::HashSet<&str> = a.spec.layers.iter().map(|l| l.id.name.as_str()).collect();
-        let mut opt = Optimizer::new(s.optimizer, vars.iter().map(|(_, v)| v.clone()).collect(), s.lr)?;
-        let live_opt = meter.live().saturating_sub(base0);
-        let nv_opt = nv();
-        let mut step_no = 0u64;
-        /// Raw live and peak bytes around the stages of one step.
-        struct Raw {
-            fwd: u64,
-            loss: u64,
-            bwd_peak: u64,
-            bwd: u64,
-            opt_peak: u64,
-            opt: u64,
-            /// NVML after forward, loss, backward, optimizer step (first step only: NVML
-            /// calls take milliseconds and would distort the timed steps).
-            nvml: [Option<crate::report::measured::NvmlBytes>; 4],
-        }
-        let mut step = |rec: &mut Recorder| -> anyhow::Result<Raw> {
-            let pass = Pass { train: true, step: step_no };
-            let nv_step = |v: &mut Option<crate::report::measured::NvmlBytes>| {
-                if pass.step == 0 {
-                    *v = nv();
+        },
+    })
+}
+
+/// Raw live and peak bytes around the stages of one training step.
+struct Raw {
+    fwd: u64,
+    loss: u64,
+    bwd_peak: u64,
+    bwd: u64,
+    opt_peak: u64,
+    opt: u64,
+    /// NVML after forward, loss, backward, optimizer step (first step only: NVML calls take
+    /// milliseconds and would distort the timed steps).
+    nvml: StepNvml,
+}
+
+/// NVML's figures after each stage of a step (all `None` on the CPU).
+#[derive(Debug, Clone, Copy, Default)]
+struct StepNvml {
+    forward: Option<NvmlBytes>,
+    loss: Option<NvmlBytes>,
+    backward: Option<NvmlBytes>,
+    step: Option<NvmlBytes>,
+}
+
+/// The stages of a training run after `weights`.
+struct TrainingStages {
+    optimizer_state: Stage,
+    caches: Stage,
+    forward: Stage,
+    loss: Stage,
+    backward: Stage,
+    step: Stage,
+}
+
+impl TrainingStages {
+    fn into_vec(self) -> Vec<Stage> {
+        vec![self.optimizer_state, self.caches, self.forward, self.loss, self.backward, self.step]
+    }
+}
+
+/// Training: build the optimizer, warm up, then the timed steps (forward, loss, backward,
+/// optimizer step); each layer's retained bytes (measured, neutral, candle) are filled in
+/// `layers`, and with `layer_backward` each layer's backward time.
+#[allow(clippy::too_many_arguments)]
+fn training(
+    a: &Analysis,
+    s: &Settings,
+    plan: &Plan,
+    neutral: &Neutral,
+    su: &Setup,
+    rec: &mut Recorder,
+    layers: &mut [MeasuredLayer],
+    pass_ms: &mut Vec<f64>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<TrainingStages> {
+    let (meter, net, input) = (&su.meter, &su.net, &su.input);
+    // Named, in name order: the order of candle's VarMap (a HashMap) varies from run to run.
+    let vars: Vec<(String, candle_core::Var)> = {
+        let d = net.params.vars.data().lock().map_err(|_| anyhow::anyhow!("var map lock poisoned"))?;
+        let mut v: Vec<_> = d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    let live = feeds_output(a);
+    let names: std::collections::HashSet<&str> = a.spec.layers.iter().map(|l| l.id.name.as_str()).collect();
+    let mut opt = Optimizer::new(s.optimizer, vars.iter().map(|(_, v)| v.clone()).collect(), s.lr)?;
+    let live_opt = meter.live().saturating_sub(su.base0);
+    let nv_opt = su.nvml();
+    let mut step_no = 0u64;
+    let mut step = |rec: &mut Recorder| -> anyhow::Result<Raw> {
+        let pass = Pass { train: true, step: step_no };
+        let first = pass.step == 0;
+        let nv = || if first { su.nvml() } else { None };
+        let mut nvml = StepNvml::default();
+        step_no += 1;
+        let y = net.forward(input.clone(), pass, rec)?;
+        let fwd = meter.live();
+        nvml.forward = nv();
+        let l = loss(&y, s.seed).context("loss")?;
+        let after_loss = meter.live();
+        nvml.loss = nv();
+        meter.reset_peak();
+        let mut all = l.backward().context("backward")?;
+        drop(l);
+        drop(y);
+        // Keep the variables' gradients only (detached): candle's store also holds the
+        // gradients of non-trainable leaves (the input, masks, constants).
+        let mut grads = candle_core::backprop::GradStore::default();
+        for (name, v) in &vars {
+            match all.remove(v) {
+                Some(g) => {
+                    grads.insert(v, g.detach());
                 }
-            };
-            let mut nvml = [None; 4];
-            step_no += 1;
-            let y = net.forward(input.clone(), pass, rec)?;
-            let fwd = meter.live();
-            nv_step(&mut nvml[0]);
-            let l = loss(&y, s.seed).context("loss")?;
-            let after_loss = meter.live();
-            nv_step(&mut nvml[1]);
-            meter.reset_peak();
-            let mut all = l.backward().context("backward")?;
-            drop(l);
-            drop(y);
-            // Keep the variables' gradients only (detached): candle's store also holds the
-            // gradients of non-trainable leaves (the input, masks, constants).
-            let mut grads = candle_core::backprop::GradStore::default();
-            for (name, v) in &vars {
-                match all.remove(v) {
-                    Some(g) => {
-                        grads.insert(v, g.detach());
-                    }
-                    // A layer off every path to the output gets no gradient (PyTorch leaves its
-                    // .grad None and the optimizer skips it); one on a path must get one.
-                    None if !layer_of(name, &names).is_some_and(|l| live.contains(l)) => {}
-                    None => anyhow::bail!(
-                        "backward gave no gradient for trainable variable {name}: a layer's candle op does not backpropagate"
-                    ),
-                }
+                // A layer off every path to the output gets no gradient (PyTorch leaves its
+                // .grad None and the optimizer skips it); one on a path must get one.
+                None if !layer_of(name, &names).is_some_and(|l| live.contains(l)) => {}
+                None => anyhow::bail!(
+                    "backward gave no gradient for trainable variable {name}: a layer's candle op does not backpropagate"
+                ),
             }
-            drop(all);
-            let bwd_peak = meter.peak();
-            let bwd = meter.live();
-            nv_step(&mut nvml[2]);
-            meter.reset_peak();
-            opt.step(&grads)?;
-            drop(grads);
-            let (opt_peak, opt_live) = (meter.peak(), meter.live());
-            nv_step(&mut nvml[3]);
-            Ok(Raw { fwd, loss: after_loss, bwd_peak, bwd, opt_peak, opt: opt_live, nvml })
-        };
-        let before_warmup = meter.live();
-        let mut nv_first = None;
-        for _ in 0..s.warmup {
-            nv_first.get_or_insert(step(&mut rec)?.nvml);
-            bar.inc(1);
         }
-        // What the warm-up left behind (gemm's thread-local packing buffers and the like):
-        // measured, not modelled, and taken out of the later stages.
-        let caches = meter.live().saturating_sub(before_warmup);
-        let nv_caches = nv();
-        rec.record_time = true;
-        let mut first = None;
-        for _ in 0..s.iters {
-            let t = Instant::now();
-            let raw = step(&mut rec)?;
-            meter.sync();
-            pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
-            nv_first.get_or_insert(raw.nvml);
-            first.get_or_insert(raw);
-            bar.inc(1);
+        drop(all);
+        let bwd_peak = meter.peak();
+        let bwd = meter.live();
+        nvml.backward = nv();
+        meter.reset_peak();
+        opt.step(&grads)?;
+        drop(grads);
+        let (opt_peak, opt_live) = (meter.peak(), meter.live());
+        nvml.step = nv();
+        Ok(Raw { fwd, loss: after_loss, bwd_peak, bwd, opt_peak, opt: opt_live, nvml })
+    };
+    let before_warmup = meter.live();
+    let mut nv_first = None;
+    for _ in 0..s.warmup {
+        nv_first.get_or_insert(step(rec)?.nvml);
+        bar.inc(1);
+    }
+    // What the warm-up left behind (gemm's thread-local packing buffers and the like):
+    // measured, not modelled, and taken out of the later stages.
+    let caches = meter.live().saturating_sub(before_warmup);
+    let nv_caches = su.nvml();
+    rec.record_time = true;
+    let mut first = None;
+    for _ in 0..s.iters {
+        let t = Instant::now();
+        let raw = step(rec)?;
+        meter.sync();
+        pass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        nv_first.get_or_insert(raw.nvml);
+        first.get_or_insert(raw);
+        bar.inc(1);
+    }
+    let raw = first.expect("iters ≥ 1");
+    let nv = nv_first.unwrap_or_default();
+    let w = plan.input + plan.weights + plan.constants + plan.opt_state;
+    let r = plan.retained_total();
+    let rel = |v: u64| su.counted(v.saturating_sub(su.base0 + caches));
+    for (pos, l) in layers.iter_mut().enumerate() {
+        l.retained_bytes = su.counted(rec.growth[pos]);
+        l.predicted_retained_bytes = Some(neutral.retained[pos]);
+        l.predicted_candle_retained_bytes = Some(plan.retained[pos]);
+    }
+    // Backward of each layer alone, on detached copies of its inputs.
+    if s.layer_backward {
+        let bwd = layer_backward_times(net, input, s, bar, meter)?;
+        for (l, t) in layers.iter_mut().zip(bwd) {
+            l.backward = Some(t);
         }
-        let raw = first.expect("iters ≥ 1");
-        let neutral = Neutral::new(a, s)?;
-        let w = plan.input + plan.weights + plan.constants + plan.opt_state;
-        let r = plan.retained_total();
-        let rel = |v: u64| counted.then_some(v.saturating_sub(base0 + caches));
-        let st =
-            |stage: &str, live: Option<u64>, peak: Option<u64>, neutral: u64, candle: u64, candle_peak: Option<u64>| {
-                Stage {
-                    stage: stage.into(),
-                    live_bytes: live,
-                    peak_bytes: peak,
-                    predicted_bytes: neutral,
-                    predicted_candle_bytes: candle,
-                    predicted_candle_peak_bytes: candle_peak,
-                    nvml: None,
-                }
-            };
-        let first_nv = stages.len() + 2;
-        stages.push(st("optimizer state", m(live_opt), None, neutral.weights, w, None));
-        stages.push(st("warm-up caches", m(caches), None, 0, 0, None));
-        stages.push(st("forward", rel(raw.fwd), None, neutral.forward, w + r, None));
-        stages.push(st("loss", rel(raw.loss), None, neutral.loss, w + r + plan.loss, None));
-        stages.push(st(
-            "backward",
-            rel(raw.bwd),
-            rel(raw.bwd_peak),
-            neutral.backward,
-            w + plan.grads,
-            Some(plan.peak(true)),
-        ));
-        stages.push(st("optimizer step", rel(raw.opt), rel(raw.opt_peak), neutral.step, w, None));
-        stages[first_nv - 2].nvml = nv_opt;
-        stages[first_nv - 1].nvml = nv_caches;
-        for (st, v) in stages[first_nv..].iter_mut().zip(nv_first.unwrap_or_default()) {
-            st.nvml = v;
+    }
+    Ok(TrainingStages {
+        optimizer_state: stage("optimizer state", su.counted(live_opt), neutral.weights, w, nv_opt),
+        caches: stage("warm-up caches", su.counted(caches), 0, 0, nv_caches),
+        forward: stage("forward", rel(raw.fwd), neutral.forward, w + r, nv.forward),
+        loss: stage("loss", rel(raw.loss), neutral.loss, w + r + plan.loss, nv.loss),
+        backward: Stage {
+            peak_bytes: rel(raw.bwd_peak),
+            predicted_candle_peak_bytes: Some(plan.peak(true)),
+            ..stage("backward", rel(raw.bwd), neutral.backward, w + plan.grads, nv.backward)
+        },
+        step: Stage {
+            peak_bytes: rel(raw.opt_peak),
+            ..stage("optimizer step", rel(raw.opt), neutral.step, w, nv.step)
+        },
+    })
+}
+
+/// Run the measurement of `a` (already analysed) as `s` asks: the element type and the
+/// device, the preflight, the build (stages `input`, `weights`), then [`inference`] or
+/// [`training`], and the per-layer times and predictions assembled into a [`Measured`].
+///
+/// Errors: [`MeasureError`]: an element type other than f32 or f64, a device that cannot be
+/// opened, a run that does not fit (before anything is allocated), a spec the memory model
+/// refuses, or a run that fails (candle cannot build or run a layer; a parameter count,
+/// output shape or missing gradient that disagrees with the analysis, naming the layer).
+pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
+    let dtype = element_type(a, s)?;
+    let opened = device::open(s.device)?;
+    let threads = candle_core::utils::get_num_threads();
+    let plan = Plan::new(a, s, threads as u64);
+    let budget = Budget::of(opened.gpu.as_ref());
+    preflight(a, s, &plan, &budget)?;
+    let neutral = if s.train { Some(Neutral::new(a, s)?) } else { None };
+    let n = a.layers.len();
+    let bar = progress(s, n);
+    let su = setup(a, s, dtype, opened, &plan)?;
+    let mut rec = Recorder::new(n, s.iters as usize, s.fake_timings, &su.meter);
+    let mut pass_ms = Vec::with_capacity(s.iters as usize);
+    let mut layers: Vec<MeasuredLayer> = a
+        .layers
+        .iter()
+        .map(|l| {
+            let spec = a.layer_spec(l);
+            MeasuredLayer { name: spec.id.name.clone(), kind: spec.kind.name(), ..Default::default() }
+        })
+        .collect();
+    let mut stages = vec![su.input_stage.clone(), su.weights_stage.clone()];
+    match &neutral {
+        None => {
+            let st = inference(a, s, &plan, &su, &mut rec, &mut layers, &mut pass_ms, &bar)?;
+            stages.extend([st.caches, st.forward]);
         }
-        for (pos, l) in layers.iter_mut().enumerate() {
-            l.retained_bytes = m(rec.growth[pos]);
-            l.predicted_retained_bytes = Some(neutral.retained[pos]);
-            l.predicted_candle_retained_bytes = Some(plan.retained[pos]);
-        }
-        // Backward of each layer alone, on detached copies of its inputs.
-        if s.layer_backward {
-            let bwd = layer_backward_times(&net, &input, s, &bar, &meter)?;
-            for (l, t) in layers.iter_mut().zip(bwd) {
-                l.backward = Some(t);
-            }
+        Some(neutral) => {
+            let st = training(a, s, &plan, neutral, &su, &mut rec, &mut layers, &mut pass_ms, &bar)?;
+            stages.extend(st.into_vec());
         }
     }
     bar.finish_and_clear();
-    meter.check()?;
+    su.meter.check()?;
+    let times = std::mem::take(&mut rec.times);
+    drop(rec);
+    Ok(assemble(a, s, &plan, &su, &budget, threads, times, &pass_ms, layers, stages))
+}
 
+/// The per-layer times and predictions and the run's header, from what the stages recorded.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    a: &Analysis,
+    s: &Settings,
+    plan: &Plan,
+    su: &Setup,
+    budget: &Budget,
+    threads: usize,
+    times: Vec<Vec<f64>>,
+    pass_ms: &[f64],
+    mut layers: Vec<MeasuredLayer>,
+    stages: Vec<Stage>,
+) -> Measured {
     for (pos, (l, la)) in layers.iter_mut().zip(&a.layers).enumerate() {
-        l.forward = if s.fake_timings { fake_timing(fake_ms(la.macs)) } else { Timing::of(&rec.times[pos]) };
+        l.forward = if s.fake_timings { fake_timing(fake_ms(la.macs)) } else { Timing::of(&times[pos]) };
         if s.fake_timings {
             if let Some(b) = &mut l.backward {
                 *b = fake_timing(2.0 * fake_ms(la.macs));
@@ -631,39 +782,34 @@ pub fn measure(a: &Analysis, s: &Settings) -> anyhow::Result<MeasureReport> {
         let f: f64 = a.layers.iter().map(|l| fake_ms(l.macs)).sum();
         fake_timing(if s.train { 3.0 * f } else { f })
     } else {
-        Timing::of(&pass_ms)
+        Timing::of(pass_ms)
     };
     let gflops = if pass.time_ms_median > 0.0 { 2.0 * a.totals.macs as f64 / (pass.time_ms_median * 1e6) } else { 0.0 };
-    // The analysis report as `netstat SPEC` makes it, its memory summary included (for the
-    // optimizer measured).
-    let mut report = Report::new(a);
-    report.memory = Some(crate::report::memory::MemoryReport::summary(crate::memory::model(a, &memory_options(s))?));
-    Ok(MeasureReport {
-        report,
+    Measured {
         info: MeasureInfo {
             device: s.device.to_string(),
             cpu_model: if s.fake_timings { "(fake)".into() } else { cpu_model() },
             threads,
             mode: if s.train { "train".into() } else { "inference".into() },
-            optimizer: s.train.then(|| format!("{:?}", s.optimizer).to_lowercase()),
+            optimizer: s.train.then(|| s.optimizer.name().to_owned()),
             warmup: s.warmup,
             iters: s.iters,
             seed: s.seed,
             pass,
             gflops_per_s: gflops,
-            params_built: net.params.elements(),
+            params_built: su.net.params.elements(),
             fake_timings: s.fake_timings,
-            memory_counted: counted,
-            mem_available_bytes: if s.fake_timings { None } else { avail },
-            predicted_run_peak_bytes: predicted_peak,
-            gpu: gpu.clone().map(|g| {
+            memory_counted: su.counted,
+            mem_available_bytes: if s.fake_timings { None } else { budget.avail },
+            predicted_run_peak_bytes: plan.peak(s.train),
+            gpu: su.gpu.clone().map(|g| {
                 let process = g.nvml_process_bytes();
-                crate::report::measured::GpuMeasured::new(g, process, meter.reserved())
+                GpuMeasured::new(g, process, su.meter.reserved())
             }),
         },
         layers,
         stages,
-    })
+    }
 }
 
 /// Time each layer's backward alone: its inputs (from one inference forward, detached, made
@@ -703,7 +849,14 @@ fn layer_backward_times(
             })
             .collect::<candle_core::Result<_>>()?;
         let yv = l.module.forward(&xv, pass)?;
-        let g = super::build::seeded_uniform(s.seed, &format!("grad{pos}"), yv.dims(), 1.0, yv.dtype(), yv.device())?;
+        let g = crate::candle::build::seeded_uniform(
+            s.seed,
+            &format!("grad{pos}"),
+            yv.dims(),
+            1.0,
+            yv.dtype(),
+            yv.device(),
+        )?;
         let obj = (yv * g)?.sum_all()?;
         let mut ms = Vec::new();
         for i in 0..(s.warmup + s.iters) {

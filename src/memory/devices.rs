@@ -13,8 +13,9 @@
 //! largest share, and so are its parameters, buffers and the tensors it saves for backward
 //! (in proportion, rounded up). The network input and labels are
 //! replicated. A layer *exchanges* when each of its output channels depends on every input
-//! channel while its input is split ([`split_rule`]): `linear`, `softmax`, and `conv2d` unless
-//! its `groups` is a multiple of `D` (a grouped conv keeps each group on one device). It receives
+//! channel while its input is split (each kind says so, [`crate::kinds::Op::split`]): `linear`,
+//! `softmax`, and convolutions unless their `groups` is a multiple of `D` (a grouped conv keeps
+//! each group on one device). It receives
 //! the other devices' shares of each input that comes from a layer and keeps them for its
 //! weight gradient (until its backward). For the Caffe AlexNet layout (groups 2 on conv2/4/5)
 //! and `D = 2` this gives exactly the 2012 split: conv3, fc6, fc7 and fc8 exchange.
@@ -24,21 +25,8 @@ use super::{Memory, Optimizer, Options};
 use crate::analysis::Analysis;
 use crate::graph::Source;
 use crate::hardware::Hardware;
-use crate::kinds::Kind;
-use crate::shape::{DType, Shape};
+use crate::shape::DType;
 use serde::Serialize;
-
-/// How layer `kind` with output `output` splits over `d` devices: the dimension its channels
-/// are on, and whether it gathers its whole input (exchanges). The one per-kind rule of the
-/// device split.
-pub fn split_rule(kind: &Kind, output: &Shape, d: u64) -> (usize, bool) {
-    match kind {
-        Kind::Linear(_) => (output.rank().saturating_sub(1), true),
-        Kind::Softmax(_) => (1, true),
-        Kind::Conv2d(c) => (1, !c.groups.is_multiple_of(d)),
-        _ => (1, false),
-    }
-}
 
 /// Each layer's channel count and exchange flag for a split over `devices` devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +54,8 @@ impl Split {
         let (mut channels, mut exchanges, mut position) = (vec![1; n], vec![false; n], vec![0; n]);
         for (p, l) in a.layers.iter().enumerate() {
             position[l.index] = p;
-            let (dim, gathers) = split_rule(&a.spec.layers[l.index].kind, &l.output, devices);
+            let rule = a.spec.layers[l.index].kind.op().split(devices);
+            let (dim, gathers) = (rule.axis.dim(l.output.rank()), rule.gathers);
             channels[l.index] = l.output.0.get(dim).copied().filter(|_| l.output.rank() >= 2).unwrap_or(1);
             exchanges[l.index] =
                 devices > 1 && gathers && a.graph.inputs[l.index].iter().any(|s| matches!(s, Source::Layer(_)));

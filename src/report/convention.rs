@@ -165,7 +165,7 @@ pub fn write(
             Ok(())
         }
         Format::Markdown => {
-            writeln!(out, "### {title}\n")?;
+            writeln!(out, "### {}\n", super::grid::md_text(&title))?;
             grid(true).write_markdown(out)?;
             writeln!(out)?;
             for l in lines {

@@ -261,7 +261,7 @@ impl DiffReport {
                 writeln!(out, "Δ = B - A; act: output bytes; MACs: conv/linear multiply-accumulates (torchvision _ops)")
             }
             Format::Markdown => {
-                writeln!(out, "### {}\n", self.title())?;
+                writeln!(out, "### {}\n", super::grid::md_text(&self.title()))?;
                 self.grid(true).write_markdown(out)?;
                 writeln!(out, "\n{}.\n\nΔ = B − A; act = output bytes.", self.summary())
             }

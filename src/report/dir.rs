@@ -100,6 +100,20 @@ pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
     Ok(g)
 }
 
+/// A file stem as a Markdown link target: percent-encoded outside unreserved characters, so a
+/// stem with spaces, parentheses, `|` or `<` stays one link.
+fn md_link(stem: &str) -> String {
+    let mut out = String::new();
+    for b in stem.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `README.md`: one row per spec with its totals, linking to its report.
 pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
     let mut g = Grid::new(&[
@@ -113,9 +127,11 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
         ("training peak", true),
         ("files", false),
     ]);
+    // The spec and files columns are links whose text and targets are escaped here.
+    g.markdown_raw = vec![true, false, false, false, false, false, false, false, true];
     for (stem, r) in reports {
         g.rows.push(vec![
-            format!("[{}]({stem}.md)", r.spec.name),
+            format!("[{}]({}.md)", super::grid::md_text(&r.spec.name), md_link(stem)),
             r.input_desc(),
             count(r.totals.params),
             count(r.totals.macs),
@@ -123,7 +139,10 @@ pub fn index(reports: &[(String, Report)]) -> Vec<u8> {
             bytes(r.totals.activation_bytes),
             r.memory.as_ref().map(|m| bytes(m.figures.inference_peak_bytes)).unwrap_or_else(|| "-".into()),
             r.memory.as_ref().map(|m| bytes(m.figures.training_peak_bytes)).unwrap_or_else(|| "-".into()),
-            format!("[csv]({stem}.csv) [json]({stem}.json) [tex]({stem}.tex)"),
+            {
+                let l = md_link(stem);
+                format!("[csv]({l}.csv) [json]({l}.json) [tex]({l}.tex)")
+            },
         ]);
     }
     let mut out = Vec::new();

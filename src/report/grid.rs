@@ -16,6 +16,9 @@ pub struct Grid {
     pub rows: Vec<Vec<String>>,
     /// A totals row, set apart (bold in Markdown, after a rule in LaTeX).
     pub total: Option<Vec<String>>,
+    /// Columns whose cells are already Markdown (links built from escaped parts), written as
+    /// they are; every other cell is escaped ([`md_text`]). Empty: none.
+    pub markdown_raw: Vec<bool>,
 }
 
 impl Grid {
@@ -36,7 +39,8 @@ impl Grid {
             .set_content_arrangement(ContentArrangement::Disabled)
             .set_header(self.headers.clone());
         for r in self.rows.iter().chain(self.total.iter()) {
-            t.add_row(r.clone());
+            // A control character in a cell would move the cursor or forge a line.
+            t.add_row(r.iter().map(|c| crate::error::escape_control(c).into_owned()).collect::<Vec<_>>());
         }
         for (i, n) in self.numeric.iter().enumerate() {
             if let Some(col) = t.column_mut(i) {
@@ -51,12 +55,15 @@ impl Grid {
 
     /// Write as a GitHub-flavoured Markdown table; the totals row in bold.
     pub fn write_markdown(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let md = |s: &str| s.replace('|', "\\|");
+        let md = md_text;
+        let raw = |i: usize| self.markdown_raw.get(i).copied().unwrap_or(false);
         writeln!(out, "| {} |", self.headers.iter().map(|h| md(h)).collect::<Vec<_>>().join(" | "))?;
         let align: Vec<&str> = self.numeric.iter().map(|n| if *n { "---:" } else { "---" }).collect();
         writeln!(out, "|{}|", align.join("|"))?;
         for r in &self.rows {
-            writeln!(out, "| {} |", r.iter().map(|c| md(c)).collect::<Vec<_>>().join(" | "))?;
+            let cells: Vec<String> =
+                r.iter().enumerate().map(|(i, c)| if raw(i) { c.clone() } else { md(c) }).collect();
+            writeln!(out, "| {} |", cells.join(" | "))?;
         }
         if let Some(t) = &self.total {
             let cells: Vec<String> =
@@ -101,8 +108,30 @@ impl Grid {
 }
 
 /// Escape text for LaTeX: the ten special characters, `·` and `×` (as math), `−` (as `-`),
+/// Text for a Markdown table cell or heading: a name or path from a spec cannot break the table
+/// (`|`), start a new line (control characters are written as escapes), open a link or code span
+/// (`[`, `]`, `` ` ``), or carry raw HTML (`<` and `&` as entities: `<img onerror=…>` stays text).
+pub fn md_text(s: &str) -> String {
+    let s = crate::error::escape_control(s);
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' | '|' | '[' | ']' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // `<` opens every HTML tag and `&` every entity; a lone `>` (as in `->`) opens nothing.
+            '<' => out.push_str("&lt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// and the `x` between the numbers of a shape like `1x96x54x54` becomes `$\times$`.
 pub fn tex(s: &str) -> String {
+    let s = &crate::error::escape_control(s);
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, &c) in chars.iter().enumerate() {

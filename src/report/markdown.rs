@@ -4,9 +4,14 @@
 use super::{human_columns, Report, RowRef};
 use std::io::Write;
 
-/// Escape `|` so a cell cannot break the table.
+/// A cell or heading: escaped for Markdown ([`super::grid::md_text`]).
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
+    super::grid::md_text(s)
+}
+
+/// Lines of prose, each escaped like a cell, the line breaks kept.
+fn prose(s: &str) -> String {
+    s.lines().map(cell).collect::<Vec<_>>().join("\n")
 }
 
 /// Write the Markdown form of `report`.
@@ -26,12 +31,15 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .map(|s| if s == "****" { String::new() } else { s })
         .collect();
     writeln!(out, "| {} |", cells.join(" | "))?;
-    writeln!(out, "\n{}.\n\n{}.", report.totals_line(), report.headline())?;
+    // The prose lines name layers: escaped like the cells.
+    writeln!(out, "\n{}.\n\n{}.", prose(&report.totals_line()), prose(&report.headline()))?;
     if let Some(m) = &report.memory {
-        writeln!(out, "\n{}", m.summary_lines().replace(",\n  ", ", ").replace("\n  ", "; ").replace('\n', "  \n"))?;
+        let lines = m.summary_lines().replace(",\n  ", ", ").replace("\n  ", "; ");
+        let lines: Vec<String> = lines.lines().map(cell).collect();
+        writeln!(out, "\n{}", lines.join("  \n"))?;
     }
     for line in report.extra_lines() {
-        writeln!(out, "\n{line}")?;
+        writeln!(out, "\n{}", prose(&line))?;
     }
     writeln!(out, "\nMACs count conv and linear multiply-accumulates only (torchvision `_ops`); FLOPs = 2·MACs; act = output bytes.")
 }

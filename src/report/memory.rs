@@ -304,13 +304,13 @@ pub fn write_table(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std::io
 
 /// Write `netstat memory` as Markdown.
 pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "### {}\n", heading(r, m).replace('|', "\\|"))?;
+    writeln!(out, "### {}\n", super::grid::md_text(&heading(r, m)))?;
     let table = |out: &mut dyn Write, header: &[&str], right: usize, rows: Vec<Vec<String>>| -> std::io::Result<()> {
         writeln!(out, "| {} |", header.join(" | "))?;
         let al: Vec<&str> = (0..header.len()).map(|i| if i < right { "---" } else { "---:" }).collect();
         writeln!(out, "|{}|", al.join("|"))?;
         for row in rows {
-            writeln!(out, "| {} |", row.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | "))?;
+            writeln!(out, "| {} |", row.iter().map(|c| super::grid::md_text(c)).collect::<Vec<_>>().join(" | "))?;
         }
         Ok(())
     };

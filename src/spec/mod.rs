@@ -244,6 +244,10 @@ fn from_root(file: &str, mut root: std::borrow::Cow<'_, Node>) -> Result<Spec, S
     let f = Fields { file, node: &root, layer: &top };
     let strip = |e: SpecError| SpecError { layer: None, ..e };
     let name = f.str("name").map_err(strip)?.unwrap_or("").to_owned();
+    // The network's name heads every report: the same rule as a layer's.
+    if let Some(m) = bad_name(&name) {
+        return Err(SpecError::new(file, f.loc("name"), m));
+    }
     let dtype = match f.str("dtype").map_err(strip)? {
         None => DType::F32,
         Some(s) => parse_dtype(file, f.loc("dtype"), s)?,

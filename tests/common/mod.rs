@@ -1,15 +1,15 @@
 //! Helpers shared by the integration tests that measure candle's memory against the model.
 
-use netstat::report::measured::{error_percent, MeasureReport};
+use netstat::measure::result::Measured;
+use netstat::report::measured::error_percent;
 
 /// A training run's retained bytes against the candle model: every layer within `pct` % or
 /// `slack` bytes (candle's few hundred bytes of bookkeeping per op, Arc'd storage, layout and
 /// the op node, which the model leaves out, matter only for tiny tensors; a layer measured at
 /// 0 B has no relative error and passes only within the slack), and the total within 1.5 %.
-pub fn check_retained(r: &MeasureReport, pct: f64, slack: u64) {
-    assert_eq!(r.layers.len(), r.report.layers.len());
+pub fn check_retained(r: &Measured, pct: f64, slack: u64) {
     let (mut measured, mut predicted) = (0, 0);
-    for (l, m) in r.report.layers.iter().zip(&r.layers) {
+    for m in &r.layers {
         let (got, want) = (m.retained_bytes.unwrap(), m.predicted_candle_retained_bytes.unwrap());
         measured += got;
         predicted += want;
@@ -17,7 +17,7 @@ pub fn check_retained(r: &MeasureReport, pct: f64, slack: u64) {
         assert!(
             e.abs() <= pct || got.abs_diff(want) <= slack,
             "{}: retained {got} measured, {want} predicted ({e:+.1}%)",
-            l.name
+            m.name
         );
     }
     let e = error_percent(predicted, measured).unwrap();

@@ -1,11 +1,11 @@
-//! The builder: each layer kind turns itself into a candle module ([`Build`], implemented at
-//! the end of each file in `src/kinds/`), with seeded random weights held in a [`VarMap`].
+//! The builder: each layer kind turns itself into a candle module ([`Build`], implemented in
+//! each file in `src/kinds/`, dispatched by `Kind::candle`), with seeded random weights held
+//! in a [`VarMap`].
 //!
 //! Weights come from netstat's own generator (SplitMix64 seeded by `--seed` and the variable
 //! name): candle's CPU random generator cannot be seeded. Initialization follows PyTorch's
 //! defaults for conv and linear layers: weights and biases uniform in ±1/√fan_in.
 
-use crate::kinds::Kind;
 use crate::shape::Shape;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
@@ -33,52 +33,17 @@ impl<F: Fn(&[Tensor], Pass) -> Result<Tensor>> Layer for F {
     }
 }
 
-/// How a kind builds its candle module.
+/// How a kind builds its candle module, and what that module allocates.
 pub trait Build {
     /// Build the module for the analysed input and output shapes (with batch), creating its
     /// weights through `cx`. Errors: a configuration the candle runtime does not support.
     fn build(&self, cx: &mut Ctx) -> Result<Box<dyn Layer>>;
-}
 
-/// The builder of `kind`, or `None` for a kind with no candle module yet.
-pub fn builder(kind: &Kind) -> Option<&dyn Build> {
-    #[allow(unreachable_patterns)]
-    match kind {
-        Kind::Conv2d(k) => Some(k),
-        Kind::MaxPool2d(k) => Some(k),
-        Kind::AvgPool2d(k) => Some(k),
-        Kind::AdaptiveAvgPool2d(k) => Some(k),
-        Kind::Lrn(k) => Some(k),
-        Kind::Relu(k) => Some(k),
-        Kind::Sigmoid(k) => Some(k),
-        Kind::Tanh(k) => Some(k),
-        Kind::Softmax(k) => Some(k),
-        Kind::Dropout(k) => Some(k),
-        Kind::Flatten(k) => Some(k),
-        Kind::Linear(k) => Some(k),
-        Kind::BatchNorm2d(k) => Some(k),
-        Kind::Add(k) => Some(k),
-        Kind::Mul(k) => Some(k),
-        Kind::Concat(k) => Some(k),
-        Kind::Conv1d(k) => Some(k),
-        Kind::ConvTranspose2d(k) => Some(k),
-        Kind::Relu6(k) => Some(k),
-        Kind::Silu(k) => Some(k),
-        Kind::Gelu(k) => Some(k),
-        Kind::Hardswish(k) => Some(k),
-        Kind::LayerNorm(k) => Some(k),
-        Kind::Embedding(k) => Some(k),
-        Kind::MultiHeadAttention(k) => Some(k),
-        Kind::Matmul(k) => Some(k),
-        Kind::Reshape(k) => Some(k),
-        Kind::Permute(k) => Some(k),
-        Kind::Transpose(k) => Some(k),
-        Kind::Select(k) => Some(k),
-        Kind::ClassToken(k) => Some(k),
-        Kind::PosEmbedding(k) => Some(k),
-        Kind::GlobalAvgPool(k) => Some(k),
-        _ => None,
-    }
+    /// The candle memory rule: what the module [`Build::build`] makes allocates in a forward
+    /// at `at`, op by op (its output, its peak in inference, what a training forward keeps
+    /// for backward). It follows the builder's own choices (e.g. conv2d's lowering, chosen
+    /// once beside both) so that the prediction describes the program measure runs.
+    fn memory(&self, at: &super::model::At) -> super::model::CandleLayer;
 }
 
 /// Weights of a network: trainable ones in a [`VarMap`], frozen ones (`trainable: false`) as
