@@ -68,3 +68,45 @@ fn the_seeds_analyse_and_render_in_every_format() {
         assert!(outs.len() >= 4 && outs.iter().all(|o| !o.is_empty()), "{seed}");
     }
 }
+
+#[path = "../fuzz/expr.rs"]
+mod expr;
+
+#[path = "../fuzz/cli.rs"]
+mod cli;
+
+/// Run `target` on each file; the files that panicked, with the message.
+fn panics_of(paths: &[PathBuf], target: fn(&[u8])) -> Vec<String> {
+    let mut bad = Vec::new();
+    for p in paths {
+        let data = std::fs::read(p).unwrap();
+        if let Err(payload) = std::panic::catch_unwind(|| target(&data)) {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            bad.push(format!("{}: {msg}", p.display()));
+        }
+    }
+    bad
+}
+
+/// The `expr` target's corpus (fuzz/corpus/expr: its seeds, i128::MIN / -1 among them, and what
+/// the runs kept) evaluates without a panic, in overflow-checked debug code.
+#[test]
+fn the_expression_corpus_runs_without_a_panic() {
+    let paths = files("fuzz/corpus/expr");
+    assert!(paths.len() >= 20, "the seeds at least");
+    let bad = panics_of(&paths, expr::run);
+    assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
+}
+
+/// The `cli` target's corpus (fuzz/corpus/cli) parses without a panic.
+#[test]
+fn the_command_line_corpus_runs_without_a_panic() {
+    let paths = files("fuzz/corpus/cli");
+    assert!(paths.len() >= 15, "the seeds at least");
+    let bad = panics_of(&paths, cli::run);
+    assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
+}

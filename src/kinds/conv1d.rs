@@ -63,7 +63,7 @@ impl Op for Conv1d {
 
     /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
     fn split(&self, devices: u64) -> Split {
-        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+        Split { axis: SplitAxis::Channels, gathers: !self.groups.is_multiple_of(devices) }
     }
 
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves

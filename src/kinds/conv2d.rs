@@ -117,7 +117,7 @@ impl Op for Conv2d {
     /// Split along output channels; a conv whose groups do not divide by the devices reads
     /// input channels held elsewhere, so it gathers its input.
     fn split(&self, devices: u64) -> Split {
-        Split { axis: SplitAxis::Channels, gathers: self.groups % devices != 0 }
+        Split { axis: SplitAxis::Channels, gathers: !self.groups.is_multiple_of(devices) }
     }
 
     /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's

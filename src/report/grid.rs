@@ -109,14 +109,15 @@ impl Grid {
 
 /// Escape text for LaTeX: the ten special characters, `·` and `×` (as math), `−` (as `-`),
 /// Text for a Markdown table cell or heading: a name or path from a spec cannot break the table
-/// (`|`), start a new line (control characters are written as escapes), open a link or code span
-/// (`[`, `]`, `` ` ``), or carry raw HTML (`<` and `&` as entities: `<img onerror=…>` stays text).
+/// (`|`), start a new line (control characters are written as escapes), open a link (`[`, `]`),
+/// or carry raw HTML (`<` and `&` as entities: `<img onerror=…>` stays text). Backquotes stay:
+/// netstat's own cells use code spans, and one in a name changes only how it looks.
 pub fn md_text(s: &str) -> String {
     let s = crate::error::escape_control(s);
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' | '|' | '[' | ']' | '`' => {
+            '\\' | '|' | '[' | ']' => {
                 out.push('\\');
                 out.push(c);
             }
