@@ -305,28 +305,20 @@ pub fn write_table(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std::io
 /// Write `netstat memory` as Markdown.
 pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "### {}\n", super::grid::md_text(&heading(r, m)))?;
-    // Rows are Markdown already: `esc` escapes plain text cells (a figure name is a code span).
-    let esc = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
-        rows.into_iter().map(|r| r.iter().map(|c| super::grid::md_text(c)).collect()).collect()
-    };
     let table = |out: &mut dyn Write, header: &[&str], right: usize, rows: Vec<Vec<String>>| -> std::io::Result<()> {
         writeln!(out, "| {} |", header.join(" | "))?;
         let al: Vec<&str> = (0..header.len()).map(|i| if i < right { "---" } else { "---:" }).collect();
         writeln!(out, "|{}|", al.join("|"))?;
         for row in rows {
-            writeln!(out, "| {} |", row.join(" | "))?;
+            writeln!(out, "| {} |", row.iter().map(|c| super::grid::md_text(c)).collect::<Vec<_>>().join(" | "))?;
         }
         Ok(())
     };
-    let rows = m
-        .figure_rows()
-        .into_iter()
-        .map(|(k, b, what)| vec![format!("`{k}`"), super::grid::md_text(&what), super::grid::md_text(&bytes(b))])
-        .collect();
+    let rows = m.figure_rows().into_iter().map(|(k, b, what)| vec![format!("`{k}`"), what, bytes(b)]).collect();
     table(out, &["figure", "what", "bytes"], 2, rows)?;
     if !m.figures.timeline.is_empty() {
         writeln!(out, "\nTimeline of one training step (live bytes after each stage; peak during it):\n")?;
-        table(out, &["stage", "layer", "live B", "live", "change", "peak B"], 2, esc(timeline_rows(&m.figures)))?;
+        table(out, &["stage", "layer", "live B", "live", "change", "peak B"], 2, timeline_rows(&m.figures))?;
     }
     if let Some(s) = &m.sweep {
         writeln!(out)?;
@@ -334,7 +326,7 @@ pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std:
             r.remove(1);
             r
         });
-        table(out, &["batch", "inference peak", "saved activations", "training peak"], 1, esc(rows.collect()))?;
+        table(out, &["batch", "inference peak", "saved activations", "training peak"], 1, rows.collect())?;
     }
     if let Some(f) = &m.fit {
         writeln!(out, "\n{}.", fit_line(f))?;
