@@ -64,12 +64,26 @@ pub struct TrainArgs {
     /// and optimizer state.
     #[arg(long, value_enum)]
     pub amp: Option<crate::memory::Amp>,
+    /// How an adam/adamw step runs: fused (one kernel, no temporaries), foreach (one extra copy
+    /// of the parameters during the step) or per-tensor (two copies of the largest parameter).
+    #[arg(long, value_enum, default_value_t = crate::memory::AdamImpl::Fused)]
+    pub adam_impl: crate::memory::AdamImpl,
+    /// Inference peak as eager PyTorch holds references: each block's input (layers named
+    /// `P.…`) stays live until the block's last layer has run.
+    #[arg(long)]
+    pub eager_references: bool,
 }
 
 impl TrainArgs {
-    /// The memory-model options these arguments ask for.
+    /// The memory-model options these arguments ask for (one device).
     pub fn options(&self) -> crate::memory::Options {
-        crate::memory::Options { optimizer: self.optimizer, amp: self.amp }
+        crate::memory::Options {
+            optimizer: self.optimizer,
+            amp: self.amp,
+            adam_impl: self.adam_impl,
+            eager_references: self.eager_references,
+            devices: 1,
+        }
     }
 }
 
@@ -216,9 +230,11 @@ pub struct AnalyzeArgs {
     /// Roofline on a device: a catalog name (gtx580, v100, a100, h100, h200, this-cpu) or a hardware YAML file.
     #[arg(long, value_name = "NAME|FILE")]
     pub hardware: Option<String>,
-    /// Check the per-device training memory against the memory of the --hardware device.
-    #[arg(long, requires = "hardware")]
-    pub fit: bool,
+    /// The largest batch whose training peak (per device, with --devices) fits in SIZE (3GiB,
+    /// 3GB or 3000000000), or, without SIZE, in the memory of the --hardware device; the same
+    /// search and optimizer (--optimizer) as `netstat memory --fit`.
+    #[arg(long, value_name = "SIZE", num_args = 0..=1, default_missing_value = "")]
+    pub fit: Option<String>,
     /// Split the model over N devices like AlexNet 2012 and show the per-device training memory.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub devices: Option<u64>,
@@ -268,10 +284,19 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     if let Some(hw) = &hardware {
         r = r.with_roofline(crate::roofline::roofline(&analysis, hw).map_err(at_input)?);
     }
-    if a.fit || a.devices.is_some() {
-        let mut m = crate::devices::training_memory(&analysis, a.devices.unwrap_or(1)).map_err(at_input)?;
-        if let (true, Some(hw)) = (a.fit, &hardware) {
-            m = m.fit(hw);
+    if a.fit.is_some() || a.devices.is_some() {
+        let o = crate::memory::Options { devices: a.devices.unwrap_or(1), ..a.train.options() };
+        let mut m = crate::memory::devices::DeviceMemory::of(&crate::memory::model(&analysis, &o)?);
+        if let Some(size) = &a.fit {
+            let budget = match (size.as_str(), &hardware) {
+                ("", Some(hw)) => hw.memory_bytes,
+                ("", None) => {
+                    return Err(Error::Usage("--fit: give a size (--fit 3GiB) or a device (--hardware gtx580)".into()))
+                }
+                (s, _) => parse_budget(s)?,
+            };
+            let hw = hardware.as_ref().filter(|_| size.is_empty());
+            m = m.with_fit(&analysis.spec, &o, budget, hw)?;
         }
         r = r.with_training_memory(m);
     }
@@ -362,6 +387,15 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
 }
 
+/// A `--fit` size in bytes (positive).
+fn parse_budget(s: &str) -> Result<u64, Error> {
+    match crate::memory::parse_size(s).map_err(|m| Error::Usage(format!("--fit: {m}")))? {
+        // Nothing has a training peak of 0 bytes: a zero budget is a typo, not a question.
+        0 => Err(Error::Usage(format!("--fit: expected a positive size, got \"{s}\""))),
+        n => Ok(n),
+    }
+}
+
 fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     use crate::memory as mm;
     if a.format == Format::Latex {
@@ -375,14 +409,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
         ));
     }
-    let budget = match &a.fit {
-        Some(s) => match mm::parse_size(s).map_err(|m| Error::Usage(format!("--fit: {m}")))? {
-            // Nothing has a training peak of 0 bytes: a zero budget is a typo, not a question.
-            0 => return Err(Error::Usage(format!("--fit: expected a positive size, got \"{s}\""))),
-            n => Some(n),
-        },
-        None => None,
-    };
+    let budget = a.fit.as_deref().map(parse_budget).transpose()?;
     let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
     let o = a.train.options();
     let mut m = report::memory::MemoryReport::summary(mm::model(&analysis, &o)?);

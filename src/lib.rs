@@ -24,7 +24,6 @@ pub mod analysis;
 pub mod candle;
 pub mod cli;
 pub mod conventions;
-pub mod devices;
 pub mod error;
 pub mod files;
 pub mod gpu;

@@ -51,36 +51,23 @@ fn table_says_which_roofline() {
 
 #[test]
 fn alexnet_2012_batch_128_on_one_and_two_gtx580() {
-    // src/devices.rs has the arithmetic: 1,801,164,512 B = 1.68 GiB on one device,
-    // 955,688,560 B = 911 MiB per device on two; both ≤ 3 GiB.
-    let one = stdout_of(&["specs/alexnet-2012.yaml", "--batch", "128", "--hardware", "gtx580", "--fit"]);
-    assert!(one.contains("training memory per device (1 device, batch 128)"), "{one}");
-    assert!(one.contains("= 1.68 GiB"), "{one}");
-    assert!(
-        one.contains("fit on gtx580: 1.68 GiB of 3.00 GiB per device — fits; largest batch that fits: 297"),
-        "{one}"
-    );
-    let two =
-        stdout_of(&["specs/alexnet-2012.yaml", "--batch", "128", "--hardware", "gtx580", "--fit", "--devices", "2"]);
-    assert!(two.contains("training memory per device (2 devices, batch 128)"), "{two}");
+    // src/memory/devices.rs derives the per-device figures (momentum): saved activations
+    // 1,515,528,192 B on one device, 773,296,128 B per device on two (received 15,532,032 B).
+    let args =
+        ["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", "momentum", "--hardware", "gtx580", "--fit"];
+    let one = stdout_of(&args);
+    assert!(one.contains("training memory per device (1 device, batch 128, momentum)"), "{one}");
+    assert!(one.contains("fit on gtx580: peak "), "{one}");
+    assert!(one.contains("of 3.00 GiB per device — fits; largest batch whose training peak fits: "), "{one}");
+    let two = stdout_of(&[&args[..], &["--devices", "2"]].concat());
+    assert!(two.contains("training memory per device (2 devices, batch 128, momentum)"), "{two}");
     assert!(two.contains("layers exchanging activations between devices: conv3, fc6, fc7, fc8"), "{two}");
-    assert!(two.contains("fit on gtx580: 911 MiB of 3.00 GiB per device — fits"), "{two}");
-    let v: serde_json::Value = serde_json::from_str(&stdout_of(&[
-        "specs/alexnet-2012.yaml",
-        "--batch",
-        "128",
-        "--hardware",
-        "gtx580",
-        "--fit",
-        "--devices",
-        "2",
-        "--format",
-        "json",
-    ]))
-    .unwrap();
-    assert_eq!(v["training_memory"]["total_bytes"], 955_688_560u64);
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_of(&[&args[..], &["--devices", "2", "--format", "json"]].concat())).unwrap();
+    assert_eq!(v["training_memory"]["saved_activation_bytes"], 773_296_128u64);
+    assert_eq!(v["training_memory"]["received_bytes"], 15_532_032u64);
     assert_eq!(v["training_memory"]["fit"]["fits"], true);
-    // Batch 512 no longer fits on one (5,009,909,984 B > 3 GiB).
+    // Batch 512 on one: 512 · 11,840,064 B of saved activations alone = 6,062,112,768 B > 3 GiB.
     let big = stdout_of(&["specs/alexnet-2012.yaml", "--batch", "512", "--hardware", "gtx580", "--fit"]);
     assert!(big.contains("does NOT fit"), "{big}");
 }

@@ -25,7 +25,7 @@ fn mlp_seed_timeline_in_json_keeps_the_report_fields() {
     // loss gradient, fc2 backward, fc1 backward, step.
     assert_eq!(
         live,
-        vec![4_202_496, 12_591_104, 13_639_680, 14_688_256, 14_688_264, 14_688_260, 17_833_988, 20_979_716, 20_979_716]
+        vec![4_202_496, 12_591_104, 13_639_680, 14_688_256, 14_688_264, 14_688_264, 17_833_992, 20_979_716, 20_979_716]
     );
     assert_eq!(m["timeline"][0]["phase"], "data");
     // Backward adds 2 · 1024 · 1024 · 4 = 8,388,608 B of gradients.
@@ -35,12 +35,13 @@ fn mlp_seed_timeline_in_json_keeps_the_report_fields() {
 
 #[test]
 fn default_report_carries_the_memory_summary() {
-    // AlexNet f32 with Adam: weights = gradients = each moment = 50,844,008 · 4 = 203,376,032 B.
+    // AlexNet f32 with Adam: weights = gradients = each moment = 50,844,008 · 4 = 203,376,032 B;
+    // fused Adam's step counters: 16 parameter tensors · 4 B = 64 B.
     let v = json(&["specs/alexnet.yaml"]);
     let m = &v["memory"];
     assert_eq!(m["param_bytes"], 203_376_032);
     assert_eq!(m["gradient_bytes"], 203_376_032);
-    assert_eq!(m["optimizer_state_bytes"], 2 * 203_376_032u64);
+    assert_eq!(m["optimizer_state_bytes"], 2 * 203_376_032u64 + 64);
     assert!(m.get("timeline").is_none(), "the summary has no timeline");
     let out = netstat().arg("specs/alexnet.yaml").assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
@@ -158,4 +159,23 @@ fn fit_says_when_an_overflowing_count_not_the_budget_stopped_the_search() {
     // An ordinary budget stops at the budget: no limit field (3 GB is the README's example).
     let v = json(&["memory", "specs/alexnet.yaml", "--fit", "3GB"]);
     assert!(v["memory"]["fit"].get("limit").is_none(), "{}", v["memory"]["fit"]);
+}
+
+#[test]
+fn hardware_fit_is_memory_fit() {
+    // One meaning of --fit: the largest batch whose training peak fits. `--hardware gtx580 --fit`
+    // (3 GiB = 3,221,225,472 B, hardware/gtx580.yaml) must give the batch `memory --fit 3GiB`
+    // gives, for the same optimizer; and for one device the per-device peak is the training peak.
+    for opt in ["momentum", "adam"] {
+        let mem = json(&["memory", "specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", opt, "--fit", "3GiB"]);
+        let hw =
+            json(&["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", opt, "--hardware", "gtx580", "--fit"]);
+        let fit = &hw["training_memory"]["fit"];
+        assert_eq!(fit["memory_bytes"], 3_221_225_472u64);
+        assert_eq!(fit["max_batch"], mem["memory"]["fit"]["batch"], "{opt}");
+        assert_eq!(hw["training_memory"]["training_peak_bytes"], mem["memory"]["training_peak_bytes"], "{opt}");
+        // The same with the size given instead of a device.
+        let sized = json(&["specs/alexnet-2012.yaml", "--batch", "128", "--optimizer", opt, "--fit", "3GiB"]);
+        assert_eq!(sized["training_memory"]["fit"]["max_batch"], mem["memory"]["fit"]["batch"], "{opt}");
+    }
 }

@@ -44,9 +44,12 @@ impl Op for AdaptiveAvgPool2d {
         Ok(Cost { output, params: 0, buffers: 0, macs: 0 })
     }
 
-    /// Saved for backward: the input (PyTorch `_adaptive_avg_pool2d_backward(grad, self)`).
+    /// Saved for backward: the input (PyTorch `_adaptive_avg_pool2d_backward(grad, self)`);
+    /// nothing for a 1×1 output, which ATen runs as `mean(dim=(-2, -1), keepdim=True)`
+    /// (aten AdaptiveAveragePooling.cpp), whose backward needs only the input's shape
+    /// (measured: shared/reference/pytorch_memory.md).
     fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
-        Ok(vec![Saved::Input(0)])
+        Ok(if self.output_size == [1, 1] { Vec::new() } else { vec![Saved::Input(0)] })
     }
 }
 

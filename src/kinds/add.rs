@@ -11,13 +11,18 @@ use crate::spec::fields::Fields;
 
 /// A residual / elementwise add.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Add;
+pub struct Add {
+    /// Add into input 0 instead of allocating an output (`inplace: true`; torchvision ResNet's
+    /// `out += identity`). The output shape must then be input 0's (PyTorch refuses an in-place
+    /// add that would broadcast its left side).
+    pub inplace: bool,
+}
 
 impl KindSpec for Add {
     const NAME: &'static str = "add";
-    const FIELDS: &'static [&'static str] = &[];
-    fn parse(_: &Fields) -> Result<Self, SpecError> {
-        Ok(Add)
+    const FIELDS: &'static [&'static str] = &["inplace"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(Add { inplace: f.bool("inplace")?.unwrap_or(false) })
     }
 }
 
@@ -38,7 +43,19 @@ impl Op for Add {
     }
 
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
-        Ok(Cost { output: broadcast_all(inputs)?, params: 0, buffers: 0, macs: 0 })
+        let output = broadcast_all(inputs)?;
+        if self.inplace && output != inputs[0] {
+            return Err(KindError::field(
+                "inplace",
+                format!("an in-place add writes into input 0 ({}), but the inputs broadcast to {output}", inputs[0]),
+            ));
+        }
+        Ok(Cost { output, params: 0, buffers: 0, macs: 0 })
+    }
+
+    /// `inplace: true` writes into input 0: no new output.
+    fn aliases_input(&self, _training: bool) -> bool {
+        self.inplace
     }
     fn arity(&self) -> (usize, usize) {
         (2, usize::MAX)
@@ -131,23 +148,33 @@ mod tests {
     #[test]
     fn residual_and_broadcast() {
         // Same shapes: ResNet residual, 1×256×56×56 + 1×256×56×56.
-        let c = Add.analyze(&[s(&[1, 256, 56, 56]), s(&[1, 256, 56, 56])]).unwrap();
+        let c = Add::default().analyze(&[s(&[1, 256, 56, 56]), s(&[1, 256, 56, 56])]).unwrap();
         assert_eq!((c.output, c.params, c.macs), (s(&[1, 256, 56, 56]), 0, 0));
         // PyTorch: [1,197,768] + [197,768] → [1,197,768]; [8,1,6,1] + [7,1,5] → [8,7,6,5].
-        assert_eq!(Add.analyze(&[s(&[1, 197, 768]), s(&[197, 768])]).unwrap().output, s(&[1, 197, 768]));
-        assert_eq!(Add.analyze(&[s(&[8, 1, 6, 1]), s(&[7, 1, 5])]).unwrap().output, s(&[8, 7, 6, 5]));
+        assert_eq!(Add::default().analyze(&[s(&[1, 197, 768]), s(&[197, 768])]).unwrap().output, s(&[1, 197, 768]));
+        assert_eq!(Add::default().analyze(&[s(&[8, 1, 6, 1]), s(&[7, 1, 5])]).unwrap().output, s(&[8, 7, 6, 5]));
         // Three inputs.
-        assert_eq!(Add.analyze(&[s(&[2, 3]), s(&[2, 3]), s(&[1, 3])]).unwrap().output, s(&[2, 3]));
+        assert_eq!(Add::default().analyze(&[s(&[2, 3]), s(&[2, 3]), s(&[1, 3])]).unwrap().output, s(&[2, 3]));
     }
 
     #[test]
     fn mismatch_names_both_shapes() {
-        let e = Add.analyze(&[s(&[1, 64, 56, 56]), s(&[1, 256, 56, 56])]).unwrap_err();
+        let e = Add::default().analyze(&[s(&[1, 64, 56, 56]), s(&[1, 256, 56, 56])]).unwrap_err();
         assert_eq!(
             e.message,
             "input 0 (1x64x56x56) and input 1 (1x256x56x56) do not broadcast: dimension 1 is 64 vs 256 \
              (expected equal sizes or 1)"
         );
-        assert_eq!(Add.arity(), (2, usize::MAX));
+        assert_eq!(Add::default().arity(), (2, usize::MAX));
+    }
+
+    #[test]
+    fn in_place_add_keeps_input_0s_shape() {
+        let a = Add { inplace: true };
+        assert_eq!(a.analyze(&[s(&[1, 256, 56, 56]), s(&[1, 256, 56, 56])]).unwrap().output, s(&[1, 256, 56, 56]));
+        assert!(a.aliases_input(true) && a.aliases_input(false));
+        // [197,768] += [1,197,768] would have to grow its left side.
+        let e = a.analyze(&[s(&[197, 768]), s(&[1, 197, 768])]).unwrap_err();
+        assert_eq!(e.field, Some("inplace"));
     }
 }

@@ -39,6 +39,17 @@ impl KindSpec for BatchNorm2d {
 }
 
 impl Op for BatchNorm2d {
+    /// Parameter tensors: γ (`weight`) and β (`bias`), C each, when `affine`.
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let c = inputs[0].0.get(1).copied().unwrap_or(0);
+        Ok(if self.affine { vec![c, c] } else { Vec::new() })
+    }
+
+    /// `num_batches_tracked`, one int64, when `track_running_stats` (PyTorch `_NormBase`).
+    fn counter_buffers(&self) -> u64 {
+        u64::from(self.track_running_stats)
+    }
+
     /// Peers: `aten::batch_norm`; its γ, β count as a leaf's parameters in torchinfo.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::BatchNorm, bias: 0, torchinfo_leaf: true }

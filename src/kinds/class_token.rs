@@ -20,6 +20,11 @@ impl KindSpec for ClassToken {
 }
 
 impl Op for ClassToken {
+    /// Parameter tensors: one (PyTorch's `class_token`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        Ok(vec![self.analyze(inputs)?.params])
+    }
+
     /// Peers: a parameter of the container, not a module of its own: no torchinfo leaf.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { torchinfo_leaf: false, ..Peer::OTHER }

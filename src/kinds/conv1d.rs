@@ -49,6 +49,12 @@ impl KindSpec for Conv1d {
 }
 
 impl Op for Conv1d {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+    }
+
     /// Peers: `aten.convolution`, `c_out` biases when `bias` (as conv2d: a conv1d k=3 and a
     /// conv2d `k=[3,1]` are the same op to every peer).
     fn peer(&self, _output: &Shape) -> Peer {

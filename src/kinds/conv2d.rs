@@ -103,6 +103,12 @@ impl KindSpec for Conv2d {
 }
 
 impl Op for Conv2d {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+    }
+
     /// Peers: `aten.convolution`, `c_out` biases when `bias`.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }

@@ -71,6 +71,12 @@ fn out_size(i: u64, k: u64, s: u64, p: u64, d: u64, op: u64) -> Result<u64, Stri
 }
 
 impl Op for ConvTranspose2d {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+    }
+
     /// Peers: `aten.convolution` (transposed), `c_out` biases when `bias`.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }

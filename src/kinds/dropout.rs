@@ -45,16 +45,25 @@ impl Op for Dropout {
         same_shape(inputs)
     }
 
-    /// Saved for backward (training): the mask, one bool byte per element (PyTorch
+    /// Saved for backward (training, `p > 0`): the mask, one bool byte per element (PyTorch
     /// `native_dropout` returns it; `native_dropout_backward(grad, mask, scale)` reads it).
+    /// With `p = 0` nothing: the layer is the identity.
     fn saved(&self, _inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
+        if self.p == 0.0 {
+            return Ok(Vec::new());
+        }
         Ok(vec![Saved::New { elements: output.elements()?, dtype: SavedDType::Bool, what: "dropout mask" }])
     }
 
-    /// Identity in inference (PyTorch returns the input itself); in training a new output
-    /// unless `inplace: true`.
+    /// Identity in inference and with `p = 0` (ATen `dropout` returns `input` itself when
+    /// `p == 0 || !train`, on CPU and CUDA); in training a new output unless `inplace: true`.
     fn aliases_input(&self, training: bool) -> bool {
-        !training || self.inplace
+        self.is_identity(training) || self.inplace
+    }
+
+    /// No operation in inference or with `p = 0` (see [`Op::aliases_input`]).
+    fn is_identity(&self, training: bool) -> bool {
+        !training || self.p == 0.0
     }
 }
 

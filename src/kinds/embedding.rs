@@ -27,6 +27,11 @@ impl KindSpec for Embedding {
 }
 
 impl Op for Embedding {
+    /// Parameter tensors: one (PyTorch's `weight`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        Ok(vec![self.analyze(inputs)?.params])
+    }
+
     /// Peers: an `nn.Embedding` leaf (its table counts as a leaf's parameters in torchinfo).
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::Embedding, bias: 0, torchinfo_leaf: true }

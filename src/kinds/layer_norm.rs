@@ -51,6 +51,17 @@ impl KindSpec for LayerNorm {
 }
 
 impl Op for LayerNorm {
+    /// Parameter tensors: `weight` when `elementwise_affine`, then `bias` when also `bias`, each
+    /// of the normalized shape's size.
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(match (self.elementwise_affine, self.bias) {
+            (false, _) => Vec::new(),
+            (true, true) => vec![params / 2, params / 2],
+            (true, false) => vec![params],
+        })
+    }
+
     /// Peers: `aten::layer_norm`; its γ, β count as a leaf's parameters in torchinfo.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::LayerNorm, bias: 0, torchinfo_leaf: true }

@@ -44,6 +44,12 @@ impl KindSpec for Linear {
 }
 
 impl Op for Linear {
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let params = self.analyze(inputs)?.params;
+        Ok(super::weight_and_bias(params, if self.bias { Some(self.out_features) } else { None }))
+    }
+
     /// Peers: `aten.addmm`, `out_features` biases when `bias`.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { class: PeerClass::Linear, bias: if self.bias { self.out_features } else { 0 }, torchinfo_leaf: true }

@@ -145,7 +145,7 @@ pub enum PeerClass {
     Other,
 }
 
-/// How a layer splits over devices in the per-device memory estimate ([`crate::devices`]).
+/// How a layer splits over devices in the per-device memory estimate ([`crate::memory::devices`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
     /// The output dimension each device holds a share of.
@@ -219,6 +219,35 @@ pub trait Op {
         Ok((0..inputs.len()).map(Saved::Input).collect())
     }
 
+    /// Element counts of the layer's parameter tensors, one entry per tensor as PyTorch
+    /// registers them (conv: weight, bias; `multi_head_attention`: `in_proj_weight`,
+    /// `in_proj_bias`, `out_proj.weight`, `out_proj.bias`). They sum to [`Cost::params`] (the
+    /// memory model checks it); a `linear` with `tied_to` lists its weight too, and the model
+    /// leaves it to the owner. The memory model counts Adam's per-tensor `step` counters and
+    /// the largest tensor (the per-tensor Adam step's temporaries) from them.
+    ///
+    /// The default is no tensors: right for every kind without parameters.
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let _ = inputs;
+        Ok(Vec::new())
+    }
+
+    /// int64 scalar buffers the layer keeps besides [`Cost::buffers`] (which counts elements of
+    /// the dtype): BatchNorm's `num_batches_tracked` (8 bytes each, PyTorch
+    /// `_NormBase.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))`).
+    fn counter_buffers(&self) -> u64 {
+        0
+    }
+
+    /// Whether the layer is no operation at all in this mode: the output *is* the input tensor,
+    /// nothing is saved and autograd records no node, so the gradient passes through without a
+    /// copy (`dropout` in inference or with `p = 0`: ATen `dropout` returns `input` when
+    /// `p == 0 || !train`). Implies [`Op::aliases_input`].
+    fn is_identity(&self, training: bool) -> bool {
+        let _ = training;
+        false
+    }
+
     /// Whether the output shares storage with input 0 instead of allocating: in-place ops
     /// (`inplace: true`), views (`flatten`) and ops that are the identity in inference
     /// (`dropout`, when `training` is false). Such a layer adds 0 activation bytes.
@@ -231,7 +260,7 @@ pub trait Op {
     /// output shape `output` (with batch). Required: a kind states its class and bias.
     fn peer(&self, output: &Shape) -> Peer;
 
-    /// How the layer splits over `devices` devices ([`crate::devices`]). Required: a kind
+    /// How the layer splits over `devices` devices ([`crate::memory::devices`]). Required: a kind
     /// states which dimension it splits and whether it gathers its input.
     fn split(&self, devices: u64) -> Split;
 }
@@ -350,6 +379,16 @@ pub fn norm_dim(d: i64, x: &Shape, field: &'static str) -> Result<usize, KindErr
         Ok(j as usize)
     } else {
         Err(KindError::field(field, format!("{field} {d} is out of range for input {x} (rank {r})")))
+    }
+}
+
+/// Parameter tensors of a layer with a weight and an optional bias of `bias` elements: `[weight,
+/// bias]` or `[weight]` (the weight is the rest of `params`); none when `params` is 0.
+pub fn weight_and_bias(params: u64, bias: Option<u64>) -> Vec<u64> {
+    match bias {
+        _ if params == 0 => Vec::new(),
+        Some(b) => vec![params - b, b],
+        None => vec![params],
     }
 }
 

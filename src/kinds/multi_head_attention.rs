@@ -29,11 +29,16 @@ pub struct MultiHeadAttention {
     pub causal: bool,
     /// Projection biases (default true).
     pub bias: bool,
+    /// PyTorch's `need_weights` (default true, as `nn.MultiheadAttention.forward`): true runs
+    /// the math path, which keeps the attention probabilities for backward; false runs
+    /// `scaled_dot_product_attention` (the fused path torchvision's ViT takes), which keeps a
+    /// log-sum-exp per query row instead. Changes only what is saved for backward.
+    pub need_weights: bool,
 }
 
 impl KindSpec for MultiHeadAttention {
     const NAME: &'static str = "multi_head_attention";
-    const FIELDS: &'static [&'static str] = &["heads", "embed_dim", "causal", "bias", "dropout"];
+    const FIELDS: &'static [&'static str] = &["heads", "embed_dim", "causal", "bias", "dropout", "need_weights"];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
         f.float("dropout")?;
         Ok(MultiHeadAttention {
@@ -41,11 +46,46 @@ impl KindSpec for MultiHeadAttention {
             embed_dim: f.pos("embed_dim")?,
             causal: f.bool("causal")?.unwrap_or(false),
             bias: f.bool("bias")?.unwrap_or(true),
+            need_weights: f.bool("need_weights")?.unwrap_or(true),
         })
     }
 }
 
 impl Op for MultiHeadAttention {
+    /// Parameter tensors: `in_proj_weight` (3·D·D when key and value are D wide; PyTorch keeps
+    /// `q/k/v_proj_weight` apart otherwise), `in_proj_bias` (3·D) and `out_proj.bias` (D) when
+    /// `bias`, `out_proj.weight` (D·D).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let q = &inputs[0];
+        let k = inputs.get(1).unwrap_or(q);
+        let v = inputs.get(2).unwrap_or(k);
+        let (d, kd, vd) = (q.last(), k.last(), v.last());
+        let dd = mul(d, d, "weights")?;
+        let mut t = if kd == d && vd == d {
+            vec![mul(dd, 3, "weights")?]
+        } else {
+            vec![dd, mul(d, kd, "weights")?, mul(d, vd, "weights")?]
+        };
+        t.push(dd);
+        if self.bias {
+            t.push(mul(3, d, "biases")?);
+            t.push(d);
+        }
+        Ok(t)
+    }
+
+    /// Saved for backward: the inputs (for the in-projection weight gradients), the projected
+    /// Q (`N·L_q·D`), K and V (`N·L_k·D` each), the context before the output projection
+    /// (`N·L_q·D`, kept by `out_proj`), and
+    /// - math path (`need_weights: true`): the attention probabilities `N·heads·L_q·L_k`
+    ///   (kept by softmax and by `A·V`);
+    /// - fused path (`need_weights: false`, `scaled_dot_product_attention`): a log-sum-exp per
+    ///   query row and head, `N·heads·L_q` in f32 (the accumulate type), instead of the
+    ///   probabilities (measured: shared/reference/pytorch_memory.md, vit_b_16, 1,853,376 B less
+    ///   per layer at batch 1 = 12·197·197·4 − 12·197·4).
+    ///
+    /// Not counted: the scaled copy of Q and the head-averaged weights the math path returns
+    /// (freed by the caller at once).
     /// Peers: fused attention, 4·D projection biases when `bias`; not a torchinfo leaf (it
     /// owns `out_proj`).
     fn peer(&self, output: &Shape) -> Peer {
@@ -71,10 +111,15 @@ impl Op for MultiHeadAttention {
         let nlq = checked_product(&[n, lq, d])?;
         let nlk = checked_product(&[n, lk, d])?;
         let qkv = add(nlq, mul(nlk, 2, "saved elements")?, "saved elements")?;
-        let probs = checked_product(&[n, self.heads, lq, lk])?;
         let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
         s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what: "projected Q, K, V" });
-        s.push(Saved::New { elements: probs, dtype: SavedDType::Activation, what: "attention probabilities" });
+        s.push(if self.need_weights {
+            let probs = checked_product(&[n, self.heads, lq, lk])?;
+            Saved::New { elements: probs, dtype: SavedDType::Activation, what: "attention probabilities" }
+        } else {
+            let lse = checked_product(&[n, self.heads, lq])?;
+            Saved::New { elements: lse, dtype: SavedDType::Accum, what: "log-sum-exp per row" }
+        });
         s.push(Saved::New { elements: nlq, dtype: SavedDType::Activation, what: "context before out_proj" });
         Ok(s)
     }

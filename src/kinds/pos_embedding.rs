@@ -26,6 +26,11 @@ impl KindSpec for PosEmbedding {
 }
 
 impl Op for PosEmbedding {
+    /// Parameter tensors: one (PyTorch's `pos_embedding`).
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        Ok(vec![self.analyze(inputs)?.params])
+    }
+
     /// Peers: a parameter of the container, not a module of its own: no torchinfo leaf.
     fn peer(&self, _output: &Shape) -> Peer {
         Peer { torchinfo_leaf: false, ..Peer::OTHER }

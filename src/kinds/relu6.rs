@@ -2,7 +2,7 @@
 //!
 //! Shape unchanged; no params; 0 MACs (activations are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
+use super::{same_shape, saved_input_or_copy, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
@@ -34,9 +34,11 @@ impl Op for Relu6 {
     }
 
     /// Saved for backward: the input (PyTorch `relu6` = `hardtanh(x, 0, 6)`, whose backward reads
-    /// `self`); in place (`hardtanh_`) the output, which is the input's storage.
-    fn saved(&self, _inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
-        Ok(vec![if self.inplace { Saved::Output } else { Saved::Input(0) }])
+    /// `self`). In place (`hardtanh_`) the input is overwritten, so autograd saves a copy of it
+    /// first: new bytes of the input's size (PyTorch since 1.10, issues #81548 and #95432;
+    /// measured: shared/reference/pytorch_memory.md, mobilenet_v2).
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        saved_input_or_copy(self.inplace, inputs)
     }
 
     /// `inplace: true` overwrites the input: no new output.

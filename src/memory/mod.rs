@@ -5,12 +5,15 @@
 //! model. Kernel workspaces (cuDNN) and intra-op temporaries are not counted. docs/memory.md
 //! defines every figure; the short form is [`FOOTNOTE`].
 //!
-//! **Storages.** The network input and every layer output is a tensor; a layer whose
-//! [`crate::kinds::Op::aliases_input`] is true (in-place relu/dropout, flatten, dropout in
-//! inference) puts its output in its input's storage, so it adds 0 bytes. A storage is freed
-//! after its last use: the last layer that reads it in the forward pass or, in training, the
-//! backward of the earliest layer that saved it ([`crate::kinds::Saved`]). The network input and
-//! labels are held by the caller for the whole step, and so is the output when no loss is given.
+//! **Parts.** [`schedule`] computes, once per pass, the execution order, the storage of each
+//! output (a layer whose [`crate::kinds::Op::aliases_input`] is true — in-place ops, views,
+//! identities — writes into its input's storage and adds 0 bytes), when each storage is released
+//! (after its last forward reader; in training after the backward of the earliest layer that
+//! saved it, [`crate::kinds::Saved`]; by the loss; or held by the caller: the network input and
+//! labels for the whole step, and the output when no loss is given), which outputs need a
+//! gradient and what each layer saves. `inference` and `training` walk it and count bytes;
+//! [`devices`] gives each layer's share when the model is split over devices. [`model`] puts
+//! them together.
 //!
 //! **Training step** (PyTorch semantics, `loss.backward()` then `optimizer.step()`):
 //! 1. data: input (and labels) of the batch, or of `dataset.rows` samples when the spec says so;
@@ -22,18 +25,23 @@
 //! 5. backward, per layer in reverse order: the gradient of each input that needs one (a second
 //!    gradient into the same tensor is a transient added in place) and the parameter gradient
 //!    (a second use of a shared parameter is a transient added in place); then the gradient of
-//!    the layer's output and the tensors only it saved are freed;
-//! 6. optimizer step: the optimizer state appears (PyTorch creates it lazily on the first step;
-//!    the update is modelled as a fused kernel, without temporaries).
+//!    the layer's output and the tensors only it saved are freed. The seed (the loss gradient, or `ones_like(output)`) is held until backward returns;
+//! 6. optimizer step: the optimizer state appears (PyTorch creates it lazily on the first step);
+//!    a non-fused Adam's temporaries ([`AdamImpl`]) count in the step's peak.
 //!
 //! Only layers whose output needs a gradient save anything: those with trainable parameters
 //! and those downstream of one. Layers before the first trainable one save nothing.
 
+pub mod devices;
+mod inference;
+pub mod schedule;
+mod training;
+
 use crate::analysis::Analysis;
-use crate::graph::Source;
-use crate::kinds::{Saved, SavedDType};
+use crate::kinds::SavedDType;
 use crate::shape::{add, mul, DType};
 use crate::spec::loss::LossKind;
+use schedule::{Mode, Schedule};
 use serde::Serialize;
 
 /// The definitions under every memory report, one line each.
@@ -99,19 +107,59 @@ impl Amp {
     }
 }
 
-/// How to model the training step.
+/// How a non-fused Adam/AdamW step runs (`--adam-impl`); the state is the same, the step's
+/// temporaries and where the `step` counters live differ (torch.optim.Adam, torch 2.x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdamImpl {
+    /// `fused=True`: one kernel, no temporaries; the `step` counters (one f32 per parameter
+    /// tensor) are on the device.
+    Fused,
+    /// `foreach=True` (PyTorch's default on CUDA): the multi-tensor step allocates one extra
+    /// full copy of the trainable parameters; counters on the CPU.
+    Foreach,
+    /// The per-tensor loop (`foreach=False`, the CPU default): two temporaries the size of the
+    /// largest parameter tensor; counters on the CPU.
+    PerTensor,
+}
+
+/// How to model the step: optimizer, precision, inference references, device split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// `--optimizer`.
     pub optimizer: Optimizer,
     /// `--amp`, if any.
     pub amp: Option<Amp>,
+    /// `--adam-impl` (only read for adam and adamw).
+    pub adam_impl: AdamImpl,
+    /// `--eager-references`: the inference peak holds each block's input until the block ends,
+    /// as eager PyTorch does ([`schedule::Schedule::new`]).
+    pub eager_references: bool,
+    /// `--devices`: the model split over this many devices by channels, figures per device
+    /// ([`devices`]); 1 = no split.
+    pub devices: u64,
+}
+
+impl Options {
+    /// Adam (fused), no mixed precision, references freed after their last reader, one device.
+    pub const DEFAULT: Options = Options {
+        optimizer: Optimizer::Adam,
+        amp: None,
+        adam_impl: AdamImpl::Fused,
+        eager_references: false,
+        devices: 1,
+    };
+
+    /// These options with another optimizer.
+    pub const fn with_optimizer(self, optimizer: Optimizer) -> Options {
+        Options { optimizer, ..self }
+    }
 }
 
 impl Default for Options {
-    /// Adam, no mixed precision.
+    /// [`Options::DEFAULT`].
     fn default() -> Self {
-        Options { optimizer: Optimizer::Adam, amp: None }
+        Options::DEFAULT
     }
 }
 
@@ -170,6 +218,17 @@ pub struct Memory {
     /// Mixed precision, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amp: Option<Amp>,
+    /// The Adam implementation modelled, when the optimizer is adam or adamw and it is not the
+    /// fused default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adam_impl: Option<AdamImpl>,
+    /// Whether the inference peak holds block inputs (`--eager-references`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub eager_references: bool,
+    /// Devices the model is split over; the figures are one device's (the largest share).
+    /// Left out of JSON for 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub devices: u64,
     /// Element type of activations and gradients.
     pub activation_dtype: DType,
     /// Element type of the working weights.
@@ -180,7 +239,8 @@ pub struct Memory {
     pub label_bytes: u64,
     /// Parameters, each once (shared ones once), in the weight dtype.
     pub param_bytes: u64,
-    /// Buffers (BatchNorm running statistics), fp32 under `--amp`, else the weight dtype.
+    /// Buffers: BatchNorm running statistics (fp32 under `--amp`, else the weight dtype) and
+    /// its int64 `num_batches_tracked` counters (8 B each).
     pub buffer_bytes: u64,
     /// fp32 master copy of the trainable parameters under `--amp`, else 0.
     pub master_weight_bytes: u64,
@@ -193,13 +253,22 @@ pub struct Memory {
     pub inference_peak_layer: String,
     /// One gradient per trainable parameter, in the activation dtype.
     pub gradient_bytes: u64,
-    /// Optimizer state: copies × trainable parameters, fp32 under `--amp`.
+    /// Optimizer state: copies × trainable parameters (fp32 under `--amp`), plus fused Adam's
+    /// `step` counters (4 B per trainable parameter tensor).
     pub optimizer_state_bytes: u64,
+    /// The optimizer step's temporaries (non-fused Adam, [`AdamImpl`]), freed when it ends.
+    /// Left out of JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub optimizer_step_temp_bytes: u64,
     /// Bytes the training forward leaves for backward, output included (data and weights
     /// excluded): live after the forward (and loss) − data − weights.
     pub saved_activation_bytes: u64,
     /// Live bytes after the forward pass (after the loss, when there is one).
     pub after_forward_bytes: u64,
+    /// Live bytes after the backward pass (the seed gradient freed).
+    pub after_backward_bytes: u64,
+    /// Live bytes after the optimizer step.
+    pub after_step_bytes: u64,
     /// Most bytes live during backward.
     pub backward_peak_bytes: u64,
     /// The layer (or `loss`) whose backward reaches it.
@@ -208,9 +277,25 @@ pub struct Memory {
     pub training_peak_bytes: u64,
     /// `phase name` of the stage that reaches it.
     pub training_peak_stage: String,
+    /// Per device (`devices` > 1): bytes of other devices' activation shares that exchanging
+    /// layers receive and keep for backward (included in the figures above). Left out of JSON
+    /// when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub received_bytes: u64,
+    /// Per device: the layers that gather their input from all devices.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exchanging_layers: Vec<String>,
     /// The training step, stage by stage (left out of JSON unless asked for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Stage>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_one(v: &u64) -> bool {
+    *v == 1
 }
 
 impl Memory {
@@ -219,94 +304,203 @@ impl Memory {
         self.param_bytes.saturating_add(self.buffer_bytes).saturating_add(self.master_weight_bytes)
     }
 }
-
 /// Live-bytes bookkeeping with checked arithmetic.
-struct Live {
-    now: u64,
+pub(crate) struct Live {
+    /// Bytes live now.
+    pub now: u64,
 }
 
 impl Live {
-    fn alloc(&mut self, b: u64) -> Result<(), String> {
+    pub(crate) fn alloc(&mut self, b: u64) -> Result<(), String> {
         self.now = add(self.now, b, "live bytes")?;
         Ok(())
     }
-    fn free(&mut self, b: u64) {
+    pub(crate) fn free(&mut self, b: u64) {
         self.now = self.now.checked_sub(b).expect("freeing only what was allocated");
     }
 }
 
-fn bytes_of(elements: u64, d: DType) -> Result<u64, String> {
+pub(crate) fn bytes_of(elements: u64, d: DType) -> Result<u64, String> {
     mul(elements, d.size(), "bytes")
 }
 
-/// Compute every memory figure of an analysed spec.
-///
-/// Errors (at the spec's `input` or `loss`): a byte count overflows u64; a loss on a network
-/// with more than one output; cross-entropy labels whose count does not match the logits;
-/// `dataset.rows` smaller than the batch.
-pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecError> {
+/// The parameters layer `i`'s backward produces a gradient for: (owner layer, elements).
+/// `shares:` uses all of the owner's; `tied_to:` (linear) the owner's out × in weight. Only
+/// trainable owners with parameters.
+/// `pos`: each layer's execution position ([`schedule::Schedule::position`]).
+pub(crate) fn grads_of<'a>(a: &'a Analysis, pos: &[usize], i: usize) -> impl Iterator<Item = (usize, u64)> + 'a {
     let spec = &a.spec;
-    let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
-    let at_loss = |m: String| {
-        let loc = spec.loss.as_ref().map(|l| l.loc).unwrap_or(spec.input.loc);
-        crate::error::SpecError::new(&spec.file, loc, m)
-    };
-    let n_layers = spec.layers.len();
-    let order = &a.graph.order;
-    let n = order.len();
-    let act = o.amp.map(Amp::dtype).unwrap_or(spec.dtype);
-    let wdt = act;
-    let sdt = if o.amp.is_some() { DType::F32 } else { spec.dtype };
-    let accum = if act == DType::F64 { DType::F64 } else { DType::F32 };
-    let mut pos = vec![usize::MAX; n_layers];
-    let mut la = vec![usize::MAX; n_layers];
-    for (p, l) in a.layers.iter().enumerate() {
-        pos[l.index] = p;
-        la[l.index] = p;
+    let l = &a.layers[pos[i]];
+    let mut v = Vec::new();
+    match l.shares {
+        Some(o) => v.push((o, a.layers[pos[o]].params)),
+        None => v.push((i, l.params)),
     }
-    let ana = |i: usize| &a.layers[la[i]];
-    // The parameters each layer's backward produces a gradient for: (owner layer, elements).
-    // `shares:` uses all of the owner's; `tied_to:` (linear) the owner's out × in weight.
-    let by_name: std::collections::HashMap<&str, usize> =
-        spec.layers.iter().enumerate().map(|(i, l)| (l.id.name.as_str(), i)).collect();
-    let grads_of = |i: usize| -> Vec<(usize, u64)> {
-        let l = ana(i);
-        let mut v = Vec::new();
-        match l.shares {
-            Some(o) => v.push((o, ana(o).params)),
-            None => v.push((i, l.params)),
+    if let crate::kinds::Kind::Linear(lin) = &spec.layers[i].kind {
+        if let Some(j) = lin.tied_to.as_deref().and_then(|t| spec.layers.iter().position(|x| x.id.name == t)) {
+            v.push((j, lin.out_features.saturating_mul(l.input_shapes[0].last())));
         }
-        if let crate::kinds::Kind::Linear(lin) = &spec.layers[i].kind {
-            if let Some(&j) = lin.tied_to.as_deref().and_then(|t| by_name.get(t)) {
-                let inf = l.input_shapes[0].last();
-                v.push((j, lin.out_features.saturating_mul(inf)));
+    }
+    v.into_iter().filter(move |&(o, e)| e > 0 && spec.layers[o].trainable)
+}
+
+/// The analysis of layer `i` (spec index), found by search: for one-off lookups.
+fn layer(a: &Analysis, i: usize) -> &crate::analysis::LayerAnalysis {
+    let p = a.graph.order.iter().position(|&x| x == i).expect("every layer is in the order");
+    &a.layers[p]
+}
+
+/// Element types and the device split: how many bytes each tensor of the model takes.
+pub(crate) struct Sizes {
+    /// Activations and gradients.
+    pub act: DType,
+    /// Statistics saved in the accumulate type (f64 for f64 activations, else f32).
+    pub accum: DType,
+    /// Working weights.
+    pub weight: DType,
+    /// Optimizer state, master weights and buffers in training.
+    pub state: DType,
+    /// Each layer's share of its output and parameters (one device: everything).
+    pub split: devices::Split,
+}
+
+impl Sizes {
+    fn new(a: &Analysis, o: &Options) -> Result<Sizes, String> {
+        let act = o.amp.map(Amp::dtype).unwrap_or(a.spec.dtype);
+        Ok(Sizes {
+            act,
+            accum: if act == DType::F64 { DType::F64 } else { DType::F32 },
+            weight: act,
+            state: if o.amp.is_some() { DType::F32 } else { a.spec.dtype },
+            split: devices::Split::new(a, o.devices)?,
+        })
+    }
+
+    /// Bytes of layer `i`'s output (this device's share).
+    pub(crate) fn output(&self, a: &Analysis, i: usize) -> Result<u64, String> {
+        let e = a.layers[self.split.position[i]].output.elements()?;
+        bytes_of(self.split.share(i, e)?, self.act)
+    }
+
+    /// Bytes of a tensor layer `i` saves for backward (this device's share).
+    pub(crate) fn saved(&self, i: usize, s: &schedule::NewSaved) -> Result<u64, String> {
+        let d = match s.dtype {
+            SavedDType::Activation => self.act,
+            SavedDType::Accum => self.accum,
+            SavedDType::I64 => DType::I64,
+            SavedDType::Bool => DType::U8,
+        };
+        bytes_of(self.split.share(i, s.elements)?, d)
+    }
+}
+
+/// Parameters, buffers, gradients and optimizer state (one device's share), bytes.
+pub(crate) struct Weights {
+    pub param_bytes: u64,
+    /// Buffers in training (fp32 under `--amp`) with the int64 counters.
+    pub buffer_bytes: u64,
+    /// Buffers in inference (the weight dtype) with the int64 counters.
+    pub inference_buffer_bytes: u64,
+    pub master_weight_bytes: u64,
+    pub gradient_bytes: u64,
+    pub optimizer_state_bytes: u64,
+    pub step_temp_bytes: u64,
+}
+
+impl Weights {
+    fn new(a: &Analysis, o: &Options, z: &Sizes) -> Result<Weights, String> {
+        let (mut params, mut trainable, mut buffers, mut counters) = (0u64, 0u64, 0u64, 0u64);
+        let (mut tensors, mut largest) = (0u64, 0u64);
+        for l in &a.layers {
+            let i = l.index;
+            let ls = &a.spec.layers[i];
+            let ctx = |m: String| format!("layer \"{}\": {m}", ls.id.name);
+            let op = ls.kind.op();
+            params = add(params, z.split.share(i, l.params)?, "params").map_err(ctx)?;
+            buffers = add(buffers, z.split.share(i, l.buffers)?, "buffers").map_err(ctx)?;
+            counters = add(counters, op.counter_buffers(), "buffers").map_err(ctx)?;
+            if !ls.trainable || l.shares.is_some() {
+                continue;
+            }
+            trainable = add(trainable, z.split.share(i, l.params)?, "params").map_err(ctx)?;
+            let mut t = op.param_tensors(&l.input_shapes).map_err(|e| ctx(e.message))?;
+            if let crate::kinds::Kind::Linear(lin) = &ls.kind {
+                if lin.tied_to.is_some() && !t.is_empty() {
+                    t.remove(0); // the weight is the owner's (analysis::tied_params)
+                }
+            }
+            let sum = t.iter().try_fold(0u64, |s, &e| add(s, e, "params")).map_err(ctx)?;
+            if sum != l.params {
+                return Err(ctx(format!(
+                    "internal: the kind lists parameter tensors of {sum} elements, its params are {}",
+                    l.params
+                )));
+            }
+            tensors += t.len() as u64;
+            for e in t {
+                largest = largest.max(z.split.share(i, e)?);
             }
         }
-        v.retain(|&(o, e)| e > 0 && spec.layers[o].trainable);
-        v
-    };
-    let trains = |i: usize| !grads_of(i).is_empty();
-
-    // Data.
-    let rows = match spec.dataset_rows {
-        Some(r) if r < spec.batch => {
-            return Err(at_input(format!("`dataset.rows` {r} is smaller than the batch {}", spec.batch)))
+        let counter_bytes = mul(counters, DType::I64.size(), "buffer bytes")?;
+        let adam = matches!(o.optimizer, Optimizer::Adam | Optimizer::Adamw);
+        let copies = mul(trainable, o.optimizer.state_copies(), "optimizer state")?;
+        let mut optimizer_state_bytes = bytes_of(copies, z.state)?;
+        let mut step_temp_bytes = 0;
+        if adam {
+            match o.adam_impl {
+                AdamImpl::Fused => {
+                    optimizer_state_bytes = add(optimizer_state_bytes, mul(tensors, 4, "step counters")?, "state")?
+                }
+                AdamImpl::Foreach => step_temp_bytes = bytes_of(trainable, z.state)?,
+                AdamImpl::PerTensor => step_temp_bytes = bytes_of(mul(largest, 2, "temporaries")?, z.state)?,
+            }
         }
-        Some(r) => r,
-        None => spec.batch,
-    };
-    let in_dtype = match o.amp {
-        Some(amp) if !spec.input.dtype.is_int() => amp.dtype(),
-        _ => spec.input.dtype,
-    };
-    let sample = crate::shape::checked_product(&spec.input.shape).map_err(at_input)?;
-    let input_bytes = mul(rows, sample, "input elements").and_then(|e| bytes_of(e, in_dtype)).map_err(at_input)?;
+        Ok(Weights {
+            param_bytes: bytes_of(params, z.weight)?,
+            buffer_bytes: add(bytes_of(buffers, z.state)?, counter_bytes, "buffer bytes")?,
+            inference_buffer_bytes: add(bytes_of(buffers, z.weight)?, counter_bytes, "buffer bytes")?,
+            master_weight_bytes: if o.amp.is_some() { bytes_of(trainable, DType::F32)? } else { 0 },
+            gradient_bytes: bytes_of(trainable, z.act)?,
+            optimizer_state_bytes,
+            step_temp_bytes,
+        })
+    }
+}
 
-    // The network output(s): layers nobody reads.
-    let sinks: Vec<usize> = order.iter().copied().filter(|&i| a.graph.consumers[i].is_empty()).collect();
-    let loss = spec.loss.as_ref();
-    let loss_out = match loss {
-        Some(_) if sinks.len() != 1 => {
+/// The data on the device: input and labels, bytes, and the layer the loss reads.
+struct Data {
+    input_bytes: u64,
+    label_bytes: u64,
+    loss_input: Option<usize>,
+}
+
+impl Data {
+    /// Errors (at the spec's `input` or `loss`): see [`model`].
+    fn new(a: &Analysis, o: &Options, act: DType) -> Result<Data, crate::error::SpecError> {
+        let spec = &a.spec;
+        let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
+        let at_loss = |m: String| {
+            let loc = spec.loss.as_ref().map(|l| l.loc).unwrap_or(spec.input.loc);
+            crate::error::SpecError::new(&spec.file, loc, m)
+        };
+        let rows = match spec.dataset_rows {
+            Some(r) if r < spec.batch => {
+                return Err(at_input(format!("`dataset.rows` {r} is smaller than the batch {}", spec.batch)))
+            }
+            Some(r) => r,
+            None => spec.batch,
+        };
+        let in_dtype = match o.amp {
+            Some(amp) if !spec.input.dtype.is_int() => amp.dtype(),
+            _ => spec.input.dtype,
+        };
+        let sample = crate::shape::checked_product(&spec.input.shape).map_err(at_input)?;
+        let input_bytes = mul(rows, sample, "input elements").and_then(|e| bytes_of(e, in_dtype)).map_err(at_input)?;
+        let Some(l) = spec.loss.as_ref() else {
+            return Ok(Data { input_bytes, label_bytes: 0, loss_input: None });
+        };
+        let sinks: Vec<usize> = a.graph.order.iter().copied().filter(|&i| a.graph.consumers[i].is_empty()).collect();
+        if sinks.len() != 1 {
             let names: Vec<&str> = sinks.iter().map(|&i| spec.layers[i].id.name.as_str()).collect();
             return Err(at_loss(format!(
                 "a loss needs exactly one network output, got {} ({})",
@@ -314,387 +508,87 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
                 names.join(", ")
             )));
         }
-        Some(_) => Some(sinks[0]),
-        None => None,
-    };
-    let label_bytes = match (loss, loss_out) {
-        (Some(l), Some(out)) => {
-            let oshape = &ana(out).output;
-            let per_sample = match (&l.labels, l.kind) {
-                (Some(lab), _) => crate::shape::checked_product(&lab.shape).map_err(at_loss)?,
-                (None, LossKind::CrossEntropy) => 1,
-                (None, LossKind::Mse) => crate::shape::checked_product(&oshape.0[1..]).map_err(at_loss)?,
-            };
-            let dt = match (&l.labels, l.kind) {
-                (Some(lab), _) => lab.dtype,
-                (None, LossKind::CrossEntropy) => DType::I64,
-                (None, LossKind::Mse) => act,
-            };
-            let out_elems = oshape.elements().map_err(at_loss)?;
-            let want = match l.kind {
-                LossKind::CrossEntropy => out_elems / oshape.last().max(1),
-                LossKind::Mse => out_elems,
-            };
-            let got = mul(spec.batch, per_sample, "label elements").map_err(at_loss)?;
-            if got != want {
-                return Err(at_loss(format!(
-                    "{} on output {oshape} expects {want} labels per batch, got {got} (labels per sample {per_sample} × batch {})",
-                    l.kind.name(),
-                    spec.batch
-                )));
-            }
-            mul(rows, per_sample, "label elements").and_then(|e| bytes_of(e, dt)).map_err(at_loss)?
-        }
-        _ => 0,
-    };
-
-    // Weights.
-    let mut params = 0u64;
-    let mut trainable = 0u64;
-    let mut buffers = 0u64;
-    for l in &a.layers {
-        params = add(params, l.params, "params").map_err(at_input)?;
-        buffers = add(buffers, l.buffers, "buffers").map_err(at_input)?;
-        if spec.layers[l.index].trainable {
-            trainable = add(trainable, l.params, "params").map_err(at_input)?;
-        }
-    }
-    let param_bytes = bytes_of(params, wdt).map_err(at_input)?;
-    let buffer_bytes = bytes_of(buffers, sdt).map_err(at_input)?;
-    let master_weight_bytes = if o.amp.is_some() { bytes_of(trainable, DType::F32).map_err(at_input)? } else { 0 };
-    let gradient_bytes = bytes_of(trainable, act).map_err(at_input)?;
-    let optimizer_state_bytes = mul(trainable, o.optimizer.state_copies(), "optimizer state")
-        .and_then(|e| bytes_of(e, sdt))
-        .map_err(at_input)?;
-
-    let out_bytes = |i: usize| -> Result<u64, String> { bytes_of(ana(i).output.elements()?, act) };
-
-    // ---------- Inference ----------
-    // Storage of each layer output: its own, or its input's when aliased.
-    const INPUT: usize = usize::MAX;
-    let storage_of = |training: bool| -> Vec<usize> {
-        let mut st = vec![INPUT; n_layers];
-        for &i in order {
-            let aliased = spec.layers[i].kind.op().aliases_input(training);
-            st[i] = if aliased {
-                match a.graph.inputs[i][0] {
-                    Source::Input => INPUT,
-                    Source::Layer(j) => st[j],
-                }
-            } else {
-                i
-            };
-        }
-        st
-    };
-    let src_storage = |st: &[usize], s: Source| match s {
-        Source::Input => INPUT,
-        Source::Layer(j) => st[j],
-    };
-    let st_inf = storage_of(false);
-    let mut activation_bytes = 0u64;
-    // Last forward reader (position) of each storage; sinks are held (usize::MAX).
-    let fwd_last = |st: &[usize]| {
-        let mut last = vec![0usize; n_layers];
-        for (p, &i) in order.iter().enumerate() {
-            for &s in &a.graph.inputs[i] {
-                let k = src_storage(st, s);
-                if k != INPUT {
-                    last[k] = last[k].max(p);
-                }
-            }
-            if st[i] != INPUT {
-                last[st[i]] = last[st[i]].max(p);
-            }
-        }
-        last
-    };
-    let last_inf = fwd_last(&st_inf);
-    let inf_weights = add(param_bytes, bytes_of(buffers, wdt).map_err(at_input)?, "weights").map_err(at_input)?;
-    let mut live = Live { now: add(input_bytes, inf_weights, "live bytes").map_err(at_input)? };
-    let mut inference_peak_bytes = live.now;
-    let mut inference_peak_layer = "weights".to_owned();
-    // Storages the caller holds (the network outputs), as a flag per layer index.
-    let sink_storages = |st: &[usize]| {
-        let mut held = vec![false; n_layers];
-        for &i in &sinks {
-            if st[i] != INPUT {
-                held[st[i]] = true;
-            }
-        }
-        held
-    };
-    let held_inf = sink_storages(&st_inf);
-    let mut free_inf = vec![Vec::new(); n];
-    for (k, &lp) in last_inf.iter().enumerate() {
-        if st_inf[k] == k && !held_inf[k] {
-            free_inf[lp].push(k);
-        }
-    }
-    for (p, &i) in order.iter().enumerate() {
-        let at = |m: String| at_input(format!("layer \"{}\": {m}", spec.layers[i].id.name));
-        if st_inf[i] == i {
-            let b = out_bytes(i).map_err(at)?;
-            activation_bytes = add(activation_bytes, b, "activation bytes").map_err(at)?;
-            live.alloc(b).map_err(at)?;
-        }
-        if live.now > inference_peak_bytes {
-            inference_peak_bytes = live.now;
-            inference_peak_layer = spec.layers[i].id.name.clone();
-        }
-        for &k in &free_inf[p] {
-            live.free(out_bytes(k).map_err(at)?);
-        }
-    }
-
-    // ---------- Training ----------
-    let st = storage_of(true);
-    // Which layers' outputs need a gradient.
-    let mut req = vec![false; n_layers];
-    for &i in order {
-        req[i] = trains(i) || a.graph.inputs[i].iter().any(|s| matches!(s, Source::Layer(j) if req[*j]));
-    }
-    // Saved tensors: references extend lifetimes; New ones are allocated.
-    let mut bwd_hold = vec![usize::MAX; n_layers]; // earliest position whose backward frees the storage
-    let mut input_held = false;
-    let mut extras = vec![0u64; n_layers];
-    for &i in order {
-        if !req[i] {
-            continue;
-        }
-        let l = ana(i);
-        let at = |e: crate::kinds::KindError| at_input(format!("layer \"{}\": {}", spec.layers[i].id.name, e.message));
-        for s in spec.layers[i].kind.op().saved(&l.input_shapes, &l.output).map_err(at)? {
-            let k = match s {
-                Saved::Input(j) => src_storage(&st, a.graph.inputs[i][j]),
-                Saved::Output => st[i],
-                Saved::New { elements, dtype, .. } => {
-                    let d = match dtype {
-                        SavedDType::Activation => act,
-                        SavedDType::Accum => accum,
-                        SavedDType::I64 => DType::I64,
-                        SavedDType::Bool => DType::U8,
-                    };
-                    let b = bytes_of(elements, d).map_err(at_input)?;
-                    extras[i] = add(extras[i], b, "saved bytes").map_err(at_input)?;
-                    continue;
-                }
-            };
-            if k == INPUT {
-                input_held = true;
-            } else {
-                bwd_hold[k] = bwd_hold[k].min(pos[i]);
-            }
-        }
-    }
-    let _ = input_held; // the input is data: held for the whole step anyway
-    let last_tr = fwd_last(&st);
-    let held_tr = if loss.is_some() { vec![false; n_layers] } else { sink_storages(&st) };
-    // mse keeps its input (the logits) until the loss backward, at position n.
-    let mut loss_hold = usize::MAX;
-    if let (Some(l), Some(out)) = (loss, loss_out) {
-        if l.kind == LossKind::Mse && st[out] != INPUT {
-            loss_hold = st[out];
-        }
-    }
-    let data = add(input_bytes, label_bytes, "data bytes").map_err(at_input)?;
-    let weights = add(add(param_bytes, buffer_bytes, "weights").map_err(at_input)?, master_weight_bytes, "weights")
-        .map_err(at_input)?;
-    let mut tl = Vec::new();
-    let mut live = Live { now: 0 };
-    let push = |tl: &mut Vec<Stage>, phase, name: String, live: u64, peak: u64| {
-        tl.push(Stage { phase, name, live_bytes: live, peak_bytes: peak })
-    };
-    live.alloc(data).map_err(at_input)?;
-    push(
-        &mut tl,
-        Phase::Data,
-        if loss.is_some() { "input + labels".into() } else { "input".into() },
-        live.now,
-        live.now,
-    );
-    live.alloc(weights).map_err(at_input)?;
-    push(&mut tl, Phase::Weights, "weights".into(), live.now, live.now);
-    // A storage is freed in forward at its last reader unless backward or the caller holds it.
-    let loss_storage = loss_out.map(|o| st[o]);
-    let mut free_fwd = vec![Vec::new(); n];
-    let mut free_bwd = vec![Vec::new(); n];
-    for (k, &lp) in last_tr.iter().enumerate() {
-        if st[k] != k {
-            continue;
-        }
-        if held_tr[k] {
-            continue;
-        }
-        if bwd_hold[k] != usize::MAX {
-            free_bwd[bwd_hold[k]].push(k);
-        } else if Some(k) != loss_storage {
-            free_fwd[lp].push(k);
-        }
-    }
-    for (p, &i) in order.iter().enumerate() {
-        let at = |m: String| at_input(format!("layer \"{}\": {m}", spec.layers[i].id.name));
-        if st[i] == i {
-            live.alloc(out_bytes(i).map_err(at)?).map_err(at)?;
-        }
-        live.alloc(extras[i]).map_err(at)?;
-        let peak = live.now;
-        for &k in &free_fwd[p] {
-            live.free(out_bytes(k).map_err(at)?);
-        }
-        push(&mut tl, Phase::Forward, spec.layers[i].id.name.clone(), live.now, peak);
-    }
-    // Loss forward.
-    let mut loss_temp = 0u64; // freed by the loss backward
-    if let (Some(l), Some(out)) = (loss, loss_out) {
-        let elems = ana(out).output.elements().map_err(at_loss)?;
-        let scalar = act.size();
-        let (allocs, temp) = match l.kind {
-            // log_softmax output (saved) + loss + total_weight (saved by nll_loss).
-            LossKind::CrossEntropy => {
-                let logp = bytes_of(elems, act).map_err(at_loss)?;
-                (
-                    add(logp, 2 * scalar, "loss bytes").map_err(at_loss)?,
-                    add(logp, scalar, "loss bytes").map_err(at_loss)?,
-                )
-            }
-            LossKind::Mse => (scalar, 0),
+        let out = sinks[0];
+        let oshape = &layer(a, out).output;
+        let per_sample = match (&l.labels, l.kind) {
+            (Some(lab), _) => crate::shape::checked_product(&lab.shape).map_err(at_loss)?,
+            (None, LossKind::CrossEntropy) => 1,
+            (None, LossKind::Mse) => crate::shape::checked_product(&oshape.0[1..]).map_err(at_loss)?,
         };
-        live.alloc(allocs).map_err(at_loss)?;
-        loss_temp = temp;
-        let peak = live.now;
-        let k = st[out];
-        if k != INPUT && bwd_hold[k] == usize::MAX && k != loss_hold {
-            live.free(out_bytes(k).map_err(at_loss)?);
+        let dt = match (&l.labels, l.kind) {
+            (Some(lab), _) => lab.dtype,
+            (None, LossKind::CrossEntropy) => DType::I64,
+            (None, LossKind::Mse) => act,
+        };
+        let out_elems = oshape.elements().map_err(at_loss)?;
+        let want = match l.kind {
+            LossKind::CrossEntropy => out_elems / oshape.last().max(1),
+            LossKind::Mse => out_elems,
+        };
+        let got = mul(spec.batch, per_sample, "label elements").map_err(at_loss)?;
+        if got != want {
+            return Err(at_loss(format!(
+                "{} on output {oshape} expects {want} labels per batch, got {got} (labels per sample {per_sample} × batch {})",
+                l.kind.name(),
+                spec.batch
+            )));
         }
-        push(&mut tl, Phase::Loss, "loss".into(), live.now, peak);
+        let label_bytes = mul(rows, per_sample, "label elements").and_then(|e| bytes_of(e, dt)).map_err(at_loss)?;
+        Ok(Data { input_bytes, label_bytes, loss_input: Some(out) })
     }
-    let after_forward_bytes = live.now;
-    let saved_activation_bytes = after_forward_bytes - data - weights;
+}
 
-    // Backward.
-    let mut grad_live = vec![false; n_layers]; // gradient of layer i's output exists
-    let mut param_grad = vec![false; n_layers]; // gradient of owner i's parameters exists
-    let mut backward_peak_bytes = 0u64;
-    let mut backward_peak_layer = String::new();
-    let free_storage = |live: &mut Live, k: usize| -> Result<(), String> {
-        live.free(out_bytes(k)?);
-        Ok(())
-    };
-    if let Some(out) = sinks.last().copied().filter(|&o| req[o]) {
-        // Seed: dL/d(output).
-        let g = out_bytes(out).map_err(at_loss)?;
-        match (loss, loss_out) {
-            (Some(l), Some(_)) => {
-                let scalar = act.size();
-                let elems = ana(out).output.elements().map_err(at_loss)?;
-                // grad of the loss (1 element), of log-probabilities (cross-entropy), of the logits.
-                let mid = if l.kind == LossKind::CrossEntropy { bytes_of(elems, act).map_err(at_loss)? } else { 0 };
-                let seed = add(scalar, mid, "loss gradient bytes").and_then(|b| add(b, g, "loss gradient bytes"));
-                live.alloc(seed.map_err(at_loss)?).map_err(at_loss)?;
-                let peak = live.now;
-                live.free(scalar + mid + loss_temp); // ≤ what was allocated above, so no overflow
-                if loss_hold != usize::MAX && bwd_hold[loss_hold] == usize::MAX {
-                    free_storage(&mut live, loss_hold).map_err(at_loss)?;
-                }
-                push(&mut tl, Phase::Backward, "loss".into(), live.now, peak);
-                if peak > backward_peak_bytes {
-                    backward_peak_bytes = peak;
-                    backward_peak_layer = "loss".into();
-                }
-            }
-            _ => live.alloc(g).map_err(at_input)?,
-        }
-        grad_live[out] = true;
-        for &s in &sinks {
-            if s != out && req[s] {
-                live.alloc(out_bytes(s).map_err(at_input)?).map_err(at_input)?;
-                grad_live[s] = true;
-            }
-        }
-    }
-    for p in (0..n).rev() {
-        let i = order[p];
-        if !req[i] {
-            continue;
-        }
-        let at = |m: String| at_input(format!("layer \"{}\": {m}", spec.layers[i].id.name));
-        let mut transient = 0u64;
-        let mut seen = Vec::new();
-        for &s in &a.graph.inputs[i] {
-            let Source::Layer(j) = s else { continue };
-            if !req[j] || seen.contains(&j) {
-                continue;
-            }
-            seen.push(j);
-            let b = out_bytes(j).map_err(at)?;
-            if grad_live[j] {
-                transient = add(transient, b, "gradient bytes").map_err(at)?;
-            } else {
-                live.alloc(b).map_err(at)?;
-                grad_live[j] = true;
-            }
-        }
-        for (w, elems) in grads_of(i) {
-            if param_grad[w] {
-                // A second gradient for the same parameters: computed, then added in place.
-                let b = bytes_of(elems, act).map_err(at)?;
-                transient = add(transient, b, "gradient bytes").map_err(at)?;
-            } else {
-                // The first one becomes the owner's `.grad` (all of its parameters).
-                live.alloc(bytes_of(ana(w).params, act).map_err(at)?).map_err(at)?;
-                param_grad[w] = true;
-            }
-        }
-        let peak = add(live.now, transient, "live bytes").map_err(at)?;
-        if peak > backward_peak_bytes {
-            backward_peak_bytes = peak;
-            backward_peak_layer = spec.layers[i].id.name.clone();
-        }
-        // Free: this output's gradient, this layer's extras, storages it was the last to hold.
-        if grad_live[i] {
-            live.free(out_bytes(i).map_err(at)?);
-            grad_live[i] = false;
-        }
-        live.free(extras[i]);
-        for &k in &free_bwd[p] {
-            free_storage(&mut live, k).map_err(at)?;
-        }
-        push(&mut tl, Phase::Backward, spec.layers[i].id.name.clone(), live.now, peak);
-    }
-    // Optimizer step.
-    live.alloc(optimizer_state_bytes).map_err(at_input)?;
-    push(&mut tl, Phase::Optimizer, "step".into(), live.now, live.now);
-    let (mut training_peak_bytes, mut training_peak_stage) = (0u64, String::new());
-    for s in &tl {
-        if s.peak_bytes > training_peak_bytes {
-            training_peak_bytes = s.peak_bytes;
-            training_peak_stage = format!("{} {}", s.phase.name(), s.name);
-        }
-    }
+/// Compute every memory figure of an analysed spec: data, weights, the inference walk
+/// (`memory/inference.rs`) and the training walk (`memory/training.rs`) over their [`Schedule`]s, for one
+/// device's share when `o.devices` > 1 ([`devices`]).
+///
+/// Errors (at the spec's `input` or `loss`): a byte count overflows u64; a loss on a network
+/// with more than one output; cross-entropy labels whose count does not match the logits;
+/// `dataset.rows` smaller than the batch; `devices` = 0.
+pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecError> {
+    let spec = &a.spec;
+    let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
+    let z = Sizes::new(a, o).map_err(at_input)?;
+    let data = Data::new(a, o, z.act)?;
+    let w = Weights::new(a, o, &z).map_err(at_input)?;
+    let inf_schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
+    let inf_weights = add(w.param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
+    let inf = inference::walk(a, &inf_schedule, &z, add(data.input_bytes, inf_weights, "live").map_err(at_input)?)
+        .map_err(at_input)?;
+    let tr_schedule = Schedule::new(a, Mode::Training, data.loss_input).map_err(at_input)?;
+    let tr = training::walk(a, &tr_schedule, &z, &data, &w)?;
+    let is_adam = matches!(o.optimizer, Optimizer::Adam | Optimizer::Adamw);
     Ok(Memory {
         batch: spec.batch,
         optimizer: o.optimizer,
         amp: o.amp,
-        activation_dtype: act,
-        weight_dtype: wdt,
-        input_bytes,
-        label_bytes,
-        param_bytes,
-        buffer_bytes,
-        master_weight_bytes,
-        activation_bytes,
-        inference_peak_bytes,
-        inference_peak_layer,
-        gradient_bytes,
-        optimizer_state_bytes,
-        saved_activation_bytes,
-        after_forward_bytes,
-        backward_peak_bytes,
-        backward_peak_layer,
-        training_peak_bytes,
-        training_peak_stage,
-        timeline: tl,
+        adam_impl: Some(o.adam_impl).filter(|&i| is_adam && i != AdamImpl::Fused),
+        eager_references: o.eager_references,
+        devices: o.devices,
+        activation_dtype: z.act,
+        weight_dtype: z.weight,
+        input_bytes: data.input_bytes,
+        label_bytes: data.label_bytes,
+        param_bytes: w.param_bytes,
+        buffer_bytes: w.buffer_bytes,
+        master_weight_bytes: w.master_weight_bytes,
+        activation_bytes: inf.activation_bytes,
+        inference_peak_bytes: inf.peak_bytes,
+        inference_peak_layer: inf.peak_layer,
+        gradient_bytes: w.gradient_bytes,
+        optimizer_state_bytes: w.optimizer_state_bytes,
+        optimizer_step_temp_bytes: w.step_temp_bytes,
+        saved_activation_bytes: tr.saved_activation_bytes,
+        after_forward_bytes: tr.after_forward_bytes,
+        after_backward_bytes: tr.after_backward_bytes,
+        after_step_bytes: tr.after_step_bytes,
+        backward_peak_bytes: tr.backward_peak_bytes,
+        backward_peak_layer: tr.backward_peak_layer,
+        training_peak_bytes: tr.peak_bytes,
+        training_peak_stage: tr.peak_stage,
+        received_bytes: tr.received_bytes,
+        exchanging_layers: z.split.exchanging_names(a),
+        timeline: tr.timeline,
     })
 }
 

@@ -15,7 +15,7 @@ fn file(path: &str, o: Options) -> Memory {
     model(&analyze(spec).unwrap(), &o).unwrap()
 }
 
-const SGD: Options = Options { optimizer: Optimizer::Sgd, amp: None };
+const SGD: Options = Options { optimizer: Optimizer::Sgd, amp: None, ..Options::DEFAULT };
 
 fn stage(m: &Memory, phase: Phase, name: &str) -> (u64, u64) {
     let s = m.timeline.iter().find(|s| s.phase == phase && s.name == name).unwrap();
@@ -92,19 +92,30 @@ fn vgg16_cs231n_activations() {
 #[test]
 fn alexnet_adam_four_copies() {
     // specs/alexnet.yaml: 50,844,008 params · 4 B = 203,376,032 B each for weights, gradients,
-    // Adam's first moment and its second moment.
-    let m = file("specs/alexnet.yaml", Options { optimizer: Optimizer::Adam, amp: None });
+    // Adam's first moment and its second moment; fused Adam adds a 4 B `step` counter per
+    // parameter tensor: 8 layers × (weight, bias) = 16 · 4 = 64 B.
+    let m = file("specs/alexnet.yaml", Options { optimizer: Optimizer::Adam, amp: None, ..Options::DEFAULT });
     assert_eq!(m.param_bytes, 203_376_032);
     assert_eq!(m.gradient_bytes, 203_376_032);
-    assert_eq!(m.optimizer_state_bytes, 2 * 203_376_032);
+    assert_eq!(m.optimizer_state_bytes, 2 * 203_376_032 + 64);
     assert_eq!(m.master_weight_bytes, 0);
+    // foreach: counters on the CPU, one full fp32 copy of the parameters during the step;
+    // per-tensor: two copies of the largest tensor, fc1's weight 6,400·4,096 · 4 = 104,857,600 B.
+    let f = Options { adam_impl: AdamImpl::Foreach, ..Options::DEFAULT };
+    let m = file("specs/alexnet.yaml", f);
+    assert_eq!((m.optimizer_state_bytes, m.optimizer_step_temp_bytes), (2 * 203_376_032, 203_376_032));
+    assert_eq!(m.training_peak_bytes, m.after_step_bytes + 203_376_032);
+    let m = file("specs/alexnet.yaml", Options { adam_impl: AdamImpl::PerTensor, ..f });
+    assert_eq!((m.optimizer_state_bytes, m.optimizer_step_temp_bytes), (2 * 203_376_032, 2 * 104_857_600));
     // Momentum keeps one copy, SGD none.
-    let m = file("specs/alexnet.yaml", Options { optimizer: Optimizer::Momentum, amp: None });
+    let m = file("specs/alexnet.yaml", Options { optimizer: Optimizer::Momentum, amp: None, ..Options::DEFAULT });
     assert_eq!(m.optimizer_state_bytes, 203_376_032);
-    // --amp bf16: weights and gradients 2 B each (101,688,016), master weights 4 B, moments 4 B.
-    let m = file("specs/alexnet.yaml", Options { optimizer: Optimizer::Adam, amp: Some(Amp::Bf16) });
+    // --amp bf16: weights and gradients 2 B each (101,688,016), master weights 4 B, moments 4 B
+    // (+ 64 B of counters).
+    let m =
+        file("specs/alexnet.yaml", Options { optimizer: Optimizer::Adam, amp: Some(Amp::Bf16), ..Options::DEFAULT });
     assert_eq!((m.param_bytes, m.gradient_bytes), (101_688_016, 101_688_016));
-    assert_eq!((m.master_weight_bytes, m.optimizer_state_bytes), (203_376_032, 2 * 203_376_032));
+    assert_eq!((m.master_weight_bytes, m.optimizer_state_bytes), (203_376_032, 2 * 203_376_032 + 64));
 }
 
 #[test]
@@ -127,25 +138,28 @@ fn mlp_seed_timeline() {
             // + log-probabilities 1,048,576 (saved) + loss 4 + total_weight 4 = 15,736,840 at
             // the peak; then the logits (saved by nobody) are freed: −1,048,576.
             (Phase::Loss, "loss", 14_688_264, 15_736_840),
-            // + dloss 4 + dlogp 1,048,576 + dlogits 1,048,576 → 16,785,420; then dloss, dlogp,
-            // logp and total_weight go: 14,688,264 + 1,048,576 − 1,048,576 − 4 = 14,688,260.
-            (Phase::Backward, "loss", 14_688_260, 16_785_420),
-            // + dh 1,048,576 + dW2 4,194,304 → 19,931,140; then dlogits and h go (−2,097,152).
-            (Phase::Backward, "fc2", 17_833_988, 19_931_140),
-            // + dW1 4,194,304 (no gradient for the input) → 22,028,292; then dh goes.
-            (Phase::Backward, "fc1", 20_979_716, 22_028_292),
+            // + dloss 4 + dlogp 1,048,576 + dlogits 1,048,576 → 16,785,420; then dlogp, logp and
+            // total_weight go; dloss (the seed) stays until backward returns:
+            // 14,688,264 + 4 + 1,048,576 − 1,048,576 − 4 = 14,688,264.
+            (Phase::Backward, "loss", 14_688_264, 16_785_420),
+            // + dh 1,048,576 + dW2 4,194,304 → 19,931,144; then dlogits and h go (−2,097,152).
+            (Phase::Backward, "fc2", 17_833_992, 19_931_144),
+            // + dW1 4,194,304 (no gradient for the input) → 22,028,296 (PyTorch measured the
+            // same, shared/reference/pytorch_memory.md); then dh and, backward done, dloss go.
+            (Phase::Backward, "fc1", 20_979_716, 22_028_296),
             // SGD keeps no state: data 4,202,496 + weights 8,388,608 + gradients 8,388,608 + loss 4.
             (Phase::Optimizer, "step", 20_979_716, 20_979_716),
         ]
     );
-    assert_eq!((m.training_peak_bytes, m.training_peak_stage.as_str()), (22_028_292, "backward fc1"));
+    assert_eq!((m.training_peak_bytes, m.training_peak_stage.as_str()), (22_028_296, "backward fc1"));
     // Backward adds the 8 MiB of gradients the article shows.
     assert_eq!(m.gradient_bytes, 8 * MIB);
     // Inference: X 4 MiB + weights 8 MiB + h 1 MiB + logits 1 MiB = 14,680,064 B, reached at fc2.
     assert_eq!((m.inference_peak_bytes, m.inference_peak_layer.as_str()), (14_680_064, "fc2"));
-    // Adam adds two fp32 copies of the 2,097,152 weights at the step: + 16,777,216.
-    let a = file("specs/mlp-seed.yaml", Options { optimizer: Optimizer::Adam, amp: None });
-    assert_eq!(stage(&a, Phase::Optimizer, "step").0, 20_979_716 + 16_777_216);
+    // Adam adds two fp32 copies of the 2,097,152 weights at the step: + 16,777,216, and one
+    // 4 B step counter per weight tensor: + 8.
+    let a = file("specs/mlp-seed.yaml", Options { optimizer: Optimizer::Adam, amp: None, ..Options::DEFAULT });
+    assert_eq!(stage(&a, Phase::Optimizer, "step").0, 20_979_716 + 16_777_216 + 8);
 }
 
 #[test]
@@ -161,10 +175,11 @@ fn residual_branch_holds_its_input_until_the_add_reader() {
 #[test]
 fn frozen_layers_get_no_gradient_and_save_nothing_upstream() {
     // fc1 frozen: no gradient, no state; relu after it needs no gradient, so saves nothing.
-    // fc2 (1024→10, 10,250 params) trains: gradient 41,000 B, Adam 82,000 B.
+    // fc2 (1024→10, 10,250 params) trains: gradient 41,000 B, Adam 82,000 B + 2 step counters
+    // (weight, bias) · 4 B = 82,008 B.
     let y = "name: t\ninput: [1024]\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024, trainable: false}\n  - {name: r, kind: relu}\n  - {name: fc2, kind: linear, out_features: 10}\n";
     let m = mem(y, Options::default());
-    assert_eq!((m.gradient_bytes, m.optimizer_state_bytes), (41_000, 82_000));
+    assert_eq!((m.gradient_bytes, m.optimizer_state_bytes), (41_000, 82_008));
     // After forward: relu output (saved by fc2, 4,096 B) + output (40 B); fc1's output is freed.
     assert_eq!(m.saved_activation_bytes, 4_096 + 40);
 }
@@ -249,17 +264,19 @@ fn residual_add_holds_its_input_until_the_add() {
 #[test]
 fn tied_embedding_head_has_one_gradient() {
     // Embedding(1000, 64) = 64,000 params, head Linear(64→1000, no bias) tied to it.
-    // Gradients: one table, 64,000 · 4 = 256,000 B; Adam: 2 · 256,000.
+    // Gradients: one table, 64,000 · 4 = 256,000 B; Adam: 2 · 256,000 + one step counter (the
+    // head has no tensor of its own) 4 = 512,004.
     let y = "name: t\ninput: {shape: [10], dtype: i64}\nlayers:\n  - {name: wte, kind: embedding, num_embeddings: 1000, embedding_dim: 64}\n  - {name: head, kind: linear, out_features: 1000, bias: false, tied_to: wte}\n";
     let m = mem(y, Options::default());
-    assert_eq!((m.gradient_bytes, m.optimizer_state_bytes), (256_000, 512_000));
+    assert_eq!((m.gradient_bytes, m.optimizer_state_bytes), (256_000, 512_004));
     // The head's backward allocates wte's gradient (256,000 B) and dx (10·64·4 = 2,560 B);
     // the embedding's own contribution is then a 256,000 B transient added in place.
     let (live_head, _) = stage(&m, Phase::Backward, "head");
     let (live_wte, peak_wte) = stage(&m, Phase::Backward, "wte");
     assert_eq!(peak_wte, live_head + 256_000);
-    // After: dx (2,560) is freed; the 10×1000 output's gradient went at the head.
-    assert_eq!(live_wte, live_head - 2_560);
+    // After: dx (2,560) is freed, and, backward done, the seed: the 10×1000 output's gradient
+    // (`ones_like(out)`, 40,000 B), held by the caller through backward.
+    assert_eq!(live_wte, live_head - 2_560 - 40_000);
 }
 
 #[test]
@@ -267,12 +284,13 @@ fn zoo_invariants_and_published_gradients() {
     // Gradients = trainable params · 4 B (f32), tied and shared weights once: GPT-2 124,439,808
     // params (lm_head tied to wte) → 497,759,232 B; ViT-B/16 86,567,656 → 346,270,624 B;
     // ResNet-50 25,557,032 → 102,228,128 B, plus 53,120 BN buffer values → 212,480 B
-    // (reference README table and BatchNorm note).
+    // (reference README table and BatchNorm note) and 53 BN layers' int64 `num_batches_tracked`
+    // 53 · 8 = 424 B → 212,904 B.
     let g = file("specs/gpt2.yaml", Options::default());
     assert_eq!(g.gradient_bytes, 497_759_232);
     assert_eq!(file("specs/vit_b_16.yaml", Options::default()).gradient_bytes, 346_270_624);
     let r = file("specs/resnet50.yaml", Options::default());
-    assert_eq!((r.gradient_bytes, r.buffer_bytes), (102_228_128, 212_480));
+    assert_eq!((r.gradient_bytes, r.buffer_bytes), (102_228_128, 212_904));
     // Invariants on every spec: the step ends with data + weights + gradients + state (+ the
     // loss scalar or the held output); peaks bound what they contain.
     let dir = format!("{}/specs", env!("CARGO_MANIFEST_DIR"));
@@ -283,7 +301,7 @@ fn zoo_invariants_and_published_gradients() {
             continue;
         }
         let spec = crate::spec::load(p.to_str().unwrap()).unwrap();
-        for o in [SGD, Options { optimizer: Optimizer::Adamw, amp: Some(Amp::Fp16) }] {
+        for o in [SGD, Options { optimizer: Optimizer::Adamw, amp: Some(Amp::Fp16), ..Options::DEFAULT }] {
             let m = model(&analyze(spec.clone()).unwrap(), &o).unwrap();
             let base = m.input_bytes + m.label_bytes + m.weight_bytes();
             let end = m.timeline.last().unwrap().live_bytes;
@@ -296,4 +314,66 @@ fn zoo_invariants_and_published_gradients() {
         n += 1;
     }
     assert!(n >= 10, "only {n} specs");
+}
+
+#[test]
+fn inplace_relu6_saves_a_copy_and_zero_dropout_is_nothing() {
+    // batch 1, 1024 f32 features: every activation below is 1024 · 4 = 4,096 B.
+    let base = "name: t\ninput: [1024]\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024, bias: false}\n";
+    let tail = "  - {name: fc2, kind: linear, out_features: 1024, bias: false}\n";
+    let inplace = format!("{base}  - {{name: r, kind: relu6, inplace: true}}\n{tail}");
+    let m = mem(&inplace, SGD);
+    // Inference: fc1's output (relu6 writes into it) and fc2's: 8,192 B.
+    assert_eq!(m.activation_bytes, 8_192);
+    // Training: relu6 saves a copy of its input (4,096, PyTorch's hardtanh_), fc2 saves its input
+    // (fc1's storage, 4,096), the output is held (4,096) = 12,288 B.
+    assert_eq!(m.saved_activation_bytes, 12_288);
+    // A dropout with p = 0 is the identity: no output, no mask, the same step byte for byte
+    // (only its timeline rows are added).
+    let zero =
+        format!("{base}  - {{name: r, kind: relu6, inplace: true}}\n  - {{name: d, kind: dropout, p: 0.0}}\n{tail}");
+    let z = mem(&zero, SGD);
+    let figures =
+        |m: &Memory| (m.activation_bytes, m.saved_activation_bytes, m.backward_peak_bytes, m.training_peak_bytes);
+    assert_eq!(figures(&z), figures(&m));
+    // p = 0.5: a new output (4,096, now what fc2 saves, so fc1's storage is freed after the
+    // dropout reads it) and a 1-byte mask per element (1,024): copy 4,096 + dropout output
+    // 4,096 + mask 1,024 + output 4,096 = 13,312 B.
+    let half = zero.replace("p: 0.0", "p: 0.5");
+    assert_eq!(mem(&half, SGD).saved_activation_bytes, 13_312);
+}
+
+#[test]
+fn eager_references_hold_a_blocks_input_until_the_block_ends() {
+    // stem 1024→1024, block b: b.fc1 1024→4096, b.fc2 4096→1024; batch 1, f32, no bias.
+    // Outputs 4,096, 16,384 and 4,096 B. Freed after their last reader, the most live beside
+    // input and weights is at b.fc1 (stem 4,096 + b.fc1 16,384) or b.fc2 (16,384 + 4,096):
+    // 20,480 B. Held as eager PyTorch holds them, the stem's output (block b's input) lives
+    // until b.fc2: 4,096 + 16,384 + 4,096 = 24,576 B at b.fc2.
+    let y = "name: t\ninput: [1024]\nlayers:\n  - {name: stem, kind: linear, out_features: 1024, bias: false}\n  - {name: b.fc1, kind: linear, out_features: 4096, bias: false}\n  - {name: b.fc2, kind: linear, out_features: 1024, bias: false}\n";
+    let base = 4_096 + (1024 * 1024 + 1024 * 4096 + 4096 * 1024) * 4; // input + weights
+    let freed = mem(y, SGD);
+    assert_eq!(freed.inference_peak_bytes, base + 20_480);
+    let eager = mem(y, Options { eager_references: true, ..SGD });
+    assert_eq!((eager.inference_peak_bytes, eager.inference_peak_layer.as_str()), (base + 24_576, "b.fc2"));
+    // Training is unchanged by the option (the inference peak only).
+    assert_eq!(eager.training_peak_bytes, freed.training_peak_bytes);
+}
+
+#[test]
+fn inplace_add_writes_into_its_first_input() {
+    // x → fc (1024→1024) → add(fc, input): a new 4,096 B output, or none in place.
+    let y = "name: t\ninput: [1024]\nlayers:\n  - {name: fc, kind: linear, out_features: 1024, bias: false}\n  - {name: add, kind: add, inputs: [fc, input]}\n";
+    assert_eq!(mem(y, SGD).activation_bytes, 8_192);
+    let inplace = y.replace("inputs: [fc, input]", "inputs: [fc, input], inplace: true");
+    assert_eq!(mem(&inplace, SGD).activation_bytes, 4_096);
+}
+
+#[test]
+fn num_batches_tracked_is_a_buffer() {
+    // BatchNorm2d(64) on 1×64×8×8: running mean and var 2·64·4 = 512 B + num_batches_tracked 8 B.
+    let y = "name: t\ninput: [64, 8, 8]\nlayers:\n  - {name: bn, kind: batch_norm2d}\n";
+    assert_eq!(mem(y, SGD).buffer_bytes, 520);
+    let off = y.replace("batch_norm2d}", "batch_norm2d, track_running_stats: false}");
+    assert_eq!(mem(&off, SGD).buffer_bytes, 0);
 }

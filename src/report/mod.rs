@@ -137,7 +137,7 @@ pub struct Report {
     pub roofline: Option<crate::roofline::Roofline>,
     /// Per-device training memory (`--devices`, `--fit`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub training_memory: Option<crate::devices::TrainingMemory>,
+    pub training_memory: Option<crate::memory::devices::DeviceMemory>,
 }
 
 impl Report {
@@ -200,7 +200,7 @@ impl Report {
     }
 
     /// Add the per-device training memory.
-    pub fn with_training_memory(mut self, m: crate::devices::TrainingMemory) -> Report {
+    pub fn with_training_memory(mut self, m: crate::memory::devices::DeviceMemory) -> Report {
         self.training_memory = Some(m);
         self
     }

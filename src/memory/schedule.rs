@@ -1,0 +1,275 @@
+//! The schedule of one pass: execution order, the storage of every layer output, when each
+//! storage is released, which outputs need a gradient and what each layer saves. Computed once
+//! per mode ([`Mode`]) from an analysed spec; the inference and training walks
+//! (`memory/inference.rs`, `memory/training.rs`) and the per-device model ([`super::devices`])
+//! read it. It counts no bytes: sizes come from the model's element types and device split.
+
+use crate::analysis::Analysis;
+use crate::graph::Source;
+use crate::kinds::{Saved, SavedDType};
+use crate::spec::loss::LossKind;
+
+/// Which pass a schedule describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An inference forward. `eager`: each block's input is held until the block's last layer
+    /// has run (see [`Schedule::new`]).
+    Inference {
+        /// Hold block inputs as eager PyTorch does.
+        eager: bool,
+    },
+    /// One training step (forward, loss, backward).
+    Training,
+}
+
+/// Whose bytes a tensor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// The network input (data, held for the whole step).
+    Input,
+    /// The output of layer `i` (spec index), which allocated it.
+    Layer(usize),
+}
+
+/// When a layer's own storage is released. Layers whose output is another's storage (in-place
+/// ops, views, identities) have [`Release::Alias`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The output lives in another storage (an input's): nothing to release.
+    Alias,
+    /// Freed after the forward of the layer at this execution position (its last reader).
+    AfterForward(usize),
+    /// Saved for backward: freed after the backward of the layer at this execution position
+    /// (the earliest layer in execution order that saved it, whose backward runs last).
+    AfterBackward(usize),
+    /// The loss reads it: freed by the loss forward (`until_loss_backward` false) or kept by
+    /// the loss for its backward (mse keeps its input).
+    ByLoss {
+        /// mse: freed after the loss backward.
+        until_loss_backward: bool,
+    },
+    /// Held by the caller for the whole step (a network output without a loss).
+    Caller,
+}
+
+/// One tensor a layer's forward allocates only for its backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSaved {
+    /// Elements (whole tensor, before any device split).
+    pub elements: u64,
+    /// Element type.
+    pub dtype: SavedDType,
+}
+
+/// The schedule of one pass over an analysed spec. Vectors indexed "by layer" use spec indices
+/// (`Spec::layers`), "by position" execution positions (`Graph::order`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// The mode it was computed for.
+    pub mode: Mode,
+    /// Layer indices in execution order.
+    pub order: Vec<usize>,
+    /// Execution position of each layer, by layer.
+    pub position: Vec<usize>,
+    /// Storage of each layer's output, by layer.
+    pub storage: Vec<Storage>,
+    /// When each layer's own storage is released, by layer.
+    pub release: Vec<Release>,
+    /// Layers that have no operation in this mode (the output is the input tensor; no node in
+    /// autograd, so a gradient passes through), by layer.
+    pub identity: Vec<bool>,
+    /// Training: whether the layer's output needs a gradient (it or a layer before it has
+    /// trainable parameters), by layer. All false in inference.
+    pub needs_grad: Vec<bool>,
+    /// Training: the tensors each layer's forward makes for its backward, by layer (empty for
+    /// layers whose output needs no gradient, and in inference).
+    pub saved_new: Vec<Vec<NewSaved>>,
+    /// The network outputs (layers nobody reads), in execution order.
+    pub sinks: Vec<usize>,
+    /// The layer whose output the loss reads, when the spec has a loss.
+    pub loss_input: Option<usize>,
+}
+
+impl Schedule {
+    /// Schedule `a` in `mode`. `loss_input` is the network output the loss reads (training
+    /// only; see [`super::model`] for its checks).
+    ///
+    /// Rules (docs/memory.md): a layer whose kind aliases its input in this mode
+    /// ([`crate::kinds::Op::aliases_input`]) shares its input's storage; a storage is freed
+    /// after its last forward reader, unless backward holds it (training: a layer that needs a
+    /// gradient saved it as an input or output reference, [`Saved`]), the loss reads it or the
+    /// caller holds it (a network output, when there is no loss). With
+    /// `Mode::Inference { eager: true }`, a *block* — the layers whose names start with `P.`
+    /// for a dotted prefix `P` (`layer1.0.conv1` is in blocks `layer1` and `layer1.0`, as
+    /// torchvision module paths nest) — holds every tensor it reads from outside until its last
+    /// layer has run: the caller's frame keeps the argument of `module(x)` referenced until the
+    /// call returns (torchvision's `identity = x`, nn.Sequential's loop variable).
+    ///
+    /// Errors: a kind's `saved` rule fails (the message names the layer).
+    pub fn new(a: &Analysis, mode: Mode, loss_input: Option<usize>) -> Result<Schedule, String> {
+        let spec = &a.spec;
+        let n_layers = spec.layers.len();
+        let order = a.graph.order.clone();
+        let training = mode == Mode::Training;
+        let mut position = vec![0; n_layers];
+        for (p, &i) in order.iter().enumerate() {
+            position[i] = p;
+        }
+        // Storage of every output.
+        let mut storage = vec![Storage::Input; n_layers];
+        let mut identity = vec![false; n_layers];
+        let source_storage = |storage: &[Storage], s: Source| match s {
+            Source::Input => Storage::Input,
+            Source::Layer(j) => storage[j],
+        };
+        for &i in &order {
+            let op = spec.layers[i].kind.op();
+            identity[i] = op.is_identity(training);
+            storage[i] = if op.aliases_input(training) {
+                source_storage(&storage, a.graph.inputs[i][0])
+            } else {
+                Storage::Layer(i)
+            };
+        }
+        // Last forward use (read, or write in place) of each storage, by owner.
+        let mut last_use = vec![0usize; n_layers];
+        for (p, &i) in order.iter().enumerate() {
+            let uses = a.graph.inputs[i].iter().map(|&s| source_storage(&storage, s)).chain([storage[i]]);
+            for st in uses {
+                if let Storage::Layer(k) = st {
+                    last_use[k] = last_use[k].max(p);
+                }
+            }
+        }
+        if let Mode::Inference { eager: true } = mode {
+            hold_block_inputs(a, &storage, &position, &mut last_use);
+        }
+        let sinks: Vec<usize> = order.iter().copied().filter(|&i| a.graph.consumers[i].is_empty()).collect();
+
+        // Training: gradients and saved tensors.
+        let mut needs_grad = vec![false; n_layers];
+        let mut saved_new = vec![Vec::new(); n_layers];
+        let mut saved_until: Vec<Option<usize>> = vec![None; n_layers];
+        if training {
+            for &i in &order {
+                let trains = super::grads_of(a, &position, i).next().is_some();
+                needs_grad[i] =
+                    trains || a.graph.inputs[i].iter().any(|s| matches!(s, Source::Layer(j) if needs_grad[*j]));
+            }
+            for &i in &order {
+                if !needs_grad[i] {
+                    continue;
+                }
+                let l = &a.layers[position[i]];
+                let name = &spec.layers[i].id.name;
+                let saved = spec.layers[i]
+                    .kind
+                    .op()
+                    .saved(&l.input_shapes, &l.output)
+                    .map_err(|e| format!("layer \"{name}\": {}", e.message))?;
+                for s in saved {
+                    let st = match s {
+                        Saved::Input(j) => source_storage(&storage, a.graph.inputs[i][j]),
+                        Saved::Output => storage[i],
+                        Saved::New { elements, dtype, .. } => {
+                            saved_new[i].push(NewSaved { elements, dtype });
+                            continue;
+                        }
+                    };
+                    // The network input is data, held anyway.
+                    if let Storage::Layer(k) = st {
+                        let p = position[i];
+                        saved_until[k] = Some(saved_until[k].map_or(p, |q| q.min(p)));
+                    }
+                }
+            }
+        }
+        let loss_storage = loss_input.map(|o| storage[o]);
+        let mse = training && spec.loss.as_ref().is_some_and(|l| l.kind == LossKind::Mse);
+        let release = (0..n_layers)
+            .map(|k| {
+                if storage[k] != Storage::Layer(k) {
+                    Release::Alias
+                } else if let Some(p) = saved_until[k] {
+                    Release::AfterBackward(p)
+                } else if training && loss_storage == Some(Storage::Layer(k)) {
+                    Release::ByLoss { until_loss_backward: mse }
+                } else if (!training || loss_input.is_none()) && sinks.iter().any(|&s| storage[s] == Storage::Layer(k))
+                {
+                    Release::Caller
+                } else {
+                    Release::AfterForward(last_use[k])
+                }
+            })
+            .collect();
+        Ok(Schedule {
+            mode,
+            order,
+            position,
+            storage,
+            release,
+            identity,
+            needs_grad,
+            saved_new,
+            sinks,
+            loss_input: if training { loss_input } else { None },
+        })
+    }
+
+    /// Storages (owner layers) freed after the forward of each position.
+    pub fn frees_after_forward(&self) -> Vec<Vec<usize>> {
+        self.frees(|r| match r {
+            Release::AfterForward(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// Storages (owner layers) freed after the backward of each position.
+    pub fn frees_after_backward(&self) -> Vec<Vec<usize>> {
+        self.frees(|r| match r {
+            Release::AfterBackward(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    fn frees(&self, at: impl Fn(Release) -> Option<usize>) -> Vec<Vec<usize>> {
+        let mut v = vec![Vec::new(); self.order.len()];
+        for (k, &r) in self.release.iter().enumerate() {
+            if let Some(p) = at(r) {
+                v[p].push(k);
+            }
+        }
+        v
+    }
+}
+
+/// Extend `last_use` so that each block's outside inputs live until the block's last layer.
+fn hold_block_inputs(a: &Analysis, storage: &[Storage], position: &[usize], last_use: &mut [usize]) {
+    use std::collections::BTreeMap;
+    let names: Vec<&str> = a.spec.layers.iter().map(|l| l.id.name.as_str()).collect();
+    // Block prefix → its last layer's position.
+    let mut end: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        for (dot, _) in name.match_indices('.') {
+            let e = end.entry(&name[..dot]).or_insert(0);
+            *e = (*e).max(position[i]);
+        }
+    }
+    let inside = |prefix: &str, j: usize| {
+        names[j].len() > prefix.len() && names[j].starts_with(prefix) && names[j].as_bytes()[prefix.len()] == b'.'
+    };
+    for (i, name) in names.iter().enumerate() {
+        for (dot, _) in name.match_indices('.') {
+            let prefix = &name[..dot];
+            for &s in &a.graph.inputs[i] {
+                if let Source::Layer(j) = s {
+                    if !inside(prefix, j) {
+                        if let Storage::Layer(k) = storage[j] {
+                            last_use[k] = last_use[k].max(end[prefix]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
