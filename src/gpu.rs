@@ -7,7 +7,7 @@
 //! the reason, and reports say "NVML unavailable"; nothing panics. The default build never links
 //! CUDA, so it starts on any machine.
 //!
-//! What each memory figure means (../shared/CANDLE_NOTES.md, "CUDA build and GPU memory"):
+//! What each memory figure means (shared/CANDLE_NOTES.md, "CUDA build and GPU memory"):
 //! - NVML device figures (`memory_used_bytes`): everything on the device, every process.
 //! - NVML per-process figure ([`process_used_bytes`]): this process's CUDA context, loaded
 //!   modules, cuBLAS workspace and the memory pool's reservation; lags frees.

@@ -1,5 +1,5 @@
 //! Golden numbers of the shipped specs, from the seed article and published sources
-//! (../shared/reference/README.md lists each with its source).
+//! (shared/reference/README.md lists each with its source).
 
 use netstat::analysis::{analyze, Analysis, Overrides};
 use netstat::spec;

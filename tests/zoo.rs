@@ -1,5 +1,5 @@
 //! The model zoo (specs/*.yaml) against published numbers: six totals exactly, and every
-//! per-layer row torchvision reports (../shared/reference/torchvision_layers/*.csv, dumped with
+//! per-layer row torchvision reports (tests/data/torchvision_layers/*.csv, copied from shared/reference, dumped with
 //! forward hooks from torchvision 0.29.2) equal to netstat's row of the same name.
 
 use netstat::analysis::{analyze, Analysis};
@@ -20,7 +20,7 @@ fn totals(path: &str) -> (u64, u64) {
 #[test]
 fn vgg16() {
     // torchvision vgg.py `_meta`: 138,357,544 params, 15.47 GFLOPS (= GMACs) → 15,470,264,320
-    // (../shared/reference/README.md).
+    // (shared/reference/README.md, the project's reference data).
     assert_eq!(totals("specs/vgg16.yaml"), (138_357_544, 15_470_264_320));
 }
 
@@ -36,7 +36,7 @@ fn resnet50_and_its_batchnorm_buffers() {
     let a = analyse("specs/resnet50.yaml");
     assert_eq!((a.totals.params, a.totals.macs), (25_557_032, 4_089_184_256));
     // BatchNorm running mean + var = 2 · Σ BN channels = 2 · 26,560 = 53,120 buffer values
-    // (../shared/reference/README.md), reported apart from params.
+    // (shared/reference/README.md, the project's reference data), reported apart from params.
     assert_eq!(a.totals.buffers, 53_120);
 }
 
@@ -64,7 +64,7 @@ fn vit_b_16() {
 #[test]
 fn gpt2_with_tied_head() {
     // HF GPT2Config defaults, lm_head tied to wte, 1,024 tokens: 124,439,808 params;
-    // MACs (FlopCounterMode / 2) 145,824,153,600 (../shared/reference/README.md). By hand:
+    // MACs (FlopCounterMode / 2) 145,824,153,600 (shared/reference/README.md, the project's reference data). By hand:
     // per block 1024·(768·2304 + 768² + 2·768·3072) + 2·1024²·768 = 8,858,370,048, ×12 =
     // 106,300,440,576; lm_head 1024·768·50,257 = 39,523,713,024.
     assert_eq!(totals("specs/gpt2.yaml"), (124_439_808, 145_824_153_600));
@@ -76,17 +76,10 @@ fn alexnet_torchvision() {
     assert_eq!(totals("specs/alexnet-torchvision.yaml"), (61_100_840, 714_188_480));
 }
 
-/// ../shared/reference/torchvision_layers beside the repository (CI layout), or two levels up
-/// (a git worktree under /work/wt/NAME next to /work/shared).
+/// tests/data/torchvision_layers: the per-layer dumps of torchvision 0.29.2, copied into the
+/// repository with their source (its README.md), so a fresh clone tests without the shared folder.
 fn reference_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for up in ["../shared", "../../shared"] {
-        let d = root.join(up).join("reference/torchvision_layers");
-        if d.is_dir() {
-            return d;
-        }
-    }
-    panic!("../shared/reference/torchvision_layers not found next to {}", root.display());
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/torchvision_layers")
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //!   (context, modules, library workspaces and the pool's reservation).
 //!
 //! The default build never links CUDA, so `--device cuda:N` there is refused with exit code 2
-//! and a message saying how to build with CUDA (../shared/CANDLE_NOTES.md: a cuda-enabled
+//! and a message saying how to build with CUDA (shared/CANDLE_NOTES.md: a cuda-enabled
 //! binary does not start on a machine without the NVIDIA driver).
 
 use super::result::GpuRun;
