@@ -323,13 +323,13 @@ pub struct MeasureArgs {
     #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam, requires = "train")]
     pub optimizer: crate::memory::Optimizer,
     /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
-    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N")]
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N", allow_negative_numbers = true)]
     pub warmup: u32,
     /// Timed passes; times are reported as median, min and spread.
-    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub iters: u32,
     /// Seed of the random weights, input, labels and dropout masks.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
     pub seed: u64,
     /// Run even if the predicted peak memory exceeds MemAvailable (or the GPU's free memory).
     #[arg(long)]
@@ -370,9 +370,10 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     };
     use crate::measure::run::MeasureError;
     let measured = crate::measure::measure(&analysis, &settings).map_err(|e| match e {
-        MeasureError::DoesNotFit(_) | MeasureError::Unsupported(_) | MeasureError::BadDevice(_) => {
-            Error::Usage(e.to_string())
-        }
+        MeasureError::DoesNotFit(_)
+        | MeasureError::ExceedsMachine(_)
+        | MeasureError::Unsupported(_)
+        | MeasureError::BadDevice(_) => Error::Usage(e.to_string()),
         MeasureError::Spec(e) => Error::Spec(e),
         MeasureError::Run(_) => Error::Measure(format!("{}: {e}", m.spec)),
     })?;

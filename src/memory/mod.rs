@@ -551,10 +551,7 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
     let z = Sizes::new(a, o).map_err(at_input)?;
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
-    let inf_schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
-    let inf_weights = add(w.param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
-    let inf = inference::walk(a, &inf_schedule, &z, add(data.input_bytes, inf_weights, "live").map_err(at_input)?)
-        .map_err(at_input)?;
+    let (inf, _) = inference_pass(a, o, &z, &data, &w, false)?;
     let tr_schedule = Schedule::new(a, Mode::Training, data.loss_input).map_err(at_input)?;
     let tr = training::walk(a, &tr_schedule, &z, &data, &w)?;
     let is_adam = matches!(o.optimizer, Optimizer::Adam | Optimizer::Adamw);
@@ -590,6 +587,49 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
         exchanging_layers: z.split.exchanging_names(a),
         timeline: tr.timeline,
     })
+}
+
+/// The inference pass: its schedule walked from input + weights (the weight dtype's buffers).
+/// With `record`, the walk keeps each layer's row. Returns the walk and the bytes it starts
+/// from.
+fn inference_pass(
+    a: &Analysis,
+    o: &Options,
+    z: &Sizes,
+    data: &Data,
+    w: &Weights,
+    record: bool,
+) -> Result<(inference::Inference, u64), crate::error::SpecError> {
+    let spec = &a.spec;
+    let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
+    let schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
+    let weights = add(w.param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
+    let start = add(data.input_bytes, weights, "live").map_err(at_input)?;
+    Ok((inference::walk(a, &schedule, z, start, record).map_err(at_input)?, start))
+}
+
+/// The inference forward of `a` under `o`, stage by stage, from the same walk as
+/// [`Memory::inference_peak_bytes`]: a [`Phase::Data`] row (`input`: the network input), a
+/// [`Phase::Weights`] row (input + parameters + buffers in the weight dtype), then one
+/// [`Phase::Forward`] row per layer in execution order with the live bytes after the layer (its
+/// frees done) and at its worst moment (its output allocated). The largest `peak_bytes` (or the
+/// weights row when no layer allocates) is `inference_peak_bytes`. Bytes; one device's share
+/// when `o.devices` > 1.
+///
+/// Errors: as [`model`].
+pub fn inference_timeline(a: &Analysis, o: &Options) -> Result<Vec<Stage>, crate::error::SpecError> {
+    let spec = &a.spec;
+    let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
+    let z = Sizes::new(a, o).map_err(at_input)?;
+    let data = Data::new(a, o, z.act)?;
+    let w = Weights::new(a, o, &z).map_err(at_input)?;
+    let (inf, start) = inference_pass(a, o, &z, &data, &w, true)?;
+    let mut rows = Vec::with_capacity(inf.layers.len() + 2);
+    let row = |phase, name: &str, b| Stage { phase, name: name.into(), live_bytes: b, peak_bytes: b };
+    rows.push(row(Phase::Data, "input", data.input_bytes));
+    rows.push(row(Phase::Weights, "weights", start));
+    rows.extend(inf.layers);
+    Ok(rows)
 }
 
 /// A peer tool whose memory figure netstat can show beside its own (`--memory-convention`).

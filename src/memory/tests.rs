@@ -377,3 +377,34 @@ fn num_batches_tracked_is_a_buffer() {
     let off = y.replace("batch_norm2d}", "batch_norm2d, track_running_stats: false}");
     assert_eq!(mem(&off, SGD).buffer_bytes, 0);
 }
+
+#[test]
+fn the_inference_timeline_is_the_walk_of_the_inference_peak() {
+    // Same walk, two readings: the largest row peak is `inference_peak_bytes`, reached at
+    // `inference_peak_layer`; the weights row is input + params + buffers. Every spec of the
+    // zoo, with and without eager references and split over devices.
+    for path in ["specs/resnet18.yaml", "specs/mobilenet_v2.yaml", "specs/vit_b_16.yaml", "specs/mlp-seed.yaml"] {
+        let spec = crate::spec::load(&format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let a = analyze(spec).unwrap();
+        for o in [
+            Options::DEFAULT,
+            Options { eager_references: true, ..Options::DEFAULT },
+            Options { devices: 2, ..Options::DEFAULT },
+        ] {
+            let m = model(&a, &o).unwrap();
+            let t = inference_timeline(&a, &o).unwrap();
+            assert_eq!(t.len(), a.layers.len() + 2, "{path}");
+            assert_eq!((t[0].phase, t[0].live_bytes), (Phase::Data, m.input_bytes), "{path}");
+            assert_eq!(t[1].live_bytes, m.input_bytes + m.param_bytes + m.buffer_bytes, "{path}");
+            let most = t.iter().map(|r| r.peak_bytes).max().unwrap();
+            assert_eq!(most, m.inference_peak_bytes, "{path} {o:?}");
+            // The first row to reach it (repeated blocks tie).
+            let top = t.iter().find(|r| r.peak_bytes == most).unwrap();
+            assert_eq!(top.name, m.inference_peak_layer, "{path} {o:?}");
+            for (r, l) in t[2..].iter().zip(&a.layers) {
+                assert_eq!(r.name, a.spec.layers[l.index].id.name);
+                assert!(r.live_bytes <= r.peak_bytes);
+            }
+        }
+    }
+}

@@ -215,8 +215,8 @@ fn table_of(header: &[&str], rows: Vec<Vec<String>>) -> Table {
 
 const LEGEND: &str = "times: median over the timed passes (min; ±% = (max − min)/median); GFLOP/s = 2·MACs/median.
 memory: heap bytes from a counting allocator, above the bytes live before the pass; pred = framework-neutral
-model (inference: live values + output; training: netstat's memory model, saved tensors and gradients as PyTorch
-keeps them), candle = candle model (im2col buffers, pre-bias tensors, slices, copies); err = (pred − measured)/measured.";
+model (netstat's memory model, as `netstat memory`: outputs live to their last reader, in-place ops and views 0 B;
+training: saved tensors and gradients as PyTorch keeps them), candle = candle model (im2col buffers, pre-bias tensors, slices, copies); err = (pred − measured)/measured.";
 
 const GPU_LEGEND: &str = "on a GPU, memory columns are the device's default memory pool (USED_MEM_CURRENT/HIGH, reset per layer and stage:
 exact tensor bytes); times are read after synchronising the stream; nvml = NVML's bytes for this process (context, modules, library
