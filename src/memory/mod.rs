@@ -668,13 +668,13 @@ pub fn conventions(a: &Analysis) -> Result<Conventions, crate::error::SpecError>
     for l in &a.layers {
         let k = &a.spec.layers[l.index].kind;
         if l.params > 0 || l.shares.is_some() {
-            ti = add(ti, l.activation_bytes, "bytes").map_err(err)?;
+            ti = add(ti, l.output_bytes, "bytes").map_err(err)?;
         }
         if k.name() != "flatten" {
-            ts = add(ts, l.activation_bytes, "bytes").map_err(err)?;
+            ts = add(ts, l.output_bytes, "bytes").map_err(err)?;
         }
         if !k.op().aliases_input(false) {
-            cb = add(cb, l.activation_bytes, "bytes").map_err(err)?;
+            cb = add(cb, l.output_bytes, "bytes").map_err(err)?;
         }
     }
     Ok(Conventions {

@@ -156,7 +156,7 @@ impl Report {
                     buffers: l.buffers,
                     macs: l.macs,
                     flops: l.flops(),
-                    output_bytes: l.activation_bytes,
+                    output_bytes: l.output_bytes,
                     roofline: None,
                 }
             })
@@ -178,7 +178,7 @@ impl Report {
                 buffers: t.buffers,
                 macs: t.macs,
                 flops: t.flops(),
-                output_bytes: t.activation_bytes,
+                output_bytes: t.output_bytes,
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
                 roofline: None,
