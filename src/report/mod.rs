@@ -525,6 +525,28 @@ pub enum Format {
     Latex,
 }
 
+impl Format {
+    /// The format a file name asks for by its extension (case-insensitive): `.md`/`.markdown`,
+    /// `.csv`, `.json`, `.tex`, `.txt` (the table); `None` for any other or none.
+    pub fn from_extension(path: &std::path::Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "md" | "markdown" => Format::Markdown,
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "tex" => Format::Latex,
+            "txt" => Format::Table,
+            _ => return None,
+        })
+    }
+
+    /// The format of a command: `explicit` (`--format`) if given, else the one `output`'s
+    /// extension asks for, else the table.
+    pub fn pick(explicit: Option<Format>, output: Option<&std::path::Path>) -> Format {
+        explicit.or_else(|| output.and_then(Format::from_extension)).unwrap_or(Format::Table)
+    }
+}
+
 /// Write `report` in `format` to `out`.
 pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
