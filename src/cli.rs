@@ -228,6 +228,11 @@ pub struct AnalyzeArgs {
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Show these columns, in this order (table, Markdown, LaTeX, CSV), by header: layer, kind,
+    /// output, params, trainable, %par, MACs, %MAC, FLOPs, out, buffers, and with --hardware
+    /// moved, FLOP/B, bound, t_pred. Default: all that apply, fitted to the terminal's width.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
     /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub depth: Option<u64>,
@@ -359,11 +364,40 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         }
         r = r.with_training_memory(m);
     }
-    let r = match a.depth {
+    let mut r = match a.depth {
         Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
         None => r,
     };
+    if !a.columns.is_empty() {
+        r.columns = Some(pick_columns(&r, &a.columns)?);
+    }
     emit(&r, format, a.output.as_deref(), stdout)
+}
+
+/// The headers `--columns` names, checked against the columns `r` has (case-insensitive; a CSV
+/// header such as `output_bytes` names its column too).
+fn pick_columns(r: &Report, names: &[String]) -> Result<Vec<&'static str>, Error> {
+    let have = report::applicable_columns(r);
+    names
+        .iter()
+        .map(|n| {
+            let n = n.trim();
+            have.iter()
+                .find(|c| {
+                    c.header.eq_ignore_ascii_case(n)
+                        || (!c.csv_header.is_empty() && c.csv_header.eq_ignore_ascii_case(n))
+                })
+                .map(|c| c.header)
+                .ok_or_else(|| {
+                    let headers: Vec<&str> = have.iter().map(|c| c.header).collect();
+                    Error::Usage(format!(
+                        "--columns: no column `{n}`{} (columns: {})",
+                        crate::error::did_you_mean(n, headers.iter().copied()),
+                        headers.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Arguments of `netstat measure`.
@@ -641,7 +675,12 @@ fn gpu(g: GpuArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 /// Write a report in `format` to `output` (atomically) or to `stdout`.
 pub fn emit(r: &Report, format: Format, output: Option<&std::path::Path>, stdout: &mut dyn Write) -> Result<(), Error> {
     let mut buf = Vec::new();
-    report::write(r, format, &mut buf).expect("writing to memory cannot fail");
+    match (format, output) {
+        // On standard output the table fits the terminal (or COLUMNS); in a file, 80 columns.
+        (Format::Table, None) => report::table::write_width(r, report::table::width(), &mut buf),
+        _ => report::write(r, format, &mut buf),
+    }
+    .expect("writing to memory cannot fail");
     match output {
         Some(p) => report::write_atomic(p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),

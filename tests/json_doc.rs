@@ -27,6 +27,7 @@ fn printed() -> BTreeSet<String> {
     let runs: &[&[&str]] = &[
         &["specs/alexnet-2012.yaml", "--hardware", "gtx580", "--fit", "--devices", "2"],
         &["specs/resnet18.yaml", "--depth", "1"],
+        &["tests/data/frozen.yaml"],
         &[
             "memory",
             "specs/resnet18.yaml",

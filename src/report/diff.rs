@@ -312,6 +312,7 @@ mod tests {
             kind: "linear".into(),
             output_shape: vec![1, 1],
             params,
+            frozen_params: 0,
             buffers: 0,
             macs: params,
             flops: 2 * params,

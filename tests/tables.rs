@@ -1,0 +1,106 @@
+//! Terminal tables that fit (issue 16 item 4): laid out for `COLUMNS` (80 when unset and not a
+//! terminal), columns left out in a fixed order and named, `--columns` to choose, and a
+//! `trainable` column when a layer is frozen.
+
+use assert_cmd::Command;
+
+/// stdout of netstat `args` with `COLUMNS` set to `columns` (or unset).
+fn run(columns: Option<&str>, args: &[&str]) -> String {
+    let mut c = Command::cargo_bin("netstat").unwrap();
+    match columns {
+        Some(w) => c.env("COLUMNS", w),
+        None => c.env_remove("COLUMNS"),
+    };
+    String::from_utf8(c.args(args).assert().success().get_output().stdout.clone()).unwrap()
+}
+
+/// The table's lines: from the header to the totals row (the line before `params …`).
+fn table(out: &str) -> Vec<&str> {
+    let lines: Vec<&str> = out.lines().collect();
+    let end = lines.iter().position(|l| l.starts_with("params ")).expect("the totals line");
+    lines[1..end].to_vec()
+}
+
+#[test]
+fn resnet50_fits_80_columns_by_default() {
+    let out = run(None, &["specs/resnet50.yaml"]);
+    for line in out.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80: {line:?}");
+    }
+    let t = table(&out);
+    // Header: FLOPs, buffers and kind left out, the rest kept (none wrapped: one row per layer).
+    assert_eq!(
+        t[0].split_whitespace().collect::<Vec<_>>(),
+        ["layer", "output", "params", "%par", "MACs", "%MAC", "out"]
+    );
+    // 1 header + 1 rule + 1 row per layer + the totals row: resnet50 expands to 175 layers
+    // (stem 4, 16 bottlenecks of 10 with 4 downsamples of 2 more: 4 + 160 + 8, then avgpool,
+    // flatten, fc).
+    assert_eq!(t.len(), 2 + 175 + 1);
+    assert!(t.iter().any(|l| l.starts_with("layer1.0.downsample.0 ")));
+    assert!(out.contains("columns left out to fit 80 characters: FLOPs, buffers, kind\n"));
+}
+
+#[test]
+fn wide_terminal_gets_every_column() {
+    let out = run(Some("200"), &["specs/resnet50.yaml"]);
+    let t = table(&out);
+    assert_eq!(
+        t[0].split_whitespace().collect::<Vec<_>>(),
+        ["layer", "kind", "output", "params", "%par", "MACs", "%MAC", "FLOPs", "out", "buffers"]
+    );
+    assert!(!out.contains("left out"));
+    // AlexNet fits 80 whole: nothing left out, as the README shows.
+    assert!(!run(None, &["specs/alexnet.yaml"]).contains("left out"));
+}
+
+#[test]
+fn narrow_terminal_wraps_text_never_numbers() {
+    let out = run(Some("50"), &["specs/resnet50.yaml"]);
+    let t = table(&out);
+    for line in &t {
+        assert!(line.chars().count() <= 50, "wider than 50: {line:?}");
+    }
+    // Every layer's params still appear whole: resnet50's fc has 2048·1000 + 1000 = 2,049,000.
+    assert!(t.iter().any(|l| l.contains(" 2,049,000 ")), "{t:#?}");
+}
+
+#[test]
+fn columns_are_chosen_and_ordered() {
+    let out = run(None, &["specs/alexnet.yaml", "--columns", "MACs,layer,params"]);
+    let t = table(&out);
+    assert_eq!(t[0].split_whitespace().collect::<Vec<_>>(), ["MACs", "layer", "params"]);
+    // conv1: 96·3·11·11 + 96 = 34,944 params; 96·54·54·3·11·11 = 101,616,768 MACs (102M).
+    assert_eq!(t[2].split_whitespace().collect::<Vec<_>>(), ["102M", "conv1", "34,944"]);
+    // CSV follows the choice, by CSV names too.
+    let csv = run(None, &["specs/alexnet.yaml", "--columns", "name,output_bytes", "-f", "csv"]);
+    assert_eq!(csv.lines().next(), Some("name,output_bytes"));
+    // conv1's output 1x96x54x54 f32: 96·54·54·4 = 1,119,744 bytes.
+    assert_eq!(csv.lines().nth(1), Some("conv1,1119744"));
+    Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["specs/alexnet.yaml", "--columns", "layer,flops,parms"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--columns: no column `parms` (did you mean `params`?)"));
+}
+
+#[test]
+fn frozen_layers_get_a_trainable_column() {
+    let out = run(None, &["tests/data/frozen.yaml"]);
+    let t = table(&out);
+    let cells = |i: usize| t[i].split_whitespace().collect::<Vec<_>>();
+    assert_eq!(cells(0)[..5], ["layer", "kind", "output", "params", "trainable"]);
+    // fc1 (frozen): 8·4 + 4 = 36 params; fc2: 4·2 + 2 = 10, trainable; total 46, of which 10 train.
+    assert_eq!(cells(2)[..5], ["fc1", "linear", "1x4", "36", "frozen"]);
+    assert_eq!(cells(4)[..5], ["fc2", "linear", "1x2", "10", "10"]);
+    assert_eq!(cells(5)[..3], ["total", "46", "10"]);
+    let csv = run(None, &["tests/data/frozen.yaml", "-f", "csv"]);
+    assert!(csv.starts_with("name,kind,output_shape,params,trainable_params,"), "{csv}");
+    let j: serde_json::Value = serde_json::from_str(&run(None, &["tests/data/frozen.yaml", "-f", "json"])).unwrap();
+    assert_eq!(j["layers"][0]["frozen_params"], 36);
+    assert!(j["layers"][2].get("frozen_params").is_none());
+    assert_eq!(j["totals"]["frozen_params"], 36);
+    // No frozen layer, no column.
+    assert!(!run(None, &["specs/lenet.yaml"]).contains("trainable"));
+}
