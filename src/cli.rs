@@ -157,6 +157,9 @@ pub struct DiffArgs {
     /// Overrides applied to both specs.
     #[command(flatten)]
     pub spec_args: SpecArgs,
+    /// Show only the layers that differ (or are in one spec only); totals still count all.
+    #[arg(long)]
+    pub changed_only: bool,
     /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<Format>,
@@ -623,7 +626,7 @@ fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         let rb = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         Ok::<_, Error>((ra?, rb?))
     })?;
-    let d = report::diff::DiffReport::new(&ra, &rb);
+    let d = report::diff::DiffReport::new(&ra, &rb).with_files(&a.a, &a.b).with_changed_only(a.changed_only);
     let mut buf = Vec::new();
     d.write(Format::pick(a.format, a.output.as_deref()), &mut buf).expect("writing to memory cannot fail");
     match a.output {

@@ -104,3 +104,59 @@ fn frozen_layers_get_a_trainable_column() {
     // No frozen layer, no column.
     assert!(!run(None, &["specs/lenet.yaml"]).contains("trainable"));
 }
+
+#[test]
+fn diff_reads_in_human_units_with_paths_and_changed_only() {
+    let out = run(None, &["diff", "specs/alexnet.yaml", "specs/alexnet-d2l.yaml", "--changed-only"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "diff: A = alexnet (specs/alexnet.yaml, 1x3x224x224 f32) -> B = alexnet-d2l (specs/alexnet-d2l.yaml, 1x1x224x224 f32)"
+    );
+    // Only conv1 (1 → 3 input channels) and fc3 (1000 → 10 classes) differ.
+    // conv1: A 96·3·121 + 96 = 34,944, B 96·1·121 + 96 = 11,712 params; MACs 96·54·54·363 =
+    // 101,616,768 (102M) and 96·54·54·121 = 33,872,256 (33.9M), Δ -67,744,512 (-67.7M);
+    // output 96·54·54·4 = 1,119,744 B (1.07 MiB) on both sides.
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        [
+            "conv1", "conv2d", "34,944", "11,712", "-23,232", "102M", "33.9M", "-67.7M", "1.07", "MiB", "1.07", "MiB",
+            "0"
+        ]
+    );
+    // fc3: 4096·1000 + 1000 = 4,097,000 vs 4096·10 + 10 = 40,970; output 4,000 B (3.91 KiB) vs 40 B.
+    assert_eq!(
+        lines[4].split_whitespace().collect::<Vec<_>>(),
+        [
+            "fc3",
+            "linear",
+            "4,097,000",
+            "40,970",
+            "-4,056,030",
+            "4.10M",
+            "41.0K",
+            "-4.06M",
+            "3.91",
+            "KiB",
+            "40",
+            "B",
+            "-3.87",
+            "KiB"
+        ]
+    );
+    assert!(lines[5].starts_with("total "));
+    assert_eq!(lines[6], "2 of 21 layers differ (the others not shown: --changed-only);");
+    // Without --changed-only every layer is shown: 21 rows.
+    let all = run(None, &["diff", "specs/alexnet.yaml", "specs/alexnet-d2l.yaml"]);
+    assert!(all.lines().any(|l| l.starts_with("relu1 ")));
+    assert!(all.contains("\n2 of 21 layers differ;\n"));
+    // JSON with --changed-only carries the two layers, and the totals of all.
+    let j: serde_json::Value = serde_json::from_str(&run(
+        None,
+        &["diff", "specs/alexnet.yaml", "specs/alexnet-d2l.yaml", "--changed-only", "-f", "json"],
+    ))
+    .unwrap();
+    assert_eq!(j["layers"].as_array().unwrap().len(), 2);
+    // 46,764,746 − 50,844,008 (README's table).
+    assert_eq!(j["totals"]["params"]["delta"], -4_079_262);
+}
