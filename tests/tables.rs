@@ -160,3 +160,52 @@ fn diff_reads_in_human_units_with_paths_and_changed_only() {
     // 46,764,746 − 50,844,008 (README's table).
     assert_eq!(j["totals"]["params"]["delta"], -4_079_262);
 }
+
+/// `netstat measure` in its deterministic mode (fixed fake timings) on `spec` given on stdin.
+fn measure(spec: &str, extra: &[&str]) -> String {
+    let out = Command::cargo_bin("netstat")
+        .unwrap()
+        .env_remove("COLUMNS")
+        .args(["measure", "-", "--fake-timings", "--warmup", "3", "--iters", "2"])
+        .args(extra)
+        .write_stdin(spec)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+/// The cells of the row of layer `name`.
+fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no row {name}:\n{out}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn measure_names_views_and_in_place_layers_and_never_prints_minus_zero() {
+    let spec = "name: t\ninput: [3, 8, 8]\nbatch: 2\nlayers:\n  - {name: conv, kind: conv2d, c_out: 4, kernel: 3}\n  - {name: relu, kind: relu, inplace: true}\n  - {name: flat, kind: flatten}\n  - {name: drop, kind: dropout, p: 0.5}\n  - {name: fc, kind: linear, out_features: 3}\n";
+    let inference = measure(spec, &[]);
+    // Inference: candle's flatten is a view and dropout the identity; the neutral model counts a
+    // new output for both, so their err says what they are instead of a percentage.
+    assert!(row(&inference, "flat").contains(&"view"), "{inference}");
+    assert!(row(&inference, "drop").contains(&"no-op"), "{inference}");
+    // candle has no in-place ReLU: in inference it allocates, as the neutral model counts.
+    assert!(!row(&inference, "relu").contains(&"in-place"), "{inference}");
+    // The spread is a percentage: fake timings are 1.0, 0.9 and 1.2 × the median, so
+    // (1.2 − 0.9) / 1.0 = 30%.
+    assert!(inference.lines().any(|l| l.starts_with("layer ") && l.contains(" spread ")));
+    assert_eq!(row(&inference, "conv")[5], "30%", "{inference}");
+    let training = measure(spec, &["--train"]);
+    // Training: netstat's memory model keeps the in-place ReLU's output in its input's storage;
+    // candle allocates one.
+    assert!(row(&training, "relu").contains(&"in-place"), "{training}");
+    assert!(!row(&training, "flat").contains(&"view"), "{training}");
+    for out in [&inference, &training] {
+        assert!(!out.contains("-0.0%") && !out.contains("+0.0%"), "{out}");
+    }
+}

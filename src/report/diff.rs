@@ -6,7 +6,7 @@
 //! side and counts as 0 in the difference. Δ = B − A.
 
 use super::grid::Grid;
-use super::units::{bytes, count, si};
+use super::units::{bytes, count, si, signed_percent};
 use super::{Format, LayerRow, Report, SpecInfo, TotalsRow, SCHEMA_VERSION};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -364,20 +364,6 @@ fn signed_in(x: i128, unit: fn(u64) -> String) -> String {
         0 => "0".to_owned(),
         x if x > 0 => format!("+{}", unit(abs)),
         _ => format!("-{}", unit(abs)),
-    }
-}
-
-/// A signed percentage with one decimal that never reads `-0.0%` or `+0.0%`: a change that
-/// rounds to zero is `+<0.1%` or `-<0.1%`.
-pub fn signed_percent(p: f64) -> String {
-    if p != 0.0 && p.abs() < 0.05 {
-        return format!("{}<0.1%", if p > 0.0 { '+' } else { '-' });
-    }
-    let s = format!("{p:+.1}%");
-    if s == "-0.0%" || s == "+0.0%" {
-        "0.0%".into()
-    } else {
-        s
     }
 }
 
