@@ -359,6 +359,8 @@ kinds! {
     "class_token" => ClassToken(class_token::ClassToken),
     "pos_embedding" => PosEmbedding(pos_embedding::PosEmbedding),
     "global_avg_pool" => GlobalAvgPool(global_avg_pool::GlobalAvgPool),
+    "rms_norm" => RmsNorm(rms_norm::RmsNorm),
+    "gated_mlp" => GatedMlp(gated_mlp::GatedMlp),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.

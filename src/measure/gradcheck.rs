@@ -222,6 +222,15 @@ mod tests {
     }
 
     #[test]
+    fn rms_norm_and_gated_mlp() {
+        ok("[3, 4]", "kind: rms_norm");
+        ok("[2, 3, 4]", "kind: rms_norm, normalized_shape: [3, 4], eps: 0.001");
+        ok("[3, 4]", "kind: rms_norm, elementwise_affine: false");
+        ok("[3, 4]", "kind: gated_mlp, hidden: 6");
+        ok("[5]", "kind: gated_mlp, hidden: 3, out_features: 2, bias: true");
+    }
+
+    #[test]
     fn shape_kinds() {
         ok("[2, 3, 4]", "kind: reshape, shape: [4, -1]");
         ok("[2, 3, 4]", "kind: permute, dims: [0, 2, 3, 1]");
