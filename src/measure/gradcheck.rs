@@ -258,6 +258,9 @@ mod tests {
     fn multi_head_attention() {
         ok("[4, 6]", "kind: multi_head_attention, heads: 2");
         ok("[4, 6]", "kind: multi_head_attention, heads: 3, causal: true, bias: false");
+        // Grouped-query, multi-query, rotary and a sliding window (issue 14).
+        ok("[5, 8]", "kind: multi_head_attention, heads: 4, kv_heads: 2, rotary: true, causal: true, window: 2");
+        ok("[4, 8]", "kind: multi_head_attention, heads: 2, kv_heads: 1, bias: false, rotary: true, rope_theta: 500");
         // Cross-attention: keys and values of another width (kdim = vdim = 5).
         net(
             "[4, 6]",
