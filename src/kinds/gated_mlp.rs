@@ -13,7 +13,7 @@
 //! - MACs `R·(2·D·H + H·D_out)`: the three matmuls (the SiLU and the product are elementwise,
 //!   not counted, as for every activation).
 
-use super::{Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split, SplitAxis};
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -66,10 +66,11 @@ impl Op for GatedMlp {
         self.tensors(inputs[0].last())
     }
 
-    /// Peers: three `nn.Linear`s; the bias count is theirs.
-    fn peer(&self, output: &Shape) -> Peer {
-        let b = if self.bias { 2 * self.hidden + output.last() } else { 0 };
-        Peer { class: PeerClass::Linear, bias: b, torchinfo_leaf: false }
+    /// Peers: a container of three `nn.Linear`s (not a torchinfo leaf); the peers' per-class
+    /// linear rules read one weight's shape from the layer's, so it is not given their class
+    /// and they count it as netstat does.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { torchinfo_leaf: false, ..Peer::OTHER }
     }
 
     /// Split along the last dimension; every device needs the whole input (dense).

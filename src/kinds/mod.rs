@@ -361,6 +361,9 @@ kinds! {
     "global_avg_pool" => GlobalAvgPool(global_avg_pool::GlobalAvgPool),
     "rms_norm" => RmsNorm(rms_norm::RmsNorm),
     "gated_mlp" => GatedMlp(gated_mlp::GatedMlp),
+    "rnn" => Rnn(rnn::Rnn),
+    "lstm" => Lstm(lstm::Lstm),
+    "gru" => Gru(gru::Gru),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.

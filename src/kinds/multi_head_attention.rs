@@ -77,7 +77,7 @@ impl KindSpec for MultiHeadAttention {
         let heads = f.pos("heads")?.unwrap_or(1);
         let kv_heads = f.pos("kv_heads")?;
         if let Some(kv) = kv_heads {
-            if heads % kv != 0 {
+            if !heads.is_multiple_of(kv) {
                 return Err(f.err(
                     f.loc("kv_heads"),
                     format!("`kv_heads`: expected a divisor of heads {heads}, got {kv}"),
@@ -243,7 +243,7 @@ impl Op for MultiHeadAttention {
                 format!("heads {} does not divide the embedding size {d}", self.heads),
             ));
         }
-        if self.rotary && (d / self.heads) % 2 != 0 {
+        if self.rotary && !(d / self.heads).is_multiple_of(2) {
             return Err(KindError::field(
                 "rotary",
                 format!("rotary needs an even head size, got {d}/{} = {}", self.heads, d / self.heads),

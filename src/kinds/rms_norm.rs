@@ -5,7 +5,7 @@
 //! dimensions. Params: `Π normalized_shape` (γ only, no β) when `elementwise_affine` (default
 //! true). 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
+use super::{same_shape, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -59,9 +59,10 @@ impl Op for RmsNorm {
         Ok(if p == 0 { Vec::new() } else { vec![p] })
     }
 
-    /// Peers: a norm (counted as `layer_norm` is: a leaf with γ, no MACs).
+    /// Peers: a leaf of no class they single out (fvcore 0.1.5 and ptflops 0.7.5 have no
+    /// `aten::rms_norm` handle, so they count it as 0, as netstat does).
     fn peer(&self, _output: &Shape) -> Peer {
-        Peer { class: PeerClass::LayerNorm, bias: 0, torchinfo_leaf: true }
+        Peer::OTHER
     }
 
     /// Split along dim 1, no exchange (as `layer_norm`).

@@ -231,6 +231,18 @@ mod tests {
     }
 
     #[test]
+    fn recurrent() {
+        // Input [T, I] at batch 2 is N×T×I: batch_first.
+        ok("[3, 4]", "kind: lstm, hidden_size: 3, batch_first: true");
+        ok("[3, 4]", "kind: gru, hidden_size: 3, batch_first: true, num_layers: 2");
+        ok("[3, 4]", "kind: rnn, hidden_size: 3, batch_first: true, bidirectional: true, bias: false");
+        ok("[3, 4]", "kind: rnn, hidden_size: 2, batch_first: true, nonlinearity: relu");
+        // T×N×I (PyTorch's default): the batch axis 2 is N = 2… read as T = 2 steps of N = 3.
+        ok("[3, 4]", "kind: lstm, hidden_size: 2, bidirectional: true, num_layers: 2");
+        ok("[3, 4]", "kind: gru, hidden_size: 2, bidirectional: true");
+    }
+
+    #[test]
     fn shape_kinds() {
         ok("[2, 3, 4]", "kind: reshape, shape: [4, -1]");
         ok("[2, 3, 4]", "kind: permute, dims: [0, 2, 3, 1]");
