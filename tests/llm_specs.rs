@@ -63,3 +63,23 @@ fn lstm_lm() {
     assert_eq!(a.totals.params, counted("lstm-lm").0);
     assert_eq!((a.totals.params, a.totals.macs), (11_368_208, 307_650_560));
 }
+
+#[test]
+fn mixtral_total_active_and_macs() {
+    // Total and active params from the script (active = total − 32 layers · 6 unused experts ·
+    // 3·4096·14336); MACs by hand in the spec's header (routing needs values: not countable on
+    // the meta device).
+    let a = analyse("specs/mixtral-8x7b.yaml");
+    let r = reference();
+    let active: u64 = a.totals.params
+        - a.layers
+            .iter()
+            .filter_map(|l| match &a.layer_spec(l).kind {
+                netstat::kinds::Kind::MixtureOfExperts(m) => Some(l.params - m.active_params(l.output.last()).unwrap()),
+                _ => None,
+            })
+            .sum::<u64>();
+    assert_eq!(a.totals.params, r["mixtral-8x7b"]["params"].as_u64().unwrap());
+    assert_eq!(active, r["mixtral-8x7b"]["active_params"].as_u64().unwrap());
+    assert_eq!((a.totals.params, active, a.totals.macs), (46_702_792_704, 12_879_925_248, 1_636_114_104_320));
+}

@@ -364,6 +364,7 @@ kinds! {
     "rnn" => Rnn(rnn::Rnn),
     "lstm" => Lstm(lstm::Lstm),
     "gru" => Gru(gru::Gru),
+    "mixture_of_experts" => MixtureOfExperts(mixture_of_experts::MixtureOfExperts),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.

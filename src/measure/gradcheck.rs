@@ -231,6 +231,12 @@ mod tests {
     }
 
     #[test]
+    fn mixture_of_experts() {
+        ok("[3, 4]", "kind: mixture_of_experts, experts: 3, top_k: 2, hidden: 5");
+        ok("[4]", "kind: mixture_of_experts, experts: 2, top_k: 1, hidden: 3");
+    }
+
+    #[test]
     fn recurrent() {
         // Input [T, I] at batch 2 is N×T×I: batch_first.
         ok("[3, 4]", "kind: lstm, hidden_size: 3, batch_first: true");
