@@ -365,6 +365,11 @@ kinds! {
     "lstm" => Lstm(lstm::Lstm),
     "gru" => Gru(gru::Gru),
     "mixture_of_experts" => MixtureOfExperts(mixture_of_experts::MixtureOfExperts),
+    "max_pool1d" => MaxPool1d(max_pool1d::MaxPool1d),
+    "avg_pool1d" => AvgPool1d(avg_pool1d::AvgPool1d),
+    "batch_norm1d" => BatchNorm1d(batch_norm1d::BatchNorm1d),
+    "group_norm" => GroupNorm(group_norm::GroupNorm),
+    "upsample" => Upsample(upsample::Upsample),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.

@@ -237,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn one_d_pools_and_batch_norm() {
+        ok("[2, 9]", "kind: max_pool1d, kernel: 3, stride: 2, padding: 1");
+        ok("[2, 9]", "kind: max_pool1d, kernel: 2, dilation: 2, stride: 1, ceil_mode: true");
+        ok("[2, 9]", "kind: avg_pool1d, kernel: 3, stride: 2, padding: 1, count_include_pad: false");
+        ok("[3, 5]", "kind: batch_norm1d");
+        ok("[3]", "kind: batch_norm1d, affine: false");
+        ok("[4, 3, 3]", "kind: group_norm, num_groups: 2");
+        ok("[4, 5]", "kind: group_norm, num_groups: 4, affine: false, eps: 0.01");
+        ok("[2, 3, 2]", "kind: upsample, scale_factor: 2");
+        ok("[2, 3, 2]", "kind: upsample, mode: bilinear, size: [5, 3]");
+        ok("[2, 3, 2]", "kind: upsample, mode: bilinear, scale_factor: [1.5, 2], align_corners: true");
+    }
+
+    #[test]
     fn recurrent() {
         // Input [T, I] at batch 2 is N×T×I: batch_first.
         ok("[3, 4]", "kind: lstm, hidden_size: 3, batch_first: true");
