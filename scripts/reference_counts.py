@@ -43,6 +43,61 @@ def count(model, seq):
     return out
 
 
+def count_image(model, shape):
+    """params and FlopCounterMode / 2 of one forward of a float input of `shape`."""
+    params = sum(p.numel() for p in model.parameters())
+    fc = FlopCounterMode(display=False)
+    with fc, torch.no_grad():
+        model(torch.zeros(shape))
+    return {"params": params, "macs": fc.get_total_flops() // 2}
+
+
+class Res(torch.nn.Module):
+    """GroupNorm(8) → SiLU → 3×3 conv, twice, plus the input (specs/unet-small.yaml `res`)."""
+
+    def __init__(self, ch):
+        super().__init__()
+        nn = torch.nn
+        self.norm1, self.conv1 = nn.GroupNorm(8, ch), nn.Conv2d(ch, ch, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(8, ch), nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv1(torch.nn.functional.silu(self.norm1(x)))
+        return self.conv2(torch.nn.functional.silu(self.norm2(h))) + x
+
+
+class UNetSmall(torch.nn.Module):
+    """The small diffusion U-Net of specs/unet-small.yaml, layer for layer."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.conv_in = nn.Conv2d(3, 32, 3, padding=1)
+        self.down0 = Res(32)
+        self.downsample = nn.Conv2d(32, 64, 3, stride=2, padding=1)
+        self.mid0 = Res(64)
+        self.attn_norm = nn.GroupNorm(8, 64)
+        self.attn = nn.MultiheadAttention(64, 4, batch_first=True)
+        self.mid1 = Res(64)
+        self.up_conv = nn.Conv2d(64, 32, 3, padding=1)
+        self.up0_in = nn.Conv2d(64, 32, 3, padding=1)
+        self.up0 = Res(32)
+        self.norm_out = nn.GroupNorm(8, 32)
+        self.conv_out = nn.Conv2d(32, 3, 3, padding=1)
+
+    def forward(self, x):
+        F = torch.nn.functional
+        d0 = self.down0(self.conv_in(x))
+        m = self.mid0(self.downsample(d0))
+        n, c, h, w = m.shape
+        t = self.attn_norm(m).reshape(n, c, h * w).permute(0, 2, 1)
+        a = self.attn(t, t, t, need_weights=False)[0]
+        m = self.mid1(a.permute(0, 2, 1).reshape(n, c, h, w) + m)
+        u = self.up_conv(F.interpolate(m, scale_factor=2, mode="nearest"))
+        u = self.up0(self.up0_in(torch.cat([u, d0], 1)))
+        return self.conv_out(F.silu(self.norm_out(u)))
+
+
 def causal_lm(cfg_cls, **kw):
     from transformers import AutoModelForCausalLM
 
@@ -109,6 +164,7 @@ def main():
     lm = LstmLm()
     # FlopCounterMode has no formula for the fused LSTM op: MACs by hand in the spec's test.
     res["lstm-lm"] = count(lm, None)
+    res["unet-small"] = count_image(UNetSmall(), (1, 3, 32, 32))
     json.dump(res, sys.stdout, indent=2, sort_keys=True)
     print()
 

@@ -32,11 +32,12 @@ fn the_reference_is_the_published_llama_3_8b_count() {
 }
 
 #[test]
-fn decoders_match_transformers_exactly() {
+fn transformers_models_match_exactly() {
     for (spec, model) in [
         ("specs/llama-3-8b.yaml", "llama-3-8b"),
         ("specs/mistral-7b.yaml", "mistral-7b"),
         ("specs/tinyllama-1.1b.yaml", "tinyllama-1.1b"),
+        ("specs/bert-base.yaml", "bert-base"),
     ] {
         let a = analyse(spec);
         assert_eq!((a.totals.params, a.totals.macs), counted(model), "{spec}");
@@ -82,4 +83,16 @@ fn mixtral_total_active_and_macs() {
     assert_eq!(a.totals.params, r["mixtral-8x7b"]["params"].as_u64().unwrap());
     assert_eq!(active, r["mixtral-8x7b"]["active_params"].as_u64().unwrap());
     assert_eq!((a.totals.params, active, a.totals.macs), (46_702_792_704, 12_879_925_248, 1_636_114_104_320));
+}
+
+#[test]
+fn unet_small_matches_pytorch() {
+    // UNetSmall in scripts/reference_counts.py is the spec written in torch.nn, layer for layer
+    // (GroupNorm, nn.MultiheadAttention, F.interpolate nearest ×2, skip concatenation).
+    let a = analyse("specs/unet-small.yaml");
+    assert_eq!((a.totals.params, a.totals.macs), counted("unet-small"));
+    // By hand, the attention on 256 tokens of 64: params 4·64² + 4·64 = 16,640; MACs
+    // 4·256·64² + 2·256²·64 = 4,194,304 + 8,388,608 = 12,582,912.
+    let attn = a.layers.iter().find(|l| a.layer_spec(l).kind.name() == "multi_head_attention").unwrap();
+    assert_eq!((attn.params, attn.macs), (16_640, 12_582_912));
 }
