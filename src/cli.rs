@@ -87,6 +87,9 @@ impl TrainArgs {
     }
 }
 
+/// Most batch sizes `memory --sweep-batch` takes (each one re-analyses the spec).
+pub const MAX_SWEEP: usize = 64;
+
 /// Arguments of `netstat memory`.
 #[derive(Debug, Args, Clone)]
 pub struct MemoryArgs {
@@ -100,7 +103,7 @@ pub struct MemoryArgs {
     /// Show live bytes after each stage of one training step.
     #[arg(long)]
     pub timeline: bool,
-    /// Report inference and training memory at each of these batch sizes, e.g. 1,8,32,128.
+    /// Report inference and training memory at each of these batch sizes, e.g. 1,8,32,128 (at most 64).
     #[arg(long, value_name = "N,N,...", allow_negative_numbers = true, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_batch: Vec<u64>,
     /// Find the largest batch whose training peak fits in SIZE (3GiB, 3GB or 3000000000).
@@ -408,6 +411,14 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         return Err(Error::Usage(
             "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
         ));
+    }
+    // Each batch re-analyses the spec: 100,000 batch sizes on a 100,000-layer spec would be 10^10
+    // layer analyses. A sweep is for a chart or a table; 64 sizes are plenty.
+    if a.sweep_batch.len() > MAX_SWEEP {
+        return Err(Error::Usage(format!(
+            "--sweep-batch: at most {MAX_SWEEP} batch sizes, got {}",
+            a.sweep_batch.len()
+        )));
     }
     let budget = a.fit.as_deref().map(parse_budget).transpose()?;
     let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;

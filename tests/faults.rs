@@ -365,6 +365,12 @@ fn bad_numbers_on_the_command_line_are_usage_errors() {
     let (code, err) = run_args(&["specs/lenet.yaml".as_ref(), "--batch".as_ref(), "-1".as_ref()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("invalid value '-1' for '--batch <N>'"), "{err}");
+    // 65 batch sizes: at most 64 (each re-analyses the spec).
+    let sweep = (1..=65).map(|b| b.to_string()).collect::<Vec<_>>().join(",");
+    let (code, err) =
+        run_args(&["memory".as_ref(), "specs/lenet.yaml".as_ref(), "--sweep-batch".as_ref(), sweep.as_ref()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--sweep-batch: at most 64 batch sizes, got 65"), "{err}");
     for t in ["1000000", "100"] {
         let (code, err) =
             run_args(&["peak".as_ref(), "--threads".as_ref(), t.as_ref(), "--seconds".as_ref(), "0.01".as_ref()]);

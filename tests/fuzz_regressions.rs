@@ -22,25 +22,14 @@ fn files(dir: &str) -> Vec<PathBuf> {
     v
 }
 
-/// Run the pipeline on each file; return the files that panicked, with the panic message.
+/// Run the pipeline on each file; the files that panicked, with the message. A spec error must
+/// carry a location.
 fn panics(paths: &[PathBuf]) -> Vec<String> {
-    let mut bad = Vec::new();
-    for p in paths {
-        let data = std::fs::read(p).unwrap();
-        match std::panic::catch_unwind(|| pipeline::run(&data)) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => assert!(e.loc.line >= 1, "{}: error without a line: {e}", p.display()),
-            Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                bad.push(format!("{}: {msg}", p.display()));
-            }
+    panics_of(paths, |data| {
+        if let Err(e) = pipeline::run(data) {
+            assert!(e.loc.line >= 1, "error without a line: {e}");
         }
-    }
-    bad
+    })
 }
 
 #[test]

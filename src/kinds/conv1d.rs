@@ -8,7 +8,7 @@
 //! counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -49,21 +49,19 @@ impl KindSpec for Conv1d {
 }
 
 impl Op for Conv1d {
-    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    /// Parameter tensors: [`super::conv_rules::param_tensors`].
     fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
-        let params = self.analyze(inputs)?.params;
-        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+        Ok(super::conv_rules::param_tensors(self.analyze(inputs)?.params, self.c_out, self.bias))
     }
 
-    /// Peers: `aten.convolution`, `c_out` biases when `bias` (as conv2d: a conv1d k=3 and a
-    /// conv2d `k=[3,1]` are the same op to every peer).
+    /// Peers: [`super::conv_rules::peer`].
     fn peer(&self, _output: &Shape) -> Peer {
-        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+        super::conv_rules::peer(self.c_out, self.bias)
     }
 
-    /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
+    /// Split: [`super::conv_rules::split`].
     fn split(&self, devices: u64) -> Split {
-        Split { axis: SplitAxis::Channels, gathers: !self.groups.is_multiple_of(devices) }
+        super::conv_rules::split(self.groups, devices)
     }
 
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves

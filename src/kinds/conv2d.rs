@@ -10,7 +10,7 @@
 //! torchvision `_ops` counts exactly this; bias adds are not counted).
 
 use super::window::Axis;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::{describe, Fields};
@@ -103,21 +103,19 @@ impl KindSpec for Conv2d {
 }
 
 impl Op for Conv2d {
-    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    /// Parameter tensors: [`super::conv_rules::param_tensors`].
     fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
-        let params = self.analyze(inputs)?.params;
-        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+        Ok(super::conv_rules::param_tensors(self.analyze(inputs)?.params, self.c_out, self.bias))
     }
 
-    /// Peers: `aten.convolution`, `c_out` biases when `bias`.
+    /// Peers: [`super::conv_rules::peer`].
     fn peer(&self, _output: &Shape) -> Peer {
-        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+        super::conv_rules::peer(self.c_out, self.bias)
     }
 
-    /// Split along output channels; a conv whose groups do not divide by the devices reads
-    /// input channels held elsewhere, so it gathers its input.
+    /// Split: [`super::conv_rules::split`].
     fn split(&self, devices: u64) -> Split {
-        Split { axis: SplitAxis::Channels, gathers: !self.groups.is_multiple_of(devices) }
+        super::conv_rules::split(self.groups, devices)
     }
 
     /// Saved for backward: the input (the weight gradient is input ⋆ grad_output; PyTorch's

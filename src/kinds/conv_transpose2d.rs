@@ -9,7 +9,7 @@
 //! of `c_out/groups` output channels: `N · c_in · H_in · W_in · (c_out / groups) · k_h · k_w`
 //! (PyTorch FlopCounterMode `conv_flop_count` with `transposed=True`; bias adds not counted).
 
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, Split, SplitAxis};
+use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, Saved, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -71,20 +71,19 @@ fn out_size(i: u64, k: u64, s: u64, p: u64, d: u64, op: u64) -> Result<u64, Stri
 }
 
 impl Op for ConvTranspose2d {
-    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    /// Parameter tensors: [`super::conv_rules::param_tensors`].
     fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
-        let params = self.analyze(inputs)?.params;
-        Ok(super::weight_and_bias(params, if self.bias { Some(self.c_out) } else { None }))
+        Ok(super::conv_rules::param_tensors(self.analyze(inputs)?.params, self.c_out, self.bias))
     }
 
-    /// Peers: `aten.convolution` (transposed), `c_out` biases when `bias`.
+    /// Peers: [`super::conv_rules::peer`].
     fn peer(&self, _output: &Shape) -> Peer {
-        Peer { class: PeerClass::Conv, bias: if self.bias { self.c_out } else { 0 }, torchinfo_leaf: true }
+        super::conv_rules::peer(self.c_out, self.bias)
     }
 
-    /// Split along output channels; as conv2d, groups that do not divide by the devices gather.
+    /// Split: [`super::conv_rules::split`].
     fn split(&self, devices: u64) -> Split {
-        Split { axis: SplitAxis::Channels, gathers: !self.groups.is_multiple_of(devices) }
+        super::conv_rules::split(self.groups, devices)
     }
 
     /// Saved for backward: the input (weight gradient; PyTorch `convolution_backward` saves

@@ -403,6 +403,29 @@ pub fn weight_and_bias(params: u64, bias: Option<u64>) -> Vec<u64> {
     }
 }
 
+/// The rules every convolution kind (conv1d, conv2d, conv_transpose2d) shares, from its
+/// `c_out`, `bias` and `groups`: one place, so the three cannot drift apart (a conv1d k=3 once
+/// got +0 ptflops bias MACs while the same conv2d k=[3,1] got +112).
+pub mod conv_rules {
+    use super::{weight_and_bias, Peer, PeerClass, Split, SplitAxis};
+
+    /// Parameter tensors: the weight, then the bias when `bias` (PyTorch's `weight`, `bias`).
+    pub fn param_tensors(params: u64, c_out: u64, bias: bool) -> Vec<u64> {
+        weight_and_bias(params, bias.then_some(c_out))
+    }
+
+    /// Peers: `aten.convolution` (transposed or not), `c_out` biases when `bias`.
+    pub fn peer(c_out: u64, bias: bool) -> Peer {
+        Peer { class: PeerClass::Conv, bias: if bias { c_out } else { 0 }, torchinfo_leaf: true }
+    }
+
+    /// Split along output channels; a conv whose groups do not divide by the devices reads input
+    /// channels held elsewhere, so it gathers its input.
+    pub fn split(groups: u64, devices: u64) -> Split {
+        Split { axis: SplitAxis::Channels, gathers: !groups.is_multiple_of(devices) }
+    }
+}
+
 /// Shape rule of an elementwise layer: the output is the input.
 pub fn same_shape(inputs: &[Shape]) -> Result<Cost, KindError> {
     Ok(Cost { output: inputs[0].clone(), params: 0, buffers: 0, macs: 0 })
