@@ -136,11 +136,21 @@ pub struct Spec {
     pub dataset_rows: Option<u64>,
 }
 
-/// Read and check a spec file.
+/// Read and check a spec file; a path ending in `.onnx` is an ONNX model, imported as a spec
+/// ([`crate::onnx::load`]).
 ///
 /// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
-/// unknown kinds, duplicate names — each with file:line:column.
+/// unknown kinds, duplicate names — each with file:line:column; for a model, those of
+/// [`crate::onnx::import`].
 pub fn load(path: &str) -> Result<Spec, crate::Error> {
+    load_with(path, crate::onnx::ImportOptions::default())
+}
+
+/// [`load`], with the options an ONNX model is imported with (ignored for YAML).
+pub fn load_with(path: &str, onnx: crate::onnx::ImportOptions) -> Result<Spec, crate::Error> {
+    if crate::onnx::is_onnx(path) {
+        return crate::onnx::load(path, onnx);
+    }
     // Regular files only (a FIFO would hang open(2)), and at most one byte past the limit: a huge
     // file is refused by parse_bytes without being read whole.
     let bytes = crate::files::read_user_file(path, MAX_SPEC_BYTES as u64, true, "specs")?;
