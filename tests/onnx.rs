@@ -149,3 +149,13 @@ fn measure_runs_a_model_in_candle_like_a_spec() {
         assert!(text.lines().any(|l| l.starts_with(&format!("{layer} "))), "no row {layer}:\n{text}");
     }
 }
+
+#[test]
+fn the_fixtures_are_far_below_the_decoding_limit() {
+    // Measured, not asserted exactly: the limit must leave room for models 100 times larger.
+    for model in ["alexnet", "resnet18", "mobilenet_v2"] {
+        let data = std::fs::read(format!("tests/fixtures/onnx/{model}.onnx")).unwrap();
+        let items = netstat::onnx::wire::check(&data).unwrap();
+        assert!(items * 100 < netstat::onnx::wire::MAX_ITEMS, "{model}: {items} items");
+    }
+}

@@ -6,9 +6,9 @@
 //! packed number decoding would make, and refuses a file past [`MAX_ITEMS`]; it also refuses
 //! truncated fields, bad varints and deprecated groups with the byte offset.
 
-/// Most decoded items (messages, strings, packed numbers) a model may have: 4,000,000. A
-/// torchvision ViT-B/16 export has about 60,000; each item decodes to at most about 250 bytes,
-/// so decoding stays under 1 GB.
+/// Most decoded items (messages, strings, packed numbers) a model may have: 4,000,000, a few
+/// dozen per node for graphs of 100,000 nodes; each item decodes to at most about 250 bytes, so
+/// decoding stays under 1 GB.
 pub const MAX_ITEMS: u64 = 4_000_000;
 
 /// The messages of [`super::proto`], for the walk.
