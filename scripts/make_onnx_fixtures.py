@@ -2,7 +2,7 @@
 """Make the ONNX test fixtures in tests/fixtures/onnx/ (issue 15).
 
 Each model is exported with PyTorch's default exporter (torch.onnx.export, dynamo=True) from
-torchvision with weights=None, with optimize=False (the default optimize=True folds each
+torchvision (alexnet, resnet18, mobilenet_v2, vit_b_16) with weights=None, with optimize=False (the default optimize=True folds each
 BatchNorm into the conv before it, so the file no longer has torchvision's parameters), then every initializer's data is stripped (its dims and dtype
 kept), so a file is a few KiB to a few hundred KiB: netstat counts parameters from the dims and
 never needs the values.
@@ -80,5 +80,6 @@ if __name__ == "__main__":
     export("alexnet", torchvision.models.alexnet(weights=None), img)
     export("resnet18", torchvision.models.resnet18(weights=None), img)
     export("mobilenet_v2", torchvision.models.mobilenet_v2(weights=None), img)
+    export("vit_b_16", torchvision.models.vit_b_16(weights=None), img)
     export("tiny_cnn", TinyCnn(), torch.randn(1, 3, 16, 16))
     export("unknown_ops", Erf(), torch.randn(1, 4))

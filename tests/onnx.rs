@@ -80,7 +80,7 @@ fn mobilenet_v2_matches_torchvision_and_the_spec() {
 #[test]
 fn import_writes_a_spec_with_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
-    for model in ["alexnet", "resnet18", "mobilenet_v2", "tiny_cnn"] {
+    for model in ["alexnet", "resnet18", "mobilenet_v2", "vit_b_16", "tiny_cnn"] {
         let onnx = format!("tests/fixtures/onnx/{model}.onnx");
         let yaml = dir.path().join(format!("{model}.yaml"));
         Command::cargo_bin("netstat").unwrap().args(["import", &onnx, "-o"]).arg(&yaml).assert().success();
@@ -153,9 +153,28 @@ fn measure_runs_a_model_in_candle_like_a_spec() {
 #[test]
 fn the_fixtures_are_far_below_the_decoding_limit() {
     // Measured, not asserted exactly: the limit must leave room for models 100 times larger.
-    for model in ["alexnet", "resnet18", "mobilenet_v2"] {
+    for model in ["alexnet", "resnet18", "mobilenet_v2", "vit_b_16"] {
         let data = std::fs::read(format!("tests/fixtures/onnx/{model}.onnx")).unwrap();
         let items = netstat::onnx::wire::check(&data).unwrap();
         assert!(items * 100 < netstat::onnx::wire::MAX_ITEMS, "{model}: {items} items");
     }
+}
+
+#[test]
+fn vit_b_16_matches_torchvision_and_the_spec() {
+    // The exporter writes each nn.MultiheadAttention as dozens of nodes (in-projection, head
+    // split, scaled dot-product attention, merge, out-projection): one multi_head_attention each.
+    let a = analyse("tests/fixtures/onnx/vit_b_16.onnx");
+    // torchvision vision_transformer.py `_meta`: 86,567,656 params, 17,563,828,224 MACs.
+    assert_eq!(totals(&a), (86_567_656, 17_563_828_224));
+    assert_eq!(totals(&a), totals(&analyse("specs/vit_b_16.yaml")));
+    let attention: Vec<_> = a.layers.iter().filter(|l| a.layer_spec(l).kind.name() == "multi_head_attention").collect();
+    assert_eq!(attention.len(), 12);
+    assert_eq!(a.layer_spec(attention[0]).id.name, "encoder.layers.encoder_layer_0.self_attention");
+    // Per layer: 4·768² + 4·768 = 2,362,368 params; MACs: projections 4·197·768² = 464,781,312
+    // plus Q·Kᵀ and A·V 2·197²·768 = 59,610,624, = 524,391,936.
+    assert_eq!((attention[0].params, attention[0].macs), (2_362_368, 524_391_936));
+    // vit_b_16.csv: 100 rows (conv_proj, 25 LayerNorm, 24 MLP Linear + head, 12 GELU), of which
+    // 37 dropouts (the encoder's and three per block).
+    assert_eq!(rows_match(&a, "vit_b_16"), 63);
 }

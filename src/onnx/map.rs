@@ -1,9 +1,10 @@
 //! ONNX nodes → spec layers (YAML text).
 //!
-//! One rule per op type in [`layer_of`]; constant and shape-only subgraphs are folded first
+//! One rule per op type in `layer_of`; constant and shape-only subgraphs are folded first
 //! (a node whose inputs are all initializers or folded values, and every `Shape`, `Size` and
-//! `Constant`, makes no layer), and a `MatMul` by a weight followed by an `Add` of a bias is one
-//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way).
+//! `Constant`, makes no layer), a `MatMul` by a weight followed by an `Add` of a bias is one
+//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way), and the nodes of one
+//! `nn.MultiheadAttention` call are one `multi_head_attention` (`Attention` below).
 
 use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorData, TensorInfo};
 use super::{ImportOptions, Imported};
@@ -70,6 +71,10 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
     let mut statics: HashSet<String> = inits.keys().map(|k| k.to_string()).collect();
     // Values of small constants (Clip bounds, Dropout ratio, ReduceMean axes), where known.
     let mut consts: HashMap<String, Vec<f64>> = HashMap::new();
+    // Dims of initializers and of what is folded from one alone (a transposed weight, an
+    // expanded class token): the parameters a layer reads.
+    let mut weights: HashMap<String, Vec<i64>> =
+        g.initializer.iter().map(|t| (t.name.clone(), t.dims.clone())).collect();
     // Value name → layer name (or `input`) that makes it.
     let mut producer: HashMap<String, String> = HashMap::new();
     producer.insert(input_name.clone(), "input".into());
@@ -78,18 +83,51 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
     // Layer index of a `linear` made from a bias-less MatMul, by its output value (for MatMul + Add).
     let mut bare_linear: HashMap<String, usize> = HashMap::new();
     let mut unmapped: Vec<(usize, &NodeProto, Unmapped)> = Vec::new();
+    let attention = Attention::find(g);
     let mut warnings = Vec::new();
 
     for (pos, n) in g.node.iter().enumerate() {
         let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
         let op = n.op_type.as_str();
-        // CastLike reads only the type of its second input, Shape and Size only the shape.
-        let valued = if op == "CastLike" { &ins[..ins.len().min(1)] } else { &ins[..] };
-        let foldable = matches!(op, "Constant" | "Shape" | "Size" | "ConstantOfShape")
-            || (!valued.is_empty() && valued.iter().all(|i| statics.contains(*i)));
-        if foldable {
-            fold(n, &mut consts);
+        if foldable(n, &statics) {
+            fold(n, &mut consts, &mut weights, &shapes);
             statics.extend(n.output.iter().cloned());
+            continue;
+        }
+        if let Some(group) = attention.group_of(pos) {
+            // Inside an nn.MultiheadAttention: one layer, made at the node that makes its output.
+            if n.output.contains(&group.output) {
+                let acts = group.inputs.iter().filter(|i| !statics.contains(i.as_str()));
+                let mut from: Vec<String> = Vec::new();
+                for a in acts {
+                    match producer.get(a.as_str()) {
+                        Some(l) if !from.contains(l) => from.push(l.clone()),
+                        Some(_) => {}
+                        None if !unmapped.is_empty() => from.push(String::new()),
+                        None => return Err(format!("attention {} reads \"{a}\", which nothing makes", group.path)),
+                    }
+                }
+                let d =
+                    group.inputs.iter().find_map(|i| shapes.get(i.as_str()).and_then(|s| s.last().copied().flatten()));
+                let heads = d.and_then(|d| group.heads(g, &shapes, d));
+                let bias = group.inputs.iter().any(|i| weights.get(i).is_some_and(|w| w.len() == 1));
+                let Some(heads) = heads else {
+                    unmapped.push((pos, n, format!("attention {} whose head count netstat cannot read", group.path)));
+                    continue;
+                };
+                let mut fields = vec![("heads", heads.to_string())];
+                if !bias {
+                    fields.push(("bias", "false".into()));
+                }
+                if !group.need_weights {
+                    fields.push(("need_weights", "false".into()));
+                }
+                let name = unique(&mut names, group.path.clone());
+                producer.insert(group.output.clone(), name.clone());
+                let comment =
+                    format!("#{}–#{} ({} nodes of attention {})", group.first, group.last, group.len, group.path);
+                layers.push(Layer { name, kind: "multi_head_attention", fields, inputs: from, comment });
+            }
             continue;
         }
         let acts: Vec<&str> = ins.iter().copied().filter(|i| !statics.contains(*i)).collect();
@@ -123,7 +161,7 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
                 }
             }
         }
-        let mapped = layer_of(n, &ins, &acts, &inits, &consts, &shapes);
+        let mapped = layer_of(n, &ins, &acts, &weights, &consts, &shapes);
         let (kind, fields) = match mapped {
             Ok(Mapped::Alias) if from.len() == 1 => {
                 producer.insert(out.to_owned(), from[0].clone());
@@ -187,6 +225,128 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
         g.name.clone()
     };
     Ok(Imported { yaml: yaml(file, &name, &input_dims, in_dtype, batch, dtype, &layers), warnings })
+}
+
+/// Whether a node is folded: `Constant`, `Shape`, `Size`, `ConstantOfShape`, or all the inputs
+/// whose values it reads are `statics` (CastLike reads only the type of its second input).
+fn foldable(n: &NodeProto, statics: &HashSet<String>) -> bool {
+    let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+    let valued = if n.op_type == "CastLike" { &ins[..ins.len().min(1)] } else { &ins[..] };
+    matches!(n.op_type.as_str(), "Constant" | "Shape" | "Size" | "ConstantOfShape")
+        || (!valued.is_empty() && valued.iter().all(|i| statics.contains(*i)))
+}
+
+/// The nodes PyTorch's exporter writes for each `nn.MultiheadAttention` call (their `namespace`
+/// names the module): in-projection, head split, scaled dot-product attention, head merge and
+/// out-projection, dozens of nodes that become one `multi_head_attention` layer.
+struct Attention {
+    /// Group index of each node, if it is in one.
+    of: Vec<Option<usize>>,
+    groups: Vec<AttentionGroup>,
+}
+
+/// One attention module's nodes.
+struct AttentionGroup {
+    /// The module path, e.g. `encoder.layers.encoder_layer_0.self_attention`.
+    path: String,
+    first: usize,
+    last: usize,
+    len: usize,
+    /// Values the group reads from outside (activations and weights), in order.
+    inputs: Vec<String>,
+    /// The one value it makes for the rest of the graph.
+    output: String,
+    /// Whether attention weights are returned (false when the exporter wrote the fused
+    /// `scaled_dot_product_attention`, i.e. `need_weights=False`).
+    need_weights: bool,
+    nodes: Vec<usize>,
+}
+
+impl Attention {
+    fn find(g: &GraphProto) -> Attention {
+        let mut of = vec![None; g.node.len()];
+        let mut groups: Vec<AttentionGroup> = Vec::new();
+        let mut by_path: HashMap<String, usize> = HashMap::new();
+        for (i, n) in g.node.iter().enumerate() {
+            let Some(ns) = n.metadata_props.iter().find(|p| p.key == "namespace") else { continue };
+            let segs: Vec<(&str, &str)> = ns.value.split('/').filter_map(|s| s.split_once(": ")).collect();
+            let Some(&(path, _)) =
+                segs.iter().rev().find(|(_, c)| *c == "torch.nn.modules.activation.MultiheadAttention")
+            else {
+                continue;
+            };
+            let gi = *by_path.entry(path.to_owned()).or_insert_with(|| {
+                groups.push(AttentionGroup {
+                    path: path.to_owned(),
+                    first: i,
+                    last: i,
+                    len: 0,
+                    inputs: vec![],
+                    output: String::new(),
+                    need_weights: true,
+                    nodes: vec![],
+                });
+                groups.len() - 1
+            });
+            let gr = &mut groups[gi];
+            gr.last = i;
+            gr.len += 1;
+            gr.nodes.push(i);
+            if segs.last().is_some_and(|(fx, _)| fx.starts_with("scaled_dot_product_attention")) {
+                gr.need_weights = false;
+            }
+            of[i] = Some(gi);
+        }
+        // Constants the exporter shares between modules are no output of an attention.
+        let mut statics: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+        for n in &g.node {
+            if foldable(n, &statics) {
+                statics.extend(n.output.iter().cloned());
+            }
+        }
+        for (gi, gr) in groups.iter_mut().enumerate() {
+            let made: HashSet<&str> =
+                gr.nodes.iter().flat_map(|&i| g.node[i].output.iter().map(String::as_str)).collect();
+            for &i in &gr.nodes {
+                for v in g.node[i].input.iter().filter(|v| !v.is_empty() && !made.contains(v.as_str())) {
+                    if !gr.inputs.contains(v) {
+                        gr.inputs.push(v.clone());
+                    }
+                }
+            }
+            let used_outside = |v: &str| {
+                g.output.iter().any(|o| o.name == v)
+                    || g.node.iter().enumerate().any(|(j, m)| of[j] != Some(gi) && m.input.iter().any(|x| x == v))
+            };
+            let outs: Vec<&str> = made.iter().copied().filter(|v| !statics.contains(*v) && used_outside(v)).collect();
+            if let [o] = outs[..] {
+                gr.output = o.to_owned();
+            } else {
+                // Not one output: leave its nodes to the op-by-op mapping.
+                for &i in &gr.nodes {
+                    of[i] = None;
+                }
+            }
+        }
+        Attention { of, groups }
+    }
+
+    fn group_of(&self, pos: usize) -> Option<&AttentionGroup> {
+        self.of.get(pos).copied().flatten().map(|g| &self.groups[g])
+    }
+}
+
+impl AttentionGroup {
+    /// The head count: the first value reshaped to `[…, H, D/H]` (PyTorch's head split).
+    fn heads(&self, g: &GraphProto, shapes: &HashMap<&str, Vec<Option<u64>>>, d: u64) -> Option<u64> {
+        self.nodes.iter().filter(|&&i| g.node[i].op_type == "Reshape").find_map(|&i| {
+            let s = shapes.get(g.node[i].output.first()?.as_str())?;
+            match s[..] {
+                [.., Some(h), Some(hd)] if h > 1 && hd > 1 && h.checked_mul(hd) == Some(d) => Some(h),
+                _ => None,
+            }
+        })
+    }
 }
 
 /// Write the spec.
@@ -367,9 +527,32 @@ fn graph_input(
     Ok((input.name.clone(), shape, batch, dt))
 }
 
-/// Record what is known of a folded node's value: `Constant` tensors and what passes them on.
-fn fold(n: &NodeProto, consts: &mut HashMap<String, Vec<f64>>) {
+/// Record what is known of a folded node's value: `Constant` tensors and what passes them on,
+/// and the dims of a weight passed through `Transpose` (permuted), `Expand` (the declared output
+/// shape) or a cast.
+fn fold(
+    n: &NodeProto,
+    consts: &mut HashMap<String, Vec<f64>>,
+    weights: &mut HashMap<String, Vec<i64>>,
+    shapes: &HashMap<&str, Vec<Option<u64>>>,
+) {
     let Some(out) = n.output.first() else { return };
+    if let Some(w) = n.input.first().and_then(|i| weights.get(i)) {
+        let dims = match n.op_type.as_str() {
+            "Identity" | "Cast" | "CastLike" => Some(w.clone()),
+            "Transpose" => {
+                let perm = attr_ints(n, "perm").unwrap_or_else(|| (0..w.len() as i64).rev().collect());
+                perm.iter().map(|&p| usize::try_from(p).ok().and_then(|p| w.get(p).copied())).collect()
+            }
+            "Expand" => {
+                shapes.get(out.as_str()).and_then(|s| s.iter().map(|d| d.and_then(|d| i64::try_from(d).ok())).collect())
+            }
+            _ => None,
+        };
+        if let Some(d) = dims {
+            weights.insert(out.clone(), d);
+        }
+    }
     let v = match n.op_type.as_str() {
         "Constant" => n.attribute.iter().find_map(|a| match a.name.as_str() {
             "value" => a.t.as_ref().and_then(tensor_values),
@@ -477,7 +660,7 @@ fn layer_of(
     n: &NodeProto,
     ins: &[&str],
     acts: &[&str],
-    inits: &HashMap<&str, &TensorInfo>,
+    weights: &HashMap<String, Vec<i64>>,
     consts: &HashMap<String, Vec<f64>>,
     shapes: &HashMap<&str, Vec<Option<u64>>>,
 ) -> Result<Mapped, Unmapped> {
@@ -492,8 +675,9 @@ fn layer_of(
             Err(format!("{op} of {} non-constant inputs", acts.len()))
         }
     };
-    let weight = |i: usize| ins.get(i).and_then(|w| inits.get(w)).copied();
-    let pos_dims = |t: &TensorInfo| t.dims.iter().all(|&d| d >= 1);
+    let weight = |i: usize| ins.get(i).and_then(|w| weights.get(*w));
+    let is_weight = |v: &&str| weights.contains_key(*v);
+    let pos_dims = |t: &Vec<i64>| t.iter().all(|&d| d >= 1);
     Ok(match op {
         "Relu" => return one("relu"),
         "Sigmoid" => return one("sigmoid"),
@@ -535,11 +719,29 @@ fn layer_of(
                 (lo, hi) => return Err(format!("{op} to [{lo:?}, {hi:?}] (netstat maps [0, 6] and [0, ∞))")),
             }
         }
+        // ViT's `x + pos_embedding`: a learned [1, L, D] table added to the sequence.
+        "Add"
+            if acts.len() == 1
+                && ins.len() == 2
+                && weight(1).or(weight(0)).is_some_and(|w| w.len() == 3 && w[0] == 1) =>
+        {
+            Mapped::Layer("pos_embedding", vec![])
+        }
         "Add" | "Mul" => {
             if acts.len() != 2 || ins.len() != 2 {
                 return Err(format!("{op} with a constant operand"));
             }
             Mapped::Layer(if op == "Add" { "add" } else { "mul" }, vec![])
+        }
+        // ViT's `cat([class_token.expand(N, -1, -1), x], dim=1)`: a learned [1, 1, D] token in front.
+        "Concat"
+            if ins.len() == 2
+                && acts.len() == 1
+                && ins[1] == acts[0]
+                && weight(0).is_some_and(|w| w.len() == 3 && w[1] == 1)
+                && matches!(attr_i(n, "axis", 0), 1 | -2) =>
+        {
+            Mapped::Layer("class_token", vec![])
         }
         "Concat" => {
             if acts.len() != ins.len() || acts.len() < 2 {
@@ -578,6 +780,39 @@ fn layer_of(
                 None => return Err(format!("{op} without perm")),
             }
         }
+        "LayerNormalization" => {
+            let w = weight(1).ok_or_else(|| format!("{op} with a computed scale"))?;
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of {} non-constant inputs", acts.len()));
+            }
+            let axis = attr_i(n, "axis", -1);
+            let r = rank(shapes, acts[0]);
+            if !(axis == -(w.len() as i64) || r.is_some_and(|r| axis >= 0 && axis as usize + w.len() == r)) {
+                return Err(format!("{op} over axis {axis} with a {}-D scale", w.len()));
+            }
+            let mut f = vec![("normalized_shape", if w.len() == 1 { w[0].to_string() } else { list(w) })];
+            let eps = attr(n, "epsilon").map_or(1e-5, |a| a.f);
+            if eps != 1e-5 {
+                f.push(("eps", format!("{eps:e}")));
+            }
+            if !ins.get(2).is_some_and(is_weight) {
+                f.push(("bias", "false".into()));
+            }
+            Mapped::Layer("layer_norm", f)
+        }
+        "Gather" => {
+            one("select")?;
+            let idx = ins.get(1).and_then(|i| consts.get(*i)).filter(|v| v.len() == 1 && ins.len() == 2);
+            match idx {
+                Some(v) if n.input.get(1).and_then(|i| shapes.get(i.as_str())).is_none_or(|s| s.is_empty()) => {
+                    Mapped::Layer(
+                        "select",
+                        vec![("dim", attr_i(n, "axis", 0).to_string()), ("index", (v[0] as i64).to_string())],
+                    )
+                }
+                _ => return Err(format!("{op} of other than one constant scalar index")),
+            }
+        }
         "BatchNormalization" => {
             if acts.len() != 1 || ins.first() != acts.first() || ins.len() != 5 {
                 return Err(format!("{op} with computed statistics"));
@@ -588,10 +823,10 @@ fn layer_of(
                     rank(shapes, acts[0]).unwrap_or(0)
                 ));
             }
-            let eps = attr(n, "epsilon").map_or(1e-5, |a| f64::from(a.f));
+            // ONNX stores epsilon as a float32; compared and written as one (1e-5, not 9.99999974738e-6).
+            let eps = attr(n, "epsilon").map_or(1e-5, |a| a.f);
             let mut f = vec![];
-            // ONNX stores epsilon as a float32: 1e-5 reads back as 9.99999974738e-06.
-            if (eps - 1e-5).abs() > 1e-9 {
+            if eps != 1e-5 {
                 f.push(("eps", format!("{eps:e}")));
             }
             Mapped::Layer("batch_norm2d", f)
@@ -603,17 +838,17 @@ fn layer_of(
             }
             let bias = match ins.get(2) {
                 None => false,
-                Some(b) if inits.contains_key(b) => true,
+                Some(b) if is_weight(b) => true,
                 // A computed constant bias (the exporter's zeros for bias=None) is no parameter.
                 Some(_) => false,
             };
-            let k: Vec<i64> = attr_ints(n, "kernel_shape").unwrap_or_else(|| w.dims[2..].to_vec());
+            let k: Vec<i64> = attr_ints(n, "kernel_shape").unwrap_or_else(|| w[2..].to_vec());
             let ones = vec![1; k.len()];
             let s = attr_ints(n, "strides").unwrap_or_else(|| ones.clone());
             let d = attr_ints(n, "dilations").unwrap_or(ones);
             let g = attr_i(n, "group", 1);
-            let mut f = vec![("c_out", w.dims[0].to_string())];
-            let kind = match w.dims.len() {
+            let mut f = vec![("c_out", w[0].to_string())];
+            let kind = match w.len() {
                 4 => {
                     f.push(("kernel", pair(&k, "kernel", op)?));
                     f.push(("stride", pair(&s, "strides", op)?));
@@ -649,18 +884,18 @@ fn layer_of(
             if acts.len() != 1
                 || ins.first() != acts.first()
                 || attr_i(n, "transA", 0) != 0
-                || w.dims.len() != 2
+                || w.len() != 2
                 || !pos_dims(w)
             {
                 return Err(format!("{op} with a computed or transposed input"));
             }
-            let out = if attr_i(n, "transB", 0) != 0 { w.dims[0] } else { w.dims[1] };
-            let bias = ins.get(2).is_some_and(|b| inits.contains_key(b));
+            let out = if attr_i(n, "transB", 0) != 0 { w[0] } else { w[1] };
+            let bias = ins.get(2).is_some_and(is_weight);
             Mapped::Layer("linear", vec![("out_features", out.to_string()), ("bias", bias.to_string())])
         }
         "MatMul" => match (weight(1), acts.len()) {
-            (Some(w), 1) if ins.first() == acts.first() && w.dims.len() == 2 && pos_dims(w) => {
-                Mapped::Layer("linear", vec![("out_features", w.dims[1].to_string()), ("bias", "false".into())])
+            (Some(w), 1) if ins.first() == acts.first() && w.len() == 2 && pos_dims(w) => {
+                Mapped::Layer("linear", vec![("out_features", w[1].to_string()), ("bias", "false".into())])
             }
             (_, 2) => Mapped::Layer("matmul", vec![]),
             _ => return Err(format!("{op} by a constant that is not a 2-D weight")),
