@@ -306,6 +306,8 @@ pub struct Overrides {
     pub input: Option<Vec<u64>>,
     /// `--dtype`.
     pub dtype: Option<DType>,
+    /// `--allow-unknown`: how an ONNX model is imported (unmapped ops as 0-MAC rows).
+    pub onnx: crate::onnx::ImportOptions,
 }
 
 impl Overrides {

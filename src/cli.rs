@@ -55,6 +55,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the JSON Schema of the spec format (for editors: docs/spec-format.md says how to use it).
     Schema,
+    /// Write the YAML spec equivalent to an ONNX model (one layer per node, constant and
+    /// shape-only nodes folded); it analyses to the same numbers as the model.
+    Import(ImportArgs),
 }
 
 /// Arguments of `netstat completions`.
@@ -63,6 +66,21 @@ pub struct CompletionsArgs {
     /// The shell the script is for.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `netstat import`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// The ONNX model, e.g. resnet18.onnx.
+    #[arg(value_name = "MODEL")]
+    pub model: String,
+    /// Write the spec to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Import ops netstat cannot map as 0-param, 0-MAC layers marked "unknown op" (with a
+    /// warning) instead of failing.
+    #[arg(long)]
+    pub allow_unknown: bool,
 }
 
 /// How the training step is modelled (for the memory figures).
@@ -205,6 +223,10 @@ pub struct SpecArgs {
     /// Element type of activations and weights (overrides the spec's `dtype`).
     #[arg(long, value_enum)]
     pub dtype: Option<DType>,
+    /// For an ONNX model: count ops netstat cannot map as 0-param, 0-MAC layers marked
+    /// "unknown op" (with a warning) instead of failing.
+    #[arg(long)]
+    pub allow_unknown: bool,
 }
 
 impl SpecArgs {
@@ -214,7 +236,12 @@ impl SpecArgs {
             Some(s) => Some(parse_dims(s).map_err(|m| Error::Usage(format!("--input: {m}")))?),
             None => None,
         };
-        Ok(Overrides { batch: self.batch, input, dtype: self.dtype })
+        Ok(Overrides {
+            batch: self.batch,
+            input,
+            dtype: self.dtype,
+            onnx: crate::onnx::ImportOptions { allow_unknown: self.allow_unknown },
+        })
     }
 }
 
@@ -275,6 +302,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
         Some(Command::Gpu(g)) => gpu(g, stdout),
         Some(Command::Completions(c)) => completions(c, stdout),
         Some(Command::Schema) => schema(stdout),
+        Some(Command::Import(i)) => import(i, stdout),
         None => analyze(cli.analyze, stdout),
     }
 }
@@ -318,6 +346,24 @@ fn mistyped_spec(path: &str) -> Option<Error> {
     }
     let hint = crate::error::did_you_mean(path, names.iter().copied());
     (!hint.is_empty()).then(|| Error::Usage(format!("`{path}` is neither a command nor a spec file{hint}")))
+}
+
+fn import(a: ImportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    if !crate::onnx::is_onnx(&a.model) {
+        return Err(Error::Usage(format!("{}: `netstat import` reads ONNX models (MODEL.onnx)", a.model)));
+    }
+    let imported = crate::onnx::import(&a.model, crate::onnx::ImportOptions { allow_unknown: a.allow_unknown })?;
+    for w in &imported.warnings {
+        eprintln!("warning: {w}");
+    }
+    // Checked before it is written: the spec must read back (it does unless netstat has a bug).
+    crate::spec::parse_bytes(&crate::onnx::spec_label(&a.model), imported.yaml.as_bytes())?;
+    match a.output {
+        Some(p) => report::write_atomic(&p, imported.yaml.as_bytes()),
+        None => {
+            stdout.write_all(imported.yaml.as_bytes()).map_err(|source| Error::Io { path: "<stdout>".into(), source })
+        }
+    }
 }
 
 fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {

@@ -32,6 +32,7 @@ pub mod hardware;
 pub mod kinds;
 pub mod measure;
 pub mod memory;
+pub mod onnx;
 pub mod peak;
 pub mod report;
 pub mod roofline;
@@ -42,7 +43,7 @@ pub use error::Error;
 
 /// Load a spec file, apply overrides and analyse it.
 pub fn analyze_file(path: &str, overrides: &analysis::Overrides) -> Result<analysis::Analysis, Error> {
-    let mut spec = spec::load(path)?;
+    let mut spec = spec::load_with(path, overrides.onnx)?;
     overrides.apply(&mut spec);
     analysis::analyze(spec).map_err(|mut e| {
         // The spec alone may be fine: say which overrides the analysis ran with.

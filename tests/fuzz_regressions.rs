@@ -99,3 +99,38 @@ fn the_command_line_corpus_runs_without_a_panic() {
     let bad = panics_of(&paths, cli::run);
     assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
 }
+
+#[path = "../fuzz/onnx.rs"]
+mod onnx;
+
+/// The `onnx` target's corpus (fuzz/corpus/onnx: fixtures, a truncated and a byte-flipped model,
+/// an empty file, a graph of 1000 empty nodes) and the fixtures themselves run without a panic.
+#[test]
+fn the_onnx_corpus_runs_without_a_panic() {
+    let mut paths = files("fuzz/corpus/onnx");
+    assert!(paths.len() >= 6, "the seeds at least");
+    paths.extend(files("tests/fixtures/onnx"));
+    let bad = panics_of(&paths, |d| {
+        let _ = onnx::run(d);
+    });
+    assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
+}
+
+/// Every prefix of a model (a truncated download) and every single-byte corruption of its first
+/// 1,500 bytes is an error or a report, never a panic.
+#[test]
+fn truncated_and_corrupted_onnx_never_panics() {
+    let data = std::fs::read("tests/fixtures/onnx/tiny_cnn.onnx").unwrap();
+    for n in 0..data.len() {
+        let r = std::panic::catch_unwind(|| onnx::run(&data[..n]));
+        assert!(r.is_ok(), "prefix of {n} bytes panicked");
+    }
+    for i in 0..data.len().min(1500) {
+        for x in [0x01u8, 0x80, 0xff] {
+            let mut d = data.clone();
+            d[i] ^= x;
+            let r = std::panic::catch_unwind(|| onnx::run(&d));
+            assert!(r.is_ok(), "byte {i} ^ {x:#x} panicked");
+        }
+    }
+}

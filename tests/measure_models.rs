@@ -20,7 +20,7 @@ fn settings(train: bool) -> Settings {
 /// Measure `spec` at batch 1 with input `input`, forward and training; the built parameters
 /// must equal `published` and the analysis.
 fn run(spec: &str, input: &[u64], published: u64) {
-    let o = Overrides { batch: Some(1), input: Some(input.to_vec()), dtype: None };
+    let o = Overrides { batch: Some(1), input: Some(input.to_vec()), dtype: None, ..Default::default() };
     let a = netstat::analyze_file(spec, &o).unwrap();
     assert_eq!(a.totals.params, published, "{spec}: analysis");
     for train in [false, true] {

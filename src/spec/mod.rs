@@ -141,15 +141,25 @@ pub struct Spec {
 }
 
 /// Read and check a spec file; `-` reads the spec from standard input (named `<stdin>` in
-/// messages and reports).
+/// messages and reports); a path ending in `.onnx` is an ONNX model, imported as a spec
+/// ([`crate::onnx::load`]).
 ///
 /// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
-/// unknown kinds, duplicate names — each with file:line:column.
+/// unknown kinds, duplicate names — each with file:line:column; for a model, those of
+/// [`crate::onnx::import`].
 pub fn load(path: &str) -> Result<Spec, crate::Error> {
+    load_with(path, crate::onnx::ImportOptions::default())
+}
+
+/// [`load`], with the options an ONNX model is imported with (ignored for YAML).
+pub fn load_with(path: &str, onnx: crate::onnx::ImportOptions) -> Result<Spec, crate::Error> {
     if path == "-" {
         // The same cap as a file: at most one byte past the limit, which parse_bytes refuses.
         let bytes = crate::files::read_stdin(MAX_SPEC_BYTES as u64)?;
         return Ok(parse_bytes(crate::files::STDIN_NAME, &bytes)?);
+    }
+    if crate::onnx::is_onnx(path) {
+        return crate::onnx::load(path, onnx);
     }
     // Regular files only (a FIFO would hang open(2)), and at most one byte past the limit: a huge
     // file is refused by parse_bytes without being read whole.

@@ -1,0 +1,1014 @@
+//! ONNX nodes → spec layers (YAML text).
+//!
+//! One rule per op type in `layer_of`; constant and shape-only subgraphs are folded first
+//! (a node whose inputs are all initializers or folded values, and every `Shape`, `Size` and
+//! `Constant`, makes no layer), a `MatMul` by a weight followed by an `Add` of a bias is one
+//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way), and the nodes of one
+//! `nn.MultiheadAttention` call are one `multi_head_attention` (`Attention` below).
+
+use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorData, TensorInfo};
+use super::{ImportOptions, Imported};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+/// One layer of the imported spec.
+#[derive(Debug, Clone, PartialEq)]
+struct Layer {
+    name: String,
+    kind: &'static str,
+    /// `(field, YAML value)` in order.
+    fields: Vec<(&'static str, String)>,
+    /// Layer names (or `input`) of the activation inputs.
+    inputs: Vec<String>,
+    /// The ONNX node(s) the layer stands for, for the YAML comment.
+    comment: String,
+}
+
+/// What a node maps to.
+enum Mapped {
+    /// A layer of this kind with these fields.
+    Layer(&'static str, Vec<(&'static str, String)>),
+    /// No layer: the output is the (single) activation input (`Identity`).
+    Alias,
+}
+
+/// Why a node could not be mapped (the op type, or a variant of it netstat has no kind for).
+type Unmapped = String;
+
+/// Map the model's graph; `file` is only for the spec's `name` fallback.
+///
+/// Errors: no graph, sparse initializers, graph inputs netstat cannot take (none, several,
+/// symbolic non-batch dims, a non-tensor type), a node reading a value nothing makes, and —
+/// all at once — every node whose op netstat cannot map, with its position, name and op type.
+pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Imported, String> {
+    let g = model.graph.as_ref().ok_or("the model has no graph")?;
+    if !g.sparse_initializer.is_empty() {
+        return Err(format!(
+            "{} sparse initializers: netstat reads dense initializers only",
+            g.sparse_initializer.len()
+        ));
+    }
+    let inits: HashMap<&str, &TensorInfo> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let shapes = value_shapes(g);
+    let (input_name, input_dims, batch, in_dtype) = graph_input(g, &inits)?;
+    let dtype = g
+        .initializer
+        .iter()
+        .find_map(|t| dtype_name(t.data_type).filter(|d| d.starts_with(['f', 'b'])))
+        .unwrap_or("f32");
+
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for n in &g.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            *uses.entry(i.as_str()).or_default() += 1;
+        }
+    }
+    for o in &g.output {
+        *uses.entry(o.name.as_str()).or_default() += 1;
+    }
+
+    // Values known without running the model: initializers and folded nodes' outputs.
+    let mut statics: HashSet<String> = inits.keys().map(|k| k.to_string()).collect();
+    // Values of small constants (Clip bounds, Dropout ratio, ReduceMean axes), where known.
+    let mut consts: HashMap<String, Vec<f64>> = HashMap::new();
+    // Dims of initializers and of what is folded from one alone (a transposed weight, an
+    // expanded class token): the parameters a layer reads.
+    let mut weights: HashMap<String, Vec<i64>> =
+        g.initializer.iter().map(|t| (t.name.clone(), t.dims.clone())).collect();
+    // Value name → layer name (or `input`) that makes it.
+    let mut producer: HashMap<String, String> = HashMap::new();
+    producer.insert(input_name.clone(), "input".into());
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
+    // Layer index of a `linear` made from a bias-less MatMul, by its output value (for MatMul + Add).
+    let mut bare_linear: HashMap<String, usize> = HashMap::new();
+    let mut unmapped: Vec<(usize, &NodeProto, Unmapped)> = Vec::new();
+    let attention = Attention::find(g);
+    let mut warnings = Vec::new();
+
+    for (pos, n) in g.node.iter().enumerate() {
+        let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+        let op = n.op_type.as_str();
+        if foldable(n, &statics) {
+            fold(n, &mut consts, &mut weights, &shapes);
+            statics.extend(n.output.iter().cloned());
+            continue;
+        }
+        if let Some(group) = attention.group_of(pos) {
+            // Inside an nn.MultiheadAttention: one layer, made at the node that makes its output.
+            if n.output.contains(&group.output) {
+                let acts = group.inputs.iter().filter(|i| !statics.contains(i.as_str()));
+                let mut from: Vec<String> = Vec::new();
+                for a in acts {
+                    match producer.get(a.as_str()) {
+                        Some(l) if !from.contains(l) => from.push(l.clone()),
+                        Some(_) => {}
+                        None if !unmapped.is_empty() => from.push(String::new()),
+                        None => return Err(format!("attention {} reads \"{a}\", which nothing makes", group.path)),
+                    }
+                }
+                let d =
+                    group.inputs.iter().find_map(|i| shapes.get(i.as_str()).and_then(|s| s.last().copied().flatten()));
+                let heads = d.and_then(|d| group.heads(g, &shapes, d));
+                let bias = group.inputs.iter().any(|i| weights.get(i).is_some_and(|w| w.len() == 1));
+                let Some(heads) = heads else {
+                    unmapped.push((pos, n, format!("attention {} whose head count netstat cannot read", group.path)));
+                    continue;
+                };
+                let mut fields = vec![("heads", heads.to_string())];
+                if !bias {
+                    fields.push(("bias", "false".into()));
+                }
+                if !group.need_weights {
+                    fields.push(("need_weights", "false".into()));
+                }
+                let name = unique(&mut names, group.path.clone());
+                producer.insert(group.output.clone(), name.clone());
+                let comment =
+                    format!("#{}–#{} ({} nodes of attention {})", group.first, group.last, group.len, group.path);
+                layers.push(Layer { name, kind: "multi_head_attention", fields, inputs: from, comment });
+            }
+            continue;
+        }
+        let acts: Vec<&str> = ins.iter().copied().filter(|i| !statics.contains(*i)).collect();
+        let mut from = Vec::with_capacity(acts.len());
+        for a in &acts {
+            match producer.get(*a) {
+                Some(l) => from.push(l.clone()),
+                // After an unmapped node, keep going: the error lists every unmapped op.
+                None if !unmapped.is_empty() => from.push(String::new()),
+                None => {
+                    return Err(format!(
+                    "node #{pos} \"{}\" ({op}) reads \"{a}\", which no earlier node, initializer or graph input makes",
+                    n.name
+                ))
+                }
+            }
+        }
+        let out = n.output.first().map(String::as_str).unwrap_or("");
+        // MatMul by a weight, then Add of a bias vector: one linear with a bias.
+        if op == "Add" && acts.len() == 1 && ins.len() == 2 {
+            if let Some(&li) = bare_linear.get(acts[0]) {
+                let other = ins.iter().find(|i| **i != acts[0]).copied().unwrap_or("");
+                let width = layers[li].fields.iter().find(|f| f.0 == "out_features").map(|f| f.1.clone());
+                if let (Some(t), Some(w)) = (inits.get(other), width) {
+                    if t.dims.len() == 1 && t.dims[0].to_string() == w && uses.get(acts[0]) == Some(&1) {
+                        layers[li].fields.retain(|f| f.0 != "bias");
+                        layers[li].comment += &format!(" + #{pos} \"{}\" (Add)", n.name);
+                        producer.insert(out.to_owned(), layers[li].name.clone());
+                        continue;
+                    }
+                }
+            }
+        }
+        let mapped = layer_of(n, &ins, &acts, &weights, &consts, &shapes);
+        let (kind, fields) = match mapped {
+            Ok(Mapped::Alias) if from.len() == 1 => {
+                producer.insert(out.to_owned(), from[0].clone());
+                continue;
+            }
+            Ok(Mapped::Layer(k, f)) if n.output.iter().filter(|o| !o.is_empty()).count() == 1 => (k, f),
+            Ok(_) => {
+                unmapped.push((pos, n, format!("{op} with {} outputs", n.output.len())));
+                continue;
+            }
+            Err(why) if opts.allow_unknown => match stand_in(n, &acts, &shapes) {
+                Some(kf) => {
+                    warnings
+                        .push(format!("node #{pos} \"{}\": unknown op {why}, counted as 0 params and 0 MACs", n.name));
+                    kf
+                }
+                None => {
+                    unmapped.push((pos, n, format!("{why} (whose output shape differs from its input's)")));
+                    continue;
+                }
+            },
+            Err(why) => {
+                unmapped.push((pos, n, why));
+                continue;
+            }
+        };
+        let mut name = layer_name(n, pos);
+        if kind == "dropout" && fields.iter().any(|f| f.0 == "unknown") {
+            name = format!("{name} [unknown op {op}]");
+        }
+        let name = unique(&mut names, name);
+        let fields = readable(kind, fields);
+        if op == "MatMul" && kind == "linear" {
+            bare_linear.insert(out.to_owned(), layers.len());
+        }
+        producer.insert(out.to_owned(), name.clone());
+        layers.push(Layer { name, kind, fields, inputs: from, comment: format!("#{pos} \"{}\" ({op})", n.name) });
+    }
+    if !unmapped.is_empty() {
+        let mut types: Vec<&str> = unmapped.iter().map(|u| u.1.op_type.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let first = &unmapped[0];
+        return Err(format!(
+            "node #{} \"{}\" (op {}): netstat has no kind for {}; the model's unmapped op types ({} nodes): {}. \
+             Pass --allow-unknown to count them as 0 params and 0 MACs",
+            first.0,
+            first.1.name,
+            first.1.op_type,
+            first.2,
+            unmapped.len(),
+            types.join(", ")
+        ));
+    }
+    if layers.is_empty() {
+        return Err("the graph has no layers netstat counts (every node is constant)".into());
+    }
+    let name = if g.name.is_empty() || g.name == "main_graph" {
+        std::path::Path::new(file).file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned())
+    } else {
+        g.name.clone()
+    };
+    Ok(Imported { yaml: yaml(file, &name, &input_dims, in_dtype, batch, dtype, &layers), warnings })
+}
+
+/// Whether a node is folded: `Constant`, `Shape`, `Size`, `ConstantOfShape`, or all the inputs
+/// whose values it reads are `statics` (CastLike reads only the type of its second input).
+fn foldable(n: &NodeProto, statics: &HashSet<String>) -> bool {
+    let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+    let valued = if n.op_type == "CastLike" { &ins[..ins.len().min(1)] } else { &ins[..] };
+    matches!(n.op_type.as_str(), "Constant" | "Shape" | "Size" | "ConstantOfShape")
+        || (!valued.is_empty() && valued.iter().all(|i| statics.contains(*i)))
+}
+
+/// The nodes PyTorch's exporter writes for each `nn.MultiheadAttention` call (their `namespace`
+/// names the module): in-projection, head split, scaled dot-product attention, head merge and
+/// out-projection, dozens of nodes that become one `multi_head_attention` layer.
+struct Attention {
+    /// Group index of each node, if it is in one.
+    of: Vec<Option<usize>>,
+    groups: Vec<AttentionGroup>,
+}
+
+/// One attention module's nodes.
+struct AttentionGroup {
+    /// The module path, e.g. `encoder.layers.encoder_layer_0.self_attention`.
+    path: String,
+    first: usize,
+    last: usize,
+    len: usize,
+    /// Values the group reads from outside (activations and weights), in order.
+    inputs: Vec<String>,
+    /// The one value it makes for the rest of the graph.
+    output: String,
+    /// Whether attention weights are returned (false when the exporter wrote the fused
+    /// `scaled_dot_product_attention`, i.e. `need_weights=False`).
+    need_weights: bool,
+    nodes: Vec<usize>,
+}
+
+impl Attention {
+    fn find(g: &GraphProto) -> Attention {
+        let mut of = vec![None; g.node.len()];
+        let mut groups: Vec<AttentionGroup> = Vec::new();
+        let mut by_path: HashMap<String, usize> = HashMap::new();
+        for (i, n) in g.node.iter().enumerate() {
+            let Some(ns) = n.metadata_props.iter().find(|p| p.key == "namespace") else { continue };
+            let segs: Vec<(&str, &str)> = ns.value.split('/').filter_map(|s| s.split_once(": ")).collect();
+            let Some(&(path, _)) =
+                segs.iter().rev().find(|(_, c)| *c == "torch.nn.modules.activation.MultiheadAttention")
+            else {
+                continue;
+            };
+            let gi = *by_path.entry(path.to_owned()).or_insert_with(|| {
+                groups.push(AttentionGroup {
+                    path: path.to_owned(),
+                    first: i,
+                    last: i,
+                    len: 0,
+                    inputs: vec![],
+                    output: String::new(),
+                    need_weights: true,
+                    nodes: vec![],
+                });
+                groups.len() - 1
+            });
+            let gr = &mut groups[gi];
+            gr.last = i;
+            gr.len += 1;
+            gr.nodes.push(i);
+            if segs.last().is_some_and(|(fx, _)| fx.starts_with("scaled_dot_product_attention")) {
+                gr.need_weights = false;
+            }
+            of[i] = Some(gi);
+        }
+        // Constants the exporter shares between modules are no output of an attention.
+        let mut statics: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+        for n in &g.node {
+            if foldable(n, &statics) {
+                statics.extend(n.output.iter().cloned());
+            }
+        }
+        for (gi, gr) in groups.iter_mut().enumerate() {
+            let made: HashSet<&str> =
+                gr.nodes.iter().flat_map(|&i| g.node[i].output.iter().map(String::as_str)).collect();
+            for &i in &gr.nodes {
+                for v in g.node[i].input.iter().filter(|v| !v.is_empty() && !made.contains(v.as_str())) {
+                    if !gr.inputs.contains(v) {
+                        gr.inputs.push(v.clone());
+                    }
+                }
+            }
+            let used_outside = |v: &str| {
+                g.output.iter().any(|o| o.name == v)
+                    || g.node.iter().enumerate().any(|(j, m)| of[j] != Some(gi) && m.input.iter().any(|x| x == v))
+            };
+            let outs: Vec<&str> = made.iter().copied().filter(|v| !statics.contains(*v) && used_outside(v)).collect();
+            if let [o] = outs[..] {
+                gr.output = o.to_owned();
+            } else {
+                // Not one output: leave its nodes to the op-by-op mapping.
+                for &i in &gr.nodes {
+                    of[i] = None;
+                }
+            }
+        }
+        Attention { of, groups }
+    }
+
+    fn group_of(&self, pos: usize) -> Option<&AttentionGroup> {
+        self.of.get(pos).copied().flatten().map(|g| &self.groups[g])
+    }
+}
+
+impl AttentionGroup {
+    /// The head count: the first value reshaped to `[…, H, D/H]` (PyTorch's head split).
+    fn heads(&self, g: &GraphProto, shapes: &HashMap<&str, Vec<Option<u64>>>, d: u64) -> Option<u64> {
+        self.nodes.iter().filter(|&&i| g.node[i].op_type == "Reshape").find_map(|&i| {
+            let s = shapes.get(g.node[i].output.first()?.as_str())?;
+            match s[..] {
+                [.., Some(h), Some(hd)] if h > 1 && hd > 1 && h.checked_mul(hd) == Some(d) => Some(h),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// Write the spec.
+fn yaml(file: &str, name: &str, input: &[u64], in_dtype: &str, batch: u64, dtype: &str, layers: &[Layer]) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into());
+    let mut y = String::new();
+    let base = std::path::Path::new(file).file_name().map_or(file.into(), |f| f.to_string_lossy().into_owned());
+    let _ = writeln!(y, "# Imported from the ONNX model {} by `netstat import`: one layer per ONNX node", q(&base));
+    let _ =
+        writeln!(y, "# (constant and shape-only nodes folded); each comment names the node: #position \"name\" (op).");
+    let _ = writeln!(y, "name: {}", q(name));
+    let dims = input.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    if in_dtype == dtype {
+        let _ = writeln!(y, "input: [{dims}]");
+    } else {
+        let _ = writeln!(y, "input: {{shape: [{dims}], dtype: {in_dtype}}}");
+    }
+    let _ = writeln!(y, "batch: {batch}");
+    let _ = writeln!(y, "dtype: {dtype}");
+    let _ = writeln!(y, "layers:");
+    let mut prev = "input".to_owned();
+    for l in layers {
+        let _ = write!(y, "  - {{name: {}, kind: {}", q(&l.name), l.kind);
+        for (k, v) in &l.fields {
+            let _ = write!(y, ", {k}: {v}");
+        }
+        if !(l.inputs.len() == 1 && l.inputs[0] == prev) {
+            let ins = l.inputs.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ");
+            let _ = write!(y, ", inputs: [{ins}]");
+        }
+        let _ = writeln!(y, "}}  # {}", l.comment.replace('\n', " "));
+        prev = l.name.clone();
+    }
+    y
+}
+
+/// The fields without the markers and the defaults a reader need not see (stride and dilation
+/// 1, padding 0; a pool's stride equal to its kernel).
+fn readable(kind: &str, fields: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    let pool = kind.ends_with("pool2d");
+    let kernel = fields.iter().find(|f| f.0 == "kernel").map(|f| f.1.clone());
+    fields
+        .into_iter()
+        .filter(|(k, v)| match *k {
+            "unknown" => false,
+            "dilation" | "stride" if !pool => v != "1",
+            "dilation" => v != "1",
+            "stride" => Some(v) != kernel.as_ref(),
+            "padding" => v != "0",
+            _ => true,
+        })
+        .collect()
+}
+
+/// `name`, or `name_1`, `name_2`, … — the first not yet taken (torch.fx's naming of a module called twice).
+fn unique(names: &mut HashSet<String>, name: String) -> String {
+    let mut n = name.clone();
+    let mut k = 1;
+    while names.contains(&n) || n == "input" {
+        n = format!("{name}_{k}");
+        k += 1;
+    }
+    names.insert(n.clone());
+    n
+}
+
+/// The layer's name: the PyTorch module path the exporter recorded in the node's `namespace`
+/// metadata (`…/layer1.0.conv1: torch.nn.modules.conv.Conv2d/conv2d_1: aten.conv2d.default`
+/// → `layer1.0.conv1`; an op called inside a container module gets the container's path and the
+/// op: `layer1.0.add`), else the node name, else `OpType_position`.
+fn layer_name(n: &NodeProto, pos: usize) -> String {
+    if let Some(ns) = n.metadata_props.iter().find(|p| p.key == "namespace") {
+        let segs: Vec<(&str, &str)> =
+            ns.value.split('/').filter_map(|s| s.split_once(": ")).map(|(a, b)| (a.trim(), b.trim())).collect();
+        if let Some(&(fx, _)) = segs.last() {
+            let op = fx.trim_end_matches(|c: char| c.is_ascii_digit());
+            let op = op.strip_suffix('_').filter(|o| !o.is_empty() && op.len() < fx.len()).unwrap_or(fx);
+            let module = segs[..segs.len() - 1].iter().rev().find(|(_, class)| !class.starts_with("aten."));
+            let name = match module {
+                Some((path, class)) if !path.is_empty() => {
+                    let leaf =
+                        class.starts_with("torch.nn.modules.") && !class.starts_with("torch.nn.modules.container.");
+                    if leaf {
+                        path.to_string()
+                    } else {
+                        format!("{path}.{op}")
+                    }
+                }
+                _ => op.to_string(),
+            };
+            if !name.is_empty() && crate::spec::bad_name(&name).is_none() {
+                return name;
+            }
+        }
+    }
+    if !n.name.is_empty() && crate::spec::bad_name(&n.name).is_none() {
+        return n.name.clone();
+    }
+    format!("{}_{pos}", n.op_type.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>())
+}
+
+/// Shapes of values the graph declares (inputs, outputs, value_info); `None` for a symbolic dim.
+fn value_shapes(g: &GraphProto) -> HashMap<&str, Vec<Option<u64>>> {
+    let mut m = HashMap::new();
+    for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
+        if let Some(s) = v.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()).and_then(|t| t.shape.as_ref()) {
+            let dims =
+                s.dim.iter().map(|d| d.dim_value.and_then(|v| u64::try_from(v).ok()).filter(|&v| v > 0)).collect();
+            m.insert(v.name.as_str(), dims);
+        }
+    }
+    m
+}
+
+/// netstat's spelling of an ONNX `TensorProto.DataType`.
+fn dtype_name(t: i32) -> Option<&'static str> {
+    Some(match t {
+        1 => "f32",
+        2 => "u8",
+        6 => "i32",
+        7 => "i64",
+        10 => "f16",
+        11 => "f64",
+        16 => "bf16",
+        _ => return None,
+    })
+}
+
+/// The one graph input that is not an initializer: (name, dims without batch, batch, dtype).
+fn graph_input(
+    g: &GraphProto,
+    inits: &HashMap<&str, &TensorInfo>,
+) -> Result<(String, Vec<u64>, u64, &'static str), String> {
+    let real: Vec<_> = g.input.iter().filter(|i| !inits.contains_key(i.name.as_str())).collect();
+    let [input] = real.as_slice() else {
+        let names: Vec<&str> = real.iter().map(|i| i.name.as_str()).collect();
+        return Err(format!(
+            "the graph has {} inputs ({}); netstat analyses models with one input",
+            real.len(),
+            names.join(", ")
+        ));
+    };
+    let t = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .ok_or_else(|| format!("graph input \"{}\" is not a tensor", input.name))?;
+    let dt = dtype_name(t.elem_type).ok_or_else(|| {
+        format!("graph input \"{}\" has element type {}, which netstat does not model", input.name, t.elem_type)
+    })?;
+    let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[]);
+    if dims.len() < 2 {
+        return Err(format!(
+            "graph input \"{}\" has rank {}; netstat needs a batch dimension and at least one more",
+            input.name,
+            dims.len()
+        ));
+    }
+    let batch = match dims[0].dim_value {
+        Some(v) if v >= 1 => v as u64,
+        _ => 1,
+    };
+    let mut shape = Vec::with_capacity(dims.len() - 1);
+    for (i, d) in dims.iter().enumerate().skip(1) {
+        match d.dim_value {
+            Some(v) if v >= 1 => shape.push(v as u64),
+            _ => {
+                return Err(format!(
+                    "graph input \"{}\" has a symbolic dimension {i} ({}); export the model with fixed sizes \
+                     (only the batch dimension may be symbolic: it is 1, or --batch)",
+                    input.name,
+                    d.dim_param.as_deref().unwrap_or("unknown")
+                ))
+            }
+        }
+    }
+    crate::shape::check_rank(dims.len()).map_err(|m| format!("graph input \"{}\": {m}", input.name))?;
+    Ok((input.name.clone(), shape, batch, dt))
+}
+
+/// Record what is known of a folded node's value: `Constant` tensors and what passes them on,
+/// and the dims of a weight passed through `Transpose` (permuted), `Expand` (the declared output
+/// shape) or a cast.
+fn fold(
+    n: &NodeProto,
+    consts: &mut HashMap<String, Vec<f64>>,
+    weights: &mut HashMap<String, Vec<i64>>,
+    shapes: &HashMap<&str, Vec<Option<u64>>>,
+) {
+    let Some(out) = n.output.first() else { return };
+    if let Some(w) = n.input.first().and_then(|i| weights.get(i)) {
+        let dims = match n.op_type.as_str() {
+            "Identity" | "Cast" | "CastLike" => Some(w.clone()),
+            "Transpose" => {
+                let perm = attr_ints(n, "perm").unwrap_or_else(|| (0..w.len() as i64).rev().collect());
+                perm.iter().map(|&p| usize::try_from(p).ok().and_then(|p| w.get(p).copied())).collect()
+            }
+            "Expand" => {
+                shapes.get(out.as_str()).and_then(|s| s.iter().map(|d| d.and_then(|d| i64::try_from(d).ok())).collect())
+            }
+            _ => None,
+        };
+        if let Some(d) = dims {
+            weights.insert(out.clone(), d);
+        }
+    }
+    let v = match n.op_type.as_str() {
+        "Constant" => n.attribute.iter().find_map(|a| match a.name.as_str() {
+            "value" => a.t.as_ref().and_then(tensor_values),
+            "value_float" => Some(vec![f64::from(a.f)]),
+            "value_int" => Some(vec![a.i as f64]),
+            "value_floats" => Some(a.floats.iter().map(|&f| f64::from(f)).collect()),
+            "value_ints" => Some(a.ints.iter().map(|&i| i as f64).collect()),
+            _ => None,
+        }),
+        "Identity" | "Cast" | "CastLike" | "Reshape" | "Squeeze" | "Unsqueeze" => {
+            n.input.first().and_then(|i| consts.get(i)).cloned()
+        }
+        _ => None,
+    };
+    if let Some(v) = v {
+        consts.insert(out.clone(), v);
+    }
+}
+
+/// A small constant tensor's values (at most 64 of them).
+fn tensor_values(t: &TensorData) -> Option<Vec<f64>> {
+    let v: Vec<f64> = if !t.raw_data.is_empty() {
+        let r = &t.raw_data;
+        match t.data_type {
+            1 => r.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+            7 => r.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64).collect(),
+            6 => r.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+            11 => r.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+            _ => return None,
+        }
+    } else if !t.float_data.is_empty() {
+        t.float_data.iter().map(|&f| f64::from(f)).collect()
+    } else if !t.int64_data.is_empty() {
+        t.int64_data.iter().map(|&i| i as f64).collect()
+    } else if !t.int32_data.is_empty() {
+        t.int32_data.iter().map(|&i| f64::from(i)).collect()
+    } else {
+        t.double_data.clone()
+    };
+    (v.len() <= 64).then_some(v)
+}
+
+fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+fn attr_i(n: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).map_or(default, |a| a.i)
+}
+
+fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+
+fn attr_s(n: &NodeProto, name: &str) -> String {
+    attr(n, name).map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default()
+}
+
+/// A YAML list of integers.
+fn list(v: &[i64]) -> String {
+    format!("[{}]", v.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))
+}
+
+/// `[h, w]` from two positive sizes.
+fn pair(v: &[i64], what: &str, op: &str) -> Result<String, Unmapped> {
+    match v {
+        [a, b] if *a >= 1 && *b >= 1 => Ok(if a == b { a.to_string() } else { list(v) }),
+        _ => Err(format!("{op} with {what} {v:?} (netstat's 2-D kinds take two positive sizes)")),
+    }
+}
+
+/// 2-D padding from ONNX `pads` [top, left, bottom, right] as netstat's `p`, `[h, w]` or
+/// `[top, bottom, left, right]`.
+fn pads2(n: &NodeProto, op: &str) -> Result<String, Unmapped> {
+    match attr_s(n, "auto_pad").as_str() {
+        "" | "NOTSET" => {}
+        "VALID" => return Ok("0".into()),
+        "SAME_UPPER" if op == "Conv" => return Ok("same".into()),
+        other => return Err(format!("{op} with auto_pad {other}")),
+    }
+    let p = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
+    match p[..] {
+        [t, l, b, r] if t >= 0 && l >= 0 && b >= 0 && r >= 0 => Ok(if t == b && l == r {
+            if t == l {
+                t.to_string()
+            } else {
+                list(&[t, l])
+            }
+        } else if op == "Conv" {
+            list(&[t, b, l, r])
+        } else {
+            return Err(format!("{op} with asymmetric pads {p:?}"));
+        }),
+        _ => Err(format!("{op} with pads {p:?} (netstat's 2-D kinds take 4)")),
+    }
+}
+
+/// The rank of a value's declared shape.
+fn rank(shapes: &HashMap<&str, Vec<Option<u64>>>, v: &str) -> Option<usize> {
+    shapes.get(v).map(Vec::len)
+}
+
+/// The kind and fields of one node, or why it has none.
+fn layer_of(
+    n: &NodeProto,
+    ins: &[&str],
+    acts: &[&str],
+    weights: &HashMap<String, Vec<i64>>,
+    consts: &HashMap<String, Vec<f64>>,
+    shapes: &HashMap<&str, Vec<Option<u64>>>,
+) -> Result<Mapped, Unmapped> {
+    let op = n.op_type.as_str();
+    if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        return Err(format!("{op} of domain {} (netstat maps the default ONNX operator set)", n.domain));
+    }
+    let one = |kind: &'static str| -> Result<Mapped, Unmapped> {
+        if acts.len() == 1 && ins.first() == acts.first() {
+            Ok(Mapped::Layer(kind, vec![]))
+        } else {
+            Err(format!("{op} of {} non-constant inputs", acts.len()))
+        }
+    };
+    let weight = |i: usize| ins.get(i).and_then(|w| weights.get(*w));
+    let is_weight = |v: &&str| weights.contains_key(*v);
+    let pos_dims = |t: &Vec<i64>| t.iter().all(|&d| d >= 1);
+    Ok(match op {
+        "Relu" => return one("relu"),
+        "Sigmoid" => return one("sigmoid"),
+        "Tanh" => return one("tanh"),
+        "HardSwish" => return one("hardswish"),
+        "Identity" => Mapped::Alias,
+        "Gelu" => {
+            one("gelu")?;
+            let approx = attr_s(n, "approximate");
+            Mapped::Layer("gelu", if approx == "tanh" { vec![("approximate", "tanh".into())] } else { vec![] })
+        }
+        "Softmax" => {
+            one("softmax")?;
+            Mapped::Layer("softmax", vec![("dim", attr_i(n, "axis", -1).to_string())])
+        }
+        "Dropout" => {
+            one("dropout")?;
+            let p = ins.get(1).and_then(|r| consts.get(*r)).and_then(|v| v.first().copied());
+            let p = p.or_else(|| attr(n, "ratio").map(|a| f64::from(a.f))).unwrap_or(0.5);
+            Mapped::Layer("dropout", vec![("p", format!("{p}"))])
+        }
+        "Clip" => {
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of {} non-constant inputs", acts.len()));
+            }
+            let bound = |i: usize, a: &str| -> Result<Option<f64>, Unmapped> {
+                match n.input.get(i).filter(|s| !s.is_empty()) {
+                    Some(v) => consts
+                        .get(v)
+                        .and_then(|c| c.first().copied())
+                        .map(Some)
+                        .ok_or_else(|| format!("{op} with a bound netstat cannot read")),
+                    None => Ok(attr(n, a).map(|x| f64::from(x.f))),
+                }
+            };
+            match (bound(1, "min")?, bound(2, "max")?) {
+                (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Mapped::Layer("relu6", vec![]),
+                (Some(0.0), None) => Mapped::Layer("relu", vec![]),
+                (lo, hi) => return Err(format!("{op} to [{lo:?}, {hi:?}] (netstat maps [0, 6] and [0, ∞))")),
+            }
+        }
+        // ViT's `x + pos_embedding`: a learned [1, L, D] table added to the sequence.
+        "Add"
+            if acts.len() == 1
+                && ins.len() == 2
+                && weight(1).or(weight(0)).is_some_and(|w| w.len() == 3 && w[0] == 1) =>
+        {
+            Mapped::Layer("pos_embedding", vec![])
+        }
+        "Add" | "Mul" => {
+            if acts.len() != 2 || ins.len() != 2 {
+                return Err(format!("{op} with a constant operand"));
+            }
+            Mapped::Layer(if op == "Add" { "add" } else { "mul" }, vec![])
+        }
+        // ViT's `cat([class_token.expand(N, -1, -1), x], dim=1)`: a learned [1, 1, D] token in front.
+        "Concat"
+            if ins.len() == 2
+                && acts.len() == 1
+                && ins[1] == acts[0]
+                && weight(0).is_some_and(|w| w.len() == 3 && w[1] == 1)
+                && matches!(attr_i(n, "axis", 0), 1 | -2) =>
+        {
+            Mapped::Layer("class_token", vec![])
+        }
+        "Concat" => {
+            if acts.len() != ins.len() || acts.len() < 2 {
+                return Err(format!("{op} with a constant input"));
+            }
+            Mapped::Layer("concat", vec![("axis", attr_i(n, "axis", 1).to_string())])
+        }
+        "Flatten" => {
+            one("flatten")?;
+            match attr_i(n, "axis", 1) {
+                1 => Mapped::Layer("flatten", vec![]),
+                a => return Err(format!("{op} at axis {a} (netstat's flatten keeps the batch: axis 1)")),
+            }
+        }
+        "Reshape" => {
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of a computed shape"));
+            }
+            let out = n.output.first().and_then(|o| shapes.get(o.as_str()));
+            let inr = rank(shapes, acts[0]);
+            match out {
+                Some(o) if o.len() == 2 && o[1].is_some() && inr.is_some_and(|r| r >= 2) => {
+                    Mapped::Layer("flatten", vec![])
+                }
+                Some(o) if o.len() >= 2 && o[1..].iter().all(Option::is_some) => {
+                    let dims: Vec<i64> = o[1..].iter().map(|d| d.unwrap_or(1) as i64).collect();
+                    Mapped::Layer("reshape", vec![("shape", list(&dims))])
+                }
+                _ => return Err(format!("{op} whose output shape the model does not declare")),
+            }
+        }
+        "Transpose" => {
+            one("permute")?;
+            match attr_ints(n, "perm") {
+                Some(p) => Mapped::Layer("permute", vec![("dims", list(&p))]),
+                None => return Err(format!("{op} without perm")),
+            }
+        }
+        "LayerNormalization" => {
+            let w = weight(1).ok_or_else(|| format!("{op} with a computed scale"))?;
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of {} non-constant inputs", acts.len()));
+            }
+            let axis = attr_i(n, "axis", -1);
+            let r = rank(shapes, acts[0]);
+            if !(axis == -(w.len() as i64) || r.is_some_and(|r| axis >= 0 && axis as usize + w.len() == r)) {
+                return Err(format!("{op} over axis {axis} with a {}-D scale", w.len()));
+            }
+            let mut f = vec![("normalized_shape", if w.len() == 1 { w[0].to_string() } else { list(w) })];
+            let eps = attr(n, "epsilon").map_or(1e-5, |a| a.f);
+            if eps != 1e-5 {
+                f.push(("eps", format!("{eps:e}")));
+            }
+            if !ins.get(2).is_some_and(is_weight) {
+                f.push(("bias", "false".into()));
+            }
+            Mapped::Layer("layer_norm", f)
+        }
+        "Gather" => {
+            one("select")?;
+            let idx = ins.get(1).and_then(|i| consts.get(*i)).filter(|v| v.len() == 1 && ins.len() == 2);
+            match idx {
+                Some(v) if n.input.get(1).and_then(|i| shapes.get(i.as_str())).is_none_or(|s| s.is_empty()) => {
+                    Mapped::Layer(
+                        "select",
+                        vec![("dim", attr_i(n, "axis", 0).to_string()), ("index", (v[0] as i64).to_string())],
+                    )
+                }
+                _ => return Err(format!("{op} of other than one constant scalar index")),
+            }
+        }
+        "BatchNormalization" => {
+            if acts.len() != 1 || ins.first() != acts.first() || ins.len() != 5 {
+                return Err(format!("{op} with computed statistics"));
+            }
+            if rank(shapes, acts[0]).is_some_and(|r| r != 4) {
+                return Err(format!(
+                    "{op} of a rank-{} input (netstat's batch_norm2d takes N×C×H×W)",
+                    rank(shapes, acts[0]).unwrap_or(0)
+                ));
+            }
+            // ONNX stores epsilon as a float32; compared and written as one (1e-5, not 9.99999974738e-6).
+            let eps = attr(n, "epsilon").map_or(1e-5, |a| a.f);
+            let mut f = vec![];
+            if eps != 1e-5 {
+                f.push(("eps", format!("{eps:e}")));
+            }
+            Mapped::Layer("batch_norm2d", f)
+        }
+        "Conv" => {
+            let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
+            if acts.len() != 1 || ins.first() != acts.first() || !pos_dims(w) {
+                return Err(format!("{op} with a computed weight or input"));
+            }
+            let bias = match ins.get(2) {
+                None => false,
+                Some(b) if is_weight(b) => true,
+                // A computed constant bias (the exporter's zeros for bias=None) is no parameter.
+                Some(_) => false,
+            };
+            let k: Vec<i64> = attr_ints(n, "kernel_shape").unwrap_or_else(|| w[2..].to_vec());
+            let ones = vec![1; k.len()];
+            let s = attr_ints(n, "strides").unwrap_or_else(|| ones.clone());
+            let d = attr_ints(n, "dilations").unwrap_or(ones);
+            let g = attr_i(n, "group", 1);
+            let mut f = vec![("c_out", w[0].to_string())];
+            let kind = match w.len() {
+                4 => {
+                    f.push(("kernel", pair(&k, "kernel", op)?));
+                    f.push(("stride", pair(&s, "strides", op)?));
+                    f.push(("padding", pads2(n, op)?));
+                    f.push(("dilation", pair(&d, "dilations", op)?));
+                    "conv2d"
+                }
+                3 => {
+                    let p = attr_ints(n, "pads").unwrap_or_else(|| vec![0, 0]);
+                    match (&k[..], &s[..], &d[..], &p[..]) {
+                        ([k], [s], [d], [a, b])
+                            if a == b && matches!(attr_s(n, "auto_pad").as_str(), "" | "NOTSET") =>
+                        {
+                            f.push(("kernel", k.to_string()));
+                            f.push(("stride", s.to_string()));
+                            f.push(("padding", a.to_string()));
+                            f.push(("dilation", d.to_string()));
+                        }
+                        _ => return Err(format!("1-D {op} with asymmetric pads or auto_pad")),
+                    }
+                    "conv1d"
+                }
+                r => return Err(format!("{op} with a rank-{r} weight (netstat has conv1d and conv2d)")),
+            };
+            if g != 1 {
+                f.push(("groups", g.to_string()));
+            }
+            f.push(("bias", bias.to_string()));
+            Mapped::Layer(kind, f)
+        }
+        "Gemm" => {
+            let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
+            if acts.len() != 1
+                || ins.first() != acts.first()
+                || attr_i(n, "transA", 0) != 0
+                || w.len() != 2
+                || !pos_dims(w)
+            {
+                return Err(format!("{op} with a computed or transposed input"));
+            }
+            let out = if attr_i(n, "transB", 0) != 0 { w[0] } else { w[1] };
+            let bias = ins.get(2).is_some_and(is_weight);
+            Mapped::Layer("linear", vec![("out_features", out.to_string()), ("bias", bias.to_string())])
+        }
+        "MatMul" => match (weight(1), acts.len()) {
+            (Some(w), 1) if ins.first() == acts.first() && w.len() == 2 && pos_dims(w) => {
+                Mapped::Layer("linear", vec![("out_features", w[1].to_string()), ("bias", "false".into())])
+            }
+            (_, 2) => Mapped::Layer("matmul", vec![]),
+            _ => return Err(format!("{op} by a constant that is not a 2-D weight")),
+        },
+        "MaxPool" | "AveragePool" => {
+            one("pool")?;
+            if n.output.len() > 1 {
+                return Err(format!("{op} with indices"));
+            }
+            let k = attr_ints(n, "kernel_shape").unwrap_or_default();
+            let ones = vec![1; k.len()];
+            let s = attr_ints(n, "strides").unwrap_or_else(|| ones.clone());
+            let mut f = vec![
+                ("kernel", pair(&k, "kernel", op)?),
+                ("stride", pair(&s, "strides", op)?),
+                ("padding", pads2(n, op)?),
+            ];
+            if attr_i(n, "ceil_mode", 0) != 0 {
+                f.push(("ceil_mode", "true".into()));
+            }
+            if op == "MaxPool" {
+                let d = attr_ints(n, "dilations").unwrap_or(ones);
+                f.push(("dilation", pair(&d, "dilations", op)?));
+                Mapped::Layer("max_pool2d", f)
+            } else {
+                f.push(("count_include_pad", (attr_i(n, "count_include_pad", 0) != 0).to_string()));
+                Mapped::Layer("avg_pool2d", f)
+            }
+        }
+        "GlobalAveragePool" => {
+            one("pool")?;
+            if rank(shapes, acts[0]).is_some_and(|r| r != 4) {
+                return Err(format!("{op} of a non-4-D input"));
+            }
+            Mapped::Layer("adaptive_avg_pool2d", vec![("output_size", "1".into())])
+        }
+        "ReduceMean" => {
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of {} non-constant inputs", acts.len()));
+            }
+            let axes: Option<Vec<i64>> = match n.input.get(1).filter(|s| !s.is_empty()) {
+                Some(a) => consts.get(a).map(|v| v.iter().map(|&x| x as i64).collect()),
+                None => attr_ints(n, "axes"),
+            };
+            let r = rank(shapes, acts[0]);
+            let keep = attr_i(n, "keepdims", 1) != 0;
+            let spatial = match (axes, r) {
+                (Some(a), Some(4)) => {
+                    let mut a: Vec<i64> = a.iter().map(|&x| if x < 0 { x + 4 } else { x }).collect();
+                    a.sort_unstable();
+                    a == [2, 3]
+                }
+                // Axes in an initializer (whose values netstat does not read): from the shapes,
+                // N×C×H×W (H, W > 1) → N×C×1×1 or N×C.
+                (None, Some(4)) => {
+                    let i = &shapes[acts[0]];
+                    let o = n.output.first().and_then(|o| shapes.get(o.as_str()));
+                    let hw = i[2].is_some_and(|h| h > 1) && i[3].is_some_and(|w| w > 1);
+                    let want: &[Option<u64>] = if keep { &[i[0], i[1], Some(1), Some(1)] } else { &i[..2] };
+                    hw && o.is_some_and(|o| o[1..] == want[1..])
+                }
+                _ => false,
+            };
+            if !spatial {
+                return Err(format!("{op} over other axes than H and W of an N×C×H×W input"));
+            }
+            if keep {
+                Mapped::Layer("adaptive_avg_pool2d", vec![("output_size", "1".into())])
+            } else {
+                Mapped::Layer("global_avg_pool", vec![])
+            }
+        }
+        _ => return Err(op.to_string()),
+    })
+}
+
+/// With `--allow-unknown`: an unknown op that keeps its input's shape stands in as a 0-param,
+/// 0-MAC identity (`dropout` with p 0, marked in the layer name).
+fn stand_in(
+    n: &NodeProto,
+    acts: &[&str],
+    shapes: &HashMap<&str, Vec<Option<u64>>>,
+) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+    let (inp, out) = (acts.first()?, n.output.first()?);
+    let (a, b) = (shapes.get(inp)?, shapes.get(out.as_str())?);
+    (a == b && acts.len() == 1).then(|| ("dropout", vec![("p", "0".into()), ("unknown", String::new())]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_module_path() {
+        let node = |ns: &str| NodeProto {
+            name: "node_x".into(),
+            op_type: "Relu".into(),
+            metadata_props: vec![super::super::proto::StringStringEntryProto {
+                key: "namespace".into(),
+                value: ns.into(),
+            }],
+            ..Default::default()
+        };
+        let n = node(": torchvision.models.resnet.ResNet/layer1: torch.nn.modules.container.Sequential/layer1.0: torchvision.models.resnet.BasicBlock/layer1.0.conv1: torch.nn.modules.conv.Conv2d/conv2d_1: aten.conv2d.default");
+        assert_eq!(layer_name(&n, 3), "layer1.0.conv1");
+        let n = node(": torchvision.models.resnet.ResNet/layer1: torch.nn.modules.container.Sequential/layer1.0: torchvision.models.resnet.BasicBlock/add_3: aten.add.Tensor");
+        assert_eq!(layer_name(&n, 3), "layer1.0.add");
+        let n = node(": torchvision.models.alexnet.AlexNet/view: aten.view.default");
+        assert_eq!(layer_name(&n, 3), "view");
+        assert_eq!(layer_name(&NodeProto { op_type: "Relu".into(), ..Default::default() }, 3), "Relu_3");
+        let mut names = HashSet::new();
+        assert_eq!(unique(&mut names, "relu".into()), "relu");
+        assert_eq!(unique(&mut names, "relu".into()), "relu_1");
+        assert_eq!(unique(&mut names, "input".into()), "input_1");
+    }
+}
