@@ -394,7 +394,7 @@ pub fn weight_and_bias(params: u64, bias: Option<u64>) -> Vec<u64> {
 
 /// The rules every convolution kind (conv1d, conv2d, conv_transpose2d) shares, from its
 /// `c_out`, `bias` and `groups`: one place, so the three cannot drift apart (a conv1d k=3 once
-/// got +0 ptflops bias MACs while the same conv2d k=[3,1] got +112).
+/// got +0 ptflops bias MACs while the same conv2d `k=[3,1]` got +112).
 pub mod conv_rules {
     use super::{weight_and_bias, Peer, PeerClass, Split, SplitAxis};
 
