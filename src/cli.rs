@@ -51,6 +51,18 @@ pub enum Command {
     /// Memory of inference and of one training step: figures, timeline, batch sweep, fit.
     #[command(after_help = crate::memory::FOOTNOTE)]
     Memory(MemoryArgs),
+    /// Print a shell completion script: `netstat completions bash > ~/.local/share/bash-completion/completions/netstat`.
+    Completions(CompletionsArgs),
+    /// Print the JSON Schema of the spec format (for editors: docs/spec-format.md says how to use it).
+    Schema,
+}
+
+/// Arguments of `netstat completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// How the training step is modelled (for the memory figures).
@@ -112,9 +124,9 @@ pub struct MemoryArgs {
     /// Also show a peer tool's memory figure, by its definition (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub memory_convention: Vec<crate::memory::Convention>,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -148,9 +160,12 @@ pub struct DiffArgs {
     /// Overrides applied to both specs.
     #[command(flatten)]
     pub spec_args: SpecArgs,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Show only the layers that differ (or are in one spec only); totals still count all.
+    #[arg(long)]
+    pub changed_only: bool,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -206,19 +221,24 @@ impl SpecArgs {
 /// Arguments of the analysis.
 #[derive(Debug, Args, Clone)]
 pub struct AnalyzeArgs {
-    /// The spec file (YAML), e.g. specs/alexnet.yaml.
+    /// The spec file (YAML), e.g. specs/alexnet.yaml; `-` reads it from standard input.
     #[arg(value_name = "SPEC")]
     pub spec: Option<String>,
     #[command(flatten)]
     pub spec_args: SpecArgs,
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Show these columns, in this order (table, Markdown, LaTeX, CSV), by header: layer, kind,
+    /// output, params, trainable, %par, MACs, %MAC, FLOPs, out, buffers, and with --hardware
+    /// moved, FLOP/B, bound, t_pred. Default: all that apply, fitted to the terminal's width.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
     /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub depth: Option<u64>,
@@ -253,14 +273,61 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
         Some(Command::Diff(a)) => diff(a, stdout),
         Some(Command::Peak(p)) => peak(p, stdout),
         Some(Command::Gpu(g)) => gpu(g, stdout),
+        Some(Command::Completions(c)) => completions(c, stdout),
+        Some(Command::Schema) => schema(stdout),
         None => analyze(cli.analyze, stdout),
     }
+}
+
+fn completions(c: CompletionsArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(c.shell, &mut Cli::command(), "netstat", &mut buf);
+    stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source })
+}
+
+fn schema(stdout: &mut dyn Write) -> Result<(), Error> {
+    let mut text = serde_json::to_string_pretty(&crate::spec::schema::schema()).expect("a JSON value serializes");
+    text.push('\n');
+    stdout.write_all(text.as_bytes()).map_err(|source| Error::Io { path: "<stdout>".into(), source })
+}
+
+/// The error for a command line whose first argument names no file but is close to a
+/// subcommand's name (`netstat mesure x.yaml`): clap would take the word as the default command's
+/// SPEC and then refuse the next argument with a misleading message. `main` calls this before
+/// parsing; `None` when the first argument is a subcommand, an option, `-`, a path or an existing
+/// file, or close to no subcommand.
+pub fn mistyped_command(args: &[std::ffi::OsString]) -> Option<Error> {
+    let first = args.get(1)?.to_str()?;
+    if first.starts_with('-') {
+        return None;
+    }
+    mistyped_spec(first)
+}
+
+/// [`mistyped_command`] for the SPEC of the default command.
+fn mistyped_spec(path: &str) -> Option<Error> {
+    use clap::CommandFactory;
+    if path == "-" || path.contains(['/', '.']) || std::path::Path::new(path).exists() {
+        return None;
+    }
+    let cmd = Cli::command();
+    let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&path) {
+        return None;
+    }
+    let hint = crate::error::did_you_mean(path, names.iter().copied());
+    (!hint.is_empty()).then(|| Error::Usage(format!("`{path}` is neither a command nor a spec file{hint}")))
 }
 
 fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let Some(path) = a.spec.as_deref() else {
         return Err(Error::Usage("no spec given: try `netstat specs/alexnet.yaml` or `netstat --help`".into()));
     };
+    if let Some(e) = mistyped_spec(path) {
+        return Err(e);
+    }
+    let format = Format::pick(a.format, a.output.as_deref());
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
     if a.explain || a.convention != Convention::Netstat {
         let convs: Vec<Convention> =
@@ -271,7 +338,7 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| Error::Usage(format!("{path}: {m}")))?;
         let mut buf = Vec::new();
-        report::convention::write(&analysis.spec.name, &counted, a.explain, a.format, &mut buf)
+        report::convention::write(&analysis.spec.name, &counted, a.explain, format, &mut buf)
             .expect("writing to memory cannot fail");
         return match a.output {
             Some(p) => report::write_atomic(&p, &buf),
@@ -303,17 +370,46 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         }
         r = r.with_training_memory(m);
     }
-    let r = match a.depth {
+    let mut r = match a.depth {
         Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
         None => r,
     };
-    emit(&r, a.format, a.output.as_deref(), stdout)
+    if !a.columns.is_empty() {
+        r.columns = Some(pick_columns(&r, &a.columns)?);
+    }
+    emit(&r, format, a.output.as_deref(), stdout)
+}
+
+/// The headers `--columns` names, checked against the columns `r` has (case-insensitive; a CSV
+/// header such as `output_bytes` names its column too).
+fn pick_columns(r: &Report, names: &[String]) -> Result<Vec<&'static str>, Error> {
+    let have = report::applicable_columns(r);
+    names
+        .iter()
+        .map(|n| {
+            let n = n.trim();
+            have.iter()
+                .find(|c| {
+                    c.header.eq_ignore_ascii_case(n)
+                        || (!c.csv_header.is_empty() && c.csv_header.eq_ignore_ascii_case(n))
+                })
+                .map(|c| c.header)
+                .ok_or_else(|| {
+                    let headers: Vec<&str> = have.iter().map(|c| c.header).collect();
+                    Error::Usage(format!(
+                        "--columns: no column `{n}`{} (columns: {})",
+                        crate::error::did_you_mean(n, headers.iter().copied()),
+                        headers.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Arguments of `netstat measure`.
 #[derive(Debug, Args, Clone)]
 pub struct MeasureArgs {
-    /// The spec file (YAML), e.g. specs/alexnet.yaml.
+    /// The spec file (YAML), e.g. specs/alexnet.yaml; `-` reads it from standard input.
     #[arg(value_name = "SPEC")]
     pub spec: String,
     #[command(flatten)]
@@ -340,9 +436,9 @@ pub struct MeasureArgs {
     /// Where to run: cpu, or cuda:N (CUDA ordinal N; needs a build with `--features cuda`).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     pub device: crate::measure::device::Target,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -352,7 +448,8 @@ pub struct MeasureArgs {
 }
 
 fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
-    if m.format == Format::Latex {
+    let format = Format::pick(m.format, m.output.as_deref());
+    if format == Format::Latex {
         return Err(Error::Usage(
             "`netstat measure` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
                 .into(),
@@ -384,7 +481,7 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let memory = crate::memory::model(&analysis, &crate::measure::run::memory_options(&settings))?;
     let r = report::measured::MeasureReport::new(&analysis, memory, measured);
     let mut buf = Vec::new();
-    report::measured::write(&r, m.format, &mut buf).expect("writing to memory cannot fail");
+    report::measured::write(&r, format, &mut buf).expect("writing to memory cannot fail");
     match m.output.as_deref() {
         Some(p) => report::write_atomic(p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
@@ -402,13 +499,14 @@ fn parse_budget(s: &str) -> Result<u64, Error> {
 
 fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     use crate::memory as mm;
-    if a.format == Format::Latex {
+    let format = Format::pick(a.format, a.output.as_deref());
+    if format == Format::Latex {
         return Err(Error::Usage(
             "`netstat memory` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
                 .into(),
         ));
     }
-    if a.format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
+    if format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
         return Err(Error::Usage(
             "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
         ));
@@ -466,7 +564,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
     let mut r = Report::new(&analysis);
     let mut buf = Vec::new();
-    match a.format {
+    match format {
         Format::Table => report::memory::write_table(&r, &m, &mut buf),
         Format::Markdown => report::memory::write_markdown(&r, &m, &mut buf),
         Format::Csv => report::memory::write_csv(&m, &mut buf),
@@ -518,6 +616,9 @@ fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 }
 
 fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    if a.a == "-" && a.b == "-" {
+        return Err(Error::Usage("only one of A and B can be read from standard input (`-`)".into()));
+    }
     let o = a.spec_args.overrides()?;
     let with_memory = |path: &str| -> Result<Report, Error> {
         let an = crate::analyze_file(path, &o)?;
@@ -537,9 +638,9 @@ fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         let rb = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         Ok::<_, Error>((ra?, rb?))
     })?;
-    let d = report::diff::DiffReport::new(&ra, &rb);
+    let d = report::diff::DiffReport::new(&ra, &rb).with_files(&a.a, &a.b).with_changed_only(a.changed_only);
     let mut buf = Vec::new();
-    d.write(a.format, &mut buf).expect("writing to memory cannot fail");
+    d.write(Format::pick(a.format, a.output.as_deref()), &mut buf).expect("writing to memory cannot fail");
     match a.output {
         Some(p) => report::write_atomic(&p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
@@ -589,7 +690,12 @@ fn gpu(g: GpuArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 /// Write a report in `format` to `output` (atomically) or to `stdout`.
 pub fn emit(r: &Report, format: Format, output: Option<&std::path::Path>, stdout: &mut dyn Write) -> Result<(), Error> {
     let mut buf = Vec::new();
-    report::write(r, format, &mut buf).expect("writing to memory cannot fail");
+    match (format, output) {
+        // On standard output the table fits the terminal (or COLUMNS); in a file, 80 columns.
+        (Format::Table, None) => report::table::write_width(r, report::table::width(), &mut buf),
+        _ => report::write(r, format, &mut buf),
+    }
+    .expect("writing to memory cannot fail");
     match output {
         Some(p) => report::write_atomic(p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
