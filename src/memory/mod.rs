@@ -701,7 +701,7 @@ pub fn at_batch(spec: &crate::spec::Spec, batch: u64, o: &Options) -> Result<Mem
 /// activations ∝ batch), so the figures at batches 1 and 2 give each stage's
 /// `peak(b) = c + k·b`, hence the largest `b` under the budget; that batch is then checked
 /// (it fits, the next does not, both on the lines). A spec whose stages are not affine (a
-/// device split's rounding) falls back to the binary search ([`search`]), which returns the
+/// device split's rounding) falls back to the binary search (`search`), which returns the
 /// same batch with O(log b) re-analyses.
 ///
 /// Errors: the spec does not analyse at batch 1.
