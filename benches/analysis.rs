@@ -69,6 +69,15 @@ pub fn generated(n: usize) -> String {
     s
 }
 
+/// A chain of n relus on a 4-element input (issue 13's `measure` case).
+fn relus(n: usize) -> String {
+    let mut s = String::from("name: relus\ninput: [4]\nlayers:\n");
+    for i in 0..n {
+        s += &format!("  - {{name: r{i}, kind: relu}}\n");
+    }
+    s
+}
+
 fn generated_specs(c: &mut Criterion) {
     let mut g = c.benchmark_group("generated");
     g.sample_size(20);
@@ -98,8 +107,9 @@ fn analyze_json(text: &str) -> Vec<u8> {
     out
 }
 
-/// Issue 13's scaling benchmark: each command at 10,000, 50,000 and 100,000 layers must grow
-/// linearly (the per-layer time stays flat) and stay under 1 s at 100,000 on the 2-core machine.
+/// Issue 13's scaling benchmark (analyze, `memory --fit`, `measure`'s build and plan, `diff`):
+/// each command at 10,000, 50,000 and 100,000 layers must grow linearly (the per-layer time
+/// stays flat) and stay under 1 s at 100,000 on the 2-core machine.
 /// `cargo bench --bench analysis -- scaling`; results in docs/performance.md.
 fn scaling(c: &mut Criterion) {
     let mut g = c.benchmark_group("scaling");
@@ -112,6 +122,13 @@ fn scaling(c: &mut Criterion) {
         let opts = netstat::memory::Options::default();
         g.bench_with_input(BenchmarkId::new("memory_fit_1TB", n), &spec, |b, s| {
             b.iter(|| netstat::memory::fit(black_box(s), 1 << 40, &opts).unwrap())
+        });
+        // As `netstat measure SPEC` before its first pass, on n relus (the issue's case): the
+        // memory model, the candle model's predictions, the preflight and the candle build.
+        let relus = analyze(netstat::spec::parse_bytes("relus.yaml", relus(n).as_bytes()).unwrap()).unwrap();
+        let settings = netstat::measure::Settings { fake_timings: true, ..Default::default() };
+        g.bench_with_input(BenchmarkId::new("measure_plan", n), &relus, |b, a| {
+            b.iter(|| netstat::measure::run::prepare(black_box(a), &settings).map(|_| ()).unwrap())
         });
         g.bench_with_input(BenchmarkId::new("diff_json", n), &text, |b, t| {
             // As `netstat diff A B`: both reports (the CLI builds them on two threads), the

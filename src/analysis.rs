@@ -1,4 +1,4 @@
-//! Analysis: shapes, params, buffers, MACs and activation bytes of every layer, and totals.
+//! Analysis: shapes, params, buffers, MACs and output bytes of every layer, and totals.
 //!
 //! Walks the [`Graph`] in execution order, applying each kind's [`crate::kinds::Op`] rules.
 //! Never imports candle; knows nothing of output formats.
@@ -26,7 +26,7 @@ pub struct LayerAnalysis {
     /// Multiply-accumulates over the batch (FLOPs = 2 · MACs).
     pub macs: u64,
     /// Output elements × dtype size, in bytes.
-    pub activation_bytes: u64,
+    pub output_bytes: u64,
     /// `shares:` the index (into [`Spec::layers`]) of the layer whose parameters this one uses;
     /// its `params` are then 0 here (counted once, at the owner).
     pub shares: Option<usize>,
@@ -48,8 +48,8 @@ pub struct Totals {
     pub buffers: u64,
     /// Σ MACs.
     pub macs: u64,
-    /// Σ activation bytes (every layer output once; the input is not included).
-    pub activation_bytes: u64,
+    /// Σ output bytes (every layer output once, views and in-place outputs included: what the outputs occupy, not what is allocated; the input is not included).
+    pub output_bytes: u64,
     /// Bytes of the network input (batch included).
     pub input_bytes: u64,
 }
@@ -171,14 +171,13 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
             cost.params = tied_params(&spec, &weights, i, target, cost.params)?;
         }
         let elems = cost.output.elements().map_err(at)?;
-        let activation_bytes = mul(elems, spec.dtype.size(), "activation bytes").map_err(at)?;
+        let output_bytes = mul(elems, spec.dtype.size(), "output bytes").map_err(at)?;
         totals.params = add(totals.params, cost.params, "total params").map_err(at)?;
         mul(totals.params, spec.dtype.size(), "total param bytes").map_err(at)?;
         totals.buffers = add(totals.buffers, cost.buffers, "total buffers").map_err(at)?;
         totals.macs = add(totals.macs, cost.macs, "total MACs").map_err(at)?;
         mul(cost.macs, 2, "FLOPs").map_err(at)?;
-        totals.activation_bytes =
-            add(totals.activation_bytes, activation_bytes, "total activation bytes").map_err(at)?;
+        totals.output_bytes = add(totals.output_bytes, output_bytes, "total output bytes").map_err(at)?;
         outputs[i] = Some((cost.output.clone(), spec.dtype));
         layers.push(LayerAnalysis {
             index: i,
@@ -187,7 +186,7 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
             params: cost.params,
             buffers: cost.buffers,
             macs: cost.macs,
-            activation_bytes,
+            output_bytes,
             shares: None,
         });
     }

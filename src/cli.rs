@@ -51,6 +51,10 @@ pub enum Command {
     /// Memory of inference and of one training step: figures, timeline, batch sweep, fit.
     #[command(after_help = crate::memory::FOOTNOTE)]
     Memory(MemoryArgs),
+    /// Print a shell completion script: `netstat completions bash > ~/.local/share/bash-completion/completions/netstat`.
+    Completions(CompletionsArgs),
+    /// Print the JSON Schema of the spec format (for editors: docs/spec-format.md says how to use it).
+    Schema,
     /// Write the YAML spec equivalent to an ONNX model (one layer per node, constant and
     /// shape-only nodes folded); it analyses to the same numbers as the model.
     Import(ImportArgs),
@@ -69,6 +73,14 @@ pub struct ImportArgs {
     /// warning) instead of failing.
     #[arg(long)]
     pub allow_unknown: bool,
+}
+
+/// Arguments of `netstat completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// How the training step is modelled (for the memory figures).
@@ -130,9 +142,9 @@ pub struct MemoryArgs {
     /// Also show a peer tool's memory figure, by its definition (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub memory_convention: Vec<crate::memory::Convention>,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -166,9 +178,12 @@ pub struct DiffArgs {
     /// Overrides applied to both specs.
     #[command(flatten)]
     pub spec_args: SpecArgs,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Show only the layers that differ (or are in one spec only); totals still count all.
+    #[arg(long)]
+    pub changed_only: bool,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -233,19 +248,24 @@ impl SpecArgs {
 /// Arguments of the analysis.
 #[derive(Debug, Args, Clone)]
 pub struct AnalyzeArgs {
-    /// The spec file (YAML), e.g. specs/alexnet.yaml.
+    /// The spec file (YAML), e.g. specs/alexnet.yaml; `-` reads it from standard input.
     #[arg(value_name = "SPEC")]
     pub spec: Option<String>,
     #[command(flatten)]
     pub spec_args: SpecArgs,
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Show these columns, in this order (table, Markdown, LaTeX, CSV), by header: layer, kind,
+    /// output, params, trainable, %par, MACs, %MAC, FLOPs, out, buffers, and with --hardware
+    /// moved, FLOP/B, bound, t_pred. Default: all that apply, fitted to the terminal's width.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
     /// Roll rows up by name prefix: N dot-separated parts (`--depth 2`: `layer2.0.conv1` → `layer2.0`), like torchinfo's depth.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub depth: Option<u64>,
@@ -281,6 +301,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
         Some(Command::Peak(p)) => peak(p, stdout),
         Some(Command::Gpu(g)) => gpu(g, stdout),
         Some(Command::Import(i)) => import(i, stdout),
+        Some(Command::Completions(c)) => completions(c, stdout),
+        Some(Command::Schema) => schema(stdout),
         None => analyze(cli.analyze, stdout),
     }
 }
@@ -303,10 +325,55 @@ fn import(a: ImportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
 }
 
+fn completions(c: CompletionsArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(c.shell, &mut Cli::command(), "netstat", &mut buf);
+    stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source })
+}
+
+fn schema(stdout: &mut dyn Write) -> Result<(), Error> {
+    let mut text = serde_json::to_string_pretty(&crate::spec::schema::schema()).expect("a JSON value serializes");
+    text.push('\n');
+    stdout.write_all(text.as_bytes()).map_err(|source| Error::Io { path: "<stdout>".into(), source })
+}
+
+/// The error for a command line whose first argument names no file but is close to a
+/// subcommand's name (`netstat mesure x.yaml`): clap would take the word as the default command's
+/// SPEC and then refuse the next argument with a misleading message. `main` calls this before
+/// parsing; `None` when the first argument is a subcommand, an option, `-`, a path or an existing
+/// file, or close to no subcommand.
+pub fn mistyped_command(args: &[std::ffi::OsString]) -> Option<Error> {
+    let first = args.get(1)?.to_str()?;
+    if first.starts_with('-') {
+        return None;
+    }
+    mistyped_spec(first)
+}
+
+/// [`mistyped_command`] for the SPEC of the default command.
+fn mistyped_spec(path: &str) -> Option<Error> {
+    use clap::CommandFactory;
+    if path == "-" || path.contains(['/', '.']) || std::path::Path::new(path).exists() {
+        return None;
+    }
+    let cmd = Cli::command();
+    let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&path) {
+        return None;
+    }
+    let hint = crate::error::did_you_mean(path, names.iter().copied());
+    (!hint.is_empty()).then(|| Error::Usage(format!("`{path}` is neither a command nor a spec file{hint}")))
+}
+
 fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let Some(path) = a.spec.as_deref() else {
         return Err(Error::Usage("no spec given: try `netstat specs/alexnet.yaml` or `netstat --help`".into()));
     };
+    if let Some(e) = mistyped_spec(path) {
+        return Err(e);
+    }
+    let format = Format::pick(a.format, a.output.as_deref());
     let analysis = crate::analyze_file(path, &a.spec_args.overrides()?)?;
     if a.explain || a.convention != Convention::Netstat {
         let convs: Vec<Convention> =
@@ -317,7 +384,7 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| Error::Usage(format!("{path}: {m}")))?;
         let mut buf = Vec::new();
-        report::convention::write(&analysis.spec.name, &counted, a.explain, a.format, &mut buf)
+        report::convention::write(&analysis.spec.name, &counted, a.explain, format, &mut buf)
             .expect("writing to memory cannot fail");
         return match a.output {
             Some(p) => report::write_atomic(&p, &buf),
@@ -349,17 +416,46 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         }
         r = r.with_training_memory(m);
     }
-    let r = match a.depth {
+    let mut r = match a.depth {
         Some(d) => r.rolled_up(usize::try_from(d).unwrap_or(usize::MAX)),
         None => r,
     };
-    emit(&r, a.format, a.output.as_deref(), stdout)
+    if !a.columns.is_empty() {
+        r.columns = Some(pick_columns(&r, &a.columns)?);
+    }
+    emit(&r, format, a.output.as_deref(), stdout)
+}
+
+/// The headers `--columns` names, checked against the columns `r` has (case-insensitive; a CSV
+/// header such as `output_bytes` names its column too).
+fn pick_columns(r: &Report, names: &[String]) -> Result<Vec<&'static str>, Error> {
+    let have = report::applicable_columns(r);
+    names
+        .iter()
+        .map(|n| {
+            let n = n.trim();
+            have.iter()
+                .find(|c| {
+                    c.header.eq_ignore_ascii_case(n)
+                        || (!c.csv_header.is_empty() && c.csv_header.eq_ignore_ascii_case(n))
+                })
+                .map(|c| c.header)
+                .ok_or_else(|| {
+                    let headers: Vec<&str> = have.iter().map(|c| c.header).collect();
+                    Error::Usage(format!(
+                        "--columns: no column `{n}`{} (columns: {})",
+                        crate::error::did_you_mean(n, headers.iter().copied()),
+                        headers.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Arguments of `netstat measure`.
 #[derive(Debug, Args, Clone)]
 pub struct MeasureArgs {
-    /// The spec file (YAML), e.g. specs/alexnet.yaml.
+    /// The spec file (YAML), e.g. specs/alexnet.yaml; `-` reads it from standard input.
     #[arg(value_name = "SPEC")]
     pub spec: String,
     #[command(flatten)]
@@ -372,13 +468,13 @@ pub struct MeasureArgs {
     #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam, requires = "train")]
     pub optimizer: crate::memory::Optimizer,
     /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
-    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N")]
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N", allow_negative_numbers = true)]
     pub warmup: u32,
     /// Timed passes; times are reported as median, min and spread.
-    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub iters: u32,
     /// Seed of the random weights, input, labels and dropout masks.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
     pub seed: u64,
     /// Run even if the predicted peak memory exceeds MemAvailable (or the GPU's free memory).
     #[arg(long)]
@@ -386,9 +482,9 @@ pub struct MeasureArgs {
     /// Where to run: cpu, or cuda:N (CUDA ordinal N; needs a build with `--features cuda`).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     pub device: crate::measure::device::Target,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -398,7 +494,8 @@ pub struct MeasureArgs {
 }
 
 fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
-    if m.format == Format::Latex {
+    let format = Format::pick(m.format, m.output.as_deref());
+    if format == Format::Latex {
         return Err(Error::Usage(
             "`netstat measure` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
                 .into(),
@@ -419,9 +516,10 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     };
     use crate::measure::run::MeasureError;
     let measured = crate::measure::measure(&analysis, &settings).map_err(|e| match e {
-        MeasureError::DoesNotFit(_) | MeasureError::Unsupported(_) | MeasureError::BadDevice(_) => {
-            Error::Usage(e.to_string())
-        }
+        MeasureError::DoesNotFit(_)
+        | MeasureError::ExceedsMachine(_)
+        | MeasureError::Unsupported(_)
+        | MeasureError::BadDevice(_) => Error::Usage(e.to_string()),
         MeasureError::Spec(e) => Error::Spec(e),
         MeasureError::Run(_) => Error::Measure(format!("{}: {e}", m.spec)),
     })?;
@@ -429,7 +527,7 @@ fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let memory = crate::memory::model(&analysis, &crate::measure::run::memory_options(&settings))?;
     let r = report::measured::MeasureReport::new(&analysis, memory, measured);
     let mut buf = Vec::new();
-    report::measured::write(&r, m.format, &mut buf).expect("writing to memory cannot fail");
+    report::measured::write(&r, format, &mut buf).expect("writing to memory cannot fail");
     match m.output.as_deref() {
         Some(p) => report::write_atomic(p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
@@ -447,13 +545,14 @@ fn parse_budget(s: &str) -> Result<u64, Error> {
 
 fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     use crate::memory as mm;
-    if a.format == Format::Latex {
+    let format = Format::pick(a.format, a.output.as_deref());
+    if format == Format::Latex {
         return Err(Error::Usage(
             "`netstat memory` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
                 .into(),
         ));
     }
-    if a.format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
+    if format == Format::Csv && a.timeline && !a.sweep_batch.is_empty() {
         return Err(Error::Usage(
             "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
         ));
@@ -511,7 +610,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
     let mut r = Report::new(&analysis);
     let mut buf = Vec::new();
-    match a.format {
+    match format {
         Format::Table => report::memory::write_table(&r, &m, &mut buf),
         Format::Markdown => report::memory::write_markdown(&r, &m, &mut buf),
         Format::Csv => report::memory::write_csv(&m, &mut buf),
@@ -563,6 +662,9 @@ fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 }
 
 fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    if a.a == "-" && a.b == "-" {
+        return Err(Error::Usage("only one of A and B can be read from standard input (`-`)".into()));
+    }
     let o = a.spec_args.overrides()?;
     let with_memory = |path: &str| -> Result<Report, Error> {
         let an = crate::analyze_file(path, &o)?;
@@ -582,9 +684,9 @@ fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         let rb = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         Ok::<_, Error>((ra?, rb?))
     })?;
-    let d = report::diff::DiffReport::new(&ra, &rb);
+    let d = report::diff::DiffReport::new(&ra, &rb).with_files(&a.a, &a.b).with_changed_only(a.changed_only);
     let mut buf = Vec::new();
-    d.write(a.format, &mut buf).expect("writing to memory cannot fail");
+    d.write(Format::pick(a.format, a.output.as_deref()), &mut buf).expect("writing to memory cannot fail");
     match a.output {
         Some(p) => report::write_atomic(&p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
@@ -634,7 +736,12 @@ fn gpu(g: GpuArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 /// Write a report in `format` to `output` (atomically) or to `stdout`.
 pub fn emit(r: &Report, format: Format, output: Option<&std::path::Path>, stdout: &mut dyn Write) -> Result<(), Error> {
     let mut buf = Vec::new();
-    report::write(r, format, &mut buf).expect("writing to memory cannot fail");
+    match (format, output) {
+        // On standard output the table fits the terminal (or COLUMNS); in a file, 80 columns.
+        (Format::Table, None) => report::table::write_width(r, report::table::width(), &mut buf),
+        _ => report::write(r, format, &mut buf),
+    }
+    .expect("writing to memory cannot fail");
     match output {
         Some(p) => report::write_atomic(p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),

@@ -247,7 +247,7 @@ pub fn count(a: &Analysis, conv: Convention) -> Result<Counted, String> {
             .map_err(|_| format!("layer \"{}\": {} count {m} is out of range", s.id.name, conv.name()))?;
         total += u128::from(macs);
         if l.params > 0 && s.kind.op().peer(&l.output).torchinfo_leaf {
-            fb += 2 * u128::from(l.activation_bytes);
+            fb += 2 * u128::from(l.output_bytes);
         }
         layers.push(LayerCount {
             name: s.id.name.clone(),

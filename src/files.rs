@@ -98,6 +98,23 @@ pub fn read_user_file(path: &str, cap: u64, allow_over: bool, reads: &'static st
     })
 }
 
+/// The name a spec read from standard input (`-`) has in messages and reports.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Standard input's bytes, at most `cap + 1` of them (the caller judges the size, as with
+/// [`read_regular`]'s `allow_over`), for a spec given as `-`.
+///
+/// Errors: [`crate::Error::Io`] naming `<stdin>` when the read fails.
+pub fn read_stdin(cap: u64) -> Result<Vec<u8>, crate::Error> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|source| crate::Error::Io { path: STDIN_NAME.to_owned(), source })?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

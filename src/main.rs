@@ -16,7 +16,12 @@ fn main() {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(e) = netstat::cli::mistyped_command(&args) {
+        eprintln!("error: {}", netstat::error::one_line(&e.to_string()));
+        std::process::exit(e.exit_code());
+    }
+    let cli = Cli::parse_from(args);
     if let Err(e) = netstat::report::interrupt::install() {
         eprintln!("warning: {e}");
     }

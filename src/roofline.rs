@@ -113,7 +113,7 @@ pub fn roofline(a: &Analysis, hw: &Hardware) -> Result<Roofline, String> {
         }
         let weights = mul(add(l.params, l.buffers, "weights").map_err(ctx)?, dsize, "weight bytes").map_err(ctx)?;
         bytes = add(bytes, weights, "bytes moved").map_err(ctx)?;
-        bytes = add(bytes, l.activation_bytes, "bytes moved").map_err(ctx)?;
+        bytes = add(bytes, l.output_bytes, "bytes moved").map_err(ctx)?;
         let flops = l.flops();
         let t_compute = flops as f64 / peak;
         let t_memory = bytes as f64 / bw;

@@ -124,18 +124,28 @@ impl DType {
     /// All spellings, for "did you mean".
     pub const NAMES: [&'static str; 7] = ["f32", "f16", "bf16", "f64", "i64", "i32", "u8"];
 
-    /// Parse a spelling from a spec.
+    /// Every spelling a spec may use, with the type it means: the short names, then PyTorch's.
+    pub const SPELLINGS: [(&'static str, DType); 15] = [
+        ("f32", DType::F32),
+        ("float32", DType::F32),
+        ("f16", DType::F16),
+        ("float16", DType::F16),
+        ("half", DType::F16),
+        ("bf16", DType::Bf16),
+        ("bfloat16", DType::Bf16),
+        ("f64", DType::F64),
+        ("float64", DType::F64),
+        ("i64", DType::I64),
+        ("int64", DType::I64),
+        ("i32", DType::I32),
+        ("int32", DType::I32),
+        ("u8", DType::U8),
+        ("uint8", DType::U8),
+    ];
+
+    /// Parse a spelling from a spec (one of [`DType::SPELLINGS`]).
     pub fn parse(s: &str) -> Option<DType> {
-        Some(match s {
-            "f32" | "float32" => DType::F32,
-            "f16" | "float16" | "half" => DType::F16,
-            "bf16" | "bfloat16" => DType::Bf16,
-            "f64" | "float64" => DType::F64,
-            "i64" | "int64" => DType::I64,
-            "i32" | "int32" => DType::I32,
-            "u8" | "uint8" => DType::U8,
-            _ => return None,
-        })
+        Self::SPELLINGS.iter().find(|(k, _)| *k == s).map(|&(_, d)| d)
     }
 
     /// True for the integer types (token ids), which no layer but `embedding` accepts.

@@ -258,3 +258,71 @@ fn frozen_layers_get_no_gradient_or_optimizer_state_and_keep_no_graph() {
     let grown = live(&fwd) as i64 - live(&opt) as i64;
     assert!((grown - 1_664).abs() < 4 << 10, "forward grew {grown} B");
 }
+
+/// A residual block with a norm (buffers), an in-place relu (no bytes) and a view (flatten).
+const RES: &str = "name: res\ninput: [2, 6, 6]\nbatch: 2\nlayers:\n  - {name: c1, kind: conv2d, c_out: 4, kernel: 3, padding: 1}\n  - {name: bn, kind: batch_norm2d}\n  - {name: r, kind: relu, inplace: true}\n  - {name: c2, kind: conv2d, c_out: 4, kernel: 3, padding: 1}\n  - {name: add, kind: add, inputs: [c2, r]}\n  - {name: f, kind: flatten}\n  - {name: o, kind: linear, out_features: 3}\n";
+
+#[test]
+fn the_pred_column_is_netstat_memorys_inference_walk() {
+    let f = spec(RES);
+    let p = f.path().to_str().unwrap();
+    let v = json(&[], p);
+    let mem: serde_json::Value =
+        serde_json::from_slice(&netstat().args(["memory", p, "-f", "json"]).output().unwrap().stdout).unwrap();
+    let mem = &mem["memory"];
+    // By hand: every 2×4×6×6 output is 288·4 = 1,152 B; the input 2·2·6·6·4 = 576 B. Params
+    // c1 4·2·9+4 = 76, bn 8, c2 4·4·9+4 = 148, o 144·3+3 = 435: 667·4 = 2,668 B; buffers: bn's
+    // running mean and var (8·4 = 32 B) and its int64 num_batches_tracked (8 B). The `weights`
+    // line is 576 + 2,668 + 40 = 3,284 B; per-layer figures are above it.
+    let stage = |name: &str| {
+        v["stages"].as_array().unwrap().iter().find(|s| s["stage"] == name).unwrap()["measured"]["predicted_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(stage("input"), 576);
+    assert_eq!(stage("input"), mem["input_bytes"].as_u64().unwrap());
+    assert_eq!(stage("weights"), 3284);
+    let weights = mem["input_bytes"].as_u64().unwrap()
+        + mem["param_bytes"].as_u64().unwrap()
+        + mem["buffer_bytes"].as_u64().unwrap();
+    assert_eq!(stage("weights"), weights);
+    // Walk: c1 +1,152; bn +1,152 then c1 freed; r in place; c2 +1,152; add +1,152 then c2 and
+    // bn's storage freed; f a view; o +24 (2·3·4) then add's storage freed, o held.
+    let peak = [1152, 2304, 1152, 2304, 3456, 1152, 1176];
+    let held = [1152, 1152, 1152, 2304, 1152, 1152, 24];
+    let layers = v["layers"].as_array().unwrap();
+    for (i, l) in layers.iter().enumerate() {
+        assert_eq!(l["measured"]["predicted_peak_bytes"], peak[i], "{}", l["name"]);
+        assert_eq!(l["measured"]["predicted_held_bytes"], held[i], "{}", l["name"]);
+    }
+    // The same numbers as `netstat memory`: its inference peak (at `add`, 3,284 + 3,456 =
+    // 6,740 B) is the weights line + the largest per-layer pred peak.
+    let max = layers.iter().map(|l| l["measured"]["predicted_peak_bytes"].as_u64().unwrap()).max().unwrap();
+    assert_eq!(stage("weights") + max, mem["inference_peak_bytes"].as_u64().unwrap());
+    assert_eq!(mem["inference_peak_bytes"], 6740);
+    assert_eq!(mem["inference_peak_layer"], "add");
+    // After the pass the output (24 B) is held: 3,284 + 24.
+    assert_eq!(stage("forward"), 3308);
+}
+
+#[test]
+fn a_run_larger_than_the_machine_is_refused_even_with_force() {
+    // 2⁴⁰ f32 elements: a 4 TiB input, more than any machine these tests run on holds.
+    let f = spec("name: huge\ninput: [1, 1099511627776]\nlayers:\n  - {name: r, kind: relu}\n");
+    let out = netstat().args(["measure", f.path().to_str().unwrap(), "--force"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("exceeds the machine's memory") && e.contains("even with --force"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+#[test]
+fn negative_counts_reach_the_value_check() {
+    let f = spec(TINY);
+    for (flag, want) in [("--warmup", "0..="), ("--iters", "1..="), ("--seed", "invalid digit")] {
+        let out = netstat().args(["measure", f.path().to_str().unwrap(), flag, "-1"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert!(e.contains(&format!("invalid value '-1' for '{flag} <N>'")) && e.contains(want), "{e}");
+    }
+}

@@ -106,7 +106,7 @@ fn batch_multiplies_macs_and_activations_not_params() {
     let ten = analyse("specs/alexnet.yaml", &Overrides { batch: Some(10), ..Default::default() });
     assert_eq!(ten.totals.params, one.totals.params);
     assert_eq!(ten.totals.macs, 10 * one.totals.macs);
-    assert_eq!(ten.totals.activation_bytes, 10 * one.totals.activation_bytes);
+    assert_eq!(ten.totals.output_bytes, 10 * one.totals.output_bytes);
     assert_eq!(ten.layers[0].output.0[0], 10);
 }
 
@@ -121,11 +121,11 @@ fn input_override_reproduces_the_227_layout() {
 }
 
 #[test]
-fn dtype_override_halves_activation_bytes() {
+fn dtype_override_halves_output_bytes() {
     let f32 = analyse("specs/alexnet.yaml", &Overrides::default());
     let f16 =
         analyse("specs/alexnet.yaml", &Overrides { dtype: Some(netstat::shape::DType::F16), ..Default::default() });
     // conv1 output 96·54·54 = 279,936 elements: 1,119,744 B in f32, 559,872 B in f16.
-    assert_eq!(f32.layers[0].activation_bytes, 1_119_744);
-    assert_eq!(f16.layers[0].activation_bytes, 559_872);
+    assert_eq!(f32.layers[0].output_bytes, 1_119_744);
+    assert_eq!(f16.layers[0].output_bytes, 559_872);
 }

@@ -57,20 +57,28 @@ pub struct Params {
     pub buffer_elements: u64,
     /// Every parameter by name (trainable and frozen), for `shares:` and `tied_to`.
     by_name: std::collections::HashMap<String, Tensor>,
+    /// Elements of every parameter stored so far (kept as they are stored: summing the store
+    /// per layer would make a build quadratic in layers).
+    elements: u64,
     seed: u64,
 }
 
 impl Params {
     /// Empty, with the seed of every weight.
     pub fn new(seed: u64) -> Params {
-        Params { vars: VarMap::new(), frozen: Vec::new(), buffer_elements: 0, by_name: Default::default(), seed }
+        Params {
+            vars: VarMap::new(),
+            frozen: Vec::new(),
+            buffer_elements: 0,
+            by_name: Default::default(),
+            elements: 0,
+            seed,
+        }
     }
 
-    /// Elements of all parameters, trainable and frozen.
+    /// Elements of all parameters, trainable and frozen, stored through [`Ctx`].
     pub fn elements(&self) -> u64 {
-        let vars: usize = self.vars.all_vars().iter().map(|v| v.elem_count()).sum();
-        let frozen: usize = self.frozen.iter().map(|(_, t)| t.elem_count()).sum();
-        (vars + frozen) as u64
+        self.elements
     }
 }
 
@@ -123,6 +131,7 @@ impl Ctx<'_> {
     }
 
     fn store(&mut self, name: String, t: Tensor) -> Result<Tensor> {
+        self.params.elements += t.elem_count() as u64;
         let t = if self.trainable {
             let v = Var::from_tensor(&t)?;
             let t = v.as_tensor().clone();

@@ -359,6 +359,17 @@ kinds! {
     "class_token" => ClassToken(class_token::ClassToken),
     "pos_embedding" => PosEmbedding(pos_embedding::PosEmbedding),
     "global_avg_pool" => GlobalAvgPool(global_avg_pool::GlobalAvgPool),
+    "rms_norm" => RmsNorm(rms_norm::RmsNorm),
+    "gated_mlp" => GatedMlp(gated_mlp::GatedMlp),
+    "rnn" => Rnn(rnn::Rnn),
+    "lstm" => Lstm(lstm::Lstm),
+    "gru" => Gru(gru::Gru),
+    "mixture_of_experts" => MixtureOfExperts(mixture_of_experts::MixtureOfExperts),
+    "max_pool1d" => MaxPool1d(max_pool1d::MaxPool1d),
+    "avg_pool1d" => AvgPool1d(avg_pool1d::AvgPool1d),
+    "batch_norm1d" => BatchNorm1d(batch_norm1d::BatchNorm1d),
+    "group_norm" => GroupNorm(group_norm::GroupNorm),
+    "upsample" => Upsample(upsample::Upsample),
 }
 
 /// Check that the single input has rank `rank` (e.g. 4 for NCHW); `what` names the layout.

@@ -12,6 +12,20 @@
 //! plus `Q·Kᵀ = L_q·L_k·D` and `A·V = L_q·L_k·D`. Splitting into heads does not change the count
 //! (h heads of D/h each). A causal mask is applied to the full `L×L` scores, which are counted
 //! in full, as PyTorch FlopCounterMode (torchvision `_ops`) counts them.
+//!
+//! Today's decoders (Llama, Mistral; Ainslie et al. 2023 "GQA", Shazeer 2019 "MQA"):
+//! - `kv_heads` (default `heads`, must divide it): grouped-query attention, multi-query at 1.
+//!   K and V are projected to `W_kv = kv_heads · D/heads` (Hugging Face `k_proj`, `v_proj`):
+//!   params `D·D + k_dim·W_kv + v_dim·W_kv + D·D` (+ `2·D + 2·W_kv` biases); projection MACs
+//!   `L_q·D·D + L_k·k_dim·W_kv + L_k·v_dim·W_kv + L_q·D·D`. Each K/V head serves
+//!   `heads/kv_heads` query heads, so the score and context matmuls stay `2·L_q·L_k·D`.
+//! - `rotary` (RoPE, Su et al. 2021; `rope_theta`, default 10,000): rotates Q and K by their
+//!   position. No params; its elementwise work (two products and a sum per element) is not in
+//!   MACs, like every elementwise op.
+//! - `window` (sliding-window attention, Mistral; needs `causal`): each query sees the `window`
+//!   keys ending at itself. MACs of the window only: the score and context matmuls count
+//!   `2·L_q·min(window, L_k)·D` (the band a sliding-window kernel computes; as with the causal
+//!   mask, the partial rows at the start count in full).
 
 use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
@@ -34,33 +48,104 @@ pub struct MultiHeadAttention {
     /// `scaled_dot_product_attention` (the fused path torchvision's ViT takes), which keeps a
     /// log-sum-exp per query row instead. Changes only what is saved for backward.
     pub need_weights: bool,
+    /// Key/value heads (grouped-query attention); `None` means `heads`.
+    pub kv_heads: Option<u64>,
+    /// Rotary position embedding on Q and K (default false).
+    pub rotary: bool,
+    /// RoPE base θ (default 10,000; Llama 3: 500,000).
+    pub rope_theta: f64,
+    /// Sliding-window length in keys (needs `causal`); `None` means unlimited.
+    pub window: Option<u64>,
 }
 
 impl KindSpec for MultiHeadAttention {
     const NAME: &'static str = "multi_head_attention";
-    const FIELDS: &'static [&'static str] = &["heads", "embed_dim", "causal", "bias", "dropout", "need_weights"];
+    const FIELDS: &'static [&'static str] = &[
+        "heads",
+        "embed_dim",
+        "causal",
+        "bias",
+        "dropout",
+        "need_weights",
+        "kv_heads",
+        "rotary",
+        "rope_theta",
+        "window",
+    ];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
         f.float("dropout")?;
+        let heads = f.pos("heads")?.unwrap_or(1);
+        let kv_heads = f.pos("kv_heads")?;
+        if let Some(kv) = kv_heads {
+            if !heads.is_multiple_of(kv) {
+                return Err(f.err(
+                    f.loc("kv_heads"),
+                    format!("`kv_heads`: expected a divisor of heads {heads}, got {kv}"),
+                ));
+            }
+        }
+        let causal = f.bool("causal")?.unwrap_or(false);
+        let window = f.pos("window")?;
+        if window.is_some() && !causal {
+            return Err(f.err(
+                f.loc("window"),
+                "`window`: sliding-window attention looks back from each query: it needs `causal: true`",
+            ));
+        }
         Ok(MultiHeadAttention {
-            heads: f.pos("heads")?.unwrap_or(1),
+            kv_heads,
+            rotary: f.bool("rotary")?.unwrap_or(false),
+            rope_theta: f.float("rope_theta")?.unwrap_or(10_000.0),
+            window,
+            heads,
             embed_dim: f.pos("embed_dim")?,
-            causal: f.bool("causal")?.unwrap_or(false),
+            causal,
             bias: f.bool("bias")?.unwrap_or(true),
             need_weights: f.bool("need_weights")?.unwrap_or(true),
         })
     }
 }
 
+impl MultiHeadAttention {
+    /// Width of the K and V projections for embedding size `d`: `kv_heads · d/heads`.
+    pub fn kv_width(&self, d: u64) -> u64 {
+        match self.kv_heads {
+            Some(kv) => kv * (d / self.heads.max(1)),
+            None => d,
+        }
+    }
+
+    /// Whether K and V have fewer heads than Q (grouped- or multi-query attention).
+    pub fn grouped(&self) -> bool {
+        self.kv_heads.is_some_and(|kv| kv != self.heads)
+    }
+
+    /// Keys each query row scores: `min(window, L_k)`.
+    pub fn keys_scored(&self, lk: u64) -> u64 {
+        self.window.map_or(lk, |w| w.min(lk))
+    }
+}
+
 impl Op for MultiHeadAttention {
     /// Parameter tensors: `in_proj_weight` (3·D·D when key and value are D wide; PyTorch keeps
     /// `q/k/v_proj_weight` apart otherwise), `in_proj_bias` (3·D) and `out_proj.bias` (D) when
-    /// `bias`, `out_proj.weight` (D·D).
+    /// `bias`, `out_proj.weight` (D·D). Grouped-query attention (`kv_heads` < `heads`) has
+    /// Hugging Face's four projections: `q_proj` D·D, `k_proj` W_kv·k_dim, `v_proj` W_kv·v_dim,
+    /// `o_proj` D·D, then the biases D, W_kv, W_kv, D when `bias`.
     fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
         let q = &inputs[0];
         let k = inputs.get(1).unwrap_or(q);
         let v = inputs.get(2).unwrap_or(k);
         let (d, kd, vd) = (q.last(), k.last(), v.last());
         let dd = mul(d, d, "weights")?;
+        if self.grouped() {
+            let w = self.kv_width(d);
+            let mut t = vec![dd, mul(w, kd, "weights")?, mul(w, vd, "weights")?, dd];
+            if self.bias {
+                t.extend([d, w, w, d]);
+            }
+            return Ok(t);
+        }
         let mut t = if kd == d && vd == d {
             vec![mul(dd, 3, "weights")?]
         } else {
@@ -90,7 +175,8 @@ impl Op for MultiHeadAttention {
     /// owns `out_proj`).
     fn peer(&self, output: &Shape) -> Peer {
         let d = output.0.last().copied().unwrap_or(0);
-        Peer { class: PeerClass::Attention, bias: if self.bias { 4 * d } else { 0 }, torchinfo_leaf: false }
+        let bias = if self.bias { 2 * d + 2 * self.kv_width(d) } else { 0 };
+        Peer { class: PeerClass::Attention, bias, torchinfo_leaf: false }
     }
 
     /// Split along dim 1 (as other layers; heads are not modelled apart).
@@ -104,15 +190,29 @@ impl Op for MultiHeadAttention {
     /// context before the output projection (`N·L_q·D`, kept by `out_proj`). Not counted: the
     /// scaled copy of Q and the head-averaged weights PyTorch also returns; fused kernels
     /// (flash attention) keep a log-sum-exp per row instead of the probabilities.
+    ///
+    /// Grouped-query attention saves K and V at their width W_kv, plus the copies repeated to
+    /// every query head (`2·N·L_k·D`, Hugging Face `repeat_kv`, read by the two matmuls);
+    /// `rotary` adds the rotated Q and K and their `rotate_half` (`2·(N·L_q·D + N·L_k·W_kv)`:
+    /// `q·cos + rotate_half(q)·sin` keeps q and `rotate_half(q)`, the score matmul the result).
+    /// A `window` masks the full scores (the math path), so the probabilities stay `L_q·L_k`.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         let q = &inputs[0];
         let k = inputs.get(1).unwrap_or(q);
         let (n, lq, d, lk) = (q.0[0], q.0[1], q.0[2], k.0[1]);
         let nlq = checked_product(&[n, lq, d])?;
-        let nlk = checked_product(&[n, lk, d])?;
+        let nlk = checked_product(&[n, lk, self.kv_width(d)])?;
         let qkv = add(nlq, mul(nlk, 2, "saved elements")?, "saved elements")?;
         let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
         s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what: "projected Q, K, V" });
+        if self.grouped() {
+            let rep = checked_product(&[2, n, lk, d])?;
+            s.push(Saved::New { elements: rep, dtype: SavedDType::Activation, what: "K, V repeated to every head" });
+        }
+        if self.rotary {
+            let rot = mul(add(nlq, nlk, "saved elements")?, 2, "saved elements")?;
+            s.push(Saved::New { elements: rot, dtype: SavedDType::Activation, what: "rotated Q, K and rotate_half" });
+        }
         s.push(if self.need_weights {
             let probs = checked_product(&[n, self.heads, lq, lk])?;
             Saved::New { elements: probs, dtype: SavedDType::Activation, what: "attention probabilities" }
@@ -143,6 +243,12 @@ impl Op for MultiHeadAttention {
                 format!("heads {} does not divide the embedding size {d}", self.heads),
             ));
         }
+        if self.rotary && !(d / self.heads).is_multiple_of(2) {
+            return Err(KindError::field(
+                "rotary",
+                format!("rotary needs an even head size, got {d}/{} = {}", self.heads, d / self.heads),
+            ));
+        }
         if k.0[0] != n || v.0[0] != n {
             return Err(KindError::layer(format!("query {q}, key {k} and value {v} differ in batch size")));
         }
@@ -150,17 +256,19 @@ impl Op for MultiHeadAttention {
             return Err(KindError::layer(format!("key {k} and value {v} differ in sequence length")));
         }
         let (lk, kd, vd) = (k.0[1], k.0[2], v.0[2]);
+        let w = self.kv_width(d);
         let dd = mul(d, d, "weights")?;
-        let weights = [dd, mul(d, kd, "weights")?, mul(d, vd, "weights")?, dd]
+        let weights = [dd, mul(w, kd, "weights")?, mul(w, vd, "weights")?, dd]
             .into_iter()
             .try_fold(0u64, |a, w| add(a, w, "weights"))?;
-        let params = add(weights, if self.bias { mul(4, d, "biases")? } else { 0 }, "params")?;
+        let biases = if self.bias { add(mul(2, d, "biases")?, mul(2, w, "biases")?, "biases")? } else { 0 };
+        let params = add(weights, biases, "params")?;
         let proj = [
             checked_product(&[lq, d, d])?,
-            checked_product(&[lk, kd, d])?,
-            checked_product(&[lk, vd, d])?,
+            checked_product(&[lk, kd, w])?,
+            checked_product(&[lk, vd, w])?,
             checked_product(&[lq, d, d])?,
-            checked_product(&[2, lq, lk, d])?,
+            checked_product(&[2, lq, self.keys_scored(lk), d])?,
         ]
         .into_iter()
         .try_fold(0u64, |a, m| add(a, m, "MACs"))?;
@@ -178,7 +286,11 @@ impl crate::candle::build::Build for MultiHeadAttention {
     /// `N×L×H×(D/H)` and transpose to `N×H×L×(D/H)` (contiguous copies), scores `Q·Kᵀ/√(D/H)`,
     /// an additive −∞ mask above the diagonal when `causal`, `candle_nn::ops::softmax(_, 3)`
     /// (softmax_last_dim has no backward), `P·V`, heads merged, then `out_proj` (D×D).
-    /// Weights uniform in ±1/√fan_in.
+    /// Weights uniform in ±1/√fan_in. Grouped-query: K and V project to W_kv, split into
+    /// `kv_heads` heads, each repeated `heads/kv_heads` times (broadcast, then a contiguous copy,
+    /// as `repeat_kv`). Rotary: `x·cos + rotate_half(x)·sin` on the Q and K heads (Hugging
+    /// Face's `apply_rotary_pos_emb`, angles `p·θ^(−2i/d_h)` repeated over both halves), tables
+    /// built once. Window: the causal mask also hides keys `j ≤ i − window`.
     fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
         use candle_core::Tensor;
         use candle_nn::Module;
@@ -189,30 +301,72 @@ impl crate::candle::build::Build for MultiHeadAttention {
         let (kd, vd) = (k[2], v[2]);
         let h = self.heads as usize;
         let dh = d / h;
-        let mut proj = |name: &str, inf: usize| -> candle_core::Result<candle_nn::Linear> {
+        let kvh = self.kv_heads.map_or(h, |k| k as usize);
+        let wkv = kvh * dh;
+        let mut proj = |name: &str, inf: usize, outf: usize| -> candle_core::Result<candle_nn::Linear> {
             let bound = 1.0 / (inf as f64).sqrt();
-            let w = cx.param(&format!("{name}.weight"), &[d, inf], bound)?;
-            let b = if self.bias { Some(cx.param(&format!("{name}.bias"), &[d], bound)?) } else { None };
+            let w = cx.param(&format!("{name}.weight"), &[outf, inf], bound)?;
+            let b = if self.bias { Some(cx.param(&format!("{name}.bias"), &[outf], bound)?) } else { None };
             Ok(candle_nn::Linear::new(w, b))
         };
-        let (pq, pk, pv, po) = (proj("q_proj", d)?, proj("k_proj", kd)?, proj("v_proj", vd)?, proj("out_proj", d)?);
+        let (pq, pk, pv, po) =
+            (proj("q_proj", d, d)?, proj("k_proj", kd, wkv)?, proj("v_proj", vd, wkv)?, proj("out_proj", d, d)?);
+        let window = self.window.map(|w| w as usize);
         let mask = if self.causal {
-            let m: Vec<f64> =
-                (0..lq).flat_map(|i| (0..lk).map(move |j| if j > i { f64::NEG_INFINITY } else { 0.0 })).collect();
+            let hide = move |i: usize, j: usize| j > i || window.is_some_and(|w| j + w <= i);
+            let m: Vec<f64> = (0..lq)
+                .flat_map(|i| (0..lk).map(move |j| if hide(i, j) { f64::NEG_INFINITY } else { 0.0 }))
+                .collect();
             Some(Tensor::from_vec(m, (1, 1, lq, lk), cx.device)?.to_dtype(cx.dtype)?)
         } else {
             None
         };
+        let rope = if self.rotary {
+            let table = |l: usize, f: fn(f64) -> f64| -> candle_core::Result<Tensor> {
+                let half = dh / 2;
+                let v: Vec<f64> = (0..l)
+                    .flat_map(|p| {
+                        (0..dh).map(move |c| {
+                            let i = (c % half) as f64;
+                            f(p as f64 * self.rope_theta.powf(-2.0 * i / dh as f64))
+                        })
+                    })
+                    .collect();
+                Tensor::from_vec(v, (1, 1, l, dh), cx.device)?.to_dtype(cx.dtype)
+            };
+            Some(((table(lq, f64::cos)?, table(lq, f64::sin)?), (table(lk, f64::cos)?, table(lk, f64::sin)?)))
+        } else {
+            None
+        };
+        let rotate = move |x: &Tensor, cs: &(Tensor, Tensor)| -> candle_core::Result<Tensor> {
+            let half = dh / 2;
+            let x1 = x.narrow(3, 0, half)?;
+            let x2 = x.narrow(3, half, half)?;
+            let rot = Tensor::cat(&[&x2.neg()?, &x1], 3)?;
+            x.broadcast_mul(&cs.0)? + rot.broadcast_mul(&cs.1)?
+        };
+        let rep = h / kvh;
         let scale = 1.0 / (dh as f64).sqrt();
         Ok(Box::new(move |xs: &[Tensor], _| {
             let xq = &xs[0];
             let xk = xs.get(1).unwrap_or(xq);
             let xv = xs.get(2).unwrap_or(xk);
             let n = xq.dim(0)?;
-            let split = |t: Tensor, l: usize| t.reshape((n, l, h, dh))?.transpose(1, 2)?.contiguous();
-            let qh = split(pq.forward(xq)?, lq)?;
-            let kh = split(pk.forward(xk)?, lk)?;
-            let vh = split(pv.forward(xv)?, lk)?;
+            let split = |t: Tensor, l: usize, heads: usize| t.reshape((n, l, heads, dh))?.transpose(1, 2)?.contiguous();
+            let repeat = |t: Tensor, l: usize| -> candle_core::Result<Tensor> {
+                if rep == 1 {
+                    return Ok(t);
+                }
+                t.reshape((n, kvh, 1, l, dh))?.broadcast_as((n, kvh, rep, l, dh))?.contiguous()?.reshape((n, h, l, dh))
+            };
+            let mut qh = split(pq.forward(xq)?, lq, h)?;
+            let mut kh = split(pk.forward(xk)?, lk, kvh)?;
+            if let Some((cq, ck)) = &rope {
+                qh = rotate(&qh, cq)?;
+                kh = rotate(&kh, ck)?;
+            }
+            let kh = repeat(kh, lk)?;
+            let vh = repeat(split(pv.forward(xv)?, lk, kvh)?, lk)?;
             let mut s = (qh.matmul(&kh.t()?)? * scale)?;
             if let Some(m) = &mask {
                 s = s.broadcast_add(m)?;
@@ -233,6 +387,11 @@ impl crate::candle::build::Build for MultiHeadAttention {
     /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy)
     ///   or inside the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in
     ///   the output projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
+    /// - grouped-query: K and V are projected at W_kv (O_kv = N·L_k·W_kv·s each, per
+    ///   projection) and then copied to every head (O_k each);
+    /// - rotary: per rotated tensor `x·cos` (X), `−x₂` (X/2), the `cat` (X), `·sin` (X) and the
+    ///   sum (X), for Q (O_q) and K (O_kv); the cos and sin tables are constants
+    ///   (`2·(L_q + L_k)·d_h·s`).
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
         let (m, o, s) = (self, at.o(), at.s);
@@ -240,6 +399,9 @@ impl crate::candle::build::Build for MultiHeadAttention {
         let k = at.inputs.get(1).map_or(q, |k| &k.0);
         let (n, lq, d, lk) = (q[0], q[1], o[2], k[1]);
         let (oq, ok) = (n * lq * d * s, n * lk * d * s);
+        let okv = n * lk * m.kv_width(d) * s;
+        let repeated = if m.grouped() { 2 * ok } else { 0 };
+        let rotated = if m.rotary { 9 * (oq + okv) / 2 } else { 0 };
         let sc = n * m.heads * lq * lk * s;
         let small = n * m.heads * lq * s;
         // With one head the split `N×L×1×D → N×1×L×D` is already contiguous (candle ignores
@@ -247,17 +409,20 @@ impl crate::candle::build::Build for MultiHeadAttention {
         let copy = u64::from(m.heads > 1);
         let per = 1 + u64::from(m.bias) + copy;
         let retained = per * oq
-            + 2 * per * ok
+            + 2 * per * okv
+            + repeated
+            + rotated
             + (5 + u64::from(m.causal)) * sc
             + 2 * small
             + (1 + copy) * oq
             + if m.bias { 2 * oq } else { oq };
-        let heads = oq + 2 * ok;
-        let proj_v = oq + ok + per * ok + MATMUL_TRANSIENT_BYTES;
+        let heads = oq + 2 * ok + if m.grouped() { 2 * okv } else { 0 } + rotated;
+        let proj_v = oq + ok + per * okv + rotated + MATMUL_TRANSIENT_BYTES;
         let softmax = heads + 4 * sc + 2 * small;
         let out_proj = heads + 2 * sc + (1 + copy) * oq + if m.bias { 2 * oq } else { oq };
         // The causal mask: an L_q×L_k additive constant built once with the weights.
-        let constants = if m.causal { lq * lk * s } else { 0 };
+        let constants = if m.causal { lq * lk * s } else { 0 }
+            + if m.rotary { 2 * (lq + lk) * (d / m.heads.max(1)) * s } else { 0 };
         CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained, constants, ..Default::default() }
     }
 }
@@ -303,6 +468,55 @@ mod tests {
         assert_eq!((e.field, e.message.as_str()), (Some("heads"), "heads 3 does not divide the embedding size 16"));
         let e = a.analyze(&[s(&[1, 10, 16]), s(&[1, 20, 8]), s(&[1, 21, 8])]).unwrap_err();
         assert!(e.message.contains("differ in sequence length"), "{}", e.message);
+    }
+
+    #[test]
+    fn llama_3_8b_grouped_query_attention() {
+        // Llama-3-8B self_attn (config.json: hidden 4096, 32 heads, 8 kv heads, no bias):
+        // W_kv = 8·128 = 1,024; params 2·4096² + 2·4096·1024 = 33,554,432 + 8,388,608 = 41,943,040.
+        // On 1×128×4096: projections 128·41,943,040 = 5,368,709,120; scores and context
+        // 2·128·128·4096 = 134,217,728 → 5,502,926,848 MACs.
+        let a = parse::<MultiHeadAttention>("{heads: 32, kv_heads: 8, bias: false, causal: true, rotary: true}").unwrap();
+        let c = a.analyze(&[s(&[1, 128, 4096])]).unwrap();
+        assert_eq!((c.params, c.macs), (41_943_040, 5_502_926_848));
+        assert_eq!(a.param_tensors(&[s(&[1, 128, 4096])]).unwrap(), vec![16_777_216, 4_194_304, 4_194_304, 16_777_216]);
+        // Multi-query with biases, D 8, 2 heads, 1 kv head: W_kv 4; params 64 + 32 + 32 + 64 +
+        // (8 + 4 + 4 + 8) = 216.
+        let c = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1}").unwrap().analyze(&[s(&[1, 3, 8])]).unwrap();
+        assert_eq!(c.params, 216);
+    }
+
+    #[test]
+    fn sliding_window_counts_the_window_only() {
+        // Mistral-7B at 8,192 tokens, window 4,096: scores + context 2·8192·4096·4096 =
+        // 274,877,906,944 instead of 2·8192²·4096 = 549,755,813,888; projections
+        // 8192·(2·4096² + 2·4096·1024) = 343,597,383,680. A window ≥ L changes nothing.
+        let a = parse::<MultiHeadAttention>("{heads: 32, kv_heads: 8, bias: false, causal: true, window: 4096}").unwrap();
+        assert_eq!(a.analyze(&[s(&[1, 8192, 4096])]).unwrap().macs, 343_597_383_680 + 274_877_906_944);
+        let full = parse::<MultiHeadAttention>("{heads: 32, kv_heads: 8, bias: false, causal: true}").unwrap();
+        assert_eq!(a.analyze(&[s(&[1, 128, 4096])]).unwrap().macs, full.analyze(&[s(&[1, 128, 4096])]).unwrap().macs);
+    }
+
+    #[test]
+    fn grouped_rotary_saved_and_errors() {
+        // 1×4×8, 2 heads, 1 kv head (W_kv 4): Q, K, V 32 + 2·16 = 64; repeated K, V 2·32 = 64;
+        // rotary 2·(32 + 16) = 96; probabilities 2·4·4 = 32; context 32.
+        let k = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true}").unwrap();
+        let x = s(&[1, 4, 8]);
+        let news: Vec<u64> = k
+            .saved(std::slice::from_ref(&x), &x)
+            .unwrap()
+            .iter()
+            .filter_map(|s| match s {
+                Saved::New { elements, .. } => Some(*elements),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(news, vec![64, 64, 96, 32, 32]);
+        assert!(parse::<MultiHeadAttention>("{heads: 4, kv_heads: 3}").unwrap_err().to_string().contains("divisor"));
+        assert!(parse::<MultiHeadAttention>("{window: 4}").unwrap_err().to_string().contains("causal"));
+        let e = parse::<MultiHeadAttention>("{heads: 2, rotary: true}").unwrap().analyze(&[s(&[1, 3, 6])]).unwrap_err();
+        assert_eq!(e.field, Some("rotary"));
     }
 
     #[test]

@@ -187,3 +187,85 @@ impl PoolWindow {
         CandleLayer { output: out, peak: pw.max(rw + ph).max(out), retained: tw + th, ..Default::default() }
     }
 }
+
+/// The 2-D form of a 1-D (or 0-D) channel layer's input: `N×C → N×C×1×1`, `N×C×L → N×C×1×L`,
+/// so that `max_pool1d`, `avg_pool1d` and `batch_norm1d` apply their 2-D kind's rules (PyTorch's
+/// own 1-D pools and batch norm run as the 2-D kernels on such a view). Other ranks are
+/// returned unchanged (the 2-D rule then reports the rank error).
+pub fn as_2d(x: &crate::shape::Shape) -> crate::shape::Shape {
+    match x.0.as_slice() {
+        [n, c] => crate::shape::Shape(vec![*n, *c, 1, 1]),
+        [n, c, l] => crate::shape::Shape(vec![*n, *c, 1, *l]),
+        _ => x.clone(),
+    }
+}
+
+/// The 1-D form of a 2-D output for an input of rank `rank` (the inverse of [`as_2d`]).
+pub fn from_2d(y: &crate::shape::Shape, rank: usize) -> crate::shape::Shape {
+    match (rank, y.0.as_slice()) {
+        (2, [n, c, _, _]) => crate::shape::Shape(vec![*n, *c]),
+        (3, [n, c, _, l]) => crate::shape::Shape(vec![*n, *c, *l]),
+        _ => y.clone(),
+    }
+}
+
+/// Build a 1-D layer as its 2-D kind `inner` on the [`as_2d`] view: the input is reshaped to
+/// 2-D (a view of contiguous data), `inner` runs, and its output is reshaped back.
+pub fn build_as_2d(
+    cx: &mut crate::candle::build::Ctx,
+    inner: &dyn crate::candle::build::Build,
+) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+    let x4 = as_2d(&cx.inputs[0]);
+    let o4 = as_2d(cx.output);
+    let out: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
+    let x4d: Vec<usize> = x4.0.iter().map(|&d| d as usize).collect();
+    let inputs = [x4];
+    let mut cx4 = crate::candle::build::Ctx {
+        name: cx.name,
+        inputs: &inputs,
+        output: &o4,
+        dtype: cx.dtype,
+        device: cx.device,
+        trainable: cx.trainable,
+        params: &mut *cx.params,
+        shares: cx.shares,
+    };
+    let layer = inner.build(&mut cx4)?;
+    Ok(Box::new(move |xs: &[candle_core::Tensor], pass| {
+        let x = xs[0].reshape(x4d.as_slice())?;
+        layer.forward(&[x], pass)?.reshape(out.as_slice())
+    }))
+}
+
+/// The candle memory of a 1-D layer built by [`build_as_2d`]: its 2-D kind's rule on the 2-D
+/// view (the reshapes of contiguous data are views: no bytes).
+pub fn memory_as_2d(
+    at: &crate::candle::model::At,
+    inner: &dyn crate::candle::build::Build,
+) -> crate::candle::model::CandleLayer {
+    let inputs = [as_2d(&at.inputs[0])];
+    let o4 = as_2d(at.output);
+    inner.memory(&crate::candle::model::At { inputs: &inputs, output: &o4, ..*at })
+}
+
+/// Read a 1-D pool window (`kernel`, `stride` (= kernel), `padding` (0, ≤ kernel/2),
+/// `dilation` (1, max pool only), `ceil_mode`) as the 2-D window `[1, k]` over the `as_2d` view.
+pub fn parse_1d(f: &crate::spec::fields::Fields, with_dilation: bool) -> Result<PoolWindow, crate::error::SpecError> {
+    let kernel = f.req_pos("kernel")?;
+    let stride = f.pos("stride")?.unwrap_or(kernel);
+    let padding = f.nonneg("padding")?.unwrap_or(0);
+    let dilation = if with_dilation { f.pos("dilation")?.unwrap_or(1) } else { 1 };
+    if padding > kernel / 2 {
+        return Err(f.err(
+            f.loc("padding"),
+            format!("`padding`: expected at most half the kernel ({}), got {padding} (PyTorch's rule)", kernel / 2),
+        ));
+    }
+    Ok(PoolWindow {
+        kernel: [1, kernel],
+        stride: [1, stride],
+        padding: [0, padding],
+        dilation: [1, dilation],
+        ceil_mode: f.bool("ceil_mode")?.unwrap_or(false),
+    })
+}

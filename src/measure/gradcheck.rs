@@ -222,6 +222,47 @@ mod tests {
     }
 
     #[test]
+    fn rms_norm_and_gated_mlp() {
+        ok("[3, 4]", "kind: rms_norm");
+        ok("[2, 3, 4]", "kind: rms_norm, normalized_shape: [3, 4], eps: 0.001");
+        ok("[3, 4]", "kind: rms_norm, elementwise_affine: false");
+        ok("[3, 4]", "kind: gated_mlp, hidden: 6");
+        ok("[5]", "kind: gated_mlp, hidden: 3, out_features: 2, bias: true");
+    }
+
+    #[test]
+    fn mixture_of_experts() {
+        ok("[3, 4]", "kind: mixture_of_experts, experts: 3, top_k: 2, hidden: 5");
+        ok("[4]", "kind: mixture_of_experts, experts: 2, top_k: 1, hidden: 3");
+    }
+
+    #[test]
+    fn one_d_pools_and_batch_norm() {
+        ok("[2, 9]", "kind: max_pool1d, kernel: 3, stride: 2, padding: 1");
+        ok("[2, 9]", "kind: max_pool1d, kernel: 2, dilation: 2, stride: 1, ceil_mode: true");
+        ok("[2, 9]", "kind: avg_pool1d, kernel: 3, stride: 2, padding: 1, count_include_pad: false");
+        ok("[3, 5]", "kind: batch_norm1d");
+        ok("[3]", "kind: batch_norm1d, affine: false");
+        ok("[4, 3, 3]", "kind: group_norm, num_groups: 2");
+        ok("[4, 5]", "kind: group_norm, num_groups: 4, affine: false, eps: 0.01");
+        ok("[2, 3, 2]", "kind: upsample, scale_factor: 2");
+        ok("[2, 3, 2]", "kind: upsample, mode: bilinear, size: [5, 3]");
+        ok("[2, 3, 2]", "kind: upsample, mode: bilinear, scale_factor: [1.5, 2], align_corners: true");
+    }
+
+    #[test]
+    fn recurrent() {
+        // Input [T, I] at batch 2 is N×T×I: batch_first.
+        ok("[3, 4]", "kind: lstm, hidden_size: 3, batch_first: true");
+        ok("[3, 4]", "kind: gru, hidden_size: 3, batch_first: true, num_layers: 2");
+        ok("[3, 4]", "kind: rnn, hidden_size: 3, batch_first: true, bidirectional: true, bias: false");
+        ok("[3, 4]", "kind: rnn, hidden_size: 2, batch_first: true, nonlinearity: relu");
+        // T×N×I (PyTorch's default): the batch axis 2 is N = 2… read as T = 2 steps of N = 3.
+        ok("[3, 4]", "kind: lstm, hidden_size: 2, bidirectional: true, num_layers: 2");
+        ok("[3, 4]", "kind: gru, hidden_size: 2, bidirectional: true");
+    }
+
+    #[test]
     fn shape_kinds() {
         ok("[2, 3, 4]", "kind: reshape, shape: [4, -1]");
         ok("[2, 3, 4]", "kind: permute, dims: [0, 2, 3, 1]");
@@ -249,6 +290,9 @@ mod tests {
     fn multi_head_attention() {
         ok("[4, 6]", "kind: multi_head_attention, heads: 2");
         ok("[4, 6]", "kind: multi_head_attention, heads: 3, causal: true, bias: false");
+        // Grouped-query, multi-query, rotary and a sliding window (issue 14).
+        ok("[5, 8]", "kind: multi_head_attention, heads: 4, kv_heads: 2, rotary: true, causal: true, window: 2");
+        ok("[4, 8]", "kind: multi_head_attention, heads: 2, kv_heads: 1, bias: false, rotary: true, rope_theta: 500");
         // Cross-attention: keys and values of another width (kdim = vdim = 5).
         net(
             "[4, 6]",

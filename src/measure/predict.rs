@@ -1,9 +1,9 @@
-//! Memory predictions beside the measurement: a framework-neutral one (each value its output
-//! bytes, alive from its producer to its last reader) and a candle model that adds what this
-//! runtime really allocates: the tiled-im2col buffers of `conv2d` (cpu_backend/conv2d.rs: an
-//! NHWC copy of the input, the flattened kernel, per tile in flight a column buffer
-//! `C_in·k_h·k_w·T` and a result `C_out·T`), pre-bias tensors, strided-slice copies and pairwise
-//! maxima of the pools, zero-pad copies, dropout masks, and views that cost nothing.
+//! The candle memory model beside the measurement (the framework-neutral prediction is
+//! netstat's memory model, [`crate::memory`]): what this runtime really allocates — the
+//! tiled-im2col buffers of `conv2d` (cpu_backend/conv2d.rs: an NHWC copy of the input, the
+//! flattened kernel, per tile in flight a column buffer `C_in·k_h·k_w·T` and a result
+//! `C_out·T`), pre-bias tensors, strided-slice copies and pairwise maxima of the pools,
+//! zero-pad copies, dropout masks, and views that cost nothing.
 //!
 //! Each kind's rule is its own (the `memory` of [`crate::candle::build::Build`], in its file
 //! beside its builder); this module walks the network with them.
@@ -104,7 +104,7 @@ pub fn input_states(a: &Analysis) -> Vec<Inputs> {
         let mut st = Inputs { tracked: false, contiguous: true };
         for src in &a.graph.inputs[l.index] {
             if let crate::graph::Source::Layer(j) = src {
-                let p = pos_of[j];
+                let p = pos_of[*j];
                 st.tracked |= tracked[p];
                 st.contiguous &= contiguous[p];
             }
@@ -116,57 +116,55 @@ pub fn input_states(a: &Analysis) -> Vec<Inputs> {
     states
 }
 
-/// Per-layer predictions of an inference forward, in execution order.
+/// The candle model's per-layer predictions of an inference forward, in execution order
+/// (bytes above the input and weights). The framework-neutral ones are netstat's memory model's
+/// ([`crate::memory::inference_timeline`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Inference {
-    /// Neutral: live values before the layer + its output.
+    /// Live owned bytes before the layer + the layer's own peak.
     pub peak: Vec<u64>,
-    /// Neutral: live values after the layer and its frees.
+    /// Live owned bytes after the layer and its frees.
     pub held: Vec<u64>,
-    /// Candle: live owned bytes before the layer + the layer's own peak.
-    pub candle_peak: Vec<u64>,
-    /// Candle: live owned bytes after.
-    pub candle_held: Vec<u64>,
 }
 
 /// Execution positions: of each spec layer (by spec index), and of each layer's last reader
 /// (`None` when nothing reads its output) — the schedule the runner frees by.
-fn last_readers(a: &Analysis) -> (std::collections::HashMap<usize, usize>, Vec<Option<usize>>) {
-    let pos_of: std::collections::HashMap<usize, usize> =
-        a.layers.iter().enumerate().map(|(p, l)| (l.index, p)).collect();
+fn last_readers(a: &Analysis) -> (Vec<usize>, Vec<Option<usize>>) {
+    let mut pos_of = vec![usize::MAX; a.spec.layers.len()];
+    for (p, l) in a.layers.iter().enumerate() {
+        pos_of[l.index] = p;
+    }
     let mut last = vec![None::<usize>; a.layers.len()];
     for (pos, l) in a.layers.iter().enumerate() {
         for src in &a.graph.inputs[l.index] {
             if let crate::graph::Source::Layer(j) = src {
-                last[pos_of[j]] = Some(pos);
+                last[pos_of[*j]] = Some(pos);
             }
         }
     }
     (pos_of, last)
 }
 
-/// Walk the liveness schedule of `a` (the one the runner frees by) and predict every layer's
-/// inference peak and held bytes. The network input is outside (the caller keeps it).
+/// Walk the liveness schedule of `a` (the one the runner frees by) with each kind's candle
+/// memory rule and predict every layer's inference peak and held bytes. The network input is
+/// outside (the caller keeps it). A running total keeps the walk linear in layers.
 pub fn inference(a: &Analysis, threads: u64) -> Inference {
     let (pos_of, last) = last_readers(a);
     let n = a.layers.len();
-    let mut live_neutral = vec![0u64; n];
-    let mut live_candle = vec![0u64; n];
-    let mut r = Inference::default();
+    let mut live = vec![0u64; n];
+    let mut total = 0u64;
+    let mut r = Inference { peak: Vec::with_capacity(n), held: Vec::with_capacity(n) };
     let states = input_states(a);
     for (pos, l) in a.layers.iter().enumerate() {
         let c = candle_layer(a, l, threads, false, states[pos]);
-        let before_n: u64 = live_neutral.iter().sum();
-        let before_c: u64 = live_candle.iter().sum();
-        r.peak.push(before_n + l.activation_bytes);
-        r.candle_peak.push(before_c + c.peak);
-        live_neutral[pos] = l.activation_bytes;
-        live_candle[pos] = c.output;
+        r.peak.push(total.saturating_add(c.peak));
+        live[pos] = c.output;
+        total = total.saturating_add(c.output);
         // A view takes over its input's storage when that input dies here.
         let mut frees = Vec::new();
         for src in &a.graph.inputs[l.index] {
             if let crate::graph::Source::Layer(j) = src {
-                let p = pos_of[j];
+                let p = pos_of[*j];
                 if last[p] == Some(pos) {
                     frees.push(p);
                 }
@@ -174,20 +172,16 @@ pub fn inference(a: &Analysis, threads: u64) -> Inference {
         }
         if c.output == 0 {
             for &p in &frees {
-                live_candle[pos] += live_candle[p];
-                live_candle[p] = 0;
+                live[pos] += std::mem::take(&mut live[p]);
             }
         }
         for p in frees {
-            live_neutral[p] = 0;
-            live_candle[p] = 0;
+            total -= std::mem::take(&mut live[p]);
         }
         if last[pos].is_none() && pos + 1 != n {
-            live_neutral[pos] = 0;
-            live_candle[pos] = 0;
+            total -= std::mem::take(&mut live[pos]);
         }
-        r.held.push(live_neutral.iter().sum());
-        r.candle_held.push(live_candle.iter().sum());
+        r.held.push(total);
     }
     r
 }
@@ -217,7 +211,7 @@ pub fn retained(a: &Analysis, threads: u64) -> (Vec<u64>, u64) {
             let mut seen = Vec::new();
             for src in &a.graph.inputs[l.index] {
                 if let crate::graph::Source::Layer(j) = src {
-                    let p = pos_of[j];
+                    let p = pos_of[*j];
                     if last[p] == Some(pos) && !seen.contains(&p) && (untracked || !live[*j]) {
                         seen.push(p);
                         freed += own[p];

@@ -8,6 +8,7 @@ use super::predict;
 use super::result::{GpuMeasured, MeasureInfo, Measured, MeasuredLayer, NvmlBytes, Stage, Timing};
 use crate::analysis::Analysis;
 use crate::candle::build::Pass;
+use crate::memory::Phase;
 use anyhow::Context as _;
 use candle_core::{DType, Tensor};
 use std::time::Instant;
@@ -72,6 +73,10 @@ pub enum MeasureError {
     /// error, exit code 2; `--force` runs anyway).
     #[error("{0}")]
     DoesNotFit(String),
+    /// The predicted peak exceeds the machine's whole memory (MemTotal, or the GPU's total):
+    /// refused even with `--force`, since the allocation would abort the process (exit code 2).
+    #[error("{0}")]
+    ExceedsMachine(String),
     /// A run measure cannot do as asked, refused before anything is built (exit code 2): an
     /// element type candle's kernels here do not run.
     #[error("{0}")]
@@ -96,8 +101,19 @@ impl From<candle_core::Error> for MeasureError {
 
 /// MemAvailable from /proc/meminfo, in bytes (None where unreadable).
 pub fn mem_available() -> Option<u64> {
+    meminfo("MemAvailable:")
+}
+
+/// MemTotal from /proc/meminfo (the machine's physical memory), in bytes (None where
+/// unreadable).
+pub fn mem_total() -> Option<u64> {
+    meminfo("MemTotal:")
+}
+
+/// A `/proc/meminfo` field (`NAME:`, in kB there), in bytes.
+fn meminfo(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
 }
@@ -115,7 +131,8 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-/// Predicted bytes of a run, by stage, from the candle model (and the neutral one).
+/// Predicted bytes of a run, by stage: the candle model's, and the framework-neutral
+/// inference figures of netstat's memory model ([`crate::memory::inference_timeline`]).
 #[derive(Debug, Clone, Default)]
 struct Plan {
     input: u64,
@@ -132,11 +149,27 @@ struct Plan {
     /// Net bytes the training forward leaves live (frees on an untracked prefix counted).
     retained_total: u64,
     loss: u64,
+    /// Candle model, per layer of an inference forward.
     infer: predict::Inference,
+    /// Memory model, inference: the network input (its `input` row).
+    neutral_input: u64,
+    /// Memory model, inference: input + weights (its `weights` row), the line per-layer
+    /// figures are measured from.
+    neutral_weights: u64,
+    /// Memory model, inference: live bytes after the last layer.
+    neutral_forward: u64,
+    /// Memory model, inference, per layer (execution order): bytes at the layer's worst
+    /// moment, above `neutral_weights`.
+    neutral_peak: Vec<u64>,
+    /// Memory model, inference, per layer: bytes live after the layer and its frees, above
+    /// `neutral_weights`.
+    neutral_held: Vec<u64>,
 }
 
 impl Plan {
-    fn new(a: &Analysis, s: &Settings, threads: u64) -> Plan {
+    /// `timeline`: the memory model's inference rows ([`crate::memory::inference_timeline`]:
+    /// input, weights, then one per layer in execution order).
+    fn new(a: &Analysis, s: &Settings, threads: u64, timeline: &[crate::memory::Stage]) -> Plan {
         let ds = a.spec.dtype.size();
         let weights = a.totals.params * ds;
         let trainable = a.layers.iter().filter(|l| a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
@@ -145,6 +178,9 @@ impl Plan {
             a.layers.iter().filter(|l| live[l.index] && a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
         let out = &a.layers.last().map(|l| l.output.0.clone()).unwrap_or_default();
         let (retained, retained_total) = predict::retained(a, threads);
+        let row = |phase| timeline.iter().find(|r| r.phase == phase).map_or(0, |r| r.live_bytes);
+        let (neutral_input, neutral_weights) = (row(Phase::Data), row(Phase::Weights));
+        let layers: Vec<&crate::memory::Stage> = timeline.iter().filter(|r| r.phase == Phase::Forward).collect();
         Plan {
             input: a.totals.input_bytes,
             weights,
@@ -155,24 +191,34 @@ impl Plan {
             retained_total,
             loss: predict::loss_bytes(out, ds),
             infer: predict::inference(a, threads),
+            neutral_input,
+            neutral_weights,
+            neutral_forward: layers.last().map_or(neutral_weights, |r| r.live_bytes),
+            neutral_peak: layers.iter().map(|r| r.peak_bytes.saturating_sub(neutral_weights)).collect(),
+            neutral_held: layers.iter().map(|r| r.live_bytes.saturating_sub(neutral_weights)).collect(),
         }
     }
     fn retained_total(&self) -> u64 {
         self.retained_total
     }
-    /// Candle-model peak of the whole run above the process baseline.
+    /// Candle-model peak of the whole run above the process baseline (saturating: a hostile
+    /// size reads as u64::MAX, which no budget holds).
     fn peak(&self, train: bool) -> u64 {
-        let base = self.input + self.weights + self.constants + self.opt_state;
+        let sum = |v: &[u64]| v.iter().fold(0u64, |s, &x| s.saturating_add(x));
+        let base = sum(&[self.input, self.weights, self.constants, self.opt_state]);
         if train {
             // Backward: the graph, the gradients being accumulated (≈ 2 × their bytes: the
-            // store and one zeros_like + add in flight) and the largest activation
-            // gradient pair.
-            base + self.retained_total()
-                + self.loss
-                + 2 * self.grads
-                + 2 * self.infer.peak.iter().max().copied().unwrap_or(0)
+            // store and one zeros_like + add in flight) and the largest activation gradient
+            // pair (twice the memory model's largest inference activations).
+            sum(&[
+                base,
+                self.retained_total(),
+                self.loss,
+                self.grads.saturating_mul(2),
+                self.neutral_peak.iter().max().copied().unwrap_or(0).saturating_mul(2),
+            ])
         } else {
-            base + self.infer.candle_peak.iter().max().copied().unwrap_or(0)
+            base.saturating_add(self.infer.peak.iter().max().copied().unwrap_or(0))
         }
     }
 }
@@ -203,7 +249,6 @@ struct Neutral {
 
 impl Neutral {
     fn new(a: &Analysis, m: &crate::memory::Memory) -> Neutral {
-        use crate::memory::Phase;
         // The model allocates optimizer state lazily at the first step (as PyTorch does);
         // candle's optimizers allocate it when built, before the first forward.
         let state = m.optimizer_state_bytes;
@@ -334,17 +379,30 @@ fn element_type(a: &Analysis, s: &Settings) -> Result<DType, MeasureError> {
 }
 
 /// The memory a run may use and what it is called: device memory free on a GPU, MemAvailable
-/// on the CPU (`None` where unknown).
+/// on the CPU; and the machine's whole memory, the GPU's total or MemTotal (`None` where
+/// unknown).
 struct Budget {
     avail: Option<u64>,
     what: String,
+    total: Option<u64>,
+    total_what: String,
 }
 
 impl Budget {
     fn of(gpu: Option<&super::result::GpuRun>) -> Budget {
         match gpu {
-            Some(g) => Budget { avail: Some(g.memory_free_bytes), what: format!("free on {}", g.device) },
-            None => Budget { avail: mem_available(), what: "MemAvailable".to_string() },
+            Some(g) => Budget {
+                avail: Some(g.memory_free_bytes),
+                what: format!("free on {}", g.device),
+                total: Some(g.memory_total_bytes),
+                total_what: format!("the total of {}", g.device),
+            },
+            None => Budget {
+                avail: mem_available(),
+                what: "MemAvailable".to_string(),
+                total: mem_total(),
+                total_what: "MemTotal, the machine's physical memory".to_string(),
+            },
         }
     }
 }
@@ -357,7 +415,9 @@ impl Budget {
 /// hint's batch splits the peak into the model's fixed part (weights, and in training
 /// gradients and optimizer state) and a per-sample part that scales with the batch.
 ///
-/// Errors: [`MeasureError::DoesNotFit`] unless `--force`.
+/// Errors: [`MeasureError::ExceedsMachine`] when the peak exceeds the machine's whole memory
+/// (even with `--force`: the allocation would abort the process); else
+/// [`MeasureError::DoesNotFit`] unless `--force`.
 fn preflight(
     a: &Analysis,
     s: &Settings,
@@ -367,25 +427,43 @@ fn preflight(
 ) -> Result<(), MeasureError> {
     let model_peak = if s.train { m.training_peak_bytes } else { m.inference_peak_bytes };
     let predicted_peak = model_peak.max(plan.peak(s.train));
-    let Some(avail) = budget.avail else { return Ok(()) };
-    if predicted_peak <= avail || s.force {
-        return Ok(());
-    }
-    let fixed = m.weight_bytes().saturating_add(if s.train {
-        m.gradient_bytes.saturating_add(m.optimizer_state_bytes)
-    } else {
-        0
+    let over_machine = budget.total.filter(|&t| predicted_peak > t).map(|total| {
+        format!(
+            "{} exceeds the machine's memory {} ({})",
+            crate::report::units::bytes(predicted_peak),
+            crate::report::units::bytes(total),
+            budget.total_what
+        )
     });
-    let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
-    let fits = avail.saturating_sub(fixed).checked_div(per_sample).unwrap_or(0);
-    let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
-    Err(MeasureError::DoesNotFit(format!(
-        "{}: predicted peak {} exceeds memory available {} ({}); {hint}, or pass --force",
-        a.spec.file,
-        crate::report::units::bytes(predicted_peak),
-        crate::report::units::bytes(avail),
-        budget.what
-    )))
+    let over_avail = budget.avail.filter(|&avail| predicted_peak > avail);
+    match (over_avail, &over_machine) {
+        (Some(avail), _) if !s.force => {
+            let fixed = m.weight_bytes().saturating_add(if s.train {
+                m.gradient_bytes.saturating_add(m.optimizer_state_bytes)
+            } else {
+                0
+            });
+            let per_sample = predicted_peak.saturating_sub(fixed) / a.spec.batch.max(1);
+            let fits = avail.saturating_sub(fixed).checked_div(per_sample).unwrap_or(0);
+            let hint = if fits >= 1 { format!("--batch {fits} should fit") } else { "no batch fits".to_string() };
+            let force = match &over_machine {
+                Some(_) => " (--force cannot run it: it exceeds the machine's memory too)",
+                None => ", or pass --force",
+            };
+            Err(MeasureError::DoesNotFit(format!(
+                "{}: predicted peak {} exceeds memory available {} ({}); {hint}{force}",
+                a.spec.file,
+                crate::report::units::bytes(predicted_peak),
+                crate::report::units::bytes(avail),
+                budget.what
+            )))
+        }
+        (_, Some(over)) => Err(MeasureError::ExceedsMachine(format!(
+            "{}: predicted peak {over}: it cannot run here, even with --force",
+            a.spec.file
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// What every run shares once the network is built: the device, its meter, the input and the
@@ -449,11 +527,11 @@ fn setup(a: &Analysis, s: &Settings, dtype: DType, opened: device::Opened, plan:
     let nv_weights = gpu.as_ref().map(|g| g.nvml_bytes());
     let m = |v: u64| counted.then_some(v);
     Ok(Setup {
-        input_stage: stage("input", m(live_input), plan.input, plan.input, nv_input),
+        input_stage: stage("input", m(live_input), plan.neutral_input, plan.input, nv_input),
         weights_stage: stage(
             "weights",
             m(live_weights),
-            plan.input + plan.weights,
+            plan.neutral_weights,
             plan.input + plan.weights + plan.constants,
             nv_weights,
         ),
@@ -492,7 +570,7 @@ fn inference(
     layers: &mut [MeasuredLayer],
     pass_ms: &mut Vec<f64>,
 ) -> anyhow::Result<InferenceStages> {
-    let RunCtx { a, s, plan, su, bar } = *cx;
+    let RunCtx { s, plan, su, bar, .. } = *cx;
     let (meter, net, input) = (&su.meter, &su.net, &su.input);
     let pass = Pass { train: false, step: 0 };
     let before_warmup = meter.live();
@@ -540,18 +618,17 @@ fn inference(
         l.peak_bytes = su.counted(rec.peak[pos]);
         l.held_bytes = su.counted(held[pos]);
     }
-    let output_bytes = a.layers.last().map(|l| l.activation_bytes).unwrap_or(0);
     Ok(InferenceStages {
         caches: stage("warm-up caches", su.counted(caches), 0, 0, nv_caches),
         forward: Stage {
             stage: "forward".into(),
             live_bytes: su.counted(fwd_live),
             peak_bytes: su.counted(fwd_peak),
-            predicted_bytes: plan.input + plan.weights + output_bytes,
+            predicted_bytes: plan.neutral_forward,
             predicted_candle_bytes: plan.input
                 + plan.weights
                 + plan.constants
-                + plan.infer.candle_held.last().copied().unwrap_or(0),
+                + plan.infer.held.last().copied().unwrap_or(0),
             predicted_candle_peak_bytes: Some(plan.peak(false)),
             nvml: nv_fwd,
         },
@@ -719,8 +796,37 @@ fn training(
     })
 }
 
-/// Run the measurement of `a` (already analysed) as `s` asks: the element type and the
-/// device, the preflight, the build (stages `input`, `weights`), then the inference or
+/// A run ready for its first pass: the predictions made, the preflight passed, the device
+/// opened and the network built (stages `input` and `weights` measured).
+pub struct Prepared {
+    plan: Plan,
+    budget: Budget,
+    threads: usize,
+    neutral: Option<Neutral>,
+    su: Setup,
+}
+
+/// Everything [`measure`] does before the first pass: the element type and the device, the
+/// predictions (netstat's memory model and the candle model), the preflight and the build.
+/// Linear in layers (benches/analysis.rs, group `scaling`, `measure_plan`).
+///
+/// Errors: as [`measure`], but a run that fails only while running.
+pub fn prepare(a: &Analysis, s: &Settings) -> Result<Prepared, MeasureError> {
+    let dtype = element_type(a, s)?;
+    let opened = device::open(s.device)?;
+    let threads = candle_core::utils::get_num_threads();
+    let options = memory_options(s);
+    let memory = crate::memory::model(a, &options)?;
+    let plan = Plan::new(a, s, threads as u64, &crate::memory::inference_timeline(a, &options)?);
+    let budget = Budget::of(opened.gpu.as_ref());
+    preflight(a, s, &plan, &memory, &budget)?;
+    let neutral = s.train.then(|| Neutral::new(a, &memory));
+    let su = setup(a, s, dtype, opened, &plan)?;
+    Ok(Prepared { plan, budget, threads, neutral, su })
+}
+
+/// Run the measurement of `a` (already analysed) as `s` asks: [`prepare`] (the element type
+/// and the device, the preflight, the build: stages `input`, `weights`), then the inference or
 /// training stages, and the per-layer times and predictions assembled into a [`Measured`].
 ///
 /// Errors: [`MeasureError`]: an element type other than f32 or f64, a device that cannot be
@@ -728,17 +834,9 @@ fn training(
 /// refuses, or a run that fails (candle cannot build or run a layer; a parameter count,
 /// output shape or missing gradient that disagrees with the analysis, naming the layer).
 pub fn measure(a: &Analysis, s: &Settings) -> Result<Measured, MeasureError> {
-    let dtype = element_type(a, s)?;
-    let opened = device::open(s.device)?;
-    let threads = candle_core::utils::get_num_threads();
-    let plan = Plan::new(a, s, threads as u64);
-    let budget = Budget::of(opened.gpu.as_ref());
-    let memory = crate::memory::model(a, &memory_options(s))?;
-    preflight(a, s, &plan, &memory, &budget)?;
-    let neutral = s.train.then(|| Neutral::new(a, &memory));
+    let Prepared { plan, budget, threads, neutral, su } = prepare(a, s)?;
     let n = a.layers.len();
     let bar = progress(s, n);
-    let su = setup(a, s, dtype, opened, &plan)?;
     let mut rec = Recorder::new(n, s.iters as usize, s.fake_timings, &su.meter);
     let mut pass_ms = Vec::with_capacity(s.iters as usize);
     let mut layers: Vec<MeasuredLayer> = a
@@ -788,9 +886,9 @@ fn assemble(
         }
         l.gflops_per_s = (la.macs > 0 && l.forward.time_ms_median > 0.0)
             .then(|| 2.0 * la.macs as f64 / (l.forward.time_ms_median * 1e6));
-        l.predicted_peak_bytes = plan.infer.peak[pos];
-        l.predicted_candle_peak_bytes = plan.infer.candle_peak[pos];
-        l.predicted_held_bytes = plan.infer.held[pos];
+        l.predicted_peak_bytes = plan.neutral_peak[pos];
+        l.predicted_candle_peak_bytes = plan.infer.peak[pos];
+        l.predicted_held_bytes = plan.neutral_held[pos];
     }
     let pass = if s.fake_timings {
         let f: f64 = a.layers.iter().map(|l| fake_ms(l.macs)).sum();

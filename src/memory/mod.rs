@@ -551,10 +551,7 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
     let z = Sizes::new(a, o).map_err(at_input)?;
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
-    let inf_schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
-    let inf_weights = add(w.param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
-    let inf = inference::walk(a, &inf_schedule, &z, add(data.input_bytes, inf_weights, "live").map_err(at_input)?)
-        .map_err(at_input)?;
+    let (inf, _) = inference_pass(a, o, &z, &data, &w, false)?;
     let tr_schedule = Schedule::new(a, Mode::Training, data.loss_input).map_err(at_input)?;
     let tr = training::walk(a, &tr_schedule, &z, &data, &w)?;
     let is_adam = matches!(o.optimizer, Optimizer::Adam | Optimizer::Adamw);
@@ -590,6 +587,49 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
         exchanging_layers: z.split.exchanging_names(a),
         timeline: tr.timeline,
     })
+}
+
+/// The inference pass: its schedule walked from input + weights (the weight dtype's buffers).
+/// With `record`, the walk keeps each layer's row. Returns the walk and the bytes it starts
+/// from.
+fn inference_pass(
+    a: &Analysis,
+    o: &Options,
+    z: &Sizes,
+    data: &Data,
+    w: &Weights,
+    record: bool,
+) -> Result<(inference::Inference, u64), crate::error::SpecError> {
+    let spec = &a.spec;
+    let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
+    let schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
+    let weights = add(w.param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
+    let start = add(data.input_bytes, weights, "live").map_err(at_input)?;
+    Ok((inference::walk(a, &schedule, z, start, record).map_err(at_input)?, start))
+}
+
+/// The inference forward of `a` under `o`, stage by stage, from the same walk as
+/// [`Memory::inference_peak_bytes`]: a [`Phase::Data`] row (`input`: the network input), a
+/// [`Phase::Weights`] row (input + parameters + buffers in the weight dtype), then one
+/// [`Phase::Forward`] row per layer in execution order with the live bytes after the layer (its
+/// frees done) and at its worst moment (its output allocated). The largest `peak_bytes` (or the
+/// weights row when no layer allocates) is `inference_peak_bytes`. Bytes; one device's share
+/// when `o.devices` > 1.
+///
+/// Errors: as [`model`].
+pub fn inference_timeline(a: &Analysis, o: &Options) -> Result<Vec<Stage>, crate::error::SpecError> {
+    let spec = &a.spec;
+    let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
+    let z = Sizes::new(a, o).map_err(at_input)?;
+    let data = Data::new(a, o, z.act)?;
+    let w = Weights::new(a, o, &z).map_err(at_input)?;
+    let (inf, start) = inference_pass(a, o, &z, &data, &w, true)?;
+    let mut rows = Vec::with_capacity(inf.layers.len() + 2);
+    let row = |phase, name: &str, b| Stage { phase, name: name.into(), live_bytes: b, peak_bytes: b };
+    rows.push(row(Phase::Data, "input", data.input_bytes));
+    rows.push(row(Phase::Weights, "weights", start));
+    rows.extend(inf.layers);
+    Ok(rows)
 }
 
 /// A peer tool whose memory figure netstat can show beside its own (`--memory-convention`).
@@ -628,13 +668,13 @@ pub fn conventions(a: &Analysis) -> Result<Conventions, crate::error::SpecError>
     for l in &a.layers {
         let k = &a.spec.layers[l.index].kind;
         if l.params > 0 || l.shares.is_some() {
-            ti = add(ti, l.activation_bytes, "bytes").map_err(err)?;
+            ti = add(ti, l.output_bytes, "bytes").map_err(err)?;
         }
         if k.name() != "flatten" {
-            ts = add(ts, l.activation_bytes, "bytes").map_err(err)?;
+            ts = add(ts, l.output_bytes, "bytes").map_err(err)?;
         }
         if !k.op().aliases_input(false) {
-            cb = add(cb, l.activation_bytes, "bytes").map_err(err)?;
+            cb = add(cb, l.output_bytes, "bytes").map_err(err)?;
         }
     }
     Ok(Conventions {
@@ -654,8 +694,15 @@ pub fn at_batch(spec: &crate::spec::Spec, batch: u64, o: &Options) -> Result<Mem
 /// The largest batch whose training peak fits in `budget` bytes, with its figures; `None` if
 /// batch 1 does not fit. Batches are searched up to `dataset.rows` when the spec has it, else
 /// up to 2⁴⁰; a batch whose byte counts overflow does not fit. The training peak never
-/// decreases with the batch (every tensor but the weights grows with it), so a binary search
-/// between a fitting and a non-fitting batch finds the boundary.
+/// decreases with the batch (every tensor but the weights grows with it).
+///
+/// A constant number of re-analyses, whatever the batch found: every stage of the training
+/// timeline is affine in the batch (weights fixed, activations, data and gradients of
+/// activations ∝ batch), so the figures at batches 1 and 2 give each stage's
+/// `peak(b) = c + k·b`, hence the largest `b` under the budget; that batch is then checked
+/// (it fits, the next does not, both on the lines). A spec whose stages are not affine (a
+/// device split's rounding) falls back to the binary search ([`search`]), which returns the
+/// same batch with O(log b) re-analyses.
 ///
 /// Errors: the spec does not analyse at batch 1.
 pub fn fit(spec: &crate::spec::Spec, budget: u64, o: &Options) -> Result<Option<Memory>, crate::error::SpecError> {
@@ -664,6 +711,70 @@ pub fn fit(spec: &crate::spec::Spec, budget: u64, o: &Options) -> Result<Option<
         return Ok(None);
     }
     let cap = spec.dataset_rows.unwrap_or(1 << 40);
+    match affine_fit(spec, budget, o, &first, cap) {
+        Some(m) => Ok(Some(m)),
+        None => Ok(Some(search(spec, budget, o, first, cap))),
+    }
+}
+
+/// The stage peaks of a training timeline, when they account for the training peak.
+fn stage_peaks(m: &Memory) -> Option<Vec<u64>> {
+    let peaks: Vec<u64> = m.timeline.iter().map(|s| s.peak_bytes).collect();
+    (peaks.iter().max() == Some(&m.training_peak_bytes)).then_some(peaks)
+}
+
+/// [`fit`] by the lines through batches 1 and 2; `None` when the stages are not affine (or
+/// the batch found does not check), for the search to decide. `first`: the figures at batch 1,
+/// which fit.
+fn affine_fit(spec: &crate::spec::Spec, budget: u64, o: &Options, first: &Memory, cap: u64) -> Option<Memory> {
+    if cap < 2 {
+        return Some(first.clone());
+    }
+    let second = at_batch(spec, 2, o).ok()?;
+    let (p1, p2) = (stage_peaks(first)?, stage_peaks(&second)?);
+    let same_stages = first.timeline.len() == second.timeline.len()
+        && first.timeline.iter().zip(&second.timeline).all(|(a, b)| a.phase == b.phase && a.name == b.name);
+    if !same_stages {
+        return None;
+    }
+    // Each stage's line: peak(b) = c + k·b, k ≥ 0 (in i128: no overflow at any u64 batch).
+    let lines: Vec<(i128, i128)> =
+        p1.iter().zip(&p2).map(|(&a, &b)| (2 * a as i128 - b as i128, b as i128 - a as i128)).collect();
+    if lines.iter().any(|&(_, k)| k < 0) {
+        return None;
+    }
+    let on_lines = |m: &Memory, b: u64| {
+        stage_peaks(m).is_some_and(|p| {
+            p.len() == lines.len() && p.iter().zip(&lines).all(|(&v, &(c, k))| v as i128 == c + k * b as i128)
+        })
+    };
+    // The largest batch under every line (batch 1 fits, so each bound is ≥ 1).
+    let budget = budget as i128;
+    let best = lines
+        .iter()
+        .filter(|&&(_, k)| k > 0)
+        .map(|&(c, k)| (budget - c).div_euclid(k))
+        .min()
+        .map_or(cap, |b| u64::try_from(b).unwrap_or(u64::MAX).min(cap));
+    let fits = |m: &Memory| m.training_peak_bytes as i128 <= budget;
+    let at_best = if best == 1 { first.clone() } else { at_batch(spec, best, o).ok()? };
+    if !fits(&at_best) || !on_lines(&at_best, best) {
+        return None;
+    }
+    if best < cap {
+        // The next batch must not fit: over budget on its lines, or too large to count.
+        if let Ok(next) = at_batch(spec, best + 1, o) {
+            if fits(&next) || !on_lines(&next, best + 1) {
+                return None;
+            }
+        }
+    }
+    Some(at_best)
+}
+
+/// [`fit`] by doubling, then bisecting between a fitting and a non-fitting batch: O(log b)
+/// re-analyses. `first`: the figures at batch 1, which fit.
+fn search(spec: &crate::spec::Spec, budget: u64, o: &Options, first: Memory, cap: u64) -> Memory {
     let fits = |b: u64| at_batch(spec, b, o).ok().filter(|m| m.training_peak_bytes <= budget);
     let (mut lo, mut best) = (1u64, first);
     let mut hi = None;
@@ -683,7 +794,7 @@ pub fn fit(spec: &crate::spec::Spec, budget: u64, o: &Options) -> Result<Option<
     }
     let mut hi = match hi {
         Some(h) => h,
-        None if lo == cap => return Ok(Some(best)),
+        None if lo == cap => return best,
         None => cap + 1,
     };
     // Invariant: lo fits, hi does not (or is past the cap).
@@ -697,7 +808,7 @@ pub fn fit(spec: &crate::spec::Spec, budget: u64, o: &Options) -> Result<Option<
             None => hi = mid,
         }
     }
-    Ok(Some(best))
+    best
 }
 
 /// Parse a byte size: `3GiB`, `3 GiB`, `3GB`, `3000000000`, `512MiB`, `1.5GiB` (IEC units are

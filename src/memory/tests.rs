@@ -377,3 +377,91 @@ fn num_batches_tracked_is_a_buffer() {
     let off = y.replace("batch_norm2d}", "batch_norm2d, track_running_stats: false}");
     assert_eq!(mem(&off, SGD).buffer_bytes, 0);
 }
+
+#[test]
+fn the_inference_timeline_is_the_walk_of_the_inference_peak() {
+    // Same walk, two readings: the largest row peak is `inference_peak_bytes`, reached at
+    // `inference_peak_layer`; the weights row is input + params + buffers. Every spec of the
+    // zoo, with and without eager references and split over devices.
+    for path in ["specs/resnet18.yaml", "specs/mobilenet_v2.yaml", "specs/vit_b_16.yaml", "specs/mlp-seed.yaml"] {
+        let spec = crate::spec::load(&format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let a = analyze(spec).unwrap();
+        for o in [
+            Options::DEFAULT,
+            Options { eager_references: true, ..Options::DEFAULT },
+            Options { devices: 2, ..Options::DEFAULT },
+        ] {
+            let m = model(&a, &o).unwrap();
+            let t = inference_timeline(&a, &o).unwrap();
+            assert_eq!(t.len(), a.layers.len() + 2, "{path}");
+            assert_eq!((t[0].phase, t[0].live_bytes), (Phase::Data, m.input_bytes), "{path}");
+            assert_eq!(t[1].live_bytes, m.input_bytes + m.param_bytes + m.buffer_bytes, "{path}");
+            let most = t.iter().map(|r| r.peak_bytes).max().unwrap();
+            assert_eq!(most, m.inference_peak_bytes, "{path} {o:?}");
+            // The first row to reach it (repeated blocks tie).
+            let top = t.iter().find(|r| r.peak_bytes == most).unwrap();
+            assert_eq!(top.name, m.inference_peak_layer, "{path} {o:?}");
+            for (r, l) in t[2..].iter().zip(&a.layers) {
+                assert_eq!(r.name, a.spec.layers[l.index].id.name);
+                assert!(r.live_bytes <= r.peak_bytes);
+            }
+        }
+    }
+}
+
+mod fit_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small random MLP: `dims` hidden widths, each linear followed by a relu (in place or
+    /// not) or a dropout, with a cross-entropy loss or none, `rows` dataset rows or none.
+    fn spec(input: u64, dims: &[(u64, u8)], loss: bool, rows: Option<u64>) -> crate::spec::Spec {
+        let mut y = format!("name: p\ninput: [{input}]\n");
+        if let Some(r) = rows {
+            y += &format!("dataset: {{rows: {r}}}\n");
+        }
+        if loss {
+            y += "loss: {kind: cross_entropy}\n";
+        }
+        y += "layers:\n";
+        for (i, &(d, act)) in dims.iter().enumerate() {
+            y += &format!("  - {{name: fc{i}, kind: linear, out_features: {d}}}\n");
+            y += &match act {
+                0 => format!("  - {{name: a{i}, kind: relu}}\n"),
+                1 => format!("  - {{name: a{i}, kind: relu, inplace: true}}\n"),
+                _ => format!("  - {{name: a{i}, kind: dropout, p: 0.5}}\n"),
+            };
+        }
+        parse_bytes("p.yaml", y.as_bytes()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The affine fit returns exactly what the binary search returns (the search is kept
+        /// as the fallback and as this test's reference), on every optimizer, with mixed
+        /// precision, a device split (whose rounding is not affine: the fallback) and a
+        /// dataset cap, for budgets from below batch 1's peak to far above it.
+        #[test]
+        fn the_affine_fit_equals_the_binary_search(
+            input in 1u64..40,
+            dims in proptest::collection::vec((1u64..40, 0u8..3), 1..5),
+            loss: bool,
+            rows in proptest::option::of(1u64..5000),
+            opt in 0usize..4,
+            amp: bool,
+            devices in 1u64..4,
+            scale in 0.5f64..5000.0,
+        ) {
+            let s = spec(input, &dims, loss, rows);
+            let optimizer = [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam, Optimizer::Adamw][opt];
+            let o = Options { optimizer, amp: amp.then_some(Amp::Bf16), devices, ..Options::DEFAULT };
+            let Ok(first) = at_batch(&s, 1, &o) else { return Ok(()) };
+            let budget = (first.training_peak_bytes as f64 * scale) as u64;
+            let got = fit(&s, budget, &o).unwrap();
+            let cap = s.dataset_rows.unwrap_or(1 << 40);
+            let want = (first.training_peak_bytes <= budget).then(|| search(&s, budget, &o, first, cap));
+            prop_assert_eq!(got, want);
+        }
+    }
+}

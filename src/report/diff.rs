@@ -6,7 +6,7 @@
 //! side and counts as 0 in the difference. Δ = B − A.
 
 use super::grid::Grid;
-use super::units::count;
+use super::units::{bytes, count, si, signed_percent};
 use super::{Format, LayerRow, Report, SpecInfo, TotalsRow, SCHEMA_VERSION};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -81,6 +81,24 @@ pub struct DiffReport {
     pub layers: Vec<DiffRow>,
     /// Totals.
     pub totals: DiffTotals,
+    /// The spec files of A and B, for the header (not in JSON: `a` and `b` describe the specs).
+    #[serde(skip)]
+    pub files: Option<(String, String)>,
+    /// `--changed-only`: write only the layers that differ ([`DiffRow::changed`]); totals and
+    /// the summary still count every layer.
+    #[serde(skip)]
+    pub changed_only: bool,
+}
+
+impl DiffRow {
+    /// Whether the layer's params, MACs or output bytes differ, or it is in one spec only.
+    pub fn changed(&self) -> bool {
+        self.params.delta != 0
+            || self.macs.delta != 0
+            || self.output_bytes.delta != 0
+            || self.kind_a.is_none()
+            || self.kind_b.is_none()
+    }
 }
 
 /// A pair of aligned rows: A's layer, B's layer of the same name (either may be missing).
@@ -145,25 +163,36 @@ impl DiffReport {
                 inference_peak_bytes: mem(|m| m.inference_peak_bytes),
                 training_peak_bytes: mem(|m| m.training_peak_bytes),
             },
+            files: None,
+            changed_only: false,
         }
+    }
+
+    /// The report with the spec files named in its header.
+    pub fn with_files(mut self, a: &str, b: &str) -> DiffReport {
+        self.files = Some((a.to_owned(), b.to_owned()));
+        self
+    }
+
+    /// The report writing only the layers that differ (`--changed-only`).
+    pub fn with_changed_only(mut self, on: bool) -> DiffReport {
+        self.changed_only = on;
+        self
+    }
+
+    /// The rows written: every layer, or with `--changed-only` those that differ.
+    fn shown(&self) -> impl Iterator<Item = &DiffRow> {
+        self.layers.iter().filter(move |r| !self.changed_only || r.changed())
     }
 
     /// Layers whose params, MACs or output bytes differ (or that are in one spec only).
     pub fn changed(&self) -> usize {
-        self.layers
-            .iter()
-            .filter(|r| {
-                r.params.delta != 0
-                    || r.macs.delta != 0
-                    || r.output_bytes.delta != 0
-                    || r.kind_a.is_none()
-                    || r.kind_b.is_none()
-            })
-            .count()
+        self.layers.iter().filter(|r| r.changed()).count()
     }
 
-    /// The table of `human` (thousands separators, signed Δ) or raw cells (CSV: kind_a and
-    /// kind_b apart, empty where a layer is absent).
+    /// The table of `human` cells (params with thousands separators, MACs in K/M/G, output
+    /// bytes in KiB/MiB, each Δ signed in the same unit) or raw cells (CSV: kind_a and kind_b
+    /// apart, empty where a layer is absent).
     pub fn grid(&self, human: bool) -> Grid {
         let mut g = Grid::new(&[
             ("layer", false),
@@ -196,15 +225,17 @@ impl DiffReport {
             .map(String::from)
             .to_vec();
         }
-        let v = |x: Option<u64>| match (x, human) {
-            (None, true) => "-".to_owned(),
-            (None, false) => String::new(),
-            (Some(x), true) => count(x),
-            (Some(x), false) => x.to_string(),
+        let cells = |p: &Pair, unit: fn(u64) -> String| {
+            let v = |x: Option<u64>| match (x, human) {
+                (None, true) => "-".to_owned(),
+                (None, false) => String::new(),
+                (Some(x), true) => unit(x),
+                (Some(x), false) => x.to_string(),
+            };
+            let d = if human { signed_in(p.delta, unit) } else { p.delta.to_string() };
+            [v(p.a), v(p.b), d]
         };
-        let d = |x: i128| if human { signed(x) } else { x.to_string() };
-        let cells = |p: &Pair| [v(p.a), v(p.b), d(p.delta)];
-        for r in &self.layers {
+        for r in self.shown() {
             let kind = match (&r.kind_a, &r.kind_b) {
                 (Some(x), Some(y)) if x == y => x.clone(),
                 (Some(x), Some(y)) => format!("{x} -> {y}"),
@@ -217,9 +248,9 @@ impl DiffReport {
             } else {
                 vec![r.name.clone(), r.kind_a.clone().unwrap_or_default(), r.kind_b.clone().unwrap_or_default()]
             };
-            row.extend(cells(&r.params));
-            row.extend(cells(&r.macs));
-            row.extend(cells(&r.output_bytes));
+            row.extend(cells(&r.params, count));
+            row.extend(cells(&r.macs, si));
+            row.extend(cells(&r.output_bytes, bytes));
             g.rows.push(row);
         }
         let t = &self.totals;
@@ -227,40 +258,66 @@ impl DiffReport {
         if !human {
             row.push(String::new());
         }
-        row.extend(cells(&t.params));
-        row.extend(cells(&t.macs));
-        row.extend(cells(&t.output_bytes));
+        row.extend(cells(&t.params, count));
+        row.extend(cells(&t.macs, si));
+        row.extend(cells(&t.output_bytes, bytes));
         g.total = Some(row);
         g
     }
 
     fn title(&self) -> String {
-        format!("diff: A = {} ({}) -> B = {} ({})", self.a.name, self.a.input_desc(), self.b.name, self.b.input_desc())
+        match &self.files {
+            Some((fa, fb)) => format!(
+                "diff: A = {} ({}, {}) -> B = {} ({}, {})",
+                self.a.name,
+                // Paths come from the command line: a control character would forge a line.
+                crate::error::escape_control(fa),
+                self.a.input_desc(),
+                self.b.name,
+                crate::error::escape_control(fb),
+                self.b.input_desc()
+            ),
+            None => format!(
+                "diff: A = {} ({}) -> B = {} ({})",
+                self.a.name,
+                self.a.input_desc(),
+                self.b.name,
+                self.b.input_desc()
+            ),
+        }
     }
 
+    /// The summary under the table, on up to three lines (layers that differ; totals; peaks).
     fn summary(&self) -> String {
         let t = &self.totals;
         let pct = |p: &Pair| match p.a {
-            Some(a) if a > 0 => format!(" ({:+.1}%)", p.delta as f64 * 100.0 / a as f64),
+            Some(a) if a > 0 && p.delta != 0 => format!(" ({})", signed_percent(p.delta as f64 * 100.0 / a as f64)),
             _ => String::new(),
         };
         let peaks = match (&t.inference_peak_bytes, &t.training_peak_bytes) {
             (Some(i), Some(tr)) => {
-                format!("; inference peak {}{}, training peak {}{}", signed(i.delta), pct(i), signed(tr.delta), pct(tr))
+                format!(
+                    ";\ninference peak {}{}, training peak {}{}",
+                    signed_in(i.delta, bytes),
+                    pct(i),
+                    signed_in(tr.delta, bytes),
+                    pct(tr)
+                )
             }
             _ => String::new(),
         };
+        let hidden = if self.changed_only { " (the others not shown: --changed-only)" } else { "" };
         format!(
-            "{} of {} layers differ; params {}{}, MACs {}{}, output bytes {}{}, param bytes {}{peaks}",
+            "{} of {} layers differ{hidden};\nparams {}{}, MACs {}{}, output bytes {}{}, param bytes {}{peaks}",
             self.changed(),
             self.layers.len(),
-            signed(t.params.delta),
+            signed_in(t.params.delta, count),
             pct(&t.params),
-            signed(t.macs.delta),
+            signed_in(t.macs.delta, si),
             pct(&t.macs),
-            signed(t.output_bytes.delta),
+            signed_in(t.output_bytes.delta, bytes),
             pct(&t.output_bytes),
-            signed(t.param_bytes.delta)
+            signed_in(t.param_bytes.delta, bytes)
         )
     }
 
@@ -276,16 +333,23 @@ impl DiffReport {
             Format::Markdown => {
                 writeln!(out, "### {}\n", super::grid::md_text(&self.title()))?;
                 self.grid(true).write_markdown(out)?;
-                writeln!(out, "\n{}.\n\nΔ = B − A; act = output bytes.", self.summary())
+                writeln!(out, "\n{}.\n\nΔ = B − A; out = output bytes.", self.summary().replace('\n', " "))
             }
             Format::Csv => self.grid(false).write_csv(out),
             Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
+                if self.changed_only {
+                    let shown = DiffReport { layers: self.shown().cloned().collect(), ..self.clone() };
+                    serde_json::to_writer_pretty(&mut *out, &shown)?;
+                } else {
+                    serde_json::to_writer_pretty(&mut *out, self)?;
+                }
                 writeln!(out)
             }
             Format::Latex => {
                 writeln!(out, "% {} (netstat)", self.title())?;
-                writeln!(out, "% {}", self.summary())?;
+                for line in self.summary().lines() {
+                    writeln!(out, "% {line}")?;
+                }
                 writeln!(out, "% needs \\usepackage{{booktabs}}")?;
                 self.grid(true).write_latex(out)
             }
@@ -293,12 +357,13 @@ impl DiffReport {
     }
 }
 
-/// `+1,234`, `-1,234`, `0`.
-fn signed(x: i128) -> String {
+/// `x` in `unit` with its sign: `+1.23M`, `-254 KiB`, `0`.
+fn signed_in(x: i128, unit: fn(u64) -> String) -> String {
+    let abs = u64::try_from(x.unsigned_abs()).unwrap_or(u64::MAX);
     match x {
         0 => "0".to_owned(),
-        x if x > 0 => format!("+{}", count(x as u64)),
-        x => format!("-{}", count(x.unsigned_abs() as u64)),
+        x if x > 0 => format!("+{}", unit(abs)),
+        _ => format!("-{}", unit(abs)),
     }
 }
 
@@ -306,12 +371,28 @@ fn signed(x: i128) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn percentages_never_read_minus_zero() {
+        // -3,960 / 5,373,608 output bytes (alexnet → alexnet-d2l) = -0.074% → "-0.1%".
+        assert_eq!(signed_percent(-3960.0 * 100.0 / 5_373_608.0), "-0.1%");
+        // 1 / 10,000 = 0.01%: rounds to zero, but is not zero.
+        assert_eq!(signed_percent(0.01), "+<0.1%");
+        assert_eq!(signed_percent(-0.01), "-<0.1%");
+        assert_eq!(signed_percent(0.0), "0.0%");
+        assert_eq!(signed_percent(-8.04), "-8.0%");
+        assert_eq!(signed_in(-4_056_030, si), "-4.06M");
+        assert_eq!(signed_in(0, bytes), "0");
+        // 3,960 B = 3.867 KiB.
+        assert_eq!(signed_in(-3960, bytes), "-3.87 KiB");
+    }
+
     fn row(name: &str, params: u64) -> LayerRow {
         LayerRow {
             name: name.into(),
             kind: "linear".into(),
             output_shape: vec![1, 1],
             params,
+            frozen_params: 0,
             buffers: 0,
             macs: params,
             flops: 2 * params,

@@ -25,6 +25,29 @@ pub struct MeasureReport {
     pub layers: Vec<MeasuredLayer>,
     /// Stages.
     pub stages: Vec<Stage>,
+    /// Per layer, in the same order: `view` or `no-op` (inference) and `in-place` (training) when
+    /// the layer's output shares its input's storage ([`crate::kinds::Op::aliases_input`]) in
+    /// one of the two things the framework-neutral error compares but not in the other, else
+    /// `None`. Tables show it instead of that error. Inference: the neutral model counts every
+    /// output as new, candle's views and no-ops allocate nothing (`+94%` on `flatten`); training:
+    /// netstat's memory model keeps an in-place output in its input's storage, candle has no
+    /// in-place ops and allocates one (`-100%`).
+    pub alias: Vec<Option<&'static str>>,
+}
+
+/// What a layer's output is when it allocates none ([`MeasureReport::alias`]).
+pub fn alias_label(s: &crate::spec::LayerSpec, training: bool) -> Option<&'static str> {
+    use crate::kinds::Op;
+    let op: &dyn Op = s.kind.op();
+    if op.is_identity(training) {
+        Some("no-op")
+    } else if !op.aliases_input(training) {
+        None
+    } else if matches!(s.node.get("inplace").map(|n| &n.value), Some(crate::spec::node::Value::Bool(true))) {
+        Some("in-place")
+    } else {
+        Some("view")
+    }
 }
 
 impl MeasureReport {
@@ -33,7 +56,13 @@ impl MeasureReport {
     pub fn new(a: &crate::analysis::Analysis, memory: crate::memory::Memory, m: Measured) -> MeasureReport {
         let mut report = Report::new(a);
         report.memory = Some(super::memory::MemoryReport::summary(memory));
-        MeasureReport { report, info: m.info, layers: m.layers, stages: m.stages }
+        let training = m.info.mode == "train";
+        let alias = a
+            .layers
+            .iter()
+            .map(|l| alias_label(a.layer_spec(l), training).filter(|&k| (k == "in-place") == training))
+            .collect();
+        MeasureReport { report, info: m.info, layers: m.layers, stages: m.stages, alias }
     }
 }
 
@@ -44,8 +73,17 @@ pub fn error_percent(predicted: u64, measured: u64) -> Option<f64> {
 
 fn err(p: u64, m: Option<u64>) -> String {
     match m.and_then(|m| error_percent(p, m)) {
-        Some(e) => format!("{e:+.1}%"),
+        Some(e) => super::units::signed_percent(e),
         None => String::new(),
+    }
+}
+
+/// A layer's cell of column `c`: the alias label in the framework-neutral `err` column of a
+/// layer that allocates no output, else the column's value.
+fn cell(c: &Col, l: &super::LayerRow, m: &MeasuredLayer, alias: Option<&'static str>) -> String {
+    match alias {
+        Some(a) if c.0 == "err" => a.to_owned(),
+        _ => (c.1)(l, m),
     }
 }
 
@@ -137,7 +175,7 @@ fn columns(train: bool, mem: bool) -> Vec<Col> {
         ("output", |l, _| super::shape(&l.output_shape)),
         ("fwd ms", |_, m| ms(m.forward.time_ms_median)),
         ("min", |_, m| ms(m.forward.time_ms_min)),
-        ("±%", |_, m| format!("{:.0}", m.forward.spread_percent())),
+        ("spread", |_, m| format!("{:.0}%", m.forward.spread_percent())),
     ];
     if train {
         c.push(("bwd ms", |_, m| m.backward.map(|t| ms(t.time_ms_median)).unwrap_or_default()));
@@ -213,10 +251,12 @@ fn table_of(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     t
 }
 
-const LEGEND: &str = "times: median over the timed passes (min; ±% = (max − min)/median); GFLOP/s = 2·MACs/median.
+const LEGEND: &str = "times: median over the timed passes (min; spread = (max − min)/median); GFLOP/s = 2·MACs/median.
 memory: heap bytes from a counting allocator, above the bytes live before the pass; pred = framework-neutral
-model (inference: live values + output; training: netstat's memory model, saved tensors and gradients as PyTorch
-keeps them), candle = candle model (im2col buffers, pre-bias tensors, slices, copies); err = (pred − measured)/measured.";
+model (netstat's memory model, as `netstat memory`: outputs live to their last reader, in-place ops and views 0 B;
+training: saved tensors and gradients as PyTorch keeps them), candle = candle model (im2col buffers, pre-bias tensors,
+slices, copies); err = (pred − measured)/measured; view, no-op (inference), in-place (training): the output shares
+its input's storage in one of pred and measured only: no err.";
 
 const GPU_LEGEND: &str = "on a GPU, memory columns are the device's default memory pool (USED_MEM_CURRENT/HIGH, reset per layer and stage:
 exact tensor bytes); times are read after synchronising the stream; nvml = NVML's bytes for this process (context, modules, library
@@ -227,7 +267,14 @@ from candle's CPU backend.";
 pub fn write_table(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
     let train = r.info.mode == "train";
     let cols = columns(train, r.info.memory_counted);
-    let rows = r.report.layers.iter().zip(&r.layers).map(|(l, m)| cols.iter().map(|c| (c.1)(l, m)).collect()).collect();
+    let rows = r
+        .report
+        .layers
+        .iter()
+        .zip(&r.layers)
+        .zip(r.alias.iter().copied().chain(std::iter::repeat(None)))
+        .map(|((l, m), a)| cols.iter().map(|c| cell(c, l, m, a)).collect())
+        .collect();
     let headers: Vec<&str> = cols.iter().map(|c| c.0).collect();
     for h in header(r) {
         writeln!(out, "{h}")?;
@@ -259,8 +306,9 @@ pub fn write_markdown(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result
         "{}",
         md_row((0..cols.len()).map(|i| if i >= 3 { "---:".to_string() } else { "---".to_string() }).collect())
     )?;
-    for (l, m) in r.report.layers.iter().zip(&r.layers) {
-        writeln!(out, "{}", md_row(cols.iter().map(|c| (c.1)(l, m)).collect()))?;
+    let aliases = r.alias.iter().copied().chain(std::iter::repeat(None));
+    for ((l, m), a) in r.report.layers.iter().zip(&r.layers).zip(aliases) {
+        writeln!(out, "{}", md_row(cols.iter().map(|c| cell(c, l, m, a)).collect()))?;
     }
     if r.info.memory_counted && !r.stages.is_empty() {
         writeln!(out)?;
@@ -284,7 +332,8 @@ pub fn write_markdown(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result
 /// stage with `kind` = `stage`. Times in ms, bytes as integers; empty where not measured.
 pub fn write_csv(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
-    let base: Vec<&super::Column> = super::COLUMNS.iter().filter(|c| c.raw.is_some()).collect();
+    let base: Vec<&super::Column> =
+        super::applicable_columns(&r.report).into_iter().filter(|c| c.raw.is_some()).collect();
     let extra = [
         "time_ms_median",
         "time_ms_min",
@@ -410,6 +459,7 @@ mod tests {
             context_bytes: Some(450 << 20),
         };
         MeasureReport {
+            alias: Vec::new(),
             report: Report::new(&a),
             info: MeasureInfo {
                 device: "cuda:0".into(),

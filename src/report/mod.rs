@@ -76,8 +76,12 @@ pub struct LayerRow {
     pub kind: String,
     /// Output shape with batch.
     pub output_shape: Vec<u64>,
-    /// Trainable parameters (elements).
+    /// Parameters (elements), frozen ones included.
     pub params: u64,
+    /// Of `params`, those of a layer marked `trainable: false` (frozen: no gradient, no
+    /// optimizer state). Left out of JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub frozen_params: u64,
     /// Non-trainable buffers such as BatchNorm running mean/var (elements).
     pub buffers: u64,
     /// Multiply-accumulates over the batch.
@@ -98,6 +102,9 @@ pub struct LayerRow {
 pub struct TotalsRow {
     /// Σ params.
     pub params: u64,
+    /// Σ frozen params (`trainable: false`). Left out of JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub frozen_params: u64,
     /// Σ buffers.
     pub buffers: u64,
     /// Σ MACs.
@@ -138,12 +145,20 @@ pub struct Report {
     /// Per-device training memory (`--devices`, `--fit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training_memory: Option<crate::memory::devices::DeviceMemory>,
+    /// The columns table, Markdown, LaTeX and CSV show (`--columns`, [`Column::header`]s), in
+    /// that order; `None`: every column that applies. Not part of JSON.
+    #[serde(skip)]
+    pub columns: Option<Vec<&'static str>>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Report {
     /// Build the report of an analysis.
     pub fn new(a: &Analysis) -> Report {
-        let layers = a
+        let layers: Vec<LayerRow> = a
             .layers
             .iter()
             .map(|l| {
@@ -153,15 +168,17 @@ impl Report {
                     kind: s.kind.name().to_owned(),
                     output_shape: l.output.0.clone(),
                     params: l.params,
+                    frozen_params: if s.trainable { 0 } else { l.params },
                     buffers: l.buffers,
                     macs: l.macs,
                     flops: l.flops(),
-                    output_bytes: l.activation_bytes,
+                    output_bytes: l.output_bytes,
                     roofline: None,
                 }
             })
             .collect();
         let t = &a.totals;
+        let frozen_params = layers.iter().fold(0u64, |acc, l| acc.saturating_add(l.frozen_params));
         Report {
             netstat_version: env!("CARGO_PKG_VERSION").to_owned(),
             schema_version: SCHEMA_VERSION,
@@ -175,10 +192,11 @@ impl Report {
             layers,
             totals: TotalsRow {
                 params: t.params,
+                frozen_params,
                 buffers: t.buffers,
                 macs: t.macs,
                 flops: t.flops(),
-                output_bytes: t.activation_bytes,
+                output_bytes: t.output_bytes,
                 input_bytes: t.input_bytes,
                 param_bytes: t.params.saturating_mul(a.spec.dtype.size()),
                 roofline: None,
@@ -186,6 +204,7 @@ impl Report {
             memory: None,
             roofline: None,
             training_memory: None,
+            columns: None,
         }
     }
 
@@ -232,6 +251,7 @@ impl Report {
                     g.kind = "group".into();
                     g.output_shape = l.output_shape.clone();
                     g.params = g.params.saturating_add(l.params);
+                    g.frozen_params = g.frozen_params.saturating_add(l.frozen_params);
                     g.buffers = g.buffers.saturating_add(l.buffers);
                     g.macs = g.macs.saturating_add(l.macs);
                     g.flops = g.flops.saturating_add(l.flops);
@@ -332,6 +352,13 @@ pub struct Column {
     pub human: fn(RowRef, &TotalsRow) -> String,
 }
 
+fn pick2(r: RowRef, layer: fn(&LayerRow) -> (u64, u64), total: fn(&TotalsRow) -> (u64, u64)) -> (u64, u64) {
+    match r {
+        RowRef::Layer(l) => layer(l),
+        RowRef::Total(t) => total(t),
+    }
+}
+
 fn pick(r: RowRef, layer: fn(&LayerRow) -> u64, total: fn(&TotalsRow) -> u64) -> u64 {
     match r {
         RowRef::Layer(l) => layer(l),
@@ -386,6 +413,23 @@ pub const COLUMNS: &[Column] = &[
         numeric: true,
         raw: Some(|r| pick(r, |l| l.params, |t| t.params).to_string()),
         human: |r, _| count(pick(r, |l| l.params, |t| t.params)),
+    },
+    Column {
+        header: "trainable",
+        csv_header: "trainable_params",
+        numeric: true,
+        raw: Some(|r| {
+            let (p, f) = pick2(r, |l| (l.params, l.frozen_params), |t| (t.params, t.frozen_params));
+            (p - f.min(p)).to_string()
+        }),
+        human: |r, _| {
+            let (p, f) = pick2(r, |l| (l.params, l.frozen_params), |t| (t.params, t.frozen_params));
+            if f > 0 && f >= p && matches!(r, RowRef::Layer(_)) {
+                "frozen".into()
+            } else {
+                count(p - f.min(p))
+            }
+        },
     },
     Column {
         header: "%par",
@@ -491,9 +535,20 @@ pub const MEASURED_COLUMNS: &[Column] = &[
     },
 ];
 
-/// Every column of `report`: [`COLUMNS`], then the roofline's when it has one.
+/// Every column of `report`: [`COLUMNS`] (`trainable` only when some layer is frozen), then
+/// the roofline's when it has one; only those of `--columns`, in its order, when given.
 pub fn all_columns(report: &Report) -> Vec<&'static Column> {
-    let mut v: Vec<&'static Column> = COLUMNS.iter().collect();
+    let v = applicable_columns(report);
+    match &report.columns {
+        None => v,
+        Some(names) => names.iter().filter_map(|n| v.iter().find(|c| c.header == *n).copied()).collect(),
+    }
+}
+
+/// [`all_columns`] without the `--columns` selection.
+pub fn applicable_columns(report: &Report) -> Vec<&'static Column> {
+    let mut v: Vec<&'static Column> =
+        COLUMNS.iter().filter(|c| c.header != "trainable" || report.totals.frozen_params > 0).collect();
     if report.roofline.is_some() {
         v.extend(ROOFLINE_COLUMNS.iter());
         if report.totals.roofline.as_ref().is_some_and(|t| t.measured_time_ms.is_some()) {
@@ -525,6 +580,28 @@ pub enum Format {
     Latex,
 }
 
+impl Format {
+    /// The format a file name asks for by its extension (case-insensitive): `.md`/`.markdown`,
+    /// `.csv`, `.json`, `.tex`, `.txt` (the table); `None` for any other or none.
+    pub fn from_extension(path: &std::path::Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "md" | "markdown" => Format::Markdown,
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "tex" => Format::Latex,
+            "txt" => Format::Table,
+            _ => return None,
+        })
+    }
+
+    /// The format of a command: `explicit` (`--format`) if given, else the one `output`'s
+    /// extension asks for, else the table.
+    pub fn pick(explicit: Option<Format>, output: Option<&std::path::Path>) -> Format {
+        explicit.or_else(|| output.and_then(Format::from_extension)).unwrap_or(Format::Table)
+    }
+}
+
 /// Write `report` in `format` to `out`.
 pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
@@ -538,7 +615,8 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
 
 /// Columns shown in table and Markdown: buffers only when some layer has them.
 pub fn human_columns(report: &Report) -> Vec<&'static Column> {
-    all_columns(report).into_iter().filter(|c| c.header != "buffers" || report.totals.buffers > 0).collect()
+    let chosen = report.columns.is_some();
+    all_columns(report).into_iter().filter(|c| chosen || c.header != "buffers" || report.totals.buffers > 0).collect()
 }
 
 /// Write `contents` to `path` atomically: a temporary file in the same directory, then rename.

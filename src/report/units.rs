@@ -73,6 +73,20 @@ pub fn share(part: u64, whole: u64) -> String {
     format!("{:.1}", part as f64 * 100.0 / whole as f64)
 }
 
+/// A signed percentage with one decimal that never reads `-0.0%` or `+0.0%`: a change that
+/// rounds to zero but is not zero is `+<0.1%` or `-<0.1%`; zero is `0.0%`.
+pub fn signed_percent(p: f64) -> String {
+    if p != 0.0 && p.abs() < 0.05 {
+        return format!("{}<0.1%", if p > 0.0 { '+' } else { '-' });
+    }
+    let s = format!("{p:+.1}%");
+    if s == "-0.0%" || s == "+0.0%" {
+        "0.0%".into()
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

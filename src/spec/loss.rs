@@ -12,6 +12,15 @@ use super::{check_keys, fields::describe, parse_dtype};
 use crate::error::SpecError;
 use crate::shape::DType;
 
+/// Fields of `loss:`.
+pub const LOSS_FIELDS: &[&str] = &["kind", "labels"];
+
+/// Fields of `loss: {labels: …}` given as a mapping.
+pub const LABELS_FIELDS: &[&str] = &["shape", "dtype"];
+
+/// Fields of `dataset:`.
+pub const DATASET_FIELDS: &[&str] = &["rows"];
+
 /// The loss function of a training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LossKind {
@@ -65,7 +74,7 @@ pub fn parse_loss(file: &str, root: &Node) -> Result<Option<LossSpec>, SpecError
             format!("`loss`: expected a mapping such as {{kind: cross_entropy}}, got {}", describe(n)),
         ));
     };
-    check_keys(file, entries, &["kind", "labels"], None)?;
+    check_keys(file, entries, LOSS_FIELDS, None)?;
     let kind = match n.get("kind") {
         Some(Node { value: Value::Str(s), loc }) => match s.as_str() {
             "cross_entropy" => LossKind::CrossEntropy,
@@ -97,7 +106,7 @@ pub fn parse_loss(file: &str, root: &Node) -> Result<Option<LossSpec>, SpecError
                     format!("`loss.labels`: expected a mapping {{shape: [...], dtype: ...}}, got {}", describe(l)),
                 ));
             };
-            check_keys(file, le, &["shape", "dtype"], None)?;
+            check_keys(file, le, LABELS_FIELDS, None)?;
             let shape = match l.get("shape") {
                 None => Vec::new(),
                 Some(Node { value: Value::Seq(items), .. }) => items
@@ -149,7 +158,7 @@ pub fn parse_dataset(file: &str, root: &Node) -> Result<Option<u64>, SpecError> 
             format!("`dataset`: expected a mapping such as {{rows: 1024}}, got {}", describe(n)),
         ));
     };
-    check_keys(file, entries, &["rows"], None)?;
+    check_keys(file, entries, DATASET_FIELDS, None)?;
     match n.get("rows") {
         Some(Node { value: Value::Int(v), .. }) if *v >= 1 && *v <= u64::MAX as i128 => Ok(Some(*v as u64)),
         Some(v) => Err(SpecError::new(

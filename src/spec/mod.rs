@@ -12,6 +12,7 @@ pub mod expr;
 pub mod fields;
 pub mod loss;
 pub mod node;
+pub mod schema;
 
 use crate::error::{did_you_mean, LayerRef, SpecError};
 use crate::kinds::{Kind, COMMON_FIELDS};
@@ -31,6 +32,9 @@ pub const MAX_LAYERS: usize = 100_000;
 /// Top-level fields of a spec.
 pub const TOP_FIELDS: &[&str] =
     &["name", "description", "input", "batch", "dtype", "layers", "blocks", "loss", "dataset"];
+
+/// Fields of `input:` given as a mapping.
+pub const INPUT_FIELDS: &[&str] = &["shape", "dtype"];
 
 /// The parse budget: limits on what one spec may make serde-saphyr do.
 ///
@@ -136,7 +140,8 @@ pub struct Spec {
     pub dataset_rows: Option<u64>,
 }
 
-/// Read and check a spec file; a path ending in `.onnx` is an ONNX model, imported as a spec
+/// Read and check a spec file; `-` reads the spec from standard input (named `<stdin>` in
+/// messages and reports); a path ending in `.onnx` is an ONNX model, imported as a spec
 /// ([`crate::onnx::load`]).
 ///
 /// Errors: unreadable file (I/O), too large, not UTF-8, bad YAML, unknown or missing fields,
@@ -150,6 +155,11 @@ pub fn load(path: &str) -> Result<Spec, crate::Error> {
 pub fn load_with(path: &str, onnx: crate::onnx::ImportOptions) -> Result<Spec, crate::Error> {
     if crate::onnx::is_onnx(path) {
         return crate::onnx::load(path, onnx);
+    }
+    if path == "-" {
+        // The same cap as a file: at most one byte past the limit, which parse_bytes refuses.
+        let bytes = crate::files::read_stdin(MAX_SPEC_BYTES as u64)?;
+        return Ok(parse_bytes(crate::files::STDIN_NAME, &bytes)?);
     }
     // Regular files only (a FIFO would hang open(2)), and at most one byte past the limit: a huge
     // file is refused by parse_bytes without being read whole.
@@ -345,7 +355,7 @@ fn parse_input(file: &str, root: &Node, dtype: DType) -> Result<InputSpec, SpecE
     let (shape_node, in_dtype) = match &n.value {
         Value::Seq(_) => (n, dtype),
         Value::Map(entries) => {
-            check_keys(file, entries, &["shape", "dtype"], None)?;
+            check_keys(file, entries, INPUT_FIELDS, None)?;
             let shape =
                 n.get("shape").ok_or_else(|| SpecError::new(file, n.loc, "`input`: missing required field `shape`"))?;
             let d = match n.get("dtype") {

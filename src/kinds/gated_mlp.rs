@@ -1,0 +1,201 @@
+//! `gated_mlp`: the SwiGLU feed-forward block of Llama, Mistral and their kin
+//! (Shazeer 2020, "GLU Variants Improve Transformer"; Hugging Face `LlamaMLP`):
+//! `down(silu(gate(x)) ⊙ up(x))`, three linear layers in one kind.
+//!
+//! Why one kind rather than `linear`s, `silu` and `mul`: the gate and up projections read the
+//! same input, which a layer list can express only with a branch (`inputs:`) per block; one kind
+//! keeps a Llama spec one line per sub-module, names the three projections as Hugging Face
+//! does (`gate_proj`, `up_proj`, `down_proj`), and is the unit `mixture_of_experts` repeats.
+//!
+//! Input `…×D`, output `…×D_out` (`out_features`, default D). With `hidden` = H and R rows
+//! (the product of the leading dimensions):
+//! - params `2·D·H + H·D_out` (+ `2·H + D_out` biases when `bias`, default false as Llama);
+//! - MACs `R·(2·D·H + H·D_out)`: the three matmuls (the SiLU and the product are elementwise,
+//!   not counted, as for every activation).
+
+use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split, SplitAxis};
+use crate::error::SpecError;
+use crate::shape::{add, checked_product, mul, Shape};
+use crate::spec::fields::Fields;
+
+/// A SwiGLU feed-forward block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatedMlp {
+    /// Hidden (intermediate) size H of the gate and up projections.
+    pub hidden: u64,
+    /// Output size; `None` means the input's last dimension.
+    pub out_features: Option<u64>,
+    /// Biases on the three projections (default false).
+    pub bias: bool,
+}
+
+impl KindSpec for GatedMlp {
+    const NAME: &'static str = "gated_mlp";
+    const FIELDS: &'static [&'static str] = &["hidden", "out_features", "bias"];
+    fn parse(f: &Fields) -> Result<Self, SpecError> {
+        Ok(GatedMlp {
+            hidden: f.req_pos("hidden")?,
+            out_features: f.pos("out_features")?,
+            bias: f.bool("bias")?.unwrap_or(false),
+        })
+    }
+}
+
+impl GatedMlp {
+    /// Parameter tensors for input width `d`: `gate_proj.weight` (H·D), `up_proj.weight`
+    /// (H·D), `down_proj.weight` (D_out·H), then their biases (H, H, D_out) when `bias`.
+    pub fn tensors(&self, d: u64) -> Result<Vec<u64>, KindError> {
+        let (h, o) = (self.hidden, self.out_features.unwrap_or(d));
+        let hd = mul(h, d, "weights")?;
+        let mut t = vec![hd, hd, mul(o, h, "weights")?];
+        if self.bias {
+            t.extend([h, h, o]);
+        }
+        Ok(t)
+    }
+
+    /// MACs per row (token) for input width `d`: `2·D·H + H·D_out`.
+    pub fn macs_per_row(&self, d: u64) -> Result<u64, KindError> {
+        let (h, o) = (self.hidden, self.out_features.unwrap_or(d));
+        Ok(add(mul(2, mul(d, h, "MACs")?, "MACs")?, mul(h, o, "MACs")?, "MACs")?)
+    }
+}
+
+impl Op for GatedMlp {
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        self.tensors(inputs[0].last())
+    }
+
+    /// Peers: a container of three `nn.Linear`s (not a torchinfo leaf); the peers' per-class
+    /// linear rules read one weight's shape from the layer's, so it is not given their class
+    /// and they count it as netstat does.
+    fn peer(&self, _output: &Shape) -> Peer {
+        Peer { torchinfo_leaf: false, ..Peer::OTHER }
+    }
+
+    /// Split along the last dimension; every device needs the whole input (dense).
+    fn split(&self, _devices: u64) -> Split {
+        Split { axis: SplitAxis::Last, gathers: true }
+    }
+
+    /// Saved for backward, as PyTorch's autograd keeps them for `LlamaMLP`: the input (read by
+    /// `gate_proj` and `up_proj` for their weight gradients), the gate projection (SiLU saves its
+    /// input), SiLU's output and the up projection (the product saves both factors), and the
+    /// product (read by `down_proj`): `4·R·H` values.
+    fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
+        let rows = inputs[0].elements()? / inputs[0].last().max(1);
+        let elements = checked_product(&[4, rows, self.hidden])?;
+        Ok(vec![
+            Saved::Input(0),
+            Saved::New { elements, dtype: SavedDType::Activation, what: "gate, silu(gate), up, product" },
+        ])
+    }
+
+    fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
+        let x = &inputs[0];
+        if x.rank() < 2 {
+            return Err(KindError::layer(format!("expected an input N×…×D of rank ≥ 2, got {x}")));
+        }
+        let d = x.last();
+        let rows = x.elements()? / d.max(1);
+        let params = self.tensors(d)?.into_iter().try_fold(0u64, |a, t| add(a, t, "params"))?;
+        let macs = mul(rows, self.macs_per_row(d)?, "MACs")?;
+        let mut out = x.0.clone();
+        *out.last_mut().expect("rank ≥ 2") = self.out_features.unwrap_or(d);
+        Ok(Cost { output: Shape(out), params, buffers: 0, macs })
+    }
+}
+
+/// Build the three projections of a gated MLP named `prefix` (`""` for the layer itself) from
+/// `d` to `hidden` to `out`, weights uniform in ±1/√fan_in (PyTorch's `nn.Linear`).
+pub(crate) fn build_projections(
+    cx: &mut crate::candle::build::Ctx,
+    prefix: &str,
+    d: usize,
+    hidden: usize,
+    out: usize,
+    bias: bool,
+) -> candle_core::Result<[candle_nn::Linear; 3]> {
+    let mut lin = |name: &str, inf: usize, outf: usize| -> candle_core::Result<candle_nn::Linear> {
+        let bound = 1.0 / (inf as f64).sqrt();
+        let w = cx.param(&format!("{prefix}{name}.weight"), &[outf, inf], bound)?;
+        let b = if bias { Some(cx.param(&format!("{prefix}{name}.bias"), &[outf], bound)?) } else { None };
+        Ok(candle_nn::Linear::new(w, b))
+    };
+    Ok([lin("gate_proj", d, hidden)?, lin("up_proj", d, hidden)?, lin("down_proj", hidden, out)?])
+}
+
+/// The forward of a gated MLP: `down(silu(gate(x)) ⊙ up(x))` on a rank-2 or rank-3 `x`.
+pub(crate) fn forward(p: &[candle_nn::Linear; 3], x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+    use candle_nn::Module;
+    let g = p[0].forward(x)?.silu()?;
+    let u = p[1].forward(x)?;
+    p[2].forward(&(g * u)?)
+}
+
+impl crate::candle::build::Build for GatedMlp {
+    /// Three `candle_nn::Linear`s, `silu` and a product (higher ranks flattened to rank 3).
+    fn build(&self, cx: &mut crate::candle::build::Ctx) -> candle_core::Result<Box<dyn crate::candle::build::Layer>> {
+        let x = cx.input(0);
+        let d = *x.last().expect("rank ≥ 2");
+        let out = self.out_features.map_or(d, |o| o as usize);
+        let p = build_projections(cx, "", d, self.hidden as usize, out, self.bias)?;
+        let oshape: Vec<usize> = cx.output.0.iter().map(|&d| d as usize).collect();
+        Ok(Box::new(move |xs: &[candle_core::Tensor], _| {
+            let x = &xs[0];
+            if x.rank() <= 3 {
+                forward(&p, x)
+            } else {
+                forward(&p, &x.flatten_to(x.rank() - 2)?)?.reshape(oshape.as_slice())
+            }
+        }))
+    }
+
+    /// Candle memory (H = R·hidden·s bytes): gate matmul (+ bias), silu, up matmul (+ bias),
+    /// the product (H each), then the down matmul (+ bias, O each). All kept for backward when
+    /// training; in inference the gate's matmul is freed after silu, so the peak is at the down
+    /// projection: silu, up, product and its output (+ bias sum).
+    fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
+        use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
+        let out = at.out();
+        let x = at.x();
+        let rows: u64 = x[..x.len() - 1].iter().product();
+        let h = rows * self.hidden * at.s;
+        let b = u64::from(self.bias);
+        let retained = (2 + b) * h + (1 + b) * h + h + (1 + b) * out;
+        let peak = (3 * h + (1 + b) * out + MATMUL_TRANSIENT_BYTES).max((2 + b) * h + (1 + b) * h);
+        CandleLayer { output: out, peak, retained, ..Default::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{parse, run};
+    use super::*;
+
+    #[test]
+    fn llama_3_8b_mlp() {
+        // Llama-3-8B mlp, D = 4096, H = 14336: params 3·4096·14336 = 176,160,768;
+        // MACs on 1×16×4096: 16 · 176,160,768 = 2,818,572,288.
+        let c = run::<GatedMlp>("{hidden: 14336}", &[1, 16, 4096]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (Shape(vec![1, 16, 4096]), 176_160_768, 2_818_572_288));
+    }
+
+    #[test]
+    fn bias_and_out_features() {
+        // D 4, H 6, out 3: weights 24 + 24 + 18 = 66, biases 6 + 6 + 3 = 15 → 81; MACs 2·(24+24+18) = 132.
+        let c = run::<GatedMlp>("{hidden: 6, out_features: 3, bias: true}", &[2, 4]).unwrap();
+        assert_eq!((c.output, c.params, c.macs), (Shape(vec![2, 3]), 81, 132));
+        let k = parse::<GatedMlp>("{hidden: 6, out_features: 3, bias: true}").unwrap();
+        assert_eq!(k.param_tensors(&[Shape(vec![2, 4])]).unwrap(), vec![24, 24, 18, 6, 6, 3]);
+    }
+
+    #[test]
+    fn saves_four_hidden_tensors() {
+        // 2×5×4, H 6: rows 10 → 4 · 10 · 6 = 240.
+        let k = parse::<GatedMlp>("{hidden: 6}").unwrap();
+        let x = Shape(vec![2, 5, 4]);
+        let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
+        assert!(matches!(s[1], Saved::New { elements: 240, .. }));
+    }
+}
