@@ -65,6 +65,10 @@ fn resnet18_matches_torchvision_and_the_spec() {
     assert_eq!(a.totals.buffers, 9_600);
     // resnet18.csv: 60 rows, no dropout.
     assert_eq!(rows_match(&a, "resnet18"), 60);
+    // --batch applies to a model as to a spec: MACs scale with the batch, params do not.
+    let o = Overrides { batch: Some(4), ..Default::default() };
+    let b = netstat::analyze_file("tests/fixtures/onnx/resnet18.onnx", &o).unwrap();
+    assert_eq!(totals(&b), (11_689_512, 4 * 1_814_073_344));
 }
 
 #[test]
