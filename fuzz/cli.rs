@@ -6,8 +6,15 @@
 //!
 //! The property: a parse or a usage error, never a panic.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use netstat::cli::{Cli, Command};
+use std::cell::RefCell;
+
+thread_local! {
+    /// The clap command, built once: building it (every subcommand and argument) costs more than
+    /// parsing one command line, and `try_get_matches_from_mut` parses without consuming it.
+    static COMMAND: RefCell<clap::Command> = RefCell::new(Cli::command());
+}
 
 /// Parse `data` as `netstat ARGS…` (arguments separated by NUL bytes, UTF-8 lossily).
 pub fn run(data: &[u8]) {
@@ -24,7 +31,14 @@ pub fn run(data: &[u8]) {
         let _ = netstat::error::one_line(a);
         let _ = netstat::spec::bad_name(a);
     }
-    let Ok(cli) = Cli::try_parse_from(std::iter::once("netstat".to_owned()).chain(args)) else { return };
+    let argv: Vec<String> = std::iter::once("netstat".to_owned()).chain(args).collect();
+    // The binary's first step: a mistyped subcommand gets "did you mean".
+    let os: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+    if netstat::cli::mistyped_command(&os).is_some() {
+        return;
+    }
+    let Ok(matches) = COMMAND.with(|c| c.borrow_mut().try_get_matches_from_mut(&argv)) else { return };
+    let Ok(cli) = Cli::from_arg_matches(&matches) else { return };
     let spec_args = match &cli.command {
         None => Some(&cli.analyze.spec_args),
         Some(Command::Analyze(a)) => Some(&a.spec_args),

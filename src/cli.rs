@@ -581,19 +581,14 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         m.sweep = Some(rows);
     }
     if let Some(budget) = budget {
-        let f = match mm::fit(&analysis.spec, budget, &o)? {
-            Some(x) => report::memory::Fit {
+        let f = match mm::fit_with_limit(&analysis.spec, budget, &o)? {
+            Some((x, limit)) => report::memory::Fit {
                 budget_bytes: budget,
                 batch: Some(x.batch),
                 training_peak_bytes: x.training_peak_bytes,
                 // fit() counts a batch that fails to analyse as not fitting; say so when that,
                 // not the budget, is what stopped it (a count overflowing u64 is no memory limit).
-                limit: x
-                    .batch
-                    .checked_add(1)
-                    .filter(|&next| next <= analysis.spec.dataset_rows.unwrap_or(u64::MAX))
-                    .and_then(|next| mm::at_batch(&analysis.spec, next, &o).err())
-                    .map(|e| e.message),
+                limit: limit.map(|e| e.message),
             },
             None => report::memory::Fit {
                 budget_bytes: budget,

@@ -706,15 +706,39 @@ pub fn at_batch(spec: &crate::spec::Spec, batch: u64, o: &Options) -> Result<Mem
 ///
 /// Errors: the spec does not analyse at batch 1.
 pub fn fit(spec: &crate::spec::Spec, budget: u64, o: &Options) -> Result<Option<Memory>, crate::error::SpecError> {
-    let first = at_batch(spec, 1, o)?;
+    Ok(fit_with_limit(spec, budget, o)?.map(|(m, _)| m))
+}
+
+/// [`fit`], with why the next batch does not fit when that is not the budget: the error that
+/// stops it from analysing (a count overflowing u64 is no memory limit). `None` for the reason
+/// when the next batch is over the budget or past the cap.
+pub fn fit_with_limit(
+    spec: &crate::spec::Spec,
+    budget: u64,
+    o: &Options,
+) -> Result<Option<(Memory, Option<crate::error::SpecError>)>, crate::error::SpecError> {
+    let cap = spec.dataset_rows.unwrap_or(1 << 40);
+    // Batches 1 and 2 on two threads: the two lines need both (wall time halves on 2 cores).
+    let (first, second) = both(|| at_batch(spec, 1, o), || (cap >= 2).then(|| at_batch(spec, 2, o)));
+    let first = first?;
     if first.training_peak_bytes > budget {
         return Ok(None);
     }
-    let cap = spec.dataset_rows.unwrap_or(1 << 40);
-    match affine_fit(spec, budget, o, &first, cap) {
-        Some(m) => Ok(Some(m)),
-        None => Ok(Some(search(spec, budget, o, first, cap))),
+    if let Some(found) = affine_fit(spec, budget, o, &first, second.and_then(Result::ok), cap) {
+        return Ok(Some(found));
     }
+    let m = search(spec, budget, o, first, cap);
+    let limit = m.batch.checked_add(1).filter(|&next| next <= cap).and_then(|next| at_batch(spec, next, o).err());
+    Ok(Some((m, limit)))
+}
+
+/// `(a(), b())`, `b` on a second thread.
+fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let h = s.spawn(b);
+        let x = a();
+        (x, h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
 }
 
 /// The stage peaks of a training timeline, when they account for the training peak.
@@ -724,13 +748,20 @@ fn stage_peaks(m: &Memory) -> Option<Vec<u64>> {
 }
 
 /// [`fit`] by the lines through batches 1 and 2; `None` when the stages are not affine (or
-/// the batch found does not check), for the search to decide. `first`: the figures at batch 1,
-/// which fit.
-fn affine_fit(spec: &crate::spec::Spec, budget: u64, o: &Options, first: &Memory, cap: u64) -> Option<Memory> {
+/// the batch found does not check), for the search to decide. `first`, `second`: the figures
+/// at batch 1, which fit, and at batch 2 (`None` when the cap is 1 or batch 2 does not analyse).
+fn affine_fit(
+    spec: &crate::spec::Spec,
+    budget: u64,
+    o: &Options,
+    first: &Memory,
+    second: Option<Memory>,
+    cap: u64,
+) -> Option<(Memory, Option<crate::error::SpecError>)> {
     if cap < 2 {
-        return Some(first.clone());
+        return Some((first.clone(), None));
     }
-    let second = at_batch(spec, 2, o).ok()?;
+    let second = second?;
     let (p1, p2) = (stage_peaks(first)?, stage_peaks(&second)?);
     let same_stages = first.timeline.len() == second.timeline.len()
         && first.timeline.iter().zip(&second.timeline).all(|(a, b)| a.phase == b.phase && a.name == b.name);
@@ -757,19 +788,21 @@ fn affine_fit(spec: &crate::spec::Spec, budget: u64, o: &Options, first: &Memory
         .min()
         .map_or(cap, |b| u64::try_from(b).unwrap_or(u64::MAX).min(cap));
     let fits = |m: &Memory| m.training_peak_bytes as i128 <= budget;
-    let at_best = if best == 1 { first.clone() } else { at_batch(spec, best, o).ok()? };
+    // The batch found and the next, on two threads.
+    let (at_best, next) = both(
+        || if best == 1 { Ok(first.clone()) } else { at_batch(spec, best, o) },
+        || (best < cap).then(|| at_batch(spec, best + 1, o)),
+    );
+    let at_best = at_best.ok()?;
     if !fits(&at_best) || !on_lines(&at_best, best) {
         return None;
     }
-    if best < cap {
-        // The next batch must not fit: over budget on its lines, or too large to count.
-        if let Ok(next) = at_batch(spec, best + 1, o) {
-            if fits(&next) || !on_lines(&next, best + 1) {
-                return None;
-            }
-        }
+    // The next batch must not fit: over budget on its lines, or too large to count.
+    match next {
+        Some(Ok(next)) if fits(&next) || !on_lines(&next, best + 1) => None,
+        Some(Err(e)) => Some((at_best, Some(e))),
+        _ => Some((at_best, None)),
     }
-    Some(at_best)
 }
 
 /// [`fit`] by doubling, then bisecting between a fitting and a non-fitting batch: O(log b)

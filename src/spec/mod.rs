@@ -132,8 +132,9 @@ pub struct Spec {
     pub batch: u64,
     /// Element type of activations and weights (`dtype`, default f32).
     pub dtype: DType,
-    /// The layers, in file order (blocks expanded).
-    pub layers: Vec<LayerSpec>,
+    /// The layers, in file order (blocks expanded). Shared: a spec is cloned for every batch
+    /// `memory --fit` and `--sweep-batch` re-analyse, and the layers never change with the batch.
+    pub layers: std::sync::Arc<Vec<LayerSpec>>,
     /// `loss:` (for the training-memory model), if given.
     pub loss: Option<loss::LossSpec>,
     /// `dataset: {rows: R}`: samples resident on the device (the batch is a view of them).
@@ -326,7 +327,7 @@ fn from_root(file: &str, mut root: std::borrow::Cow<'_, Node>) -> Result<Spec, S
     }
     let loss = loss::parse_loss(file, &root)?;
     let dataset_rows = loss::parse_dataset(file, &root)?;
-    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers, loss, dataset_rows })
+    Ok(Spec { file: file.to_owned(), name, input, batch, dtype, layers: layers.into(), loss, dataset_rows })
 }
 
 /// Parse a dtype spelling written at `loc`.
