@@ -42,8 +42,9 @@ pub enum Command {
     /// Build the spec in candle on the CPU (or a CUDA device), run it, and report measured time and memory beside
     /// the analysis (and the two memory predictions, with their error).
     Measure(MeasureArgs),
-    /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts) and an index into a
-    /// folder; with --check, compare instead and exit 1 listing the numbers that moved.
+    /// Write every spec's report (Markdown, CSV, JSON, LaTeX, SVG charts; HTML pages with --html)
+    /// and an index into a folder; with --check, compare instead and exit 1 listing the numbers
+    /// that moved.
     Report(ReportArgs),
     /// Per-layer and total differences in params, MACs and activation bytes between two specs,
     /// layers aligned by name (Δ = B − A).
@@ -142,7 +143,7 @@ pub struct MemoryArgs {
     /// Also show a peer tool's memory figure, by its definition (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub memory_convention: Vec<crate::memory::Convention>,
-    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex, .html), else table].
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
@@ -161,9 +162,14 @@ pub struct ReportArgs {
     pub out: PathBuf,
     /// Write nothing: regenerate in memory and compare with the files in --out (analytic numbers;
     /// netstat's version and measured timings are ignored). Exit 1 if a number moved or a file
-    /// is missing or stale.
+    /// is missing or stale. HTML pages are checked too when --html is given or --out holds an
+    /// index.html.
     #[arg(long)]
     pub check: bool,
+    /// Also write one self-contained HTML page per spec (sortable table, charts inline) and
+    /// index.html.
+    #[arg(long)]
+    pub html: bool,
 }
 
 /// Arguments of `netstat diff`.
@@ -181,7 +187,7 @@ pub struct DiffArgs {
     /// Show only the layers that differ (or are in one spec only); totals still count all.
     #[arg(long)]
     pub changed_only: bool,
-    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex, .html), else table].
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
@@ -255,7 +261,7 @@ pub struct AnalyzeArgs {
     pub spec_args: SpecArgs,
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex, .html), else table].
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<Format>,
     /// Write to FILE (atomically: a temporary file, then rename) instead of standard output.
@@ -393,6 +399,8 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
     let mut r = Report::new(&analysis);
     let m = crate::memory::model(&analysis, &a.train.options())?;
+    // The HTML page charts the memory timeline, which the summary drops.
+    let timeline = (format == Format::Html).then(|| m.clone());
     r.memory = Some(report::memory::MemoryReport::summary(m));
     let hardware = a.hardware.as_deref().map(crate::hardware::resolve).transpose()?;
     let at_input =
@@ -422,6 +430,13 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     };
     if !a.columns.is_empty() {
         r.columns = Some(pick_columns(&r, &a.columns)?);
+    }
+    if let Some(m) = timeline {
+        let page = report::html::report_page(&r, Some(&m), None);
+        return match a.output.as_deref() {
+            Some(p) => report::write_atomic(p, page.as_bytes()),
+            None => stdout.write_all(page.as_bytes()).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
+        };
     }
     emit(&r, format, a.output.as_deref(), stdout)
 }
@@ -482,7 +497,7 @@ pub struct MeasureArgs {
     /// Where to run: cpu, or cuda:N (CUDA ordinal N; needs a build with `--features cuda`).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     pub device: crate::measure::device::Target,
-    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex), else table].
+    /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex, .html), else table].
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<Format>,
     /// Write to FILE (atomically) instead of standard output.
@@ -495,9 +510,9 @@ pub struct MeasureArgs {
 
 fn measure(m: MeasureArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let format = Format::pick(m.format, m.output.as_deref());
-    if format == Format::Latex {
+    if matches!(format, Format::Latex | Format::Html) {
         return Err(Error::Usage(
-            "`netstat measure` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+            "`netstat measure` writes table, markdown, csv or json; LaTeX tables and HTML pages come from `netstat SPEC --format latex|html`"
                 .into(),
         ));
     }
@@ -548,7 +563,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let format = Format::pick(a.format, a.output.as_deref());
     if format == Format::Latex {
         return Err(Error::Usage(
-            "`netstat memory` writes table, markdown, csv or json; LaTeX tables come from `netstat SPEC --format latex`"
+            "`netstat memory` writes table, markdown, csv, json or html; LaTeX tables come from `netstat SPEC --format latex`"
                 .into(),
         ));
     }
@@ -613,6 +628,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             r.memory = Some(m);
             report::json::write(&r, &mut buf)
         }
+        Format::Html => buf.write_all(report::html::memory_page(&r, &m).as_bytes()),
         Format::Latex => unreachable!("refused above"),
     }
     .expect("writing to memory cannot fail");
@@ -624,7 +640,9 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 
 fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let out = |e| Error::Io { path: "<stdout>".into(), source: e };
-    let g = report::dir::generate(&a.specs)?;
+    // A folder written with --html is checked with its pages.
+    let html = a.html || (a.check && a.out.join("index.html").is_file());
+    let g = report::dir::generate(&a.specs, html)?;
     if !a.check {
         let n = report::dir::write(&g, &a.out)?;
         return writeln!(stdout, "wrote {n} files for {} specs into {}", g.reports.len(), a.out.display()).map_err(out);

@@ -183,6 +183,12 @@ impl Roofline {
         Ok(())
     }
 
+    /// The roof at arithmetic intensity `ai` (FLOP per byte): min(peak FLOP/s, `ai` × bandwidth),
+    /// FLOP/s (Williams et al. 2009, eq. 1).
+    pub fn attainable_flops_per_s(&self, ai: f64) -> f64 {
+        self.peak_flops_per_s.min(ai * self.memory_bandwidth_bytes_per_s)
+    }
+
     /// One line for tables: the device, its roofs and the predicted total.
     pub fn summary_line(&self) -> String {
         let mut s = format!(
@@ -316,6 +322,16 @@ mod tests {
         assert_eq!(r.layers[0].bytes_moved, 1_861_632 / 2);
         assert_eq!(r.layers[0].bound, Bound::Compute);
         close(r.layers[0].predicted_time_ms, 203_233_536.0 / 989.5e12 * 1e3);
+    }
+
+    #[test]
+    fn the_roof_is_bandwidth_times_intensity_up_to_the_peak() {
+        // h200: bandwidth 4.8e12 B/s, fp32 peak 67e12 FLOP/s, ridge 67 / 4.8 = 13.958… FLOP/B.
+        let r = roofline(&alexnet(), &resolve("h200").unwrap()).unwrap();
+        assert_eq!(r.attainable_flops_per_s(1.0), 4.8e12);
+        assert_eq!(r.attainable_flops_per_s(10.0), 48e12);
+        assert_eq!(r.attainable_flops_per_s(100.0), 67e12);
+        close(r.attainable_flops_per_s(r.ridge_flops_per_byte), 67e12);
     }
 
     #[test]

@@ -186,5 +186,6 @@ pub fn write(
             writeln!(out, "% needs \\usepackage{{booktabs}}")?;
             grid(true).write_latex(out)
         }
+        Format::Html => out.write_all(super::html::grid_page(&title, &grid(true), &lines).as_bytes()),
     }
 }

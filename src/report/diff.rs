@@ -353,6 +353,10 @@ impl DiffReport {
                 writeln!(out, "% needs \\usepackage{{booktabs}}")?;
                 self.grid(true).write_latex(out)
             }
+            Format::Html => {
+                let lines: Vec<String> = self.summary().lines().map(str::to_owned).collect();
+                out.write_all(super::html::grid_page(&self.title(), &self.grid(true), &lines).as_bytes())
+            }
         }
     }
 }

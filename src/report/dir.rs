@@ -3,7 +3,8 @@
 //!
 //! Files per spec `NAME.yaml` (NAME is the file stem): `NAME.md` (the Markdown report, with the
 //! charts and links), `NAME.csv`, `NAME.json`, `NAME.tex`, and one `NAME.CHART.svg` per chart of
-//! [`super::svg::charts`]; plus `README.md`, the index of all specs. Output is deterministic:
+//! [`super::svg::charts`]; plus `README.md`, the index of all specs. With `html`, also `NAME.html`
+//! (the page of [`super::html::report_page`], charts inline) and `index.html`. Output is deterministic:
 //! specs in file-name order, no dates, no absolute paths; only JSON carries netstat's version,
 //! which `--check` ignores.
 
@@ -50,10 +51,11 @@ fn render(r: &Report, f: Format) -> Vec<u8> {
     buf
 }
 
-/// Analyse every spec in `specs_dir` at its own batch, input and dtype, and render all files.
+/// Analyse every spec in `specs_dir` at its own batch, input and dtype, and render all files
+/// (the HTML pages and `index.html` too when `html`).
 ///
 /// Errors: the first spec that fails to load or analyse (exit 2, with FILE:LINE:COL).
-pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
+pub fn generate(specs_dir: &Path, html: bool) -> Result<Generated, Error> {
     let mut g = Generated::default();
     // Who writes each file: two specs (dup.yaml and dup.yml) or a spec and the index
     // (README.yaml) must not write the same file, one silently replacing the other.
@@ -73,6 +75,7 @@ pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
         // Memory at the spec's batch, default training step (Adam, no amp), as `netstat SPEC` prints it.
         let m = crate::memory::model(&a, &crate::memory::Options::default())?;
         let charts = svg::charts(&r, Some(&m));
+        let timeline = html.then(|| m.clone());
         r.memory = Some(super::memory::MemoryReport::summary(m));
         let mut md = render(&r, Format::Markdown);
         md.extend_from_slice(
@@ -89,6 +92,10 @@ pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
             (format!("{stem}.tex"), render(&r, Format::Latex)),
         ];
         files.extend(charts.into_iter().map(|(suffix, text)| (format!("{stem}.{suffix}.svg"), text.into_bytes())));
+        if let Some(m) = &timeline {
+            files
+                .push((format!("{stem}.html"), super::html::report_page(&r, Some(m), Some("index.html")).into_bytes()));
+        }
         for (name, bytes) in files {
             claim(&name, by.clone())?;
             g.files.insert(name, bytes);
@@ -97,6 +104,10 @@ pub fn generate(specs_dir: &Path) -> Result<Generated, Error> {
     }
     claim("README.md", "the index".into())?;
     g.files.insert("README.md".into(), index(&g.reports));
+    if html {
+        claim("index.html", "the HTML index".into())?;
+        g.files.insert("index.html".into(), super::html::index(&g.reports).into_bytes());
+    }
     Ok(g)
 }
 
@@ -300,7 +311,9 @@ pub fn check(g: &Generated, dir: &Path) -> Drift {
             let file = s.rsplit_once(": ").map(|x| x.0).unwrap_or(s);
             let name = Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or_default();
             !(s.ends_with(": differs")
-                && (name == "README.md" || moved_stems.iter().any(|p| name.starts_with(p.as_str()))))
+                && (name == "README.md"
+                    || name == "index.html"
+                    || moved_stems.iter().any(|p| name.starts_with(p.as_str()))))
         });
     }
     // A report whose spec is gone.

@@ -434,6 +434,7 @@ pub fn write(r: &MeasureReport, format: super::Format, out: &mut dyn Write) -> s
         super::Format::Csv => write_csv(r, out),
         super::Format::Json => write_json(r, out),
         super::Format::Latex => Err(std::io::Error::other("measured reports have no LaTeX form")),
+        super::Format::Html => Err(std::io::Error::other("measured reports have no HTML form")),
     }
 }
 

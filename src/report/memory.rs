@@ -174,7 +174,7 @@ impl MemoryReport {
     }
 }
 
-fn heading(r: &Report, m: &MemoryReport) -> String {
+pub(crate) fn heading(r: &Report, m: &MemoryReport) -> String {
     format!(
         "{} — input {}, batch {}; optimizer {}; {}",
         r.spec.name,
@@ -255,7 +255,7 @@ fn sweep_rows(s: &[SweepRow]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn fit_line(f: &Fit) -> String {
+pub(crate) fn fit_line(f: &Fit) -> String {
     match f.batch {
         Some(b) if f.limit.is_some() => format!(
             "fit: every batch up to {b} fits in {} (peak {}), but batch {} cannot be analysed ({}), so the search stopped there",

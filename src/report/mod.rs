@@ -10,6 +10,7 @@ pub mod csv;
 pub mod diff;
 pub mod dir;
 pub mod grid;
+pub mod html;
 pub mod interrupt;
 pub mod json;
 pub mod latex;
@@ -578,11 +579,14 @@ pub enum Format {
     /// LaTeX booktabs `tabular`, human units, for `\input` in a paper (analysis and diff
     /// reports; `measure` and `memory` refuse it).
     Latex,
+    /// One self-contained HTML page: sortable table and the charts inline, nothing loaded from
+    /// the network (analysis, memory, diff and convention reports; `measure` refuses it).
+    Html,
 }
 
 impl Format {
     /// The format a file name asks for by its extension (case-insensitive): `.md`/`.markdown`,
-    /// `.csv`, `.json`, `.tex`, `.txt` (the table); `None` for any other or none.
+    /// `.csv`, `.json`, `.tex`, `.html`/`.htm`, `.txt` (the table); `None` for any other or none.
     pub fn from_extension(path: &std::path::Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         Some(match ext.as_str() {
@@ -590,6 +594,7 @@ impl Format {
             "csv" => Format::Csv,
             "json" => Format::Json,
             "tex" => Format::Latex,
+            "html" | "htm" => Format::Html,
             "txt" => Format::Table,
             _ => return None,
         })
@@ -610,6 +615,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
         Format::Csv => csv::write(report, out),
         Format::Json => json::write(report, out),
         Format::Latex => latex::write(report, out),
+        Format::Html => html::write(report, out),
     }
 }
 

@@ -57,6 +57,39 @@ fn snapshot_memory_timeline_svg() {
 }
 
 #[test]
+fn snapshot_html_page() {
+    let a = fixture();
+    let m = crate::memory::model(&a, &Default::default()).unwrap();
+    let mut r = Report::new(&a);
+    r.memory = Some(super::memory::MemoryReport::summary(m.clone()));
+    let page = super::html::report_page(&r, Some(&m), Some("index.html"));
+    insta::assert_snapshot!(page);
+}
+
+#[test]
+fn snapshot_roofline_svg() {
+    // torchvision AlexNet on the h100 (67e12 FLOP/s fp32, 3.35e12 B/s: ridge 20.0 FLOP/B).
+    let a = fixture();
+    let r = Report::new(&a)
+        .with_roofline(crate::roofline::roofline(&a, &crate::hardware::resolve("h100").unwrap()).unwrap());
+    let charts = svg::charts(&r, None);
+    let names: Vec<&str> = charts.iter().map(|c| c.0).collect();
+    assert_eq!(names, ["params", "macs", "roofline"]);
+    assert!(charts[2].1.contains(">ridge 20.0 FLOP/B</text>"));
+    insta::assert_snapshot!(charts[2].1);
+}
+
+#[test]
+fn snapshot_sweep_svg() {
+    let a = fixture();
+    let rows: Vec<super::memory::SweepRow> = [1, 8, 32]
+        .iter()
+        .map(|&b| super::memory::SweepRow::of(&crate::memory::at_batch(&a.spec, b, &Default::default()).unwrap()))
+        .collect();
+    insta::assert_snapshot!(svg::sweep(&a.spec.name, &rows, Some(3 << 30)));
+}
+
+#[test]
 fn snapshot_index() {
     let a = fixture();
     let mut r = Report::new(&a);
