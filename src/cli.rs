@@ -665,12 +665,13 @@ fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         writeln!(stdout, "stale  {s}").map_err(out)?;
     }
     Err(Error::Stale(format!(
-        "{} is out of date: {} number(s) moved, {} file(s) missing or stale; regenerate with `netstat report {} --out {}`",
+        "{} is out of date: {} number(s) moved, {} file(s) missing or stale; regenerate with `netstat report {} --out {}{}`",
         a.out.display(),
         d.moved.len(),
         d.stale.len(),
         a.specs.display(),
-        a.out.display()
+        a.out.display(),
+        if html { " --html" } else { "" }
     )))
 }
 

@@ -5,7 +5,7 @@
 //! Text is plain SVG `<text>` in the viewer's sans-serif, so generating a chart needs no font and
 //! the output is byte-for-byte deterministic. Widths of text are estimated at [`CHAR_EM`] of the
 //! font size per character (wide enough for DejaVu Sans and Liberation Sans digits and lowercase);
-//! a layer name longer than the label column is shortened in the middle (`features.den…layer16.conv2`)
+//! a layer name longer than the label column is shortened in the middle (`model.layers.0.…ntion_layernorm`)
 //! and the full name is the bar's `<title>` (a tooltip in browsers). Every string that comes from a
 //! spec is escaped ([`xml_text`]).
 //!
@@ -102,14 +102,15 @@ fn text_width(s: &str, font: f64) -> f64 {
     s.chars().count() as f64 * font * CHAR_EM
 }
 
-/// `s` shortened to at most `max` characters by an ellipsis in the middle (a third of the
-/// characters kept from the start, the rest from the end, where hierarchical names differ).
+/// `s` shortened to at most `max` characters by an ellipsis in the middle (half the characters
+/// kept from the start, where block indices are, and half from the end, where the layer is:
+/// `model.layers.0.post_attention_layernorm` → `model.layers.0.…ntion_layernorm`).
 pub fn shorten(s: &str, max: usize) -> String {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() <= max || max < 3 {
         return s.to_owned();
     }
-    let head = (max - 1) / 3;
+    let head = (max - 1) / 2;
     let tail = max - 1 - head;
     let mut out: String = chars[..head].iter().collect();
     out.push('…');
@@ -407,13 +408,14 @@ pub fn timeline(name: &str, m: &Memory) -> String {
     polyline(&mut s, &pts(|st| st.live_bytes), &format!("stroke=\"{BLUE}\" stroke-width=\"2\""));
     let iy = fr.y(m.inference_peak_bytes as f64, ymax);
     line(&mut s, fr.left, iy, fr.right, iy, &format!("stroke=\"{RED}\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\""));
-    // Its label sits above the line at the left (below it when the line is near the top).
+    // Its label sits above the line near the right end, where the training curve has risen
+    // above the inference peak (below the line when it is near the top).
     let ly = if iy - fr.top > 30.0 { iy - 5.0 } else { iy + 14.0 };
     text(
         &mut s,
-        fr.left + 6.0,
+        fr.right - 24.0,
         ly,
-        "start",
+        "end",
         &format!(" fill=\"{RED}\""),
         &format!("inference peak {}", bytes(m.inference_peak_bytes)),
     );
@@ -713,8 +715,9 @@ mod tests {
     #[test]
     fn long_names_are_shortened_in_the_middle_and_kept_whole_in_the_tooltip() {
         let long = "features.denseblock4.denselayer16.norm2.conv2.very.long.tail";
-        // 28% of 800 px at 7.2 px a character: 31 characters; 10 from the start, 20 from the end.
-        assert_eq!(shorten(long, 31), "features.d…conv2.very.long.tail");
+        // 28% of 800 px at 7.2 px a character: 31 characters; 15 from the start, 15 from the end.
+        assert_eq!(shorten(long, 31), "features.denseb….very.long.tail");
+        assert_eq!(shorten("model.layers.0.post_attention_layernorm", 31), "model.layers.0.…ntion_layernorm");
         assert_eq!(shorten(long, 31).chars().count(), 31);
         assert_eq!(shorten("conv1", 31), "conv1");
         let s = bars("t", "x", &[(long.into(), 1)]);
