@@ -9,6 +9,7 @@
 //! installs it and sets that: .ci/run).
 
 use assert_cmd::Command;
+use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -114,18 +115,37 @@ fn report_html_pages_render_and_sort_in_chromium() {
     assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "{dom}");
     let dom = assert_clean(&chrome, &out.join("index.html"));
     assert!(dom.contains("href=\"alexnet-torchvision.html\""), "{dom}");
-    // --check covers the pages: a changed page is stale.
-    netstat().arg("report").arg(&specs).arg("--out").arg(&out).arg("--check").assert().success();
-    std::fs::write(out.join("hostile.html"), "changed").unwrap();
-    netstat()
-        .arg("report")
-        .arg(&specs)
-        .arg("--out")
-        .arg(&out)
-        .arg("--check")
+}
+
+/// Without a browser: `report --html` writes a page per spec and index.html, and `--check` covers
+/// them in a folder that holds index.html.
+#[test]
+fn report_check_covers_the_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let specs = tmp.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::copy("specs/lenet.yaml", specs.join("lenet.yaml")).unwrap();
+    let out = tmp.path().join("reports");
+    let report = |extra: &[&str]| {
+        let mut c = netstat();
+        c.arg("report").arg(&specs).arg("--out").arg(&out).args(extra);
+        c
+    };
+    // 4 formats + params, MACs and memory charts + README.md = 8 files; with --html 2 more.
+    report(&["--html"]).assert().success().stdout(predicates::str::contains("wrote 10 files for 1 specs"));
+    assert!(out.join("lenet.html").is_file() && out.join("index.html").is_file());
+    report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 specs, 10 files)"));
+    std::fs::write(out.join("lenet.html"), "changed").unwrap();
+    report(&["--check"])
         .assert()
         .code(1)
-        .stdout(predicates::str::contains("hostile.html: differs"));
+        .stdout(predicates::str::contains("lenet.html: differs"))
+        .stderr(predicates::str::contains("--out").and(predicates::str::contains(" --html`")));
+    std::fs::remove_file(out.join("lenet.html")).unwrap();
+    report(&["--check"]).assert().code(1).stdout(predicates::str::contains("lenet.html: missing"));
+    // Without index.html, a folder is checked without pages.
+    std::fs::remove_file(out.join("index.html")).unwrap();
+    report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 specs, 8 files)"));
 }
 
 #[test]

@@ -604,6 +604,9 @@ pub fn roofline(report: &Report) -> Option<String> {
     Some(s)
 }
 
+/// A line of the sweep chart: colour, label, and the figure it plots.
+type Series = (&'static str, &'static str, fn(&SweepRow) -> u64);
+
 /// Memory against batch size (`netstat memory --sweep-batch`): training peak, saved
 /// activations and inference peak at each batch of `rows` (dots joined by lines; memory grows
 /// linearly in the batch, so a linear x axis shows straight lines), and the `--fit` budget as a
@@ -624,7 +627,7 @@ pub fn sweep(name: &str, rows: &[SweepRow], budget: Option<u64>) -> String {
     let label_w = axis.iter().map(|t| text_width(&t.1, FONT)).fold(0.0, f64::max);
     let fr = Frame { left: 14.0 + label_w, right: f64::from(WIDTH) - 16.0, top: 62.0, bottom: 350.0 };
     let mut s = open(400.0, &format!("{name}: memory against batch size"));
-    let series: [(&str, &str, fn(&SweepRow) -> u64); 3] = [
+    let series: [Series; 3] = [
         (BLUE, "training peak", |r| r.training_peak_bytes),
         (GREEN, "saved activations", |r| r.saved_activation_bytes),
         (ORANGE, "inference peak", |r| r.inference_peak_bytes),
