@@ -625,7 +625,14 @@ pub fn sweep(name: &str, rows: &[SweepRow], budget: Option<u64>) -> String {
     let xt = ticks(bmax as f64, xstep);
     let xmax = *xt.last().unwrap_or(&(bmax as f64));
     let label_w = axis.iter().map(|t| text_width(&t.1, FONT)).fold(0.0, f64::max);
-    let fr = Frame { left: 14.0 + label_w, right: f64::from(WIDTH) - 16.0, top: 62.0, bottom: 350.0 };
+    // Room right of the plot for the largest batch's figures.
+    let end_w = rows
+        .iter()
+        .flat_map(|r| [r.training_peak_bytes, r.saved_activation_bytes, r.inference_peak_bytes])
+        .map(|v| text_width(&bytes(v), FONT))
+        .fold(0.0, f64::max)
+        + 12.0;
+    let fr = Frame { left: 14.0 + label_w, right: f64::from(WIDTH) - 10.0 - end_w, top: 62.0, bottom: 350.0 };
     let mut s = open(400.0, &format!("{name}: memory against batch size"));
     let series: [Series; 3] = [
         (BLUE, "training peak", |r| r.training_peak_bytes),
@@ -671,17 +678,17 @@ pub fn sweep(name: &str, rows: &[SweepRow], budget: Option<u64>) -> String {
             );
         }
     }
-    // The largest batch's figures, right of nothing: written left of its dots.
+    // The largest batch's figures right of its dots, pushed apart to 14 px when they are close.
     if let Some(last) = sorted.last() {
         let x = fr.x(last.batch as f64, xmax);
-        let mut used: Vec<f64> = Vec::new();
-        for (c, _, get) in series {
-            let mut y = fr.y(get(last) as f64, ymax) - 7.0;
-            while used.iter().any(|u| (u - y).abs() < 14.0) {
-                y += 14.0;
-            }
-            used.push(y);
-            text(&mut s, x - 6.0, y, "end", &format!(" fill=\"{c}\""), &bytes(get(last)));
+        let mut labels: Vec<(f64, &str, String)> =
+            series.iter().map(|(c, _, get)| (fr.y(get(last) as f64, ymax) + 4.0, *c, bytes(get(last)))).collect();
+        labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for i in 1..labels.len() {
+            labels[i].0 = labels[i].0.max(labels[i - 1].0 + 14.0);
+        }
+        for (y, c, t) in labels {
+            text(&mut s, x + 8.0, y, "start", &format!(" fill=\"{c}\""), &t);
         }
     }
     fr.border(&mut s);
