@@ -1,5 +1,5 @@
 //! The HTML report in a real browser: headless Chromium opens pages that `netstat report --html`,
-//! `netstat SPEC -o x.html` and `netstat memory -f html` wrote, with `?selftest=1` (the page sorts
+//! `netstat SPEC -o x.html`, `--explain`, `netstat memory` and `netstat diff` wrote, with `?selftest=1` (the page sorts
 //! every table by every column both ways and writes `selftest: ok …` into `<output id="selftest">`;
 //! script errors and `console.error` go into `<pre id="errors">`), and `--dump-dom` returns the DOM
 //! after the page ran. Chromium's console log (`--enable-logging=stderr`) must hold no error
@@ -164,6 +164,9 @@ fn spec_and_memory_pages_render_with_roofline_and_sweep() {
         .success();
     let dom = assert_clean(&chrome, &page);
     assert!(dom.contains("<h2>Memory against batch size</h2>") && dom.contains("<h2>Memory timeline"), "{dom}");
+    let page = tmp.path().join("explain.html");
+    netstat().args(["specs/alexnet.yaml", "--explain", "-o"]).arg(&page).assert().success();
+    assert_clean(&chrome, &page);
     let page = tmp.path().join("diff.html");
     netstat()
         .args(["diff", "specs/alexnet.yaml", "tests/fixtures/alexnet-torchvision.yaml", "-f", "html", "-o"])
