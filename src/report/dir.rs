@@ -103,7 +103,14 @@ pub fn generate(specs_dir: &Path, html: bool) -> Result<Generated, Error> {
         g.reports.push((stem, r));
     }
     claim("README.md", "the index".into())?;
-    g.files.insert("README.md".into(), index(&g.reports));
+    let mut readme = index(&g.reports);
+    if html {
+        readme.extend_from_slice(
+            b"\nEach spec also has a web page, `NAME.html` (sortable table, charts inline, nothing loaded from the \
+network): open [index.html](index.html) in a browser.\n",
+        );
+    }
+    g.files.insert("README.md".into(), readme);
     if html {
         claim("index.html", "the HTML index".into())?;
         g.files.insert("index.html".into(), super::html::index(&g.reports).into_bytes());
