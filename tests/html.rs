@@ -143,8 +143,11 @@ fn report_check_covers_the_pages() {
         .stderr(predicates::str::contains("--out").and(predicates::str::contains(" --html`")));
     std::fs::remove_file(out.join("lenet.html")).unwrap();
     report(&["--check"]).assert().code(1).stdout(predicates::str::contains("lenet.html: missing"));
-    // Without index.html, a folder is checked without pages.
+    // Without index.html, a folder is checked without pages (and its README.md, which names
+    // index.html when there are pages, is stale until regenerated without --html).
     std::fs::remove_file(out.join("index.html")).unwrap();
+    report(&["--check"]).assert().code(1).stdout(predicates::str::contains("README.md: differs"));
+    report(&[]).assert().success();
     report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 specs, 8 files)"));
 }
 
