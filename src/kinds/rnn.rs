@@ -14,14 +14,26 @@
 //!   nonlinearities and products are elementwise and not counted, as for every kind), × T
 //!   steps × N. Same convention as `linear`: multiply-accumulates of matmuls only.
 //!
-//! Saved for backward, as PyTorch's CPU path keeps them (aten/src/ATen/native/RNN.cpp:
+//! Saved for backward, as PyTorch's native path keeps them (aten/src/ATen/native/RNN.cpp:
 //! `FullLayer` projects every step's input at once, `linear_ih(inputs)`, then runs the cell per
 //! step on the recurrent projection; autograd saves what each op's derivatives.yaml formula
 //! reads): the input (read by the input projection), each later layer's input (the previous
-//! layer's output), per layer and direction the initial state(s) (h₀; LSTM also c₀) and per
-//! step K values of N·H: rnn 1 (h_t, kept by tanh/relu and the next step's matmul); LSTM 7
-//! (the four gate activations, c_t, tanh(c_t), h_t); GRU 8 (the recurrent projection's three
-//! gates, r, z, n, h − n, h_t). cuDNN keeps a reserve space of its own instead; not modelled.
+//! layer's output), and per layer and direction K values of N·H per step plus C: rnn K = 1, C = 1
+//! (h_t, kept by tanh/relu and the next step's matmul, and h₀); LSTM K = 7, C = 0 (the four gate
+//! activations, c_t, tanh(c_t), h_t; h₀ and c₀ are kept, the last step's c_t and h_t are not:
+//! nothing reads them again); GRU K = 7, C = 0. Measured with `saved_tensors_hooks` (torch 2.15,
+//! CPU, oneDNN off) at T = 3 and 5, 1 and 2 layers, one and two directions, with and without
+//! bias: the bytes equal `4·N·H·(K·T + C)` per layer and direction exactly.
+//! With `batch_first` and N > 1 PyTorch runs on the input transposed to `T×N×I`: the input
+//! projection keeps a contiguous copy of it instead of the input (the same bytes; the input is
+//! freed when nothing else keeps it), and the output is a transposed view of its `T×N×dirs·H`
+//! result, which a following `linear` copies and keeps instead (the same bytes again). Counted
+//! here as the input and the output themselves: equal after the forward pass
+//! (scripts/pytorch_memory.py, specs/lstm-lm.yaml at batch 8); the copy and the original
+//! coexist only while the copy is made. At N = 1 both are views.
+//! x86 CPU builds run oneDNN's fused RNN by default (MkldnnRnnLayerBackward0), which keeps a
+//! workspace of its own instead of the per-step values; cuDNN keeps its reserve space. Neither
+//! is modelled (docs/memory.md quotes the oneDNN figure).
 
 use super::{Cost, KindError, Saved, SavedDType};
 use crate::error::SpecError;
@@ -50,12 +62,13 @@ impl Cell {
             Cell::Lstm => 4,
         }
     }
-    /// Values of N·H saved per step, and per layer and direction for the initial states.
+    /// Values of N·H saved per step K, and per layer and direction besides C (module doc: the
+    /// initial states kept, the last step's states not).
     fn saved_per_step(self) -> (u64, u64) {
         match self {
             Cell::Tanh | Cell::Relu => (1, 1),
-            Cell::Gru => (8, 1),
-            Cell::Lstm => (7, 2),
+            Cell::Gru => (7, 0),
+            Cell::Lstm => (7, 0),
         }
     }
 }
