@@ -10,10 +10,12 @@
 //! src/measure/gradcheck.rs.
 //!
 //! - specs/examples/tiny-llama.yaml: hidden 64, 2 layers, 4 heads, 2 key/value heads, rotary,
-//!   SwiGLU, vocab 128, 32 tokens;
+//!   SwiGLU, vocab 128, 32 tokens, at batch 8;
 //! - tests/fixtures/llm_kinds.yaml: rms_norm, attention with kv_heads/rotary/window and
-//!   multi-query, gated_mlp, mixture_of_experts, lstm, gru, rnn, batch_norm1d, max_pool1d,
-//!   avg_pool1d;
+//!   multi-query, gated_mlp, mixture_of_experts, batch_norm1d, max_pool1d, avg_pool1d (on a
+//!   permuted, strided view);
+//! - tests/fixtures/recurrent_kinds.yaml: lstm (2 layers), gru (bidirectional), rnn (relu),
+//!   a time-major lstm;
 //! - tests/fixtures/image_kinds.yaml: group_norm, upsample nearest and bilinear.
 //!
 //! One test function: the counting allocator is process-wide.
@@ -79,28 +81,24 @@ fn tiny_llama_and_the_issue_14_kinds_in_candle() {
     assert_eq!(candle_core::utils::get_num_threads(), 1);
 
     // 90,432 params (the spec's header: by hand, and transformers' LlamaForCausalLM sums the same).
-    let o = Overrides { batch: Some(2), ..Default::default() };
-    let only = std::env::var("ONLY").unwrap_or_default();
-    if only.is_empty() || only == "llama" {
-        run("specs/examples/tiny-llama.yaml", &o, 90_432, 12 << 10);
-    }
+    let o = Overrides { batch: Some(8), ..Default::default() };
+    run("specs/examples/tiny-llama.yaml", &o, 90_432, 12 << 10);
 
-    // llm_kinds.yaml params by hand (D 32, 16 tokens):
-    // proj 32·32 + 32 = 1,056; norm 32;
-    // gqa (W_kv = 2·32/4 = 16, no bias) 32·32 + 2·32·16 + 32·32 = 3,072;
-    // mqa (W_kv 8, bias) 32·32 + 2·32·8 + 32·32 + 2·32 + 2·8 = 2,640;
-    // mlp 3·32·64 = 6,144; moe router 32·4 + 4·3·32·16 = 6,272;
-    // lstm 4·16·(32 + 16) + 8·16 = 3,200 and 4·16·(16 + 16) + 8·16 = 2,176 → 5,376;
-    // gru (bidirectional, I 16) 2·(3·16·(16 + 16) + 6·16) = 3,264;
-    // rnn (I 32, H 32) 32·32 + 32·32 + 2·32 = 2,112; time_major lstm (I 32, H 32)
-    // 4·32·64 + 8·32 = 8,448; bn 2·32 = 64.
-    // 1,056 + 32 + 3,072 + 2,640 + 6,144 + 6,272 + 5,376 + 3,264 + 2,112 + 8,448 + 64 = 38,480.
-    if only.is_empty() || only == "seq" {
-        run("tests/fixtures/llm_kinds.yaml", &Overrides::default(), 38_480, 16 << 10);
-    }
+    // llm_kinds.yaml params by hand (D 128, 32 tokens):
+    // proj 128·128 + 128 = 16,512; norm 128;
+    // gqa (W_kv = 2·128/4 = 64, no bias) 128·128 + 2·128·64 + 128·128 = 49,152;
+    // mqa (W_kv 32, bias) 128·128 + 2·128·32 + 128·128 + 2·128 + 2·32 = 41,280;
+    // mlp 3·128·256 = 98,304; moe router 128·4 + 4·3·128·64 = 98,816; bn (C = 128) 2·128 = 256
+    // → 16,512 + 128 + 49,152 + 41,280 + 98,304 + 98,816 + 256 = 304,448.
+    run("tests/fixtures/llm_kinds.yaml", &Overrides::default(), 304_448, 16 << 10);
 
-    // image_kinds.yaml: conv 8·8 + 8 = 72; gn 2·8 = 16 → 88.
-    if only.is_empty() || only == "image" {
-        run("tests/fixtures/image_kinds.yaml", &Overrides::default(), 88, 12 << 10);
-    }
+    // recurrent_kinds.yaml (I 64): proj 64·64 + 64 = 4,160;
+    // lstm (H 512) 4·512·(64 + 512) + 8·512 = 1,183,744 and 4·512·(512 + 512) + 8·512 = 2,101,248;
+    // gru (H 256, two directions, I 512) 2·(3·256·(512 + 256) + 6·256) = 1,182,720;
+    // rnn (H 512, I 512) 512·512 + 512·512 + 2·512 = 525,312; time_major (H 512, I 512) 2,101,248
+    // → 4,160 + 1,183,744 + 2,101,248 + 1,182,720 + 525,312 + 2,101,248 = 7,098,432.
+    run("tests/fixtures/recurrent_kinds.yaml", &Overrides::default(), 7_098_432, 16 << 10);
+
+    // image_kinds.yaml: conv 16·16 + 16 = 272; gn 2·16 = 32 → 304.
+    run("tests/fixtures/image_kinds.yaml", &Overrides::default(), 304, 12 << 10);
 }

@@ -391,9 +391,10 @@ impl crate::candle::build::Build for MultiHeadAttention {
     ///   scores (causal), and softmax's `x − max`, `exp` and quotient (S each) plus its two
     ///   per-row reductions; `P·V` and its merged-heads copy (O_q each); the output projection's
     ///   matmul and bias sum.
-    /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy)
-    ///   or inside the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in
-    ///   the output projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
+    /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy;
+    ///   grouped: its copy to every head beside its split) or while Q or K is rotated, or inside
+    ///   the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in the output
+    ///   projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
     /// - grouped-query: K and V are projected at W_kv (O_kv = N·L_k·W_kv·s each, per
     ///   projection) and then copied to every head (O_k each);
     /// - rotary: per rotated tensor `x·cos` (X), `−x₂` (X/2), the `cat` (X), `·sin` (X) and the
@@ -423,14 +424,23 @@ impl crate::candle::build::Build for MultiHeadAttention {
             + 2 * small
             + (1 + copy) * oq
             + if m.bias { 2 * oq } else { oq };
-        let heads = oq + 2 * ok + if m.grouped() { 2 * okv } else { 0 } + rotated;
-        let proj_v = oq + ok + per * okv + rotated + MATMUL_TRANSIENT_BYTES;
+        // Inference frees as it goes: the rotation replaces Q and K (its temporaries live while
+        // it runs: `x`, the `cat`, `x·cos`, `rot·sin` and their sum, 5·X), and `repeat_kv`
+        // replaces K and V at W_kv by their copies to every head, so after the projections the
+        // heads are Q, K and V at full width.
+        let heads = oq + 2 * ok;
+        let proj_v = oq + ok + per * okv + MATMUL_TRANSIENT_BYTES;
+        let repeat_v = if m.grouped() { oq + ok + okv + ok } else { 0 };
+        let rotation = if m.rotary { (5 * oq).max(oq + 5 * okv) } else { 0 };
         let softmax = heads + 4 * sc + 2 * small;
-        let out_proj = heads + 2 * sc + (1 + copy) * oq + if m.bias { 2 * oq } else { oq };
+        // The context: `P·V` and its merged-heads copy while it is made, then the copy beside
+        // the output projection's matmul (and bias sum).
+        let out_proj = heads + 2 * sc + ((1 + copy) * oq).max(oq + if m.bias { 2 * oq } else { oq });
         // The causal mask: an L_q×L_k additive constant built once with the weights.
         let constants = if m.causal { lq * lk * s } else { 0 }
             + if m.rotary { 2 * (lq + lk) * (d / m.heads.max(1)) * s } else { 0 };
-        CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained, constants, ..Default::default() }
+        let peak = proj_v.max(repeat_v).max(rotation).max(softmax).max(out_proj);
+        CandleLayer { output: oq, peak, retained, constants, ..Default::default() }
     }
 }
 

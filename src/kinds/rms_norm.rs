@@ -129,6 +129,9 @@ impl crate::candle::build::Build for RmsNorm {
 
     /// Candle memory: `x²` and the quotient (O each), then `γ·` (O); the mean, `+ ε` and the
     /// square root: 3 per-row values. On an untracked input the ops before `γ·` record nothing.
+    /// Inference frees as it goes (Rust drops a statement's temporaries at its end): `x²` with
+    /// the mean (O + 1 row value), then the quotient beside the mean, `+ ε` and the root
+    /// (O + 3), then `γ·` beside the quotient and the mean (2·O + 1): the peak is the largest.
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         let (out, x) = (at.out(), at.x());
         let norm: u64 = match &self.normalized_shape {
@@ -144,7 +147,7 @@ impl crate::candle::build::Build for RmsNorm {
         };
         crate::candle::model::CandleLayer {
             output: out,
-            peak: (2 + g) * out + 3 * small,
+            peak: (out + 3 * small).max((1 + g) * out + small),
             retained,
             frees_untracked_input: true,
             ..Default::default()

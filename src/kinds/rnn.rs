@@ -271,14 +271,13 @@ impl Recurrent {
         }))
     }
 
-    /// Candle memory of the builder above (B = N·H·s bytes, G gates): per layer the input
-    /// projection (matmul and bias, N·T·G·H each); per direction two zero states, per step the
+    /// Candle memory of the builder above (B = N·H·s bytes, G gates): per layer and direction
+    /// the input projection (matmul and bias, N·T·G·H each), two zero states, per step the
     /// recurrent projection (matmul and bias, G·B each) and the cell's ops (rnn: the sum and
     /// the activation, 2·B; LSTM: the sum 4·B, four activations, f·c, i·g, c, tanh c, h: 13·B;
     /// GRU: r, z sums and sigmoids, r·h_n, the sum, tanh, h − n, z·(h − n), h: 10·B), then the
     /// stacked output N·T·H; the directions' concatenation; the layout copies when not
-    /// `batch_first`. Everything a training forward makes is kept; inference is bounded by the
-    /// same sum (every step's output is held until the stack).
+    /// `batch_first`. Everything a training forward makes is kept.
     pub fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         let x = at.x();
         let (n, t, _) = self.ntc(&Shape(x.to_vec()));
@@ -292,10 +291,44 @@ impl Recurrent {
         };
         let per_step = (1 + bias) * g * b + cell * b;
         let per_dir = 2 * b + t * per_step + t * b;
-        let layer = (1 + bias) * t * g * b + self.dirs() * per_dir + if self.bidirectional { 2 * t * b } else { 0 };
+        // Each direction projects the whole input itself.
+        let layer = self.dirs() * ((1 + bias) * t * g * b + per_dir) + if self.bidirectional { 2 * t * b } else { 0 };
         let layout = if self.batch_first { 0 } else { (x.iter().product::<u64>() + at.out() / s) * s };
         let total = self.num_layers * layer + layout;
-        crate::candle::model::CandleLayer { output: at.out(), peak: total, retained: total, ..Default::default() }
+        // Inference frees as it goes. Per layer, beside its input (the time-major copy of the
+        // network input for layer 0, or the previous layer's output) and the directions already
+        // run: the input projection (matmul and bias sum while it is made, then T·G·B), every
+        // step's h kept for the stack (T·B), and one step's values: the state(s), the
+        // recurrent projection (G·B, + its bias sum while made) and the cell's values (at most
+        // rnn 2·B, LSTM 4·B + 7·B, GRU 8·B at once); then the stack (T·B) beside the kept h;
+        // with two directions their concatenation (2·T·B) beside both stacks.
+        let (dirs, tb) = (self.dirs(), t * b);
+        let step = match self.cell {
+            Cell::Tanh | Cell::Relu => 1 + (1 + bias) * g + 2,
+            Cell::Lstm => 2 + (1 + bias) * g + g + 7,
+            Cell::Gru => 1 + (1 + bias) * g + 8,
+        } * b;
+        let mut peak = 0u64;
+        let mut input = if self.batch_first { 0 } else { x.iter().product::<u64>() * s };
+        for _ in 0..self.num_layers {
+            for d in 0..dirs {
+                let done = d * tb;
+                let xw = g * tb;
+                let running = (input + done + (1 + bias) * xw)
+                    .max(input + done + xw + tb + step)
+                    .max(input + done + xw + 2 * tb);
+                peak = peak.max(running);
+            }
+            if self.bidirectional {
+                peak = peak.max(input + 4 * tb);
+            }
+            input = dirs * tb;
+        }
+        if !self.batch_first {
+            // The output back to T×N×(dirs·H) beside the last layer's result.
+            peak = peak.max(2 * at.out());
+        }
+        crate::candle::model::CandleLayer { output: at.out(), peak, retained: total, ..Default::default() }
     }
 }
 
