@@ -30,8 +30,9 @@ Models, layer for layer as their specs:
   per-layer uint8 workspace; mode "train-onednn" prints that run's figures on stderr (docs/memory.md
   quotes them), they are not reference rows.
 
-Run (torch 2.x, transformers 5.x, CPU; a few seconds):
+Run (torch 2.x, transformers 5.x, CPU; under a minute):
     python3 scripts/pytorch_memory.py > /tmp/rows.csv
+    python3 scripts/pytorch_memory.py counts     # params and FlopCounterMode / 2 on stderr
 prints the CSV rows (net,batch,figure,optimizer,pytorch_bytes) and, on stderr, the saved-tensor
 cross-check and the parameter counts.
 """
@@ -195,7 +196,25 @@ def measure(net, batch, mode):
     ]
 
 
+def counts():
+    """Params and FlopCounterMode / 2 of one forward at batch 1 (the specs' headers quote them)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for net in ["tiny-llama", "lstm-lm"]:
+        model, run, (seq, vocab) = build(net)
+        fc = FlopCounterMode(display=False)
+        with fc, torch.no_grad():
+            run(torch.zeros(1, seq, dtype=torch.long))
+        params = sum(p.numel() for p in model.parameters())
+        # FlopCounterMode has no LSTM formula: lstm-lm's MACs are the decoder's only.
+        print(f"{net}: {params} params, {fc.get_total_flops() // 2} MACs (FlopCounterMode / 2)", file=sys.stderr)
+
+
 def main():
+    if len(sys.argv) == 2 and sys.argv[1] == "counts":
+        counts()
+        return
     if len(sys.argv) == 4:
         net, batch, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
         for fig, opt, b in measure(net, batch, mode):
