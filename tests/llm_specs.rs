@@ -96,3 +96,13 @@ fn unet_small_matches_pytorch() {
     let attn = a.layers.iter().find(|l| a.layer_spec(l).kind.name() == "multi_head_attention").unwrap();
     assert_eq!((attn.params, attn.macs), (16_640, 12_582_912));
 }
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    // specs/examples/tiny-llama.yaml: LlamaForCausalLM(hidden 64, intermediate 128, 2 layers,
+    // 4 heads, 2 kv heads, vocab 128) at 32 tokens. By hand (the spec's header) and counted by
+    // transformers 5.25 / torch 2.15 (`python3 scripts/pytorch_memory.py counts`: params summed,
+    // FlopCounterMode / 2): 90,432 params, 2,883,584 MACs.
+    let a = analyse("specs/examples/tiny-llama.yaml");
+    assert_eq!((a.totals.params, a.totals.macs), (90_432, 2_883_584));
+}

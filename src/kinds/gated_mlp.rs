@@ -153,8 +153,10 @@ impl crate::candle::build::Build for GatedMlp {
 
     /// Candle memory (H = R·hidden·s bytes): gate matmul (+ bias), silu, up matmul (+ bias),
     /// the product (H each), then the down matmul (+ bias, O each). All kept for backward when
-    /// training; in inference the gate's matmul is freed after silu, so the peak is at the down
-    /// projection: silu, up, product and its output (+ bias sum).
+    /// training; in inference the gate's matmul is freed after silu, and `g * u` takes silu's
+    /// and up's results by value (freed once multiplied), so the peak is the product beside
+    /// them (3·H; with bias, up's matmul and bias sum beside silu's result are 3·H too) or the
+    /// product beside the down projection's output (H + O, + bias sum).
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
         let out = at.out();
@@ -163,7 +165,7 @@ impl crate::candle::build::Build for GatedMlp {
         let h = rows * self.hidden * at.s;
         let b = u64::from(self.bias);
         let retained = (2 + b) * h + (1 + b) * h + h + (1 + b) * out;
-        let peak = (3 * h + (1 + b) * out + MATMUL_TRANSIENT_BYTES).max((2 + b) * h + (1 + b) * h);
+        let peak = (3 * h).max(h + (1 + b) * out + MATMUL_TRANSIENT_BYTES);
         CandleLayer { output: out, peak, retained, ..Default::default() }
     }
 }

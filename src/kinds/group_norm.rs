@@ -133,7 +133,9 @@ impl crate::candle::build::Build for GroupNorm {
         };
         crate::candle::model::CandleLayer {
             output: out,
-            peak: (3 * out + small).max(out + aff),
+            // Inference: x − mean beside its square, then beside the quotient (2·O); with γ and
+            // β, x − mean, the quotient, γ· and +β at once (4·O).
+            peak: (2 * out + small).max(if self.affine { 4 * out + small } else { 0 }),
             retained,
             frees_untracked_input: true,
             ..Default::default()

@@ -165,7 +165,7 @@ impl crate::candle::build::Build for MixtureOfExperts {
     /// Candle memory of the dense builder (R rows, B = R·D·s, Hb = R·H·s, n experts): router
     /// logits and softmax (its three values, `R·n·s` each, plus two per-row values), the mask,
     /// `p·m`, its sum and the weights; per expert the gated MLP (gate, silu, up, product: 4·Hb;
-    /// down: B), the weighted output (B) and the running sum (B).
+    /// down: B), the weighted output (B) and the running sum (B, from the second expert on).
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         let out = at.out();
         let x = at.x();
@@ -173,9 +173,19 @@ impl crate::candle::build::Build for MixtureOfExperts {
         let s = at.s;
         let rn = rows * self.experts * s;
         let router = 6 * rn + 3 * rows * s;
-        let per_expert = 4 * rows * self.hidden * s + 3 * out;
-        let total = router + self.experts * per_expert;
-        crate::candle::model::CandleLayer { output: out, peak: total, retained: total, ..Default::default() }
+        let hb = rows * self.hidden * s;
+        let per_expert = 4 * hb + 3 * out;
+        // The first expert's weighted output starts the sum: no addition.
+        let retained = router + self.experts * per_expert - out;
+        // Inference frees as it goes: the router leaves p, the mask, p·m and the weights
+        // (R·n·s each) and the top-k selection's f64 copy of p (R·n·8 B, a Vec held to the
+        // end); then, beside the running sum (B), one expert at a time: its gated MLP (peak 3·Hb,
+        // or Hb beside its down projection B), its output and the weighted output (2·B), or the
+        // weighted output and the new sum (2·B).
+        let router_live = 4 * rn + rows * self.experts * 8;
+        let expert = (3 * hb).max(hb + out + crate::candle::model::MATMUL_TRANSIENT_BYTES).max(2 * out);
+        let peak = router_live + out + expert;
+        crate::candle::model::CandleLayer { output: out, peak, retained, ..Default::default() }
     }
 }
 

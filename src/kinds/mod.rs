@@ -98,6 +98,18 @@ pub enum Saved {
         /// A short name, e.g. "argmax indices".
         what: &'static str,
     },
+    /// A tensor the forward pass makes once and every layer that names it (the same `what` and
+    /// `elements`) keeps: allocated by the first such layer in execution order and freed after
+    /// that layer's backward, the last of theirs to run (Hugging Face Llama's rotary `cos` and
+    /// `sin`, computed once per forward by the model and read by every attention layer).
+    Shared {
+        /// Number of elements.
+        elements: u64,
+        /// Element type.
+        dtype: SavedDType,
+        /// A short name; with `elements`, what identifies the one tensor.
+        what: &'static str,
+    },
 }
 
 /// What a peer counter (torchinfo, fvcore, ptflops) sees of a layer: the facts

@@ -191,27 +191,34 @@ impl Op for MultiHeadAttention {
     /// scaled copy of Q and the head-averaged weights PyTorch also returns; fused kernels
     /// (flash attention) keep a log-sum-exp per row instead of the probabilities.
     ///
-    /// Grouped-query attention saves K and V at their width W_kv, plus the copies repeated to
-    /// every query head (`2·N·L_k·D`, Hugging Face `repeat_kv`, read by the two matmuls);
-    /// `rotary` adds the rotated Q and K and their `rotate_half` (`2·(N·L_q·D + N·L_k·W_kv)`:
-    /// `q·cos + rotate_half(q)·sin` keeps q and `rotate_half(q)`, the score matmul the result).
-    /// A `window` masks the full scores (the math path), so the probabilities stay `L_q·L_k`.
+    /// Grouped-query attention (Hugging Face's Llama/Mistral attention, measured with
+    /// `saved_tensors_hooks`, torch 2.15, transformers 5.25, CPU; scripts/pytorch_memory.py):
+    /// on the math path (`eager`) `repeat_kv` copies K and V to every query head (`expand` +
+    /// `reshape`) and the two matmuls keep those copies, `2·N·L_k·D`; K and V at their width
+    /// W_kv are read only by that copy, which keeps nothing. On the fused path (`sdpa`,
+    /// `need_weights: false`) `scaled_dot_product_attention(enable_gqa=True)` keeps K and V at
+    /// W_kv (`2·N·L_k·W_kv`), no copies. `rotary` keeps nothing more: `q·cos +
+    /// rotate_half(q)·sin` records `cos` and `sin` (they need no gradient, so q and
+    /// `rotate_half(q)` are not kept), and the rotated Q and K are the Q and K counted above.
+    /// `cos` and `sin` themselves, `L_q·head_dim` values each (position ids of one row,
+    /// broadcast over the batch), are computed once per forward by the model and kept by every
+    /// rotary layer: [`Saved::Shared`], counted once. A `window` masks the full scores (the
+    /// math path), so the probabilities stay `L_q·L_k`.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         let q = &inputs[0];
         let k = inputs.get(1).unwrap_or(q);
         let (n, lq, d, lk) = (q.0[0], q.0[1], q.0[2], k.0[1]);
         let nlq = checked_product(&[n, lq, d])?;
-        let nlk = checked_product(&[n, lk, self.kv_width(d)])?;
+        // K and V as the matmuls (or the fused kernel) read them.
+        let kv_width = if self.grouped() && self.need_weights { d } else { self.kv_width(d) };
+        let nlk = checked_product(&[n, lk, kv_width])?;
         let qkv = add(nlq, mul(nlk, 2, "saved elements")?, "saved elements")?;
         let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
-        s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what: "projected Q, K, V" });
-        if self.grouped() {
-            let rep = checked_product(&[2, n, lk, d])?;
-            s.push(Saved::New { elements: rep, dtype: SavedDType::Activation, what: "K, V repeated to every head" });
-        }
+        let what = if self.grouped() && self.need_weights { "projected Q; K, V repeated to every head" } else { "projected Q, K, V" };
+        s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what });
         if self.rotary {
-            let rot = mul(add(nlq, nlk, "saved elements")?, 2, "saved elements")?;
-            s.push(Saved::New { elements: rot, dtype: SavedDType::Activation, what: "rotated Q, K and rotate_half" });
+            let cos_sin = checked_product(&[2, lq, d / self.heads.max(1)])?;
+            s.push(Saved::Shared { elements: cos_sin, dtype: SavedDType::Activation, what: "rotary cos, sin" });
         }
         s.push(if self.need_weights {
             let probs = checked_product(&[n, self.heads, lq, lk])?;
@@ -384,9 +391,10 @@ impl crate::candle::build::Build for MultiHeadAttention {
     ///   scores (causal), and softmax's `x − max`, `exp` and quotient (S each) plus its two
     ///   per-row reductions; `P·V` and its merged-heads copy (O_q each); the output projection's
     ///   matmul and bias sum.
-    /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy)
-    ///   or inside the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in
-    ///   the output projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
+    /// - inference peaks either while `V` is projected (Q and K heads live, matmul + bias + copy;
+    ///   grouped: its copy to every head beside its split) or while Q or K is rotated, or inside
+    ///   the softmax (Q, K, V heads, scores and softmax's three S-sized values) or in the output
+    ///   projection (Q, K, V heads, scores, probabilities, context, matmul, bias sum).
     /// - grouped-query: K and V are projected at W_kv (O_kv = N·L_k·W_kv·s each, per
     ///   projection) and then copied to every head (O_k each);
     /// - rotary: per rotated tensor `x·cos` (X), `−x₂` (X/2), the `cat` (X), `·sin` (X) and the
@@ -416,14 +424,23 @@ impl crate::candle::build::Build for MultiHeadAttention {
             + 2 * small
             + (1 + copy) * oq
             + if m.bias { 2 * oq } else { oq };
-        let heads = oq + 2 * ok + if m.grouped() { 2 * okv } else { 0 } + rotated;
-        let proj_v = oq + ok + per * okv + rotated + MATMUL_TRANSIENT_BYTES;
+        // Inference frees as it goes: the rotation replaces Q and K (its temporaries live while
+        // it runs: `x`, the `cat`, `x·cos`, `rot·sin` and their sum, 5·X), and `repeat_kv`
+        // replaces K and V at W_kv by their copies to every head, so after the projections the
+        // heads are Q, K and V at full width.
+        let heads = oq + 2 * ok;
+        let proj_v = oq + ok + per * okv + MATMUL_TRANSIENT_BYTES;
+        let repeat_v = if m.grouped() { oq + ok + okv + ok } else { 0 };
+        let rotation = if m.rotary { (5 * oq).max(oq + 5 * okv) } else { 0 };
         let softmax = heads + 4 * sc + 2 * small;
-        let out_proj = heads + 2 * sc + (1 + copy) * oq + if m.bias { 2 * oq } else { oq };
+        // The context: `P·V` and its merged-heads copy while it is made, then the copy beside
+        // the output projection's matmul (and bias sum).
+        let out_proj = heads + 2 * sc + ((1 + copy) * oq).max(oq + if m.bias { 2 * oq } else { oq });
         // The causal mask: an L_q×L_k additive constant built once with the weights.
         let constants = if m.causal { lq * lk * s } else { 0 }
             + if m.rotary { 2 * (lq + lk) * (d / m.heads.max(1)) * s } else { 0 };
-        CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained, constants, ..Default::default() }
+        let peak = proj_v.max(repeat_v).max(rotation).max(softmax).max(out_proj);
+        CandleLayer { output: oq, peak, retained, constants, ..Default::default() }
     }
 }
 
@@ -499,20 +516,29 @@ mod tests {
 
     #[test]
     fn grouped_rotary_saved_and_errors() {
-        // 1×4×8, 2 heads, 1 kv head (W_kv 4): Q, K, V 32 + 2·16 = 64; repeated K, V 2·32 = 64;
-        // rotary 2·(32 + 16) = 96; probabilities 2·4·4 = 32; context 32.
-        let k = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true}").unwrap();
+        // 1×4×8, 2 heads, 1 kv head (W_kv 4), math path: Q 32 and K, V repeated to both heads
+        // 2·32 → 96 (rotary adds nothing); probabilities 2·4·4 = 32; context 32.
+        // Fused path: Q 32 and K, V at W_kv 2·16 → 64; log-sum-exp 2·4 = 8; context 32.
         let x = s(&[1, 4, 8]);
-        let news: Vec<u64> = k
-            .saved(std::slice::from_ref(&x), &x)
-            .unwrap()
-            .iter()
-            .filter_map(|s| match s {
-                Saved::New { elements, .. } => Some(*elements),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(news, vec![64, 64, 96, 32, 32]);
+        let news = |yaml: &str| -> Vec<u64> {
+            parse::<MultiHeadAttention>(yaml)
+                .unwrap()
+                .saved(std::slice::from_ref(&x), &x)
+                .unwrap()
+                .iter()
+                .filter_map(|s| match s {
+                    Saved::New { elements, .. } => Some(*elements),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(news("{heads: 2, kv_heads: 1, rotary: true}"), vec![96, 32, 32]);
+        assert_eq!(news("{heads: 2, kv_heads: 1}"), vec![96, 32, 32]);
+        assert_eq!(news("{heads: 2, kv_heads: 1, rotary: true, need_weights: false}"), vec![64, 8, 32]);
+        // Rotary: cos and sin of 4 positions × head size 4, 2·4·4 = 32, shared by every layer.
+        let rotary = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true}").unwrap();
+        let shared = Saved::Shared { elements: 32, dtype: SavedDType::Activation, what: "rotary cos, sin" };
+        assert!(rotary.saved(std::slice::from_ref(&x), &x).unwrap().contains(&shared));
         assert!(parse::<MultiHeadAttention>("{heads: 4, kv_heads: 3}").unwrap_err().to_string().contains("divisor"));
         assert!(parse::<MultiHeadAttention>("{window: 4}").unwrap_err().to_string().contains("causal"));
         let e = parse::<MultiHeadAttention>("{heads: 2, rotary: true}").unwrap().analyze(&[s(&[1, 3, 6])]).unwrap_err();

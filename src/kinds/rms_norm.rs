@@ -70,14 +70,22 @@ impl Op for RmsNorm {
         Split::CHANNELS
     }
 
-    /// Saved for backward: the input and the reciprocal RMS of every normalized row, `elements /
-    /// Π normalized_shape` values in the accumulate type (PyTorch `_fused_rms_norm` returns
-    /// `rstd`, which derivatives.yaml passes to `_fused_rms_norm_backward` with the input and
-    /// weight).
+    /// Saved for backward, as Hugging Face's `LlamaRMSNorm` and PyTorch 2.15's `nn.RMSNorm` on
+    /// the CPU run it (`x · rsqrt(mean(x²) + ε)`, then `· γ`, each op recording its own
+    /// derivatives.yaml inputs): the input (`pow`), the reciprocal RMS of every normalized row
+    /// (`rsqrt` keeps its result, `elements / Π normalized_shape` values in the accumulate type)
+    /// and, with `elementwise_affine`, the normalized `x·rstd` that the `· γ` keeps (the input's
+    /// elements, activation dtype). Measured with `saved_tensors_hooks` (torch 2.15, CPU;
+    /// scripts/pytorch_memory.py on specs/examples/tiny-llama.yaml). PyTorch's fused CUDA kernel
+    /// (`_fused_rms_norm`) would keep only the input and rstd: not modelled.
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
         let x = &inputs[0];
         let rows = x.elements()? / checked_product(&self.norm(x))?.max(1);
-        Ok(vec![Saved::Input(0), Saved::New { elements: rows, dtype: SavedDType::Accum, what: "row rstd" }])
+        let mut s = vec![Saved::Input(0), Saved::New { elements: rows, dtype: SavedDType::Accum, what: "row rstd" }];
+        if self.elementwise_affine {
+            s.push(Saved::New { elements: x.elements()?, dtype: SavedDType::Activation, what: "normalized x·rstd" });
+        }
+        Ok(s)
     }
 
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
@@ -121,6 +129,9 @@ impl crate::candle::build::Build for RmsNorm {
 
     /// Candle memory: `x²` and the quotient (O each), then `γ·` (O); the mean, `+ ε` and the
     /// square root: 3 per-row values. On an untracked input the ops before `γ·` record nothing.
+    /// Inference frees as it goes (Rust drops a statement's temporaries at its end): `x²` with
+    /// the mean (O + 1 row value), then the quotient beside the mean, `+ ε` and the root
+    /// (O + 3), then `γ·` beside the quotient and the mean (2·O + 1): the peak is the largest.
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         let (out, x) = (at.out(), at.x());
         let norm: u64 = match &self.normalized_shape {
@@ -136,7 +147,7 @@ impl crate::candle::build::Build for RmsNorm {
         };
         crate::candle::model::CandleLayer {
             output: out,
-            peak: (2 + g) * out + 3 * small,
+            peak: (out + 3 * small).max((1 + g) * out + small),
             retained,
             frees_untracked_input: true,
             ..Default::default()
@@ -161,11 +172,16 @@ mod tests {
     }
 
     #[test]
-    fn saves_input_and_row_rstd() {
-        // 2×16×4096: 32 rows → 32 rstd values.
+    fn saves_input_row_rstd_and_the_normalized_input() {
+        // 2×16×4096: 32 rows → 32 rstd values; x·rstd 2·16·4096 = 131,072 elements.
         let k = parse::<RmsNorm>("{}").unwrap();
         let x = Shape(vec![2, 16, 4096]);
         let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
-        assert_eq!(s, vec![Saved::Input(0), Saved::New { elements: 32, dtype: SavedDType::Accum, what: "row rstd" }]);
+        let rstd = Saved::New { elements: 32, dtype: SavedDType::Accum, what: "row rstd" };
+        let normalized = Saved::New { elements: 131_072, dtype: SavedDType::Activation, what: "normalized x·rstd" };
+        assert_eq!(s, vec![Saved::Input(0), rstd.clone(), normalized]);
+        // Without γ the normalized value is the output itself: nothing more.
+        let k = parse::<RmsNorm>("{elementwise_affine: false}").unwrap();
+        assert_eq!(k.saved(std::slice::from_ref(&x), &x).unwrap(), vec![Saved::Input(0), rstd]);
     }
 }

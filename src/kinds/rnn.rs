@@ -14,14 +14,26 @@
 //!   nonlinearities and products are elementwise and not counted, as for every kind), × T
 //!   steps × N. Same convention as `linear`: multiply-accumulates of matmuls only.
 //!
-//! Saved for backward, as PyTorch's CPU path keeps them (aten/src/ATen/native/RNN.cpp:
+//! Saved for backward, as PyTorch's native path keeps them (aten/src/ATen/native/RNN.cpp:
 //! `FullLayer` projects every step's input at once, `linear_ih(inputs)`, then runs the cell per
 //! step on the recurrent projection; autograd saves what each op's derivatives.yaml formula
 //! reads): the input (read by the input projection), each later layer's input (the previous
-//! layer's output), per layer and direction the initial state(s) (h₀; LSTM also c₀) and per
-//! step K values of N·H: rnn 1 (h_t, kept by tanh/relu and the next step's matmul); LSTM 7
-//! (the four gate activations, c_t, tanh(c_t), h_t); GRU 8 (the recurrent projection's three
-//! gates, r, z, n, h − n, h_t). cuDNN keeps a reserve space of its own instead; not modelled.
+//! layer's output), and per layer and direction K values of N·H per step plus C: rnn K = 1, C = 1
+//! (h_t, kept by tanh/relu and the next step's matmul, and h₀); LSTM K = 7, C = 0 (the four gate
+//! activations, c_t, tanh(c_t), h_t; h₀ and c₀ are kept, the last step's c_t and h_t are not:
+//! nothing reads them again); GRU K = 7, C = 0. Measured with `saved_tensors_hooks` (torch 2.15,
+//! CPU, oneDNN off) at T = 3 and 5, 1 and 2 layers, one and two directions, with and without
+//! bias: the bytes equal `4·N·H·(K·T + C)` per layer and direction exactly.
+//! With `batch_first` and N > 1 PyTorch runs on the input transposed to `T×N×I`: the input
+//! projection keeps a contiguous copy of it instead of the input (the same bytes; the input is
+//! freed when nothing else keeps it), and the output is a transposed view of its `T×N×dirs·H`
+//! result, which a following `linear` copies and keeps instead (the same bytes again). Counted
+//! here as the input and the output themselves: equal after the forward pass
+//! (scripts/pytorch_memory.py, specs/lstm-lm.yaml at batch 8); the copy and the original
+//! coexist only while the copy is made. At N = 1 both are views.
+//! x86 CPU builds run oneDNN's fused RNN by default (MkldnnRnnLayerBackward0), which keeps a
+//! workspace of its own instead of the per-step values; cuDNN keeps its reserve space. Neither
+//! is modelled (docs/memory.md quotes the oneDNN figure).
 
 use super::{Cost, KindError, Saved, SavedDType};
 use crate::error::SpecError;
@@ -50,12 +62,13 @@ impl Cell {
             Cell::Lstm => 4,
         }
     }
-    /// Values of N·H saved per step, and per layer and direction for the initial states.
+    /// Values of N·H saved per step K, and per layer and direction besides C (module doc: the
+    /// initial states kept, the last step's states not).
     fn saved_per_step(self) -> (u64, u64) {
         match self {
             Cell::Tanh | Cell::Relu => (1, 1),
-            Cell::Gru => (8, 1),
-            Cell::Lstm => (7, 2),
+            Cell::Gru => (7, 0),
+            Cell::Lstm => (7, 0),
         }
     }
 }
@@ -258,14 +271,13 @@ impl Recurrent {
         }))
     }
 
-    /// Candle memory of the builder above (B = N·H·s bytes, G gates): per layer the input
-    /// projection (matmul and bias, N·T·G·H each); per direction two zero states, per step the
+    /// Candle memory of the builder above (B = N·H·s bytes, G gates): per layer and direction
+    /// the input projection (matmul and bias, N·T·G·H each), two zero states, per step the
     /// recurrent projection (matmul and bias, G·B each) and the cell's ops (rnn: the sum and
     /// the activation, 2·B; LSTM: the sum 4·B, four activations, f·c, i·g, c, tanh c, h: 13·B;
     /// GRU: r, z sums and sigmoids, r·h_n, the sum, tanh, h − n, z·(h − n), h: 10·B), then the
     /// stacked output N·T·H; the directions' concatenation; the layout copies when not
-    /// `batch_first`. Everything a training forward makes is kept; inference is bounded by the
-    /// same sum (every step's output is held until the stack).
+    /// `batch_first`. Everything a training forward makes is kept.
     pub fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         let x = at.x();
         let (n, t, _) = self.ntc(&Shape(x.to_vec()));
@@ -279,10 +291,44 @@ impl Recurrent {
         };
         let per_step = (1 + bias) * g * b + cell * b;
         let per_dir = 2 * b + t * per_step + t * b;
-        let layer = (1 + bias) * t * g * b + self.dirs() * per_dir + if self.bidirectional { 2 * t * b } else { 0 };
+        // Each direction projects the whole input itself.
+        let layer = self.dirs() * ((1 + bias) * t * g * b + per_dir) + if self.bidirectional { 2 * t * b } else { 0 };
         let layout = if self.batch_first { 0 } else { (x.iter().product::<u64>() + at.out() / s) * s };
         let total = self.num_layers * layer + layout;
-        crate::candle::model::CandleLayer { output: at.out(), peak: total, retained: total, ..Default::default() }
+        // Inference frees as it goes. Per layer, beside its input (the time-major copy of the
+        // network input for layer 0, or the previous layer's output) and the directions already
+        // run: the input projection (matmul and bias sum while it is made, then T·G·B), every
+        // step's h kept for the stack (T·B), and one step's values: the state(s), the
+        // recurrent projection (G·B, + its bias sum while made) and the cell's values (at most
+        // rnn 2·B, LSTM 4·B + 7·B, GRU 8·B at once); then the stack (T·B) beside the kept h;
+        // with two directions their concatenation (2·T·B) beside both stacks.
+        let (dirs, tb) = (self.dirs(), t * b);
+        let step = match self.cell {
+            Cell::Tanh | Cell::Relu => 1 + (1 + bias) * g + 2,
+            Cell::Lstm => 2 + (1 + bias) * g + g + 7,
+            Cell::Gru => 1 + (1 + bias) * g + 8,
+        } * b;
+        let mut peak = 0u64;
+        let mut input = if self.batch_first { 0 } else { x.iter().product::<u64>() * s };
+        for _ in 0..self.num_layers {
+            for d in 0..dirs {
+                let done = d * tb;
+                let xw = g * tb;
+                let running = (input + done + (1 + bias) * xw)
+                    .max(input + done + xw + tb + step)
+                    .max(input + done + xw + 2 * tb);
+                peak = peak.max(running);
+            }
+            if self.bidirectional {
+                peak = peak.max(input + 4 * tb);
+            }
+            input = dirs * tb;
+        }
+        if !self.batch_first {
+            // The output back to T×N×(dirs·H) beside the last layer's result.
+            peak = peak.max(2 * at.out());
+        }
+        crate::candle::model::CandleLayer { output: at.out(), peak, retained: total, ..Default::default() }
     }
 }
 

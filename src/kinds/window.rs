@@ -245,7 +245,16 @@ pub fn memory_as_2d(
 ) -> crate::candle::model::CandleLayer {
     let inputs = [as_2d(&at.inputs[0])];
     let o4 = as_2d(at.output);
-    inner.memory(&crate::candle::model::At { inputs: &inputs, output: &o4, ..*at })
+    let state = crate::candle::model::Inputs { contiguous: true, ..at.state };
+    let mut m = inner.memory(&crate::candle::model::At { inputs: &inputs, output: &o4, state, ..*at });
+    if !at.state.contiguous {
+        // The reshape to N×C×1×L copies a strided input (a permute before it); the 2-D rule's
+        // ops read the copy, so it lives while the layer runs and is kept with them.
+        let copy = at.x().iter().product::<u64>() * at.s;
+        m.peak += copy;
+        m.retained += copy;
+    }
+    m
 }
 
 /// Read a 1-D pool window (`kernel`, `stride` (= kernel), `padding` (0, ≤ kernel/2),

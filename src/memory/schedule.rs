@@ -150,6 +150,7 @@ impl Schedule {
         let mut needs_grad = vec![false; n_layers];
         let mut saved_new = vec![Vec::new(); n_layers];
         let mut saved_until: Vec<Option<usize>> = vec![None; n_layers];
+        let mut shared_seen: std::collections::HashSet<(&'static str, u64)> = Default::default();
         if training {
             for &i in &order {
                 let trains = super::grads_of(a, &position, i).next().is_some();
@@ -173,6 +174,14 @@ impl Schedule {
                         Saved::Output => storage[i],
                         Saved::New { elements, dtype, .. } => {
                             saved_new[i].push(NewSaved { elements, dtype });
+                            continue;
+                        }
+                        // The first layer (execution order) that keeps it makes it; its
+                        // backward runs last of theirs.
+                        Saved::Shared { elements, dtype, what } => {
+                            if shared_seen.insert((what, elements)) {
+                                saved_new[i].push(NewSaved { elements, dtype });
+                            }
                             continue;
                         }
                     };
