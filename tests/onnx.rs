@@ -182,3 +182,143 @@ fn vit_b_16_matches_torchvision_and_the_spec() {
     // 37 dropouts (the encoder's and three per block).
     assert_eq!(rows_match(&a, "vit_b_16"), 63);
 }
+
+/// The rows of two analyses, by name: (kind, output shape, params, MACs).
+fn rows(a: &Analysis) -> Vec<(String, String, String, u64, u64)> {
+    a.layers
+        .iter()
+        .map(|l| {
+            let s = a.layer_spec(l);
+            (s.id.name.clone(), s.kind.name().to_owned(), l.output.to_string(), l.params, l.macs)
+        })
+        .collect()
+}
+
+#[test]
+fn lstm_lm_matches_the_spec_row_by_row() {
+    // specs/lstm-lm.yaml's model exported by torch.onnx: the Gather on the embedding table is
+    // one embedding, the two ONNX LSTM nodes (and the exporter's gate-reordering Slices and
+    // Concats, transposes and state reshapes) one 2-layer lstm, MatMul + Add one linear.
+    let a = analyse("tests/fixtures/onnx/lstm_lm.onnx");
+    // Params: PyTorch's sum of numel (scripts/make_onnx_fixtures.py, tests/data/reference_counts.json):
+    // 11,368,208 = 10,000·256 + 3,678,208 (lstm) + 512·10,000 + 10,000.
+    // MACs: 35·4·512·(256 + 512) + 35·4·512·(512 + 512) + 35·512·10,000 = 307,650,560 (the decoder's
+    // 179,200,000 is FlopCounterMode's count; it has no formula for the fused LSTM).
+    assert_eq!(totals(&a), (11_368_208, 307_650_560));
+    let spec = analyse("specs/lstm-lm.yaml");
+    assert_eq!(rows(&a), rows(&spec));
+    let names: Vec<_> = rows(&a).into_iter().map(|r| (r.0, r.1)).collect();
+    let want = [("embedding", "embedding"), ("lstm", "lstm"), ("decoder", "linear")];
+    assert_eq!(names, want.map(|(n, k)| (n.to_owned(), k.to_owned())));
+    // The input is the token ids: i64, as the spec's.
+    assert_eq!(a.spec.input.dtype, spec.spec.input.dtype);
+}
+
+#[test]
+fn gru_and_rnn_match_pytorch() {
+    // recurrent.onnx: GRU(16, 32, num_layers=2, bidirectional, batch_first) → RNN(64, 24, relu,
+    // batch_first) → Linear(24, 5) on 1×10×16. The GRU is two bidirectional ONNX GRU nodes; the
+    // RNN is no ONNX RNN node but its loop unrolled (MatMul, Add, Relu per step): one layer each.
+    let a = analyse("tests/fixtures/onnx/recurrent.onnx");
+    // PyTorch (scripts/make_onnx_fixtures.py): 30,701 params, FlopCounterMode / 2 = 298,800 MACs.
+    assert_eq!(totals(&a), (30_701, 298_800));
+    let r = rows(&a);
+    let get = |name: &str| r.iter().find(|x| x.0 == name).unwrap_or_else(|| panic!("no layer {name}: {r:?}")).clone();
+    // GRU layer 0, per direction 3·32·16 + 3·32·32 + 2·96 = 4,800; layer 1 3·32·64 + 3·32·32 + 192
+    // = 9,408; both directions: 28,416. MACs 2 dirs · 10 steps · 3·32·((16 + 32) + (64 + 32)) = 276,480.
+    assert_eq!(get("gru"), ("gru".into(), "gru".into(), "1x10x64".into(), 28_416, 276_480));
+    // RNN: 24·64 + 24·24 + 2·24 = 2,160; MACs 10·24·(64 + 24) = 21,120.
+    assert_eq!(get("rnn"), ("rnn".into(), "rnn".into(), "1x10x24".into(), 2_160, 21_120));
+    // fc: 24·5 + 5 = 125; MACs 10·24·5 = 1,200.
+    assert_eq!(get("fc"), ("fc".into(), "linear".into(), "1x10x5".into(), 125, 1_200));
+    assert_eq!(r.len(), 3, "{r:?}");
+}
+
+#[test]
+fn conv_transpose_resize_and_silu_match_pytorch() {
+    let a = analyse("tests/fixtures/onnx/tiny_unet.onnx");
+    // PyTorch (scripts/make_onnx_fixtures.py): 3,099 params, FlopCounterMode / 2 = 495,104 MACs.
+    // By hand: enc 8·3·9 + 8 = 224, 16·16·8·27 = 55,296; mid 16·8·9 + 16 = 1,168, 8·8·16·72 =
+    // 73,728; up 16·8·2·2 + 8 = 520, 16·8·8·(8·2·2) = 32,768 (on the input grid); dec 8·16·9 + 8 =
+    // 1,160, 16·16·8·144 = 294,912; head 3·8 + 3 = 27, 40·40·3·8 = 38,400.
+    assert_eq!(totals(&a), (3_099, 495_104));
+    let kinds: Vec<(String, String, String)> = rows(&a).into_iter().map(|r| (r.0, r.1, r.2)).collect();
+    let want = [
+        ("enc", "conv2d", "1x8x16x16"),
+        // Sigmoid + Mul: one silu.
+        ("act", "silu", "1x8x16x16"),
+        ("pool", "max_pool2d", "1x8x8x8"),
+        ("mid", "conv2d", "1x16x8x8"),
+        ("up", "conv_transpose2d", "1x8x16x16"),
+        ("cat", "concat", "1x16x16x16"),
+        ("dec", "conv2d", "1x8x16x16"),
+        // Resize with scales [1, 1, 2, 2]: nearest ×2.
+        ("upsample", "upsample", "1x8x32x32"),
+        // Resize with sizes from Shape → Slice → Concat: bilinear to the declared 40×40.
+        ("upsample_bilinear2d", "upsample", "1x8x40x40"),
+        ("head", "conv2d", "1x3x40x40"),
+    ];
+    assert_eq!(kinds, want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())));
+    let up = rows(&a).into_iter().find(|r| r.0 == "up").unwrap();
+    assert_eq!((up.3, up.4), (520, 32_768));
+}
+
+#[test]
+fn symbolic_dims_come_from_input_and_batch() {
+    // dynamic.onnx's input is [batch, 3, height, width]: without --input its size is unknown.
+    let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/dynamic.onnx").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("graph input \"x\" has a symbolic dimension 2 (height); give the input shape with --input"), "{err}");
+    // At batch 2, 3×32×32 (the export's own example), PyTorch (scripts/make_onnx_fixtures.py):
+    // 618 params, FlopCounterMode / 2 = 885,056 MACs: conv 2·32·32·16·27 = 884,736, fc 2·16·10 = 320.
+    let o = Overrides { batch: Some(2), input: Some(vec![3, 32, 32]), ..Default::default() };
+    let a = netstat::analyze_file("tests/fixtures/onnx/dynamic.onnx", &o).unwrap();
+    assert_eq!(totals(&a), (618, 885_056));
+    // At batch 1, 3×64×48: conv 64·48·16·27 = 1,327,104, fc 160: 1,327,264.
+    let o = Overrides { input: Some(vec![3, 64, 48]), ..Default::default() };
+    assert_eq!(totals(&netstat::analyze_file("tests/fixtures/onnx/dynamic.onnx", &o).unwrap()), (618, 1_327_264));
+    // A rank that is not the model's is refused.
+    let o = Overrides { input: Some(vec![3, 64]), ..Default::default() };
+    let e = netstat::analyze_file("tests/fixtures/onnx/dynamic.onnx", &o).unwrap_err().to_string();
+    assert!(e.contains("--input has 2 dimensions, but graph input \"x\" has 3 besides the batch"), "{e}");
+    // `netstat import --input --batch` writes them into the spec.
+    let out = Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["import", "tests/fixtures/onnx/dynamic.onnx", "--input", "3x32x32", "--batch", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("\ninput: [3, 32, 32]\nbatch: 2\n"), "{yaml}");
+}
+
+#[test]
+fn the_new_fixtures_import_to_specs_with_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["lstm_lm", "recurrent", "tiny_unet"] {
+        let onnx = format!("tests/fixtures/onnx/{model}.onnx");
+        let yaml = dir.path().join(format!("{model}.yaml"));
+        Command::cargo_bin("netstat").unwrap().args(["import", &onnx, "-o"]).arg(&yaml).assert().success();
+        let b = analyse(yaml.to_str().unwrap());
+        assert_eq!(rows(&analyse(&onnx)), rows(&b), "{model}: the imported spec's rows differ from the model's");
+    }
+}
+
+#[test]
+fn report_dir_takes_models_and_refuses_a_spec_and_a_model_of_one_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("tests/fixtures/onnx/tiny_cnn.onnx", dir.path().join("tiny_cnn.onnx")).unwrap();
+    let out = dir.path().join("out");
+    let run = |d: &std::path::Path| Command::cargo_bin("netstat").unwrap().arg("report").arg(d).arg("--out").arg(&out).output().unwrap();
+    let o = run(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // tiny_cnn: 5,370 params (measure_runs_a_model_in_candle_like_a_spec), in its CSV's total row.
+    let csv = std::fs::read_to_string(out.join("tiny_cnn.csv")).unwrap();
+    assert!(csv.contains("\ntotal,,,5370,"), "{csv}");
+    std::fs::write(dir.path().join("tiny_cnn.yaml"), "name: t\ninput: [4]\nlayers:\n  - {name: fc, kind: linear, out_features: 2}\n").unwrap();
+    let o = run(dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("would both write the report file tiny_cnn.md: rename one of them"), "{err}");
+}

@@ -3,8 +3,9 @@
 //! One rule per op type in `layer_of`; constant and shape-only subgraphs are folded first
 //! (a node whose inputs are all initializers or folded values, and every `Shape`, `Size` and
 //! `Constant`, makes no layer), a `MatMul` by a weight followed by an `Add` of a bias is one
-//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way), and the nodes of one
-//! `nn.MultiheadAttention` call are one `multi_head_attention` (`Attention` below).
+//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way), `Sigmoid(x)` then
+//! `Mul(x, ·)` is one `silu`, and the nodes of one `nn.MultiheadAttention`, `nn.LSTM`, `nn.GRU`
+//! or `nn.RNN` call are one `multi_head_attention`, `lstm`, `gru` or `rnn` layer (`Modules` below).
 
 use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorData, TensorInfo};
 use super::{ImportOptions, Imported};
@@ -40,7 +41,7 @@ type Unmapped = String;
 /// Errors: no graph, sparse initializers, graph inputs netstat cannot take (none, several,
 /// symbolic non-batch dims, a non-tensor type), a node reading a value nothing makes, and —
 /// all at once — every node whose op netstat cannot map, with its position, name and op type.
-pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Imported, String> {
+pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Imported, String> {
     let g = model.graph.as_ref().ok_or("the model has no graph")?;
     if !g.sparse_initializer.is_empty() {
         return Err(format!(
@@ -50,7 +51,7 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
     }
     let inits: HashMap<&str, &TensorInfo> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let shapes = value_shapes(g);
-    let (input_name, input_dims, batch, in_dtype) = graph_input(g, &inits)?;
+    let (input_name, input_dims, batch, in_dtype) = graph_input(g, &inits, opts)?;
     let dtype = g
         .initializer
         .iter()
@@ -83,7 +84,9 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
     // Layer index of a `linear` made from a bias-less MatMul, by its output value (for MatMul + Add).
     let mut bare_linear: HashMap<String, usize> = HashMap::new();
     let mut unmapped: Vec<(usize, &NodeProto, Unmapped)> = Vec::new();
-    let attention = Attention::find(g);
+    let modules = Modules::find(g);
+    // Layer index and input value of a `sigmoid`, by its output value (for x · sigmoid(x) = silu).
+    let mut sigmoids: HashMap<String, (usize, String)> = HashMap::new();
     let mut warnings = Vec::new();
 
     for (pos, n) in g.node.iter().enumerate() {
@@ -94,8 +97,8 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
             statics.extend(n.output.iter().cloned());
             continue;
         }
-        if let Some(group) = attention.group_of(pos) {
-            // Inside an nn.MultiheadAttention: one layer, made at the node that makes its output.
+        if let Some(group) = modules.group_of(pos) {
+            // Inside an nn.MultiheadAttention, nn.LSTM, …: one layer, made at the node that makes its output.
             if n.output.contains(&group.output) {
                 let acts = group.inputs.iter().filter(|i| !statics.contains(i.as_str()));
                 let mut from: Vec<String> = Vec::new();
@@ -104,8 +107,31 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
                         Some(l) if !from.contains(l) => from.push(l.clone()),
                         Some(_) => {}
                         None if !unmapped.is_empty() => from.push(String::new()),
-                        None => return Err(format!("attention {} reads \"{a}\", which nothing makes", group.path)),
+                        None => {
+                            return Err(format!("{} {} reads \"{a}\", which nothing makes", group.module.what(), group.path))
+                        }
                     }
+                }
+                if group.module != Fused::Attention {
+                    let (kind, fields) = match group.recurrent(g, &inits, &statics, &shapes) {
+                        Ok(kf) => kf,
+                        Err(why) => {
+                            unmapped.push((pos, n, why));
+                            continue;
+                        }
+                    };
+                    let name = unique(&mut names, group.path.clone());
+                    producer.insert(group.output.clone(), name.clone());
+                    let comment = format!(
+                        "#{}–#{} ({} nodes of {} {})",
+                        group.first,
+                        group.last,
+                        group.len,
+                        group.module.what(),
+                        group.path
+                    );
+                    layers.push(Layer { name, kind, fields, inputs: from, comment });
+                    continue;
                 }
                 let d =
                     group.inputs.iter().find_map(|i| shapes.get(i.as_str()).and_then(|s| s.last().copied().flatten()));
@@ -161,6 +187,19 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
                 }
             }
         }
+        // x · sigmoid(x): the sigmoid layer becomes one silu (PyTorch's exporter writes nn.SiLU so).
+        if op == "Mul" && acts.len() == 2 && ins.len() == 2 {
+            let fused = ins.iter().enumerate().find_map(|(k, s)| {
+                let (li, x) = sigmoids.get(*s)?;
+                (ins[1 - k] == x.as_str() && uses.get(*s) == Some(&1)).then_some(*li)
+            });
+            if let Some(li) = fused {
+                layers[li].kind = "silu";
+                layers[li].comment += &format!(" + #{pos} \"{}\" (Mul)", n.name);
+                producer.insert(out.to_owned(), layers[li].name.clone());
+                continue;
+            }
+        }
         let mapped = layer_of(n, &ins, &acts, &weights, &consts, &shapes);
         let (kind, fields) = match mapped {
             Ok(Mapped::Alias) if from.len() == 1 => {
@@ -196,6 +235,9 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
         let fields = readable(kind, fields);
         if op == "MatMul" && kind == "linear" {
             bare_linear.insert(out.to_owned(), layers.len());
+        }
+        if kind == "sigmoid" {
+            sigmoids.insert(out.to_owned(), (layers.len(), acts[0].to_owned()));
         }
         producer.insert(out.to_owned(), name.clone());
         layers.push(Layer { name, kind, fields, inputs: from, comment: format!("#{pos} \"{}\" ({op})", n.name) });
@@ -236,17 +278,58 @@ fn foldable(n: &NodeProto, statics: &HashSet<String>) -> bool {
         || (!valued.is_empty() && valued.iter().all(|i| statics.contains(*i)))
 }
 
-/// The nodes PyTorch's exporter writes for each `nn.MultiheadAttention` call (their `namespace`
-/// names the module): in-projection, head split, scaled dot-product attention, head merge and
-/// out-projection, dozens of nodes that become one `multi_head_attention` layer.
-struct Attention {
-    /// Group index of each node, if it is in one.
-    of: Vec<Option<usize>>,
-    groups: Vec<AttentionGroup>,
+/// The PyTorch modules whose nodes become one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fused {
+    /// `nn.MultiheadAttention` → `multi_head_attention`.
+    Attention,
+    /// `nn.LSTM` → `lstm`.
+    Lstm,
+    /// `nn.GRU` → `gru`.
+    Gru,
+    /// `nn.RNN` → `rnn`.
+    Rnn,
 }
 
-/// One attention module's nodes.
-struct AttentionGroup {
+impl Fused {
+    /// The module of a `namespace` class name.
+    fn of_class(class: &str) -> Option<Fused> {
+        Some(match class {
+            "torch.nn.modules.activation.MultiheadAttention" => Fused::Attention,
+            "torch.nn.modules.rnn.LSTM" => Fused::Lstm,
+            "torch.nn.modules.rnn.GRU" => Fused::Gru,
+            "torch.nn.modules.rnn.RNN" => Fused::Rnn,
+            _ => return None,
+        })
+    }
+
+    /// The module's name in messages.
+    fn what(self) -> &'static str {
+        match self {
+            Fused::Attention => "attention",
+            Fused::Lstm => "nn.LSTM",
+            Fused::Gru => "nn.GRU",
+            Fused::Rnn => "nn.RNN",
+        }
+    }
+}
+
+/// The nodes PyTorch's exporter writes for each call of a [`Fused`] module (their `namespace`
+/// names the module): for `nn.MultiheadAttention` in-projection, head split, scaled dot-product
+/// attention, head merge and out-projection; for `nn.LSTM` and `nn.GRU` the gate reordering of
+/// the weights (Slice, Concat), one ONNX `LSTM`/`GRU` node per layer and the transposes around
+/// them; for `nn.RNN` the loop unrolled into MatMul, Add and Tanh/Relu per step. Dozens of nodes
+/// that become one layer.
+struct Modules {
+    /// Group index of each node, if it is in one.
+    of: Vec<Option<usize>>,
+    groups: Vec<ModuleGroup>,
+}
+
+/// One module call's nodes.
+struct ModuleGroup {
+    /// Which module.
+    module: Fused,
     /// The module path, e.g. `encoder.layers.encoder_layer_0.self_attention`.
     path: String,
     first: usize,
@@ -262,21 +345,20 @@ struct AttentionGroup {
     nodes: Vec<usize>,
 }
 
-impl Attention {
-    fn find(g: &GraphProto) -> Attention {
+impl Modules {
+    fn find(g: &GraphProto) -> Modules {
         let mut of = vec![None; g.node.len()];
-        let mut groups: Vec<AttentionGroup> = Vec::new();
+        let mut groups: Vec<ModuleGroup> = Vec::new();
         let mut by_path: HashMap<String, usize> = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             let Some(ns) = n.metadata_props.iter().find(|p| p.key == "namespace") else { continue };
             let segs: Vec<(&str, &str)> = ns.value.split('/').filter_map(|s| s.split_once(": ")).collect();
-            let Some(&(path, _)) =
-                segs.iter().rev().find(|(_, c)| *c == "torch.nn.modules.activation.MultiheadAttention")
-            else {
+            let Some((path, module)) = segs.iter().rev().find_map(|(p, c)| Fused::of_class(c).map(|m| (*p, m))) else {
                 continue;
             };
             let gi = *by_path.entry(path.to_owned()).or_insert_with(|| {
-                groups.push(AttentionGroup {
+                groups.push(ModuleGroup {
+                    module,
                     path: path.to_owned(),
                     first: i,
                     last: i,
@@ -328,15 +410,110 @@ impl Attention {
                 }
             }
         }
-        Attention { of, groups }
+        Modules { of, groups }
     }
 
-    fn group_of(&self, pos: usize) -> Option<&AttentionGroup> {
+    fn group_of(&self, pos: usize) -> Option<&ModuleGroup> {
         self.of.get(pos).copied().flatten().map(|g| &self.groups[g])
     }
 }
 
-impl AttentionGroup {
+impl ModuleGroup {
+    /// The `lstm`, `gru` or `rnn` layer of an `nn.LSTM`, `nn.GRU` or `nn.RNN` call, read from
+    /// the initializers it reads (PyTorch's `weight_ih_l{k}[_reverse]` [G·H, I_k],
+    /// `weight_hh_l{k}[_reverse]` [G·H, H], `bias_ih`/`bias_hh` [G·H]; G = 4, 3, 1 gates), the
+    /// ONNX `LSTM`/`GRU` nodes' `hidden_size` and `direction`, and the layout of its input (a
+    /// leading Transpose [1, 0, 2] is `batch_first`). The kind's own parameter rule
+    /// ([`crate::kinds::rnn::Recurrent::tensors`]) must give exactly the initializers' tensors,
+    /// else the module is unmapped (e.g. an LSTM with `proj_size`).
+    fn recurrent(
+        &self,
+        g: &GraphProto,
+        inits: &HashMap<&str, &TensorInfo>,
+        statics: &HashSet<String>,
+        shapes: &HashMap<&str, Vec<Option<u64>>>,
+    ) -> Result<(&'static str, Vec<(&'static str, String)>), Unmapped> {
+        use crate::kinds::rnn::{Cell, Recurrent};
+        let what = format!("{} {}", self.module.what(), self.path);
+        let nodes = || self.nodes.iter().map(|&i| &g.node[i]);
+        let (kind, cell) = match self.module {
+            Fused::Lstm => ("lstm", Cell::Lstm),
+            Fused::Gru => ("gru", Cell::Gru),
+            _ if nodes().any(|n| n.op_type == "Relu") => ("rnn", Cell::Relu),
+            _ => ("rnn", Cell::Tanh),
+        };
+        let acts: Vec<&str> = self.inputs.iter().map(String::as_str).filter(|i| !statics.contains(*i)).collect();
+        let [x] = acts[..] else {
+            return Err(format!("{what} with {} activation inputs (netstat maps one: no initial state)", acts.len()));
+        };
+        let ws: Vec<(&str, &[i64])> =
+            self.inputs.iter().filter_map(|i| inits.get(i.as_str()).map(|t| (i.as_str(), &t.dims[..]))).collect();
+        let mats: Vec<&[i64]> = ws.iter().map(|w| w.1).filter(|d| d.len() == 2).collect();
+        let gates = cell.gates() as i64;
+        let h = match mats.first() {
+            Some(d) if d[0] > 0 && d[0] % gates == 0 => (d[0] / gates) as u64,
+            _ => return Err(format!("{what} whose weights netstat cannot read")),
+        };
+        let bidirectional = ws.iter().any(|w| w.0.ends_with("_reverse"))
+            || nodes().any(|n| attr_s(n, "direction") == "bidirectional");
+        let dirs = 1 + usize::from(bidirectional);
+        if mats.is_empty() || mats.len() % (2 * dirs) != 0 {
+            return Err(format!("{what} with {} weight matrices", mats.len()));
+        }
+        let x_shape = shapes.get(x).filter(|s| s.len() == 3);
+        let Some(i) = x_shape.and_then(|s| s[2]) else {
+            return Err(format!("{what} whose input is not a declared rank-3 tensor"));
+        };
+        // batch_first: the exporter swaps N and T before the recurrence, Transpose [1, 0, 2].
+        let batch_first = nodes().any(|n| {
+            n.op_type == "Transpose"
+                && n.input.first().is_some_and(|v| v == x)
+                && attr_ints(n, "perm").is_some_and(|p| p == [1, 0, 2])
+        });
+        let r = Recurrent {
+            cell,
+            hidden_size: h,
+            num_layers: (mats.len() / (2 * dirs)) as u64,
+            bidirectional,
+            batch_first,
+            bias: ws.iter().any(|w| w.1.len() == 1),
+            input_size: Some(i),
+        };
+        let want = r.tensors(i).map_err(|e| format!("{what}: {}", e.message))?;
+        let mut got: Vec<u64> = ws.iter().map(|w| w.1.iter().map(|&d| d.max(0) as u64).product()).collect();
+        let mut want_sorted = want.clone();
+        got.sort_unstable();
+        want_sorted.sort_unstable();
+        if got != want_sorted {
+            return Err(format!(
+                "{what} whose parameters ({} tensors, {} elements) are not those of netstat's {kind} \
+                 (hidden_size {h}, {} layers; {} elements): proj_size?",
+                got.len(),
+                got.iter().sum::<u64>(),
+                r.num_layers,
+                want.iter().sum::<u64>()
+            ));
+        }
+        let mut f = vec![("hidden_size", h.to_string())];
+        if r.num_layers != 1 {
+            f.push(("num_layers", r.num_layers.to_string()));
+        }
+        if bidirectional {
+            f.push(("bidirectional", "true".into()));
+        }
+        if batch_first {
+            f.push(("batch_first", "true".into()));
+        }
+        if !r.bias {
+            f.push(("bias", "false".into()));
+        }
+        f.push(("input_size", i.to_string()));
+        if cell == Cell::Relu {
+            f.push(("nonlinearity", "relu".into()));
+        }
+        Ok((kind, f))
+    }
+
     /// The head count: the first value reshaped to `[…, H, D/H]` (PyTorch's head split).
     fn heads(&self, g: &GraphProto, shapes: &HashMap<&str, Vec<Option<u64>>>, d: u64) -> Option<u64> {
         self.nodes.iter().filter(|&&i| g.node[i].op_type == "Reshape").find_map(|&i| {
@@ -395,7 +572,7 @@ fn readable(kind: &str, fields: Vec<(&'static str, String)>) -> Vec<(&'static st
             "dilation" | "stride" if !pool => v != "1",
             "dilation" => v != "1",
             "stride" => Some(v) != kernel.as_ref(),
-            "padding" => v != "0",
+            "padding" | "output_padding" => v != "0",
             _ => true,
         })
         .collect()
@@ -479,6 +656,7 @@ fn dtype_name(t: i32) -> Option<&'static str> {
 fn graph_input(
     g: &GraphProto,
     inits: &HashMap<&str, &TensorInfo>,
+    opts: &ImportOptions,
 ) -> Result<(String, Vec<u64>, u64, &'static str), String> {
     let real: Vec<_> = g.input.iter().filter(|i| !inits.contains_key(i.name.as_str())).collect();
     let [input] = real.as_slice() else {
@@ -505,25 +683,37 @@ fn graph_input(
             dims.len()
         ));
     }
-    let batch = match dims[0].dim_value {
-        Some(v) if v >= 1 => v as u64,
+    let batch = match (opts.batch, dims[0].dim_value) {
+        (Some(b), _) => b,
+        (None, Some(v)) if v >= 1 => v as u64,
         _ => 1,
     };
+    crate::shape::check_rank(dims.len()).map_err(|m| format!("graph input \"{}\": {m}", input.name))?;
+    if let Some(want) = &opts.input {
+        if want.len() + 1 != dims.len() {
+            return Err(format!(
+                "--input has {} dimensions, but graph input \"{}\" has {} besides the batch",
+                want.len(),
+                input.name,
+                dims.len() - 1
+            ));
+        }
+        return Ok((input.name.clone(), want.clone(), batch, dt));
+    }
     let mut shape = Vec::with_capacity(dims.len() - 1);
     for (i, d) in dims.iter().enumerate().skip(1) {
         match d.dim_value {
             Some(v) if v >= 1 => shape.push(v as u64),
             _ => {
                 return Err(format!(
-                    "graph input \"{}\" has a symbolic dimension {i} ({}); export the model with fixed sizes \
-                     (only the batch dimension may be symbolic: it is 1, or --batch)",
+                    "graph input \"{}\" has a symbolic dimension {i} ({}); give the input shape with --input \
+                     (without the batch, which is 1 or --batch), or export the model with fixed sizes",
                     input.name,
                     d.dim_param.as_deref().unwrap_or("unknown")
                 ))
             }
         }
     }
-    crate::shape::check_rank(dims.len()).map_err(|m| format!("graph input \"{}\": {m}", input.name))?;
     Ok((input.name.clone(), shape, batch, dt))
 }
 
@@ -800,6 +990,17 @@ fn layer_of(
             }
             Mapped::Layer("layer_norm", f)
         }
+        // nn.Embedding: rows of a [num_embeddings, embedding_dim] table picked by integer ids.
+        "Gather"
+            if ins.len() == 2
+                && acts.len() == 1
+                && ins[1] == acts[0]
+                && attr_i(n, "axis", 0) == 0
+                && weight(0).is_some_and(|w| w.len() == 2 && pos_dims(w)) =>
+        {
+            let w = weight(0).map_or(&[][..], Vec::as_slice);
+            Mapped::Layer("embedding", vec![("num_embeddings", w[0].to_string()), ("embedding_dim", w[1].to_string())])
+        }
         "Gather" => {
             one("select")?;
             let idx = ins.get(1).and_then(|i| consts.get(*i)).filter(|v| v.len() == 1 && ins.len() == 2);
@@ -878,6 +1079,93 @@ fn layer_of(
             }
             f.push(("bias", bias.to_string()));
             Mapped::Layer(kind, f)
+        }
+        "ConvTranspose" => {
+            let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
+            if acts.len() != 1 || ins.first() != acts.first() || !pos_dims(w) {
+                return Err(format!("{op} with a computed weight or input"));
+            }
+            if w.len() != 4 {
+                return Err(format!("{op} with a rank-{} weight (netstat has conv_transpose2d)", w.len()));
+            }
+            if attr(n, "output_shape").is_some() || !matches!(attr_s(n, "auto_pad").as_str(), "" | "NOTSET") {
+                return Err(format!("{op} sized by output_shape or auto_pad (netstat takes pads)"));
+            }
+            // Weight [c_in, c_out / groups, k_h, k_w] (ONNX ConvTranspose, as PyTorch's).
+            let g = attr_i(n, "group", 1);
+            let c_out = w[1].checked_mul(g).filter(|_| g >= 1).ok_or_else(|| format!("{op} with group {g}"))?;
+            let k: Vec<i64> = attr_ints(n, "kernel_shape").unwrap_or_else(|| w[2..].to_vec());
+            let s = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+            let d = attr_ints(n, "dilations").unwrap_or_else(|| vec![1, 1]);
+            let op_ = attr_ints(n, "output_padding").unwrap_or_else(|| vec![0, 0]);
+            let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
+            let padding = match pads[..] {
+                [t, l, b, r] if t == b && l == r && t >= 0 && l >= 0 => {
+                    if t == l {
+                        t.to_string()
+                    } else {
+                        list(&[t, l])
+                    }
+                }
+                _ => return Err(format!("{op} with pads {pads:?} (netstat's conv_transpose2d pads both sides alike)")),
+            };
+            let output_padding = match op_[..] {
+                [a, b] if a >= 0 && b >= 0 => {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        list(&op_)
+                    }
+                }
+                _ => return Err(format!("{op} with output_padding {op_:?}")),
+            };
+            let mut f = vec![
+                ("c_out", c_out.to_string()),
+                ("kernel", pair(&k, "kernel", op)?),
+                ("stride", pair(&s, "strides", op)?),
+                ("padding", padding),
+                ("output_padding", output_padding),
+                ("dilation", pair(&d, "dilations", op)?),
+            ];
+            if g != 1 {
+                f.push(("groups", g.to_string()));
+            }
+            f.push(("bias", ins.get(2).is_some_and(is_weight).to_string()));
+            Mapped::Layer("conv_transpose2d", f)
+        }
+        // F.interpolate / nn.Upsample: scales [1, 1, s_h, s_w] from a constant, else the output
+        // size the model declares (PyTorch's exporter computes `sizes` from Shape → Concat).
+        "Resize" => {
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of {} non-constant inputs", acts.len()));
+            }
+            if rank(shapes, acts[0]).is_some_and(|r| r != 4) {
+                return Err(format!("{op} of a non-4-D input (netstat's upsample takes N×C×H×W)"));
+            }
+            let mut f = vec![];
+            match attr_s(n, "mode").as_str() {
+                "" | "nearest" => f.push(("mode", "nearest".to_string())),
+                "linear" => {
+                    f.push(("mode", "bilinear".to_string()));
+                    if attr_s(n, "coordinate_transformation_mode") == "align_corners" {
+                        f.push(("align_corners", "true".into()));
+                    }
+                }
+                m => return Err(format!("{op} in mode {m} (netstat's upsample is nearest or bilinear)")),
+            }
+            // Inputs: X, roi, scales, sizes (opset 11+); X, scales (opset 10).
+            let scales_at = if n.input.len() == 2 { 1 } else { 2 };
+            let scales = n.input.get(scales_at).filter(|v| !v.is_empty()).and_then(|v| consts.get(v.as_str()));
+            let out = n.output.first().and_then(|o| shapes.get(o.as_str()));
+            match (scales.map(Vec::as_slice), out.map(Vec::as_slice)) {
+                (Some(&[a, b, h, w]), _) if a == 1.0 && b == 1.0 && h > 0.0 && w > 0.0 => {
+                    let fmt = |v: f64| if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") };
+                    f.push(("scale_factor", if h == w { fmt(h) } else { format!("[{}, {}]", fmt(h), fmt(w)) }));
+                }
+                (_, Some(&[_, _, Some(h), Some(w)])) => f.push(("size", format!("[{h}, {w}]"))),
+                _ => return Err(format!("{op} whose scales netstat cannot read and output size the model does not declare")),
+            }
+            Mapped::Layer("upsample", f)
         }
         "Gemm" => {
             let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
