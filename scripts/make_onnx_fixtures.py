@@ -8,7 +8,9 @@ kept), so a file is a few KiB to a few hundred KiB: netstat counts parameters fr
 never needs the values.
 
 Also specs/lstm-lm.yaml's model (lstm_lm), GRU and RNN (recurrent), ConvTranspose and Resize
-(tiny_unet) and a model with symbolic batch, height and width (dynamic).
+(tiny_unet), a model with symbolic batch, height and width (dynamic), an LSTM with proj_size
+(lstm_proj, which netstat refuses) and, from the legacy exporter (dynamo=False), bare ONNX
+LSTM/GRU/RNN nodes (legacy_rnn).
 
 Made with torch 2.15.0, torchvision 0.29.2, onnx 1.23.2, onnxscript 0.7.2:
     python scripts/make_onnx_fixtures.py [OUT_DIR [NAME ...]]
@@ -152,6 +154,44 @@ class Dynamic(torch.nn.Module):
         return self.fc(torch.flatten(self.pool(self.relu(self.conv(x))), 1))
 
 
+class LegacyRnn(torch.nn.Module):
+    """ONNX LSTM, GRU and RNN nodes as other exporters write them (W, R, B initializers read
+    directly), from PyTorch's legacy TorchScript exporter (dynamo=False): LSTM(16, 32,
+    num_layers=2, bidirectional=True) → GRU(64, 8) → RNN(8, 6) → Linear(6, 3), batch_first, on
+    5 steps of 16 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(16, 32, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = torch.nn.GRU(64, 8, batch_first=True)
+        self.rnn = torch.nn.RNN(8, 6, batch_first=True)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.rnn(self.gru(self.lstm(x)[0])[0])[0])
+
+
+class LstmProj(torch.nn.Module):
+    """An LSTM with proj_size (weight_hr, h of width 4): netstat's lstm has no projection, so
+    the import refuses it by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 16, proj_size=4, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+def export_legacy(name: str, model: torch.nn.Module, x: torch.Tensor) -> None:
+    """PyTorch's legacy exporter (dynamo=False): no module paths, no shapes of inner values."""
+    model.eval()
+    path = os.path.join(OUT, f"{name}.onnx")
+    torch.onnx.export(model, (x,), path, dynamo=False, input_names=["x"])
+    onnx.save(strip(onnx.load(path)), path)
+    print(path, os.path.getsize(path), "bytes;", sum(p.numel() for p in model.parameters()), "params")
+
+
 def fixtures():
     """Each fixture's name and how to make it."""
     img = torch.randn(1, 3, 224, 224)
@@ -169,6 +209,8 @@ def fixtures():
         "tiny_unet": lambda: export("tiny_unet", TinyUNet(), torch.randn(1, 3, 16, 16)),
         # Exported at batch 2, 32×32 (a dynamic dim must not be 1 when tracing); the file keeps
         # only the symbols batch, height and width.
+        "legacy_rnn": lambda: export_legacy("legacy_rnn", LegacyRnn(), torch.randn(1, 5, 16)),
+        "lstm_proj": lambda: export("lstm_proj", LstmProj(), torch.randn(1, 5, 8)),
         "dynamic": lambda: export("dynamic", Dynamic(), torch.randn(2, 3, 32, 32), dynamic_shapes=dyn),
     }
 

@@ -296,7 +296,7 @@ fn symbolic_dims_come_from_input_and_batch() {
 #[test]
 fn the_new_fixtures_import_to_specs_with_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
-    for model in ["lstm_lm", "recurrent", "tiny_unet"] {
+    for model in ["lstm_lm", "recurrent", "tiny_unet", "legacy_rnn"] {
         let onnx = format!("tests/fixtures/onnx/{model}.onnx");
         let yaml = dir.path().join(format!("{model}.yaml"));
         Command::cargo_bin("netstat").unwrap().args(["import", &onnx, "-o"]).arg(&yaml).assert().success();
@@ -321,4 +321,60 @@ fn report_dir_takes_models_and_refuses_a_spec_and_a_model_of_one_name() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(err.contains("would both write the report file tiny_cnn.md: rename one of them"), "{err}");
+}
+
+#[test]
+fn bare_onnx_recurrent_nodes_match_pytorch() {
+    // legacy_rnn.onnx, from PyTorch's legacy exporter (dynamo=False): ONNX LSTM, GRU and RNN nodes
+    // reading W [dirs, G·H, I], R [dirs, G·H, H], B [dirs, 2·G·H] initializers, one node per layer,
+    // without module paths. LSTM(16, 32, num_layers=2, bidirectional) → GRU(64, 8) → RNN(8, 6) →
+    // Linear(6, 3), batch_first, 1×5×16.
+    let a = analyse("tests/fixtures/onnx/legacy_rnn.onnx");
+    // Params: PyTorch's 39,781 (scripts/make_onnx_fixtures.py). MACs by hand, T = 5: LSTM layer 0
+    // 2·5·4·32·(16 + 32) = 61,440, layer 1 2·5·4·32·(64 + 32) = 122,880; GRU 5·3·8·(64 + 8) =
+    // 8,640; RNN 5·6·(8 + 6) = 420; fc 5·6·3 = 90: 193,470.
+    assert_eq!(totals(&a), (39_781, 193_470));
+    let by_kind: Vec<(String, u64, u64)> =
+        rows(&a).into_iter().filter(|r| r.4 > 0).map(|r| (r.1, r.3, r.4)).collect();
+    // LSTM layer 0 per direction 4·32·16 + 4·32·32 + 8·32 = 6,400, both 12,800; layer 1 per
+    // direction 4·32·64 + 4·32·32 + 8·32 = 12,544, both 25,088; GRU 3·8·64 + 3·8·8 + 6·8 = 1,776;
+    // RNN 6·8 + 6·6 + 2·6 = 96; fc 6·3 + 3 = 21.
+    let want = [
+        ("lstm", 12_800, 61_440),
+        ("lstm", 25_088, 122_880),
+        ("gru", 1_776, 8_640),
+        ("rnn", 96, 420),
+        ("linear", 21, 90),
+    ];
+    assert_eq!(by_kind, want.map(|(k, p, m)| (k.to_owned(), p, m)));
+}
+
+#[test]
+fn an_lstm_with_a_projection_is_refused_by_name() {
+    // lstm_proj.onnx: LSTM(8, 16, proj_size=4): PyTorch's weight_ih 64×8, weight_hh 64×4,
+    // weight_hr 4×16 and two biases of 64 are 960 params; the exporter writes all but weight_hr
+    // (512 + 256 + 64 + 64 = 896, the file's initializers), and netstat's lstm (no projection:
+    // 4·16·8 + 4·16·16 + 2·64 = 1,664) reproduces neither: refused, not miscounted.
+    let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/lstm_proj.onnx").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("(op LSTM): netstat has no kind for nn.LSTM lstm whose parameters (4 tensors, 896 elements) are not those of netstat's lstm (hidden_size 16, num_layers 1: 1664 elements): proj_size?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn measure_runs_the_recurrent_and_upsampling_models() {
+    // The candle build makes exactly the analysed parameters (counts derived in the tests above).
+    for (model, params) in [("recurrent", "30,701"), ("tiny_unet", "3,099"), ("legacy_rnn", "39,781")] {
+        let out = Command::cargo_bin("netstat")
+            .unwrap()
+            .args(["measure", &format!("tests/fixtures/onnx/{model}.onnx"), "--warmup", "1", "--iters", "1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{model}: {}{text}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("params built {params} = analysis")), "{model}: {text}");
+    }
 }

@@ -87,6 +87,8 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
     let modules = Modules::find(g);
     // Layer index and input value of a `sigmoid`, by its output value (for x · sigmoid(x) = silu).
     let mut sigmoids: HashMap<String, (usize, String)> = HashMap::new();
+    // Outputs Y of ONNX LSTM/GRU/RNN nodes, 4-D in ONNX but netstat's `[T, N, dirs·H]` already.
+    let mut ys: HashMap<String, YState> = HashMap::new();
     let mut warnings = Vec::new();
 
     for (pos, n) in g.node.iter().enumerate() {
@@ -116,7 +118,11 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                     let (kind, fields) = match group.recurrent(g, &inits, &statics, &shapes) {
                         Ok(kf) => kf,
                         Err(why) => {
-                            unmapped.push((pos, n, why));
+                            // Named by its first ONNX LSTM/GRU/RNN node, where it has one.
+                            let at = group.nodes.iter().copied().find(|&i| {
+                                matches!(g.node[i].op_type.as_str(), "LSTM" | "GRU" | "RNN")
+                            });
+                            unmapped.push(at.map_or((pos, n, why.clone()), |i| (i, &g.node[i], why)));
                             continue;
                         }
                     };
@@ -187,6 +193,19 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                 }
             }
         }
+        // The exporters' reshaping of an ONNX recurrent Y into [T, N, dirs·H]: netstat's layer made it.
+        if let Some(y) = acts.first().and_then(|a| ys.get(*a)).copied() {
+            match y.step(n, &ins, &consts, &shapes) {
+                Ok(next) => {
+                    if let Some(next) = next {
+                        ys.insert(out.to_owned(), next);
+                    }
+                    producer.insert(out.to_owned(), from[0].clone());
+                }
+                Err(why) => unmapped.push((pos, n, why)),
+            }
+            continue;
+        }
         // x · sigmoid(x): the sigmoid layer becomes one silu (PyTorch's exporter writes nn.SiLU so).
         if op == "Mul" && acts.len() == 2 && ins.len() == 2 {
             let fused = ins.iter().enumerate().find_map(|(k, s)| {
@@ -207,6 +226,16 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                 continue;
             }
             Ok(Mapped::Layer(k, f)) if n.output.iter().filter(|o| !o.is_empty()).count() == 1 => (k, f),
+            // An ONNX LSTM/GRU/RNN: Y only (its final states Y_h, Y_c unread).
+            Ok(Mapped::Layer(k, f))
+                if matches!(op, "LSTM" | "GRU" | "RNN")
+                    && n.output.iter().skip(1).all(|o| o.is_empty() || !uses.contains_key(o.as_str())) =>
+            {
+                let dirs = if f.iter().any(|x| x.0 == "bidirectional") { 2 } else { 1 };
+                let layout = attr_i(n, "layout", 0);
+                ys.insert(out.to_owned(), YState { dirs, layout, transposed: false });
+                (k, f)
+            }
             Ok(_) => {
                 unmapped.push((pos, n, format!("{op} with {} outputs", n.output.len())));
                 continue;
@@ -480,18 +509,25 @@ impl ModuleGroup {
             input_size: Some(i),
         };
         let want = r.tensors(i).map_err(|e| format!("{what}: {}", e.message))?;
-        let mut got: Vec<u64> = ws.iter().map(|w| w.1.iter().map(|&d| d.max(0) as u64).product()).collect();
-        let mut want_sorted = want.clone();
+        // Elements per tensor (None where a dim is negative or the product overflows).
+        let mut got: Vec<Option<u64>> = ws
+            .iter()
+            .map(|w| w.1.iter().try_fold(1u64, |a, &d| u64::try_from(d).ok().and_then(|d| a.checked_mul(d))))
+            .collect();
+        let mut want_sorted: Vec<Option<u64>> = want.iter().copied().map(Some).collect();
         got.sort_unstable();
         want_sorted.sort_unstable();
         if got != want_sorted {
+            let total = |v: &[Option<u64>]| {
+                v.iter().try_fold(0u64, |a, &e| a.checked_add(e?)).map_or("too many".into(), |n| n.to_string())
+            };
             return Err(format!(
                 "{what} whose parameters ({} tensors, {} elements) are not those of netstat's {kind} \
-                 (hidden_size {h}, {} layers; {} elements): proj_size?",
+                 (hidden_size {h}, num_layers {}: {} elements): proj_size?",
                 got.len(),
-                got.iter().sum::<u64>(),
+                total(&got),
                 r.num_layers,
-                want.iter().sum::<u64>()
+                total(&want_sorted)
             ));
         }
         let mut f = vec![("hidden_size", h.to_string())];
@@ -869,6 +905,7 @@ fn layer_of(
     let is_weight = |v: &&str| weights.contains_key(*v);
     let pos_dims = |t: &Vec<i64>| t.iter().all(|&d| d >= 1);
     Ok(match op {
+        "LSTM" | "GRU" | "RNN" => return recurrent_node(n, acts, weights),
         "Relu" => return one("relu"),
         "Sigmoid" => return one("sigmoid"),
         "Tanh" => return one("tanh"),
@@ -1258,6 +1295,128 @@ fn layer_of(
         }
         _ => return Err(op.to_string()),
     })
+}
+
+/// An ONNX `LSTM`, `GRU` or `RNN` node reading its weights from initializers (ONNX operator
+/// docs: W `[dirs, G·H, I]`, R `[dirs, G·H, H]`, optional B `[dirs, 2·G·H]` — the input and
+/// recurrent biases, as PyTorch's `b_ih` and `b_hh`; G = 4, 3, 1 gates; the gate order, iofc
+/// against PyTorch's ifgo, does not change a count), as one `lstm`, `gru` or `rnn` layer of one
+/// layer (`layout` 1 is `batch_first`). Its output is netstat's `[T, N, dirs·H]`, not ONNX's
+/// 4-D Y: the nodes that reshape Y so are folded ([`YState`]). Unmapped: weights computed by
+/// other nodes, a non-constant initial state or sequence_lens, peepholes (LSTM's P), a
+/// reverse-only direction, RNN activations other than Tanh and Relu.
+fn recurrent_node(n: &NodeProto, acts: &[&str], weights: &HashMap<String, Vec<i64>>) -> Result<Mapped, Unmapped> {
+    use crate::kinds::rnn::{Cell, Recurrent};
+    let op = n.op_type.as_str();
+    let input = |i: usize| n.input.get(i).map(String::as_str).filter(|v| !v.is_empty());
+    if acts.len() != 1 || input(0) != acts.first().copied() {
+        return Err(format!("{op} with a computed weight, initial state or sequence_lens"));
+    }
+    let (Some(w), Some(r)) = (input(1).and_then(|v| weights.get(v)), input(2).and_then(|v| weights.get(v))) else {
+        return Err(format!("{op} with computed weights"));
+    };
+    let b = match input(3) {
+        Some(v) => Some(weights.get(v).ok_or_else(|| format!("{op} with a computed bias"))?),
+        None => None,
+    };
+    if op == "LSTM" && input(7).is_some() {
+        return Err(format!("{op} with peepholes (netstat's lstm has none)"));
+    }
+    let (kind, cell) = match op {
+        "LSTM" => ("lstm", Cell::Lstm),
+        "GRU" => ("gru", Cell::Gru),
+        _ => match attr(n, "activations").map(|a| a.strings.as_slice()) {
+            None => ("rnn", Cell::Tanh),
+            Some([a]) if a.as_slice() == b"Tanh" => ("rnn", Cell::Tanh),
+            Some([a]) if a.as_slice() == b"Relu" => ("rnn", Cell::Relu),
+            Some(_) => return Err(format!("{op} with activations other than Tanh or Relu")),
+        },
+    };
+    let bidirectional = match attr_s(n, "direction").as_str() {
+        "" | "forward" => false,
+        "bidirectional" => true,
+        d => return Err(format!("{op} in direction {d} (netstat runs forward, or both ways)")),
+    };
+    let (dirs, gates) = (1 + i64::from(bidirectional), cell.gates() as i64);
+    let h = attr_i(n, "hidden_size", r.get(2).copied().unwrap_or(0));
+    let (&[wd, wg, i], &[rd, rg, rh]) = (&w[..], &r[..]) else {
+        return Err(format!("{op} whose W or R is not 3-D"));
+    };
+    let b_ok = b.is_none_or(|b| b[..] == [dirs, 2 * gates * h]);
+    if h < 1 || i < 1 || [wd, rd] != [dirs, dirs] || [wg, rg] != [gates * h, gates * h] || rh != h || !b_ok {
+        return Err(format!(
+            "{op} whose weights W {w:?}, R {r:?}, B {b:?} are not [dirs, G·H, I], [dirs, G·H, H], [dirs, 2·G·H] \
+             with {dirs} directions, {gates} gates, hidden_size {h}"
+        ));
+    }
+    let batch_first = attr_i(n, "layout", 0) == 1;
+    let rec = Recurrent {
+        cell,
+        hidden_size: h as u64,
+        num_layers: 1,
+        bidirectional,
+        batch_first,
+        bias: b.is_some(),
+        input_size: Some(i as u64),
+    };
+    let mut f = vec![("hidden_size", h.to_string())];
+    if rec.bidirectional {
+        f.push(("bidirectional", "true".into()));
+    }
+    if batch_first {
+        f.push(("batch_first", "true".into()));
+    }
+    if !rec.bias {
+        f.push(("bias", "false".into()));
+    }
+    f.push(("input_size", i.to_string()));
+    if cell == Cell::Relu {
+        f.push(("nonlinearity", "relu".into()));
+    }
+    Ok(Mapped::Layer(kind, f))
+}
+
+/// Where an ONNX recurrent node's Y is on its way to `[T, N, dirs·H]` (layout 0: Y is
+/// `[T, dirs, N, H]`; layout 1: `[N, T, dirs, H]`), which netstat's layer gives at once.
+#[derive(Debug, Clone, Copy)]
+struct YState {
+    dirs: i64,
+    layout: i64,
+    /// Layout 0 after Transpose [0, 2, 1, 3]: `[T, N, dirs, H]`.
+    transposed: bool,
+}
+
+impl YState {
+    /// The next state after node `n` reads Y: `Ok(Some)` still 4-D, `Ok(None)` flat (the
+    /// node's output is the layer's), or why the node is no flattening netstat can fold.
+    fn step(
+        self,
+        n: &NodeProto,
+        ins: &[&str],
+        consts: &HashMap<String, Vec<f64>>,
+        shapes: &HashMap<&str, Vec<Option<u64>>>,
+    ) -> Result<Option<YState>, Unmapped> {
+        let op = n.op_type.as_str();
+        let axes: Option<Vec<i64>> = match ins.get(1) {
+            Some(a) => consts.get(*a).map(|v| v.iter().map(|&x| x as i64).collect()),
+            None => attr_ints(n, "axes"),
+        };
+        // The dirs axis sits right before H once Y is [T, N, dirs, H] or [N, T, dirs, H].
+        let dirs_axis = if self.layout == 0 && !self.transposed { 1 } else { 2 };
+        let rank3 = n.output.first().and_then(|o| shapes.get(o.as_str())).is_some_and(|s| s.len() == 3)
+            || axes.as_ref().is_some_and(|a| a.len() == 3);
+        match op {
+            "Squeeze" if self.dirs == 1 && axes.is_some_and(|a| a == [dirs_axis] || a == [dirs_axis - 4]) => Ok(None),
+            "Transpose" if self.layout == 0 && !self.transposed && attr_ints(n, "perm").is_some_and(|p| p == [0, 2, 1, 3]) => {
+                Ok(Some(YState { transposed: true, ..self }))
+            }
+            "Reshape" if (self.dirs == 1 || dirs_axis == 2) && rank3 => Ok(None),
+            _ => Err(format!(
+                "{op} of an ONNX recurrent node's 4-D output Y (netstat's layer gives [T, N, dirs·H]: it folds \
+                 Squeeze of the dirs axis, Transpose [0, 2, 1, 3] and Reshape to 3-D)"
+            )),
+        }
+    }
 }
 
 /// With `--allow-unknown`: an unknown op that keeps its input's shape stands in as a 0-param,
