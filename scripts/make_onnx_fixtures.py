@@ -189,7 +189,10 @@ def export_legacy(name: str, model: torch.nn.Module, x: torch.Tensor) -> None:
     path = os.path.join(OUT, f"{name}.onnx")
     torch.onnx.export(model, (x,), path, dynamo=False, input_names=["x"])
     onnx.save(strip(onnx.load(path)), path)
-    print(path, os.path.getsize(path), "bytes;", sum(p.numel() for p in model.parameters()), "params")
+    with torch.utils.flop_counter.FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(x)
+    params = sum(p.numel() for p in model.parameters())
+    print(path, os.path.getsize(path), "bytes;", params, "params;", fc.get_total_flops() // 2, "MACs (FlopCounterMode / 2)")
 
 
 def fixtures():
