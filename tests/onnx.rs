@@ -269,7 +269,10 @@ fn symbolic_dims_come_from_input_and_batch() {
     let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/dynamic.onnx").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("graph input \"x\" has a symbolic dimension 2 (height); give the input shape with --input"), "{err}");
+    assert!(
+        err.contains("graph input \"x\" has a symbolic dimension 2 (height); give the input shape with --input"),
+        "{err}"
+    );
     // At batch 2, 3×32×32 (the export's own example), PyTorch (scripts/make_onnx_fixtures.py):
     // 618 params, FlopCounterMode / 2 = 885,056 MACs: conv 2·32·32·16·27 = 884,736, fc 2·16·10 = 320.
     let o = Overrides { batch: Some(2), input: Some(vec![3, 32, 32]), ..Default::default() };
@@ -310,13 +313,19 @@ fn report_dir_takes_models_and_refuses_a_spec_and_a_model_of_one_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy("tests/fixtures/onnx/tiny_cnn.onnx", dir.path().join("tiny_cnn.onnx")).unwrap();
     let out = dir.path().join("out");
-    let run = |d: &std::path::Path| Command::cargo_bin("netstat").unwrap().arg("report").arg(d).arg("--out").arg(&out).output().unwrap();
+    let run = |d: &std::path::Path| {
+        Command::cargo_bin("netstat").unwrap().arg("report").arg(d).arg("--out").arg(&out).output().unwrap()
+    };
     let o = run(dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // tiny_cnn: 5,370 params (measure_runs_a_model_in_candle_like_a_spec), in its CSV's total row.
     let csv = std::fs::read_to_string(out.join("tiny_cnn.csv")).unwrap();
     assert!(csv.contains("\ntotal,,,5370,"), "{csv}");
-    std::fs::write(dir.path().join("tiny_cnn.yaml"), "name: t\ninput: [4]\nlayers:\n  - {name: fc, kind: linear, out_features: 2}\n").unwrap();
+    std::fs::write(
+        dir.path().join("tiny_cnn.yaml"),
+        "name: t\ninput: [4]\nlayers:\n  - {name: fc, kind: linear, out_features: 2}\n",
+    )
+    .unwrap();
     let o = run(dir.path());
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
@@ -334,8 +343,7 @@ fn bare_onnx_recurrent_nodes_match_pytorch() {
     // 2·5·4·32·(16 + 32) = 61,440, layer 1 2·5·4·32·(64 + 32) = 122,880; GRU 5·3·8·(64 + 8) =
     // 8,640; RNN 5·6·(8 + 6) = 420; fc 5·6·3 = 90: 193,470.
     assert_eq!(totals(&a), (39_781, 193_470));
-    let by_kind: Vec<(String, u64, u64)> =
-        rows(&a).into_iter().filter(|r| r.4 > 0).map(|r| (r.1, r.3, r.4)).collect();
+    let by_kind: Vec<(String, u64, u64)> = rows(&a).into_iter().filter(|r| r.4 > 0).map(|r| (r.1, r.3, r.4)).collect();
     // LSTM layer 0 per direction 4·32·16 + 4·32·32 + 8·32 = 6,400, both 12,800; layer 1 per
     // direction 4·32·64 + 4·32·32 + 8·32 = 12,544, both 25,088; GRU 3·8·64 + 3·8·8 + 6·8 = 1,776;
     // RNN 6·8 + 6·6 + 2·6 = 96; fc 6·3 + 3 = 21.

@@ -33,6 +33,9 @@ enum Mapped {
     Alias,
 }
 
+/// A layer's kind and its `(field, YAML value)` pairs.
+type KindFields = (&'static str, Vec<(&'static str, String)>);
+
 /// Why a node could not be mapped (the op type, or a variant of it netstat has no kind for).
 type Unmapped = String;
 
@@ -110,7 +113,11 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                         Some(_) => {}
                         None if !unmapped.is_empty() => from.push(String::new()),
                         None => {
-                            return Err(format!("{} {} reads \"{a}\", which nothing makes", group.module.what(), group.path))
+                            return Err(format!(
+                                "{} {} reads \"{a}\", which nothing makes",
+                                group.module.what(),
+                                group.path
+                            ))
                         }
                     }
                 }
@@ -119,9 +126,11 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                         Ok(kf) => kf,
                         Err(why) => {
                             // Named by its first ONNX LSTM/GRU/RNN node, where it has one.
-                            let at = group.nodes.iter().copied().find(|&i| {
-                                matches!(g.node[i].op_type.as_str(), "LSTM" | "GRU" | "RNN")
-                            });
+                            let at = group
+                                .nodes
+                                .iter()
+                                .copied()
+                                .find(|&i| matches!(g.node[i].op_type.as_str(), "LSTM" | "GRU" | "RNN"));
                             unmapped.push(at.map_or((pos, n, why.clone()), |i| (i, &g.node[i], why)));
                             continue;
                         }
@@ -461,7 +470,7 @@ impl ModuleGroup {
         inits: &HashMap<&str, &TensorInfo>,
         statics: &HashSet<String>,
         shapes: &HashMap<&str, Vec<Option<u64>>>,
-    ) -> Result<(&'static str, Vec<(&'static str, String)>), Unmapped> {
+    ) -> Result<KindFields, Unmapped> {
         use crate::kinds::rnn::{Cell, Recurrent};
         let what = format!("{} {}", self.module.what(), self.path);
         let nodes = || self.nodes.iter().map(|&i| &g.node[i]);
@@ -483,10 +492,10 @@ impl ModuleGroup {
             Some(d) if d[0] > 0 && d[0] % gates == 0 => (d[0] / gates) as u64,
             _ => return Err(format!("{what} whose weights netstat cannot read")),
         };
-        let bidirectional = ws.iter().any(|w| w.0.ends_with("_reverse"))
-            || nodes().any(|n| attr_s(n, "direction") == "bidirectional");
+        let bidirectional =
+            ws.iter().any(|w| w.0.ends_with("_reverse")) || nodes().any(|n| attr_s(n, "direction") == "bidirectional");
         let dirs = 1 + usize::from(bidirectional);
-        if mats.is_empty() || mats.len() % (2 * dirs) != 0 {
+        if mats.is_empty() || !mats.len().is_multiple_of(2 * dirs) {
             return Err(format!("{what} with {} weight matrices", mats.len()));
         }
         let x_shape = shapes.get(x).filter(|s| s.len() == 3);
@@ -1200,7 +1209,11 @@ fn layer_of(
                     f.push(("scale_factor", if h == w { fmt(h) } else { format!("[{}, {}]", fmt(h), fmt(w)) }));
                 }
                 (_, Some(&[_, _, Some(h), Some(w)])) => f.push(("size", format!("[{h}, {w}]"))),
-                _ => return Err(format!("{op} whose scales netstat cannot read and output size the model does not declare")),
+                _ => {
+                    return Err(format!(
+                        "{op} whose scales netstat cannot read and output size the model does not declare"
+                    ))
+                }
             }
             Mapped::Layer("upsample", f)
         }
@@ -1407,7 +1420,9 @@ impl YState {
             || axes.as_ref().is_some_and(|a| a.len() == 3);
         match op {
             "Squeeze" if self.dirs == 1 && axes.is_some_and(|a| a == [dirs_axis] || a == [dirs_axis - 4]) => Ok(None),
-            "Transpose" if self.layout == 0 && !self.transposed && attr_ints(n, "perm").is_some_and(|p| p == [0, 2, 1, 3]) => {
+            "Transpose"
+                if self.layout == 0 && !self.transposed && attr_ints(n, "perm").is_some_and(|p| p == [0, 2, 1, 3]) =>
+            {
                 Ok(Some(YState { transposed: true, ..self }))
             }
             "Reshape" if (self.dirs == 1 || dirs_axis == 2) && rank3 => Ok(None),
