@@ -1474,3 +1474,76 @@ mod tests {
         assert_eq!(unique(&mut names, "input".into()), "input_1");
     }
 }
+
+#[cfg(test)]
+mod recurrent_tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec!["y".into()],
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn s(name: &str, v: &str) -> AttributeProto {
+        AttributeProto { name: name.into(), s: v.as_bytes().to_vec(), ..Default::default() }
+    }
+
+    fn i(name: &str, v: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), i: v, ..Default::default() }
+    }
+
+    #[test]
+    fn onnx_lstm_weights_give_the_layer() {
+        // LSTM, H 32, I 16, both directions: W [2, 128, 16], R [2, 128, 32], B [2, 256].
+        let w: HashMap<String, Vec<i64>> =
+            [("W", vec![2, 128, 16]), ("R", vec![2, 128, 32]), ("B", vec![2, 256])].map(|(k, v)| (k.into(), v)).into();
+        let attrs = || vec![i("hidden_size", 32), s("direction", "bidirectional")];
+        let n = node("LSTM", &["x", "W", "R", "B"], attrs());
+        let Ok(Mapped::Layer(kind, f)) = recurrent_node(&n, &["x"], &w) else { panic!("not mapped") };
+        assert_eq!(kind, "lstm");
+        let want = [("hidden_size", "32"), ("bidirectional", "true"), ("input_size", "16")];
+        assert_eq!(f, want.map(|(k, v)| (k, v.to_string())));
+        // Without B: no bias. layout 1: batch_first.
+        let mut a = attrs();
+        a.push(i("layout", 1));
+        let Ok(Mapped::Layer(_, f)) = recurrent_node(&node("LSTM", &["x", "W", "R"], a), &["x"], &w) else {
+            panic!("not mapped")
+        };
+        assert!(f.contains(&("bias", "false".into())) && f.contains(&("batch_first", "true".into())), "{f:?}");
+        // Refused: one direction with W of two, reverse only, peepholes, a computed weight.
+        let one_way = node("LSTM", &["x", "W", "R", "B"], vec![i("hidden_size", 32)]);
+        assert!(recurrent_node(&one_way, &["x"], &w).err().unwrap().contains("are not [dirs, G·H, I]"));
+        let rev = node("LSTM", &["x", "W", "R"], vec![i("hidden_size", 32), s("direction", "reverse")]);
+        assert!(recurrent_node(&rev, &["x"], &w).err().unwrap().contains("direction reverse"));
+        let peep = node("LSTM", &["x", "W", "R", "B", "", "", "", "W"], attrs());
+        assert!(recurrent_node(&peep, &["x"], &w).err().unwrap().contains("peepholes"));
+        let computed = node("LSTM", &["x", "W2", "R"], attrs());
+        assert!(recurrent_node(&computed, &["x"], &w).err().unwrap().contains("computed weights"));
+        // A GRU reading the LSTM's W (4 gates, not 3) is refused: 128 is not 3·32.
+        assert!(recurrent_node(&node("GRU", &["x", "W", "R"], attrs()), &["x"], &w).is_err());
+    }
+
+    #[test]
+    fn the_nodes_flattening_y_fold() {
+        let consts: HashMap<String, Vec<f64>> = [("ax1".to_string(), vec![1.0])].into();
+        let shapes = HashMap::new();
+        let y1 = YState { dirs: 1, layout: 0, transposed: false };
+        // Y [T, 1, N, H]: Squeeze of axis 1 is netstat's [T, N, H].
+        assert!(matches!(y1.step(&node("Squeeze", &["y", "ax1"], vec![]), &["y", "ax1"], &consts, &shapes), Ok(None)));
+        // Y [T, 2, N, H]: Transpose [0, 2, 1, 3], then a Reshape to 3-D.
+        let y2 = YState { dirs: 2, ..y1 };
+        let perm = AttributeProto { name: "perm".into(), ints: vec![0, 2, 1, 3], ..Default::default() };
+        let t = y2.step(&node("Transpose", &["y"], vec![perm]), &["y"], &consts, &shapes).unwrap().unwrap();
+        assert!(t.transposed);
+        let three: HashMap<String, Vec<f64>> = [("s".to_string(), vec![0.0, 0.0, -1.0])].into();
+        assert!(matches!(t.step(&node("Reshape", &["y", "s"], vec![]), &["y", "s"], &three, &shapes), Ok(None)));
+        // Both directions reshaped without the transpose would mix them: refused, as any other reader.
+        assert!(y2.step(&node("Reshape", &["y", "s"], vec![]), &["y", "s"], &three, &shapes).is_err());
+        assert!(y2.step(&node("Relu", &["y"], vec![]), &["y"], &consts, &shapes).is_err());
+    }
+}
