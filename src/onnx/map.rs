@@ -1202,13 +1202,17 @@ fn layer_of(
             // Inputs: X, roi, scales, sizes (opset 11+); X, scales (opset 10).
             let scales_at = if n.input.len() == 2 { 1 } else { 2 };
             let scales = n.input.get(scales_at).filter(|v| !v.is_empty()).and_then(|v| consts.get(v.as_str()));
+            let sizes = n.input.get(3).filter(|v| !v.is_empty()).and_then(|v| consts.get(v.as_str()));
             let out = n.output.first().and_then(|o| shapes.get(o.as_str()));
-            match (scales.map(Vec::as_slice), out.map(Vec::as_slice)) {
-                (Some(&[a, b, h, w]), _) if a == 1.0 && b == 1.0 && h > 0.0 && w > 0.0 => {
+            match (scales.map(Vec::as_slice), sizes.map(Vec::as_slice), out.map(Vec::as_slice)) {
+                (Some(&[a, b, h, w]), _, _) if a == 1.0 && b == 1.0 && h > 0.0 && w > 0.0 => {
                     let fmt = |v: f64| if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") };
                     f.push(("scale_factor", if h == w { fmt(h) } else { format!("[{}, {}]", fmt(h), fmt(w)) }));
                 }
-                (_, Some(&[_, _, Some(h), Some(w)])) => f.push(("size", format!("[{h}, {w}]"))),
+                (_, Some(&[_, _, h, w]), _) if h >= 1.0 && w >= 1.0 && h.fract() == 0.0 && w.fract() == 0.0 => {
+                    f.push(("size", format!("[{}, {}]", h as u64, w as u64)))
+                }
+                (_, _, Some(&[_, _, Some(h), Some(w)])) => f.push(("size", format!("[{h}, {w}]"))),
                 _ => {
                     return Err(format!(
                         "{op} whose scales netstat cannot read and output size the model does not declare"
@@ -1545,5 +1549,57 @@ mod recurrent_tests {
         // Both directions reshaped without the transpose would mix them: refused, as any other reader.
         assert!(y2.step(&node("Reshape", &["y", "s"], vec![]), &["y", "s"], &three, &shapes).is_err());
         assert!(y2.step(&node("Relu", &["y"], vec![]), &["y"], &consts, &shapes).is_err());
+    }
+}
+
+#[cfg(test)]
+mod resize_tests {
+    use super::*;
+
+    fn resize(inputs: &[&str], mode: &str) -> NodeProto {
+        NodeProto {
+            op_type: "Resize".into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec!["y".into()],
+            attribute: vec![AttributeProto { name: "mode".into(), s: mode.as_bytes().to_vec(), ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    fn fields(n: &NodeProto, shapes: &HashMap<&str, Vec<Option<u64>>>) -> Result<Vec<(&'static str, String)>, String> {
+        let consts: HashMap<String, Vec<f64>> =
+            [("sc", vec![1.0, 1.0, 2.0, 3.0]), ("sz", vec![1.0, 8.0, 40.0, 30.0])].map(|(k, v)| (k.into(), v)).into();
+        let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+        match layer_of(n, &ins, &["x"], &HashMap::new(), &consts, shapes)? {
+            Mapped::Layer("upsample", f) => Ok(f),
+            _ => Err("not an upsample".into()),
+        }
+    }
+
+    #[test]
+    fn resize_by_scales_by_sizes_or_to_the_declared_size() {
+        let none = HashMap::new();
+        let f = |k: &'static str, v: &str| (k, v.to_string());
+        // Constant scales [1, 1, 2, 3] (opset 11+: X, roi, scales).
+        assert_eq!(
+            fields(&resize(&["x", "", "sc"], "nearest"), &none).unwrap(),
+            [f("mode", "nearest"), f("scale_factor", "[2, 3]")]
+        );
+        // Opset 10: X, scales.
+        assert_eq!(
+            fields(&resize(&["x", "sc"], "linear"), &none).unwrap(),
+            [f("mode", "bilinear"), f("scale_factor", "[2, 3]")]
+        );
+        // Constant sizes [N, C, 40, 30].
+        assert_eq!(fields(&resize(&["x", "", "", "sz"], "linear"), &none).unwrap()[1], f("size", "[40, 30]"));
+        // Sizes computed (Shape → Concat): the declared output shape.
+        let declared: HashMap<&str, Vec<Option<u64>>> = [("y", vec![Some(1), Some(8), Some(12), Some(14)])].into();
+        assert_eq!(
+            fields(&resize(&["x", "", "", "computed"], "nearest"), &declared).unwrap()[1],
+            f("size", "[12, 14]")
+        );
+        // Neither: refused, as is cubic.
+        assert!(fields(&resize(&["x", "", "", "computed"], "nearest"), &none).unwrap_err().contains("cannot read"));
+        assert!(fields(&resize(&["x", "", "sc"], "cubic"), &none).unwrap_err().contains("mode cubic"));
     }
 }
