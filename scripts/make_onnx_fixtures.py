@@ -8,7 +8,7 @@ kept), so a file is a few KiB to a few hundred KiB: netstat counts parameters fr
 never needs the values.
 
 Also specs/lstm-lm.yaml's model (lstm_lm), GRU and RNN (recurrent), ConvTranspose and Resize
-(tiny_unet), a model with symbolic batch, height and width (dynamic), an LSTM with proj_size
+(tiny_unet), specs/unet-small.yaml's U-Net (unet_small: GroupNorm, attention), a model with symbolic batch, height and width (dynamic), an LSTM with proj_size
 (lstm_proj, which netstat refuses) and, from the legacy exporter (dynamo=False), bare ONNX
 LSTM/GRU/RNN nodes (legacy_rnn).
 
@@ -22,6 +22,8 @@ import onnx
 import torch
 import torchvision
 import torch.utils.flop_counter
+
+from reference_counts import UNetSmall
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "onnx")
 
@@ -212,6 +214,8 @@ def fixtures():
         "tiny_unet": lambda: export("tiny_unet", TinyUNet(), torch.randn(1, 3, 16, 16)),
         # Exported at batch 2, 32×32 (a dynamic dim must not be 1 when tracing); the file keeps
         # only the symbols batch, height and width.
+        # specs/unet-small.yaml's network (scripts/reference_counts.py): GroupNorm, SiLU, attention, Resize.
+        "unet_small": lambda: export("unet_small", UNetSmall(), torch.randn(1, 3, 32, 32)),
         "legacy_rnn": lambda: export_legacy("legacy_rnn", LegacyRnn(), torch.randn(1, 5, 16)),
         "lstm_proj": lambda: export("lstm_proj", LstmProj(), torch.randn(1, 5, 8)),
         "dynamic": lambda: export("dynamic", Dynamic(), torch.randn(2, 3, 32, 32), dynamic_shapes=dyn),

@@ -299,7 +299,7 @@ fn symbolic_dims_come_from_input_and_batch() {
 #[test]
 fn the_new_fixtures_import_to_specs_with_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
-    for model in ["lstm_lm", "recurrent", "tiny_unet", "legacy_rnn"] {
+    for model in ["lstm_lm", "recurrent", "tiny_unet", "legacy_rnn", "unet_small"] {
         let onnx = format!("tests/fixtures/onnx/{model}.onnx");
         let yaml = dir.path().join(format!("{model}.yaml"));
         Command::cargo_bin("netstat").unwrap().args(["import", &onnx, "-o"]).arg(&yaml).assert().success();
@@ -385,4 +385,29 @@ fn measure_runs_the_recurrent_and_upsampling_models() {
         assert!(out.status.success(), "{model}: {}{text}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains(&format!("params built {params} = analysis")), "{model}: {text}");
     }
+}
+
+#[test]
+fn unet_small_matches_the_spec_row_by_row() {
+    // specs/unet-small.yaml's network (scripts/reference_counts.py UNetSmall) exported: each
+    // nn.GroupNorm (Reshape → InstanceNormalization → Reshape → Mul → Add) is one group_norm, each
+    // F.silu (Sigmoid · Mul) one silu, the nn.MultiheadAttention one layer, F.interpolate one upsample.
+    let a = analyse("tests/fixtures/onnx/unet_small.onnx");
+    // tests/data/reference_counts.json (PyTorch: params summed, FlopCounterMode / 2): 259,491
+    // params, 132,317,184 MACs.
+    assert_eq!(totals(&a), (259_491, 132_317_184));
+    let spec = analyse("specs/unet-small.yaml");
+    let (ra, rs) = (rows(&a), rows(&spec));
+    // Every row in order: same kind, output shape, params and MACs.
+    let strip = |r: &[(String, String, String, u64, u64)]| -> Vec<_> {
+        r.iter().map(|x| (x.1.clone(), x.2.clone(), x.3, x.4)).collect()
+    };
+    assert_eq!(strip(&ra), strip(&rs));
+    // Module rows carry the spec's names (its blocks are the modules: `down0.norm1`); the
+    // functional ops are named by PyTorch's exporter (`down0.silu` where the spec says `down0.act1`).
+    let named = ra.iter().zip(&rs).filter(|(x, y)| x.0 == y.0).count();
+    assert!(ra.iter().zip(&rs).filter(|(x, _)| x.3 > 0).all(|(x, y)| x.0 == y.0), "{ra:?}");
+    // 44 rows, of which 16 functional: 8 silu in the blocks and act_out, 2 reshapes, 2 permutes,
+    // attn_add, the upsample (`upsample_nearest2d`) and the skip concat (`cat`).
+    assert_eq!((ra.len(), named), (44, 28));
 }

@@ -122,7 +122,11 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                     }
                 }
                 if group.module != Fused::Attention {
-                    let (kind, fields) = match group.recurrent(g, &inits, &statics, &shapes) {
+                    let made = match group.module {
+                        Fused::GroupNorm => group.group_norm(g, &inits, &consts),
+                        _ => group.recurrent(g, &inits, &statics, &shapes),
+                    };
+                    let (kind, fields) = match made {
                         Ok(kf) => kf,
                         Err(why) => {
                             // Named by its first ONNX LSTM/GRU/RNN node, where it has one.
@@ -327,6 +331,9 @@ enum Fused {
     Gru,
     /// `nn.RNN` → `rnn`.
     Rnn,
+    /// `nn.GroupNorm` → `group_norm` (exported as Reshape → InstanceNormalization → Reshape →
+    /// Mul → Add).
+    GroupNorm,
 }
 
 impl Fused {
@@ -337,6 +344,7 @@ impl Fused {
             "torch.nn.modules.rnn.LSTM" => Fused::Lstm,
             "torch.nn.modules.rnn.GRU" => Fused::Gru,
             "torch.nn.modules.rnn.RNN" => Fused::Rnn,
+            "torch.nn.modules.normalization.GroupNorm" => Fused::GroupNorm,
             _ => return None,
         })
     }
@@ -348,6 +356,7 @@ impl Fused {
             Fused::Lstm => "nn.LSTM",
             Fused::Gru => "nn.GRU",
             Fused::Rnn => "nn.RNN",
+            Fused::GroupNorm => "nn.GroupNorm",
         }
     }
 }
@@ -457,6 +466,51 @@ impl Modules {
 }
 
 impl ModuleGroup {
+    /// The `group_norm` of an `nn.GroupNorm` call: the group count is the length of the
+    /// InstanceNormalization's scale (over the `[N, G, C/G·H·W]` view; PyTorch's exporter expands
+    /// a 1 to `[G]`, read from that constant shape, or an initializer of dims `[G]`), `affine`
+    /// when the module reads weight and bias initializers, `eps` the InstanceNormalization's.
+    fn group_norm(
+        &self,
+        g: &GraphProto,
+        inits: &HashMap<&str, &TensorInfo>,
+        consts: &HashMap<String, Vec<f64>>,
+    ) -> Result<KindFields, Unmapped> {
+        let what = format!("{} {}", self.module.what(), self.path);
+        let nodes = || self.nodes.iter().map(|&i| &g.node[i]);
+        let Some(norm) = nodes().find(|n| n.op_type == "InstanceNormalization") else {
+            return Err(format!("{what} without an InstanceNormalization"));
+        };
+        let scale = norm.input.get(1).map(String::as_str).unwrap_or("");
+        let groups = match inits.get(scale) {
+            Some(t) => t.dims[..].first().copied().filter(|_| t.dims.len() == 1).and_then(|d| u64::try_from(d).ok()),
+            None => nodes()
+                .find(|n| n.op_type == "Expand" && n.output.iter().any(|o| o == scale))
+                .and_then(|e| consts.get(e.input.get(1)?.as_str()))
+                .and_then(|v| match v[..] {
+                    [d] if d >= 1.0 && d.fract() == 0.0 => Some(d as u64),
+                    _ => None,
+                }),
+        };
+        let Some(groups) = groups.filter(|&d| d >= 1) else {
+            return Err(format!("{what} whose group count netstat cannot read"));
+        };
+        let affine: Vec<&[i64]> =
+            self.inputs.iter().filter_map(|i| inits.get(i.as_str())).map(|t| &t.dims[..]).collect();
+        let mut f = vec![("num_groups", groups.to_string())];
+        // ONNX stores epsilon as a float32; compared and written as one (as BatchNormalization).
+        let eps = attr(norm, "epsilon").map_or(1e-5, |a| a.f);
+        if eps != 1e-5 {
+            f.push(("eps", format!("{eps:e}")));
+        }
+        match affine[..] {
+            [] => f.push(("affine", "false".into())),
+            [[a], [b]] if a == b => {}
+            _ => return Err(format!("{what} whose parameters are not a weight and a bias of C")),
+        }
+        Ok(("group_norm", f))
+    }
+
     /// The `lstm`, `gru` or `rnn` layer of an `nn.LSTM`, `nn.GRU` or `nn.RNN` call, read from
     /// the initializers it reads (PyTorch's `weight_ih_l{k}[_reverse]` [G·H, I_k],
     /// `weight_hh_l{k}[_reverse]` [G·H, H], `bias_ih`/`bias_hh` [G·H]; G = 4, 3, 1 gates), the
