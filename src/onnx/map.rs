@@ -207,8 +207,13 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
             }
         }
         // The exporters' reshaping of an ONNX recurrent Y into [T, N, dirs·H]: netstat's layer made it.
-        if let Some(y) = acts.first().and_then(|a| ys.get(*a)).copied() {
-            match y.step(n, &ins, &consts, &shapes) {
+        if let Some(y) = acts.iter().find_map(|a| ys.get(*a)).copied() {
+            let step = if acts.len() == 1 && ins.first() == acts.first() {
+                y.step(n, &ins, &consts, &shapes)
+            } else {
+                Err(format!("{op} of an ONNX recurrent node's 4-D output Y and other values"))
+            };
+            match step {
                 Ok(next) => {
                     if let Some(next) = next {
                         ys.insert(out.to_owned(), next);
