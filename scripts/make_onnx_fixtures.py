@@ -9,7 +9,7 @@ never needs the values.
 
 Also specs/lstm-lm.yaml's model (lstm_lm), GRU and RNN (recurrent), ConvTranspose and Resize
 (tiny_unet), specs/unet-small.yaml's U-Net (unet_small: GroupNorm, attention), a model with symbolic batch, height and width (dynamic), an LSTM with proj_size
-(lstm_proj, which netstat refuses) and, from the legacy exporter (dynamo=False), bare ONNX
+(lstm_proj) and a classifier on an LSTM's h_n (lstm_last), which netstat refuses and, from the legacy exporter (dynamo=False), bare ONNX
 LSTM/GRU/RNN nodes (legacy_rnn).
 
 Made with torch 2.15.0, torchvision 0.29.2, onnx 1.23.2, onnxscript 0.7.2:
@@ -185,6 +185,20 @@ class LstmProj(torch.nn.Module):
         return self.lstm(x)[0]
 
 
+class LstmLast(torch.nn.Module):
+    """A classifier on the LSTM's final state h_n (not its output): netstat's lstm gives the
+    output of every step only, so the import refuses it by name rather than miscount."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 16, batch_first=True)
+        self.fc = torch.nn.Linear(16, 2)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.fc(h[-1])
+
+
 def export_legacy(name: str, model: torch.nn.Module, x: torch.Tensor) -> None:
     """PyTorch's legacy exporter (dynamo=False): no module paths, no shapes of inner values."""
     model.eval()
@@ -217,6 +231,7 @@ def fixtures():
         # specs/unet-small.yaml's network (scripts/reference_counts.py): GroupNorm, SiLU, attention, Resize.
         "unet_small": lambda: export("unet_small", UNetSmall(), torch.randn(1, 3, 32, 32)),
         "legacy_rnn": lambda: export_legacy("legacy_rnn", LegacyRnn(), torch.randn(1, 5, 16)),
+        "lstm_last": lambda: export("lstm_last", LstmLast(), torch.randn(1, 5, 8)),
         "lstm_proj": lambda: export("lstm_proj", LstmProj(), torch.randn(1, 5, 8)),
         "dynamic": lambda: export("dynamic", Dynamic(), torch.randn(2, 3, 32, 32), dynamic_shapes=dyn),
     }

@@ -411,3 +411,16 @@ fn unet_small_matches_the_spec_row_by_row() {
     // attn_add, the upsample (`upsample_nearest2d`) and the skip concat (`cat`).
     assert_eq!((ra.len(), named), (44, 28));
 }
+
+#[test]
+fn an_lstm_read_by_its_final_state_is_refused_by_name() {
+    // lstm_last.onnx: `_, (h, _) = lstm(x); fc(h[-1])`. netstat's lstm gives the output of every
+    // step ([1, 5, 16]), not h_n ([1, 1, 16]): mapping the module would mis-shape fc's input.
+    let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/lstm_last.onnx").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("(op LSTM): netstat has no kind for nn.LSTM lstm whose result the model reads is not its output of every step (h_n or c_n?"),
+        "{err}"
+    );
+}

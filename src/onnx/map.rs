@@ -598,6 +598,20 @@ impl ModuleGroup {
                 total(&want_sorted)
             ));
         }
+        // The value the rest of the model reads must be PyTorch's `output` (every step's h of the
+        // last layer), as netstat's layer gives: not h_n or c_n (the final states), which it lacks.
+        let width = (dirs as u64).checked_mul(h);
+        let out_ok = match (shapes.get(self.output.as_str()).map(Vec::as_slice), x_shape.map(Vec::as_slice)) {
+            (Some([a, b, w]), Some([xa, xb, _])) => a == xa && b == xb && *w == width,
+            (Some(_), _) => false,
+            (None, _) => true,
+        };
+        if !out_ok {
+            return Err(format!(
+                "{what} whose result the model reads is not its output of every step (h_n or c_n? \
+                 netstat's {kind} gives the output only)"
+            ));
+        }
         let mut f = vec![("hidden_size", h.to_string())];
         if r.num_layers != 1 {
             f.push(("num_layers", r.num_layers.to_string()));
