@@ -7,8 +7,8 @@
 pub fn run(data: &[u8]) -> Result<Vec<u8>, String> {
     let mut last = Err(String::new());
     for allow_unknown in [false, true] {
-        let opts = netstat::onnx::ImportOptions { allow_unknown };
-        let imported = netstat::onnx::import_bytes("fuzz.onnx", data, opts)?;
+        let opts = netstat::onnx::ImportOptions { allow_unknown, ..Default::default() };
+        let imported = netstat::onnx::import_bytes("fuzz.onnx", data, &opts)?;
         let spec =
             netstat::spec::parse_bytes("fuzz.onnx (imported)", imported.yaml.as_bytes()).map_err(|e| e.to_string())?;
         let analysis = netstat::analysis::analyze(spec).map_err(|e| e.to_string())?;

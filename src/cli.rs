@@ -82,6 +82,13 @@ pub struct ImportArgs {
     /// warning) instead of failing.
     #[arg(long)]
     pub allow_unknown: bool,
+    /// Input shape without batch, e.g. 3x224x224: sets the model's symbolic input dimensions
+    /// (the spec's `input`).
+    #[arg(long, value_name = "CxHxW")]
+    pub input: Option<String>,
+    /// Batch size the spec is written with (the spec's `batch`; default: the model's, 1 when symbolic).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: Option<u64>,
 }
 
 /// How the training step is modelled (for the memory figures).
@@ -154,7 +161,8 @@ pub struct MemoryArgs {
 /// Arguments of `netstat report`.
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
-    /// Folder of spec files (*.yaml), each analysed at its own batch, input and dtype.
+    /// Folder of spec files (*.yaml) and ONNX models (*.onnx), each analysed at its own batch,
+    /// input and dtype.
     #[arg(value_name = "SPECS_DIR", default_value = "specs")]
     pub specs: PathBuf,
     /// Folder the reports go into (created if missing).
@@ -246,7 +254,7 @@ impl SpecArgs {
             batch: self.batch,
             input,
             dtype: self.dtype,
-            onnx: crate::onnx::ImportOptions { allow_unknown: self.allow_unknown },
+            onnx: crate::onnx::ImportOptions { allow_unknown: self.allow_unknown, ..Default::default() },
         })
     }
 }
@@ -358,7 +366,12 @@ fn import(a: ImportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     if !crate::onnx::is_onnx(&a.model) {
         return Err(Error::Usage(format!("{}: `netstat import` reads ONNX models (MODEL.onnx)", a.model)));
     }
-    let imported = crate::onnx::import(&a.model, crate::onnx::ImportOptions { allow_unknown: a.allow_unknown })?;
+    let input = match &a.input {
+        Some(s) => Some(parse_dims(s).map_err(|m| Error::Usage(format!("--input: {m}")))?),
+        None => None,
+    };
+    let opts = crate::onnx::ImportOptions { allow_unknown: a.allow_unknown, input, batch: a.batch };
+    let imported = crate::onnx::import(&a.model, &opts)?;
     for w in &imported.warnings {
         eprintln!("warning: {w}");
     }

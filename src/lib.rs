@@ -43,7 +43,9 @@ pub use error::Error;
 
 /// Load a spec file, apply overrides and analyse it.
 pub fn analyze_file(path: &str, overrides: &analysis::Overrides) -> Result<analysis::Analysis, Error> {
-    let mut spec = spec::load_with(path, overrides.onnx)?;
+    // --input and --batch also set an ONNX model's symbolic dims.
+    let onnx = onnx::ImportOptions { input: overrides.input.clone(), batch: overrides.batch, ..overrides.onnx.clone() };
+    let mut spec = spec::load_with(path, &onnx)?;
     overrides.apply(&mut spec);
     analysis::analyze(spec).map_err(|mut e| {
         // The spec alone may be fine: say which overrides the analysis ran with.

@@ -182,3 +182,245 @@ fn vit_b_16_matches_torchvision_and_the_spec() {
     // 37 dropouts (the encoder's and three per block).
     assert_eq!(rows_match(&a, "vit_b_16"), 63);
 }
+
+/// The rows of two analyses, by name: (kind, output shape, params, MACs).
+fn rows(a: &Analysis) -> Vec<(String, String, String, u64, u64)> {
+    a.layers
+        .iter()
+        .map(|l| {
+            let s = a.layer_spec(l);
+            (s.id.name.clone(), s.kind.name().to_owned(), l.output.to_string(), l.params, l.macs)
+        })
+        .collect()
+}
+
+#[test]
+fn lstm_lm_matches_the_spec_row_by_row() {
+    // specs/lstm-lm.yaml's model exported by torch.onnx: the Gather on the embedding table is
+    // one embedding, the two ONNX LSTM nodes (and the exporter's gate-reordering Slices and
+    // Concats, transposes and state reshapes) one 2-layer lstm, MatMul + Add one linear.
+    let a = analyse("tests/fixtures/onnx/lstm_lm.onnx");
+    // Params: PyTorch's sum of numel (scripts/make_onnx_fixtures.py, tests/data/reference_counts.json):
+    // 11,368,208 = 10,000·256 + 3,678,208 (lstm) + 512·10,000 + 10,000.
+    // MACs: 35·4·512·(256 + 512) + 35·4·512·(512 + 512) + 35·512·10,000 = 307,650,560 (the decoder's
+    // 179,200,000 is FlopCounterMode's count; it has no formula for the fused LSTM).
+    assert_eq!(totals(&a), (11_368_208, 307_650_560));
+    let spec = analyse("specs/lstm-lm.yaml");
+    assert_eq!(rows(&a), rows(&spec));
+    let names: Vec<_> = rows(&a).into_iter().map(|r| (r.0, r.1)).collect();
+    let want = [("embedding", "embedding"), ("lstm", "lstm"), ("decoder", "linear")];
+    assert_eq!(names, want.map(|(n, k)| (n.to_owned(), k.to_owned())));
+    // The input is the token ids: i64, as the spec's.
+    assert_eq!(a.spec.input.dtype, spec.spec.input.dtype);
+}
+
+#[test]
+fn gru_and_rnn_match_pytorch() {
+    // recurrent.onnx: GRU(16, 32, num_layers=2, bidirectional, batch_first) → RNN(64, 24, relu,
+    // batch_first) → Linear(24, 5) on 1×10×16. The GRU is two bidirectional ONNX GRU nodes; the
+    // RNN is no ONNX RNN node but its loop unrolled (MatMul, Add, Relu per step): one layer each.
+    let a = analyse("tests/fixtures/onnx/recurrent.onnx");
+    // PyTorch (scripts/make_onnx_fixtures.py): 30,701 params, FlopCounterMode / 2 = 298,800 MACs.
+    assert_eq!(totals(&a), (30_701, 298_800));
+    let r = rows(&a);
+    let get = |name: &str| r.iter().find(|x| x.0 == name).unwrap_or_else(|| panic!("no layer {name}: {r:?}")).clone();
+    // GRU layer 0, per direction 3·32·16 + 3·32·32 + 2·96 = 4,800; layer 1 3·32·64 + 3·32·32 + 192
+    // = 9,408; both directions: 28,416. MACs 2 dirs · 10 steps · 3·32·((16 + 32) + (64 + 32)) = 276,480.
+    assert_eq!(get("gru"), ("gru".into(), "gru".into(), "1x10x64".into(), 28_416, 276_480));
+    // RNN: 24·64 + 24·24 + 2·24 = 2,160; MACs 10·24·(64 + 24) = 21,120.
+    assert_eq!(get("rnn"), ("rnn".into(), "rnn".into(), "1x10x24".into(), 2_160, 21_120));
+    // fc: 24·5 + 5 = 125; MACs 10·24·5 = 1,200.
+    assert_eq!(get("fc"), ("fc".into(), "linear".into(), "1x10x5".into(), 125, 1_200));
+    assert_eq!(r.len(), 3, "{r:?}");
+}
+
+#[test]
+fn conv_transpose_resize_and_silu_match_pytorch() {
+    let a = analyse("tests/fixtures/onnx/tiny_unet.onnx");
+    // PyTorch (scripts/make_onnx_fixtures.py): 3,099 params, FlopCounterMode / 2 = 495,104 MACs.
+    // By hand: enc 8·3·9 + 8 = 224, 16·16·8·27 = 55,296; mid 16·8·9 + 16 = 1,168, 8·8·16·72 =
+    // 73,728; up 16·8·2·2 + 8 = 520, 16·8·8·(8·2·2) = 32,768 (on the input grid); dec 8·16·9 + 8 =
+    // 1,160, 16·16·8·144 = 294,912; head 3·8 + 3 = 27, 40·40·3·8 = 38,400.
+    assert_eq!(totals(&a), (3_099, 495_104));
+    let kinds: Vec<(String, String, String)> = rows(&a).into_iter().map(|r| (r.0, r.1, r.2)).collect();
+    let want = [
+        ("enc", "conv2d", "1x8x16x16"),
+        // Sigmoid + Mul: one silu.
+        ("act", "silu", "1x8x16x16"),
+        ("pool", "max_pool2d", "1x8x8x8"),
+        ("mid", "conv2d", "1x16x8x8"),
+        ("up", "conv_transpose2d", "1x8x16x16"),
+        ("cat", "concat", "1x16x16x16"),
+        ("dec", "conv2d", "1x8x16x16"),
+        // Resize with scales [1, 1, 2, 2]: nearest ×2.
+        ("upsample", "upsample", "1x8x32x32"),
+        // Resize with sizes from Shape → Slice → Concat: bilinear to the declared 40×40.
+        ("upsample_bilinear2d", "upsample", "1x8x40x40"),
+        ("head", "conv2d", "1x3x40x40"),
+    ];
+    assert_eq!(kinds, want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())));
+    let up = rows(&a).into_iter().find(|r| r.0 == "up").unwrap();
+    assert_eq!((up.3, up.4), (520, 32_768));
+}
+
+#[test]
+fn symbolic_dims_come_from_input_and_batch() {
+    // dynamic.onnx's input is [batch, 3, height, width]: without --input its size is unknown.
+    let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/dynamic.onnx").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("graph input \"x\" has a symbolic dimension 2 (height); give the input shape with --input"),
+        "{err}"
+    );
+    // At batch 2, 3×32×32 (the export's own example), PyTorch (scripts/make_onnx_fixtures.py):
+    // 618 params, FlopCounterMode / 2 = 885,056 MACs: conv 2·32·32·16·27 = 884,736, fc 2·16·10 = 320.
+    let o = Overrides { batch: Some(2), input: Some(vec![3, 32, 32]), ..Default::default() };
+    let a = netstat::analyze_file("tests/fixtures/onnx/dynamic.onnx", &o).unwrap();
+    assert_eq!(totals(&a), (618, 885_056));
+    // At batch 1, 3×64×48: conv 64·48·16·27 = 1,327,104, fc 160: 1,327,264.
+    let o = Overrides { input: Some(vec![3, 64, 48]), ..Default::default() };
+    assert_eq!(totals(&netstat::analyze_file("tests/fixtures/onnx/dynamic.onnx", &o).unwrap()), (618, 1_327_264));
+    // A rank that is not the model's is refused.
+    let o = Overrides { input: Some(vec![3, 64]), ..Default::default() };
+    let e = netstat::analyze_file("tests/fixtures/onnx/dynamic.onnx", &o).unwrap_err().to_string();
+    assert!(e.contains("--input has 2 dimensions, but graph input \"x\" has 3 besides the batch"), "{e}");
+    // `netstat import --input --batch` writes them into the spec.
+    let out = Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["import", "tests/fixtures/onnx/dynamic.onnx", "--input", "3x32x32", "--batch", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("\ninput: [3, 32, 32]\nbatch: 2\n"), "{yaml}");
+}
+
+#[test]
+fn the_new_fixtures_import_to_specs_with_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["lstm_lm", "recurrent", "tiny_unet", "legacy_rnn", "unet_small"] {
+        let onnx = format!("tests/fixtures/onnx/{model}.onnx");
+        let yaml = dir.path().join(format!("{model}.yaml"));
+        Command::cargo_bin("netstat").unwrap().args(["import", &onnx, "-o"]).arg(&yaml).assert().success();
+        let b = analyse(yaml.to_str().unwrap());
+        assert_eq!(rows(&analyse(&onnx)), rows(&b), "{model}: the imported spec's rows differ from the model's");
+    }
+}
+
+#[test]
+fn report_dir_takes_models_and_refuses_a_spec_and_a_model_of_one_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("tests/fixtures/onnx/tiny_cnn.onnx", dir.path().join("tiny_cnn.onnx")).unwrap();
+    let out = dir.path().join("out");
+    let run = |d: &std::path::Path| {
+        Command::cargo_bin("netstat").unwrap().arg("report").arg(d).arg("--out").arg(&out).output().unwrap()
+    };
+    let o = run(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // tiny_cnn: 5,370 params (measure_runs_a_model_in_candle_like_a_spec), in its CSV's total row.
+    let csv = std::fs::read_to_string(out.join("tiny_cnn.csv")).unwrap();
+    assert!(csv.contains("\ntotal,,,5370,"), "{csv}");
+    std::fs::write(
+        dir.path().join("tiny_cnn.yaml"),
+        "name: t\ninput: [4]\nlayers:\n  - {name: fc, kind: linear, out_features: 2}\n",
+    )
+    .unwrap();
+    let o = run(dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("would both write the report file tiny_cnn.md: rename one of them"), "{err}");
+}
+
+#[test]
+fn bare_onnx_recurrent_nodes_match_pytorch() {
+    // legacy_rnn.onnx, from PyTorch's legacy exporter (dynamo=False): ONNX LSTM, GRU and RNN nodes
+    // reading W [dirs, G·H, I], R [dirs, G·H, H], B [dirs, 2·G·H] initializers, one node per layer,
+    // without module paths. LSTM(16, 32, num_layers=2, bidirectional) → GRU(64, 8) → RNN(8, 6) →
+    // Linear(6, 3), batch_first, 1×5×16.
+    let a = analyse("tests/fixtures/onnx/legacy_rnn.onnx");
+    // Params: PyTorch's 39,781 (scripts/make_onnx_fixtures.py). MACs by hand, T = 5: LSTM layer 0
+    // 2·5·4·32·(16 + 32) = 61,440, layer 1 2·5·4·32·(64 + 32) = 122,880; GRU 5·3·8·(64 + 8) =
+    // 8,640; RNN 5·6·(8 + 6) = 420; fc 5·6·3 = 90: 193,470.
+    assert_eq!(totals(&a), (39_781, 193_470));
+    let by_kind: Vec<(String, u64, u64)> = rows(&a).into_iter().filter(|r| r.4 > 0).map(|r| (r.1, r.3, r.4)).collect();
+    // LSTM layer 0 per direction 4·32·16 + 4·32·32 + 8·32 = 6,400, both 12,800; layer 1 per
+    // direction 4·32·64 + 4·32·32 + 8·32 = 12,544, both 25,088; GRU 3·8·64 + 3·8·8 + 6·8 = 1,776;
+    // RNN 6·8 + 6·6 + 2·6 = 96; fc 6·3 + 3 = 21.
+    let want = [
+        ("lstm", 12_800, 61_440),
+        ("lstm", 25_088, 122_880),
+        ("gru", 1_776, 8_640),
+        ("rnn", 96, 420),
+        ("linear", 21, 90),
+    ];
+    assert_eq!(by_kind, want.map(|(k, p, m)| (k.to_owned(), p, m)));
+}
+
+#[test]
+fn an_lstm_with_a_projection_is_refused_by_name() {
+    // lstm_proj.onnx: LSTM(8, 16, proj_size=4): PyTorch's weight_ih 64×8, weight_hh 64×4,
+    // weight_hr 4×16 and two biases of 64 are 960 params; the exporter writes all but weight_hr
+    // (512 + 256 + 64 + 64 = 896, the file's initializers), and netstat's lstm (no projection:
+    // 4·16·8 + 4·16·16 + 2·64 = 1,664) reproduces neither: refused, not miscounted.
+    let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/lstm_proj.onnx").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("(op LSTM): netstat has no kind for nn.LSTM lstm whose parameters (4 tensors, 896 elements) are not those of netstat's lstm (hidden_size 16, num_layers 1: 1664 elements): proj_size?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn measure_runs_the_recurrent_and_upsampling_models() {
+    // The candle build makes exactly the analysed parameters (counts derived in the tests above).
+    for (model, params) in [("recurrent", "30,701"), ("tiny_unet", "3,099"), ("legacy_rnn", "39,781")] {
+        let out = Command::cargo_bin("netstat")
+            .unwrap()
+            .args(["measure", &format!("tests/fixtures/onnx/{model}.onnx"), "--warmup", "1", "--iters", "1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{model}: {}{text}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("params built {params} = analysis")), "{model}: {text}");
+    }
+}
+
+#[test]
+fn unet_small_matches_the_spec_row_by_row() {
+    // specs/unet-small.yaml's network (scripts/reference_counts.py UNetSmall) exported: each
+    // nn.GroupNorm (Reshape → InstanceNormalization → Reshape → Mul → Add) is one group_norm, each
+    // F.silu (Sigmoid · Mul) one silu, the nn.MultiheadAttention one layer, F.interpolate one upsample.
+    let a = analyse("tests/fixtures/onnx/unet_small.onnx");
+    // tests/data/reference_counts.json (PyTorch: params summed, FlopCounterMode / 2): 259,491
+    // params, 132,317,184 MACs.
+    assert_eq!(totals(&a), (259_491, 132_317_184));
+    let spec = analyse("specs/unet-small.yaml");
+    let (ra, rs) = (rows(&a), rows(&spec));
+    // Every row in order: same kind, output shape, params and MACs.
+    let strip = |r: &[(String, String, String, u64, u64)]| -> Vec<_> {
+        r.iter().map(|x| (x.1.clone(), x.2.clone(), x.3, x.4)).collect()
+    };
+    assert_eq!(strip(&ra), strip(&rs));
+    // Module rows carry the spec's names (its blocks are the modules: `down0.norm1`); the
+    // functional ops are named by PyTorch's exporter (`down0.silu` where the spec says `down0.act1`).
+    let named = ra.iter().zip(&rs).filter(|(x, y)| x.0 == y.0).count();
+    assert!(ra.iter().zip(&rs).filter(|(x, _)| x.3 > 0).all(|(x, y)| x.0 == y.0), "{ra:?}");
+    // 44 rows, of which 16 functional: 8 silu in the blocks and act_out, 2 reshapes, 2 permutes,
+    // attn_add, the upsample (`upsample_nearest2d`) and the skip concat (`cat`).
+    assert_eq!((ra.len(), named), (44, 28));
+}
+
+#[test]
+fn an_lstm_read_by_its_final_state_is_refused_by_name() {
+    // lstm_last.onnx: `_, (h, _) = lstm(x); fc(h[-1])`. netstat's lstm gives the output of every
+    // step ([1, 5, 16]), not h_n ([1, 1, 16]): mapping the module would mis-shape fc's input.
+    let out = Command::cargo_bin("netstat").unwrap().arg("tests/fixtures/onnx/lstm_last.onnx").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("(op LSTM): netstat has no kind for nn.LSTM lstm whose result the model reads is not its output of every step (h_n or c_n?"),
+        "{err}"
+    );
+}

@@ -3,8 +3,9 @@
 //! One rule per op type in `layer_of`; constant and shape-only subgraphs are folded first
 //! (a node whose inputs are all initializers or folded values, and every `Shape`, `Size` and
 //! `Constant`, makes no layer), a `MatMul` by a weight followed by an `Add` of a bias is one
-//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way), and the nodes of one
-//! `nn.MultiheadAttention` call are one `multi_head_attention` (`Attention` below).
+//! `linear` (PyTorch's exporter writes `nn.Linear` on 3-D inputs that way), `Sigmoid(x)` then
+//! `Mul(x, ·)` is one `silu`, and the nodes of one `nn.MultiheadAttention`, `nn.LSTM`, `nn.GRU`
+//! or `nn.RNN` call are one `multi_head_attention`, `lstm`, `gru` or `rnn` layer (`Modules` below).
 
 use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorData, TensorInfo};
 use super::{ImportOptions, Imported};
@@ -32,6 +33,9 @@ enum Mapped {
     Alias,
 }
 
+/// A layer's kind and its `(field, YAML value)` pairs.
+type KindFields = (&'static str, Vec<(&'static str, String)>);
+
 /// Why a node could not be mapped (the op type, or a variant of it netstat has no kind for).
 type Unmapped = String;
 
@@ -40,7 +44,7 @@ type Unmapped = String;
 /// Errors: no graph, sparse initializers, graph inputs netstat cannot take (none, several,
 /// symbolic non-batch dims, a non-tensor type), a node reading a value nothing makes, and —
 /// all at once — every node whose op netstat cannot map, with its position, name and op type.
-pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Imported, String> {
+pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Imported, String> {
     let g = model.graph.as_ref().ok_or("the model has no graph")?;
     if !g.sparse_initializer.is_empty() {
         return Err(format!(
@@ -50,7 +54,7 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
     }
     let inits: HashMap<&str, &TensorInfo> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let shapes = value_shapes(g);
-    let (input_name, input_dims, batch, in_dtype) = graph_input(g, &inits)?;
+    let (input_name, input_dims, batch, in_dtype) = graph_input(g, &inits, opts)?;
     let dtype = g
         .initializer
         .iter()
@@ -83,7 +87,11 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
     // Layer index of a `linear` made from a bias-less MatMul, by its output value (for MatMul + Add).
     let mut bare_linear: HashMap<String, usize> = HashMap::new();
     let mut unmapped: Vec<(usize, &NodeProto, Unmapped)> = Vec::new();
-    let attention = Attention::find(g);
+    let modules = Modules::find(g);
+    // Layer index and input value of a `sigmoid`, by its output value (for x · sigmoid(x) = silu).
+    let mut sigmoids: HashMap<String, (usize, String)> = HashMap::new();
+    // Outputs Y of ONNX LSTM/GRU/RNN nodes, 4-D in ONNX but netstat's `[T, N, dirs·H]` already.
+    let mut ys: HashMap<String, YState> = HashMap::new();
     let mut warnings = Vec::new();
 
     for (pos, n) in g.node.iter().enumerate() {
@@ -94,8 +102,8 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
             statics.extend(n.output.iter().cloned());
             continue;
         }
-        if let Some(group) = attention.group_of(pos) {
-            // Inside an nn.MultiheadAttention: one layer, made at the node that makes its output.
+        if let Some(group) = modules.group_of(pos) {
+            // Inside an nn.MultiheadAttention, nn.LSTM, …: one layer, made at the node that makes its output.
             if n.output.contains(&group.output) {
                 let acts = group.inputs.iter().filter(|i| !statics.contains(i.as_str()));
                 let mut from: Vec<String> = Vec::new();
@@ -104,8 +112,45 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
                         Some(l) if !from.contains(l) => from.push(l.clone()),
                         Some(_) => {}
                         None if !unmapped.is_empty() => from.push(String::new()),
-                        None => return Err(format!("attention {} reads \"{a}\", which nothing makes", group.path)),
+                        None => {
+                            return Err(format!(
+                                "{} {} reads \"{a}\", which nothing makes",
+                                group.module.what(),
+                                group.path
+                            ))
+                        }
                     }
+                }
+                if group.module != Fused::Attention {
+                    let made = match group.module {
+                        Fused::GroupNorm => group.group_norm(g, &inits, &consts),
+                        _ => group.recurrent(g, &inits, &statics, &shapes),
+                    };
+                    let (kind, fields) = match made {
+                        Ok(kf) => kf,
+                        Err(why) => {
+                            // Named by its first ONNX LSTM/GRU/RNN node, where it has one.
+                            let at = group
+                                .nodes
+                                .iter()
+                                .copied()
+                                .find(|&i| matches!(g.node[i].op_type.as_str(), "LSTM" | "GRU" | "RNN"));
+                            unmapped.push(at.map_or((pos, n, why.clone()), |i| (i, &g.node[i], why)));
+                            continue;
+                        }
+                    };
+                    let name = unique(&mut names, group.path.clone());
+                    producer.insert(group.output.clone(), name.clone());
+                    let comment = format!(
+                        "#{}–#{} ({} nodes of {} {})",
+                        group.first,
+                        group.last,
+                        group.len,
+                        group.module.what(),
+                        group.path
+                    );
+                    layers.push(Layer { name, kind, fields, inputs: from, comment });
+                    continue;
                 }
                 let d =
                     group.inputs.iter().find_map(|i| shapes.get(i.as_str()).and_then(|s| s.last().copied().flatten()));
@@ -161,6 +206,37 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
                 }
             }
         }
+        // The exporters' reshaping of an ONNX recurrent Y into [T, N, dirs·H]: netstat's layer made it.
+        if let Some(y) = acts.iter().find_map(|a| ys.get(*a)).copied() {
+            let step = if acts.len() == 1 && ins.first() == acts.first() {
+                y.step(n, &ins, &consts, &shapes)
+            } else {
+                Err(format!("{op} of an ONNX recurrent node's 4-D output Y and other values"))
+            };
+            match step {
+                Ok(next) => {
+                    if let Some(next) = next {
+                        ys.insert(out.to_owned(), next);
+                    }
+                    producer.insert(out.to_owned(), from[0].clone());
+                }
+                Err(why) => unmapped.push((pos, n, why)),
+            }
+            continue;
+        }
+        // x · sigmoid(x): the sigmoid layer becomes one silu (PyTorch's exporter writes nn.SiLU so).
+        if op == "Mul" && acts.len() == 2 && ins.len() == 2 {
+            let fused = ins.iter().enumerate().find_map(|(k, s)| {
+                let (li, x) = sigmoids.get(*s)?;
+                (ins[1 - k] == x.as_str() && uses.get(*s) == Some(&1)).then_some(*li)
+            });
+            if let Some(li) = fused {
+                layers[li].kind = "silu";
+                layers[li].comment += &format!(" + #{pos} \"{}\" (Mul)", n.name);
+                producer.insert(out.to_owned(), layers[li].name.clone());
+                continue;
+            }
+        }
         let mapped = layer_of(n, &ins, &acts, &weights, &consts, &shapes);
         let (kind, fields) = match mapped {
             Ok(Mapped::Alias) if from.len() == 1 => {
@@ -168,6 +244,16 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
                 continue;
             }
             Ok(Mapped::Layer(k, f)) if n.output.iter().filter(|o| !o.is_empty()).count() == 1 => (k, f),
+            // An ONNX LSTM/GRU/RNN: Y only (its final states Y_h, Y_c unread).
+            Ok(Mapped::Layer(k, f))
+                if matches!(op, "LSTM" | "GRU" | "RNN")
+                    && n.output.iter().skip(1).all(|o| o.is_empty() || !uses.contains_key(o.as_str())) =>
+            {
+                let dirs = if f.iter().any(|x| x.0 == "bidirectional") { 2 } else { 1 };
+                let layout = attr_i(n, "layout", 0);
+                ys.insert(out.to_owned(), YState { dirs, layout, transposed: false });
+                (k, f)
+            }
             Ok(_) => {
                 unmapped.push((pos, n, format!("{op} with {} outputs", n.output.len())));
                 continue;
@@ -196,6 +282,9 @@ pub fn map(file: &str, model: &ModelProto, opts: ImportOptions) -> Result<Import
         let fields = readable(kind, fields);
         if op == "MatMul" && kind == "linear" {
             bare_linear.insert(out.to_owned(), layers.len());
+        }
+        if kind == "sigmoid" {
+            sigmoids.insert(out.to_owned(), (layers.len(), acts[0].to_owned()));
         }
         producer.insert(out.to_owned(), name.clone());
         layers.push(Layer { name, kind, fields, inputs: from, comment: format!("#{pos} \"{}\" ({op})", n.name) });
@@ -236,17 +325,63 @@ fn foldable(n: &NodeProto, statics: &HashSet<String>) -> bool {
         || (!valued.is_empty() && valued.iter().all(|i| statics.contains(*i)))
 }
 
-/// The nodes PyTorch's exporter writes for each `nn.MultiheadAttention` call (their `namespace`
-/// names the module): in-projection, head split, scaled dot-product attention, head merge and
-/// out-projection, dozens of nodes that become one `multi_head_attention` layer.
-struct Attention {
-    /// Group index of each node, if it is in one.
-    of: Vec<Option<usize>>,
-    groups: Vec<AttentionGroup>,
+/// The PyTorch modules whose nodes become one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fused {
+    /// `nn.MultiheadAttention` → `multi_head_attention`.
+    Attention,
+    /// `nn.LSTM` → `lstm`.
+    Lstm,
+    /// `nn.GRU` → `gru`.
+    Gru,
+    /// `nn.RNN` → `rnn`.
+    Rnn,
+    /// `nn.GroupNorm` → `group_norm` (exported as Reshape → InstanceNormalization → Reshape →
+    /// Mul → Add).
+    GroupNorm,
 }
 
-/// One attention module's nodes.
-struct AttentionGroup {
+impl Fused {
+    /// The module of a `namespace` class name.
+    fn of_class(class: &str) -> Option<Fused> {
+        Some(match class {
+            "torch.nn.modules.activation.MultiheadAttention" => Fused::Attention,
+            "torch.nn.modules.rnn.LSTM" => Fused::Lstm,
+            "torch.nn.modules.rnn.GRU" => Fused::Gru,
+            "torch.nn.modules.rnn.RNN" => Fused::Rnn,
+            "torch.nn.modules.normalization.GroupNorm" => Fused::GroupNorm,
+            _ => return None,
+        })
+    }
+
+    /// The module's name in messages.
+    fn what(self) -> &'static str {
+        match self {
+            Fused::Attention => "attention",
+            Fused::Lstm => "nn.LSTM",
+            Fused::Gru => "nn.GRU",
+            Fused::Rnn => "nn.RNN",
+            Fused::GroupNorm => "nn.GroupNorm",
+        }
+    }
+}
+
+/// The nodes PyTorch's exporter writes for each call of a [`Fused`] module (their `namespace`
+/// names the module): for `nn.MultiheadAttention` in-projection, head split, scaled dot-product
+/// attention, head merge and out-projection; for `nn.LSTM` and `nn.GRU` the gate reordering of
+/// the weights (Slice, Concat), one ONNX `LSTM`/`GRU` node per layer and the transposes around
+/// them; for `nn.RNN` the loop unrolled into MatMul, Add and Tanh/Relu per step. Dozens of nodes
+/// that become one layer.
+struct Modules {
+    /// Group index of each node, if it is in one.
+    of: Vec<Option<usize>>,
+    groups: Vec<ModuleGroup>,
+}
+
+/// One module call's nodes.
+struct ModuleGroup {
+    /// Which module.
+    module: Fused,
     /// The module path, e.g. `encoder.layers.encoder_layer_0.self_attention`.
     path: String,
     first: usize,
@@ -262,21 +397,20 @@ struct AttentionGroup {
     nodes: Vec<usize>,
 }
 
-impl Attention {
-    fn find(g: &GraphProto) -> Attention {
+impl Modules {
+    fn find(g: &GraphProto) -> Modules {
         let mut of = vec![None; g.node.len()];
-        let mut groups: Vec<AttentionGroup> = Vec::new();
+        let mut groups: Vec<ModuleGroup> = Vec::new();
         let mut by_path: HashMap<String, usize> = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             let Some(ns) = n.metadata_props.iter().find(|p| p.key == "namespace") else { continue };
             let segs: Vec<(&str, &str)> = ns.value.split('/').filter_map(|s| s.split_once(": ")).collect();
-            let Some(&(path, _)) =
-                segs.iter().rev().find(|(_, c)| *c == "torch.nn.modules.activation.MultiheadAttention")
-            else {
+            let Some((path, module)) = segs.iter().rev().find_map(|(p, c)| Fused::of_class(c).map(|m| (*p, m))) else {
                 continue;
             };
             let gi = *by_path.entry(path.to_owned()).or_insert_with(|| {
-                groups.push(AttentionGroup {
+                groups.push(ModuleGroup {
+                    module,
                     path: path.to_owned(),
                     first: i,
                     last: i,
@@ -328,15 +462,176 @@ impl Attention {
                 }
             }
         }
-        Attention { of, groups }
+        Modules { of, groups }
     }
 
-    fn group_of(&self, pos: usize) -> Option<&AttentionGroup> {
+    fn group_of(&self, pos: usize) -> Option<&ModuleGroup> {
         self.of.get(pos).copied().flatten().map(|g| &self.groups[g])
     }
 }
 
-impl AttentionGroup {
+impl ModuleGroup {
+    /// The `group_norm` of an `nn.GroupNorm` call: the group count is the length of the
+    /// InstanceNormalization's scale (over the `[N, G, C/G·H·W]` view; PyTorch's exporter expands
+    /// a 1 to `[G]`, read from that constant shape, or an initializer of dims `[G]`), `affine`
+    /// when the module reads weight and bias initializers, `eps` the InstanceNormalization's.
+    fn group_norm(
+        &self,
+        g: &GraphProto,
+        inits: &HashMap<&str, &TensorInfo>,
+        consts: &HashMap<String, Vec<f64>>,
+    ) -> Result<KindFields, Unmapped> {
+        let what = format!("{} {}", self.module.what(), self.path);
+        let nodes = || self.nodes.iter().map(|&i| &g.node[i]);
+        let Some(norm) = nodes().find(|n| n.op_type == "InstanceNormalization") else {
+            return Err(format!("{what} without an InstanceNormalization"));
+        };
+        let scale = norm.input.get(1).map(String::as_str).unwrap_or("");
+        let groups = match inits.get(scale) {
+            Some(t) => t.dims[..].first().copied().filter(|_| t.dims.len() == 1).and_then(|d| u64::try_from(d).ok()),
+            None => nodes()
+                .find(|n| n.op_type == "Expand" && n.output.iter().any(|o| o == scale))
+                .and_then(|e| consts.get(e.input.get(1)?.as_str()))
+                .and_then(|v| match v[..] {
+                    [d] if d >= 1.0 && d.fract() == 0.0 => Some(d as u64),
+                    _ => None,
+                }),
+        };
+        let Some(groups) = groups.filter(|&d| d >= 1) else {
+            return Err(format!("{what} whose group count netstat cannot read"));
+        };
+        let affine: Vec<&[i64]> =
+            self.inputs.iter().filter_map(|i| inits.get(i.as_str())).map(|t| &t.dims[..]).collect();
+        let mut f = vec![("num_groups", groups.to_string())];
+        // ONNX stores epsilon as a float32; compared and written as one (as BatchNormalization).
+        let eps = attr(norm, "epsilon").map_or(1e-5, |a| a.f);
+        if eps != 1e-5 {
+            f.push(("eps", format!("{eps:e}")));
+        }
+        match affine[..] {
+            [] => f.push(("affine", "false".into())),
+            [[a], [b]] if a == b => {}
+            _ => return Err(format!("{what} whose parameters are not a weight and a bias of C")),
+        }
+        Ok(("group_norm", f))
+    }
+
+    /// The `lstm`, `gru` or `rnn` layer of an `nn.LSTM`, `nn.GRU` or `nn.RNN` call, read from
+    /// the initializers it reads (PyTorch's `weight_ih_l{k}[_reverse]` [G·H, I_k],
+    /// `weight_hh_l{k}[_reverse]` [G·H, H], `bias_ih`/`bias_hh` [G·H]; G = 4, 3, 1 gates), the
+    /// ONNX `LSTM`/`GRU` nodes' `hidden_size` and `direction`, and the layout of its input (a
+    /// leading Transpose [1, 0, 2] is `batch_first`). The kind's own parameter rule
+    /// ([`crate::kinds::rnn::Recurrent::tensors`]) must give exactly the initializers' tensors,
+    /// else the module is unmapped (e.g. an LSTM with `proj_size`).
+    fn recurrent(
+        &self,
+        g: &GraphProto,
+        inits: &HashMap<&str, &TensorInfo>,
+        statics: &HashSet<String>,
+        shapes: &HashMap<&str, Vec<Option<u64>>>,
+    ) -> Result<KindFields, Unmapped> {
+        use crate::kinds::rnn::{Cell, Recurrent};
+        let what = format!("{} {}", self.module.what(), self.path);
+        let nodes = || self.nodes.iter().map(|&i| &g.node[i]);
+        let (kind, cell) = match self.module {
+            Fused::Lstm => ("lstm", Cell::Lstm),
+            Fused::Gru => ("gru", Cell::Gru),
+            _ if nodes().any(|n| n.op_type == "Relu") => ("rnn", Cell::Relu),
+            _ => ("rnn", Cell::Tanh),
+        };
+        let acts: Vec<&str> = self.inputs.iter().map(String::as_str).filter(|i| !statics.contains(*i)).collect();
+        let [x] = acts[..] else {
+            return Err(format!("{what} with {} activation inputs (netstat maps one: no initial state)", acts.len()));
+        };
+        let ws: Vec<(&str, &[i64])> =
+            self.inputs.iter().filter_map(|i| inits.get(i.as_str()).map(|t| (i.as_str(), &t.dims[..]))).collect();
+        let mats: Vec<&[i64]> = ws.iter().map(|w| w.1).filter(|d| d.len() == 2).collect();
+        let gates = cell.gates() as i64;
+        let h = match mats.first() {
+            Some(d) if d[0] > 0 && d[0] % gates == 0 => (d[0] / gates) as u64,
+            _ => return Err(format!("{what} whose weights netstat cannot read")),
+        };
+        let bidirectional =
+            ws.iter().any(|w| w.0.ends_with("_reverse")) || nodes().any(|n| attr_s(n, "direction") == "bidirectional");
+        let dirs = 1 + usize::from(bidirectional);
+        if mats.is_empty() || !mats.len().is_multiple_of(2 * dirs) {
+            return Err(format!("{what} with {} weight matrices", mats.len()));
+        }
+        let x_shape = shapes.get(x).filter(|s| s.len() == 3);
+        let Some(i) = x_shape.and_then(|s| s[2]) else {
+            return Err(format!("{what} whose input is not a declared rank-3 tensor"));
+        };
+        // batch_first: the exporter swaps N and T before the recurrence, Transpose [1, 0, 2].
+        let batch_first = nodes().any(|n| {
+            n.op_type == "Transpose"
+                && n.input.first().is_some_and(|v| v == x)
+                && attr_ints(n, "perm").is_some_and(|p| p == [1, 0, 2])
+        });
+        let r = Recurrent {
+            cell,
+            hidden_size: h,
+            num_layers: (mats.len() / (2 * dirs)) as u64,
+            bidirectional,
+            batch_first,
+            bias: ws.iter().any(|w| w.1.len() == 1),
+            input_size: Some(i),
+        };
+        let want = r.tensors(i).map_err(|e| format!("{what}: {}", e.message))?;
+        // Elements per tensor (None where a dim is negative or the product overflows).
+        let mut got: Vec<Option<u64>> = ws
+            .iter()
+            .map(|w| w.1.iter().try_fold(1u64, |a, &d| u64::try_from(d).ok().and_then(|d| a.checked_mul(d))))
+            .collect();
+        let mut want_sorted: Vec<Option<u64>> = want.iter().copied().map(Some).collect();
+        got.sort_unstable();
+        want_sorted.sort_unstable();
+        if got != want_sorted {
+            let total = |v: &[Option<u64>]| {
+                v.iter().try_fold(0u64, |a, &e| a.checked_add(e?)).map_or("too many".into(), |n| n.to_string())
+            };
+            return Err(format!(
+                "{what} whose parameters ({} tensors, {} elements) are not those of netstat's {kind} \
+                 (hidden_size {h}, num_layers {}: {} elements): proj_size?",
+                got.len(),
+                total(&got),
+                r.num_layers,
+                total(&want_sorted)
+            ));
+        }
+        // The value the rest of the model reads must be PyTorch's `output` (every step's h of the
+        // last layer), as netstat's layer gives: not h_n or c_n (the final states), which it lacks.
+        let width = (dirs as u64).checked_mul(h);
+        let out_ok = match (shapes.get(self.output.as_str()).map(Vec::as_slice), x_shape.map(Vec::as_slice)) {
+            (Some([a, b, w]), Some([xa, xb, _])) => a == xa && b == xb && *w == width,
+            (Some(_), _) => false,
+            (None, _) => true,
+        };
+        if !out_ok {
+            return Err(format!(
+                "{what} whose result the model reads is not its output of every step (h_n or c_n? \
+                 netstat's {kind} gives the output only)"
+            ));
+        }
+        let mut f = vec![("hidden_size", h.to_string())];
+        if r.num_layers != 1 {
+            f.push(("num_layers", r.num_layers.to_string()));
+        }
+        if bidirectional {
+            f.push(("bidirectional", "true".into()));
+        }
+        if batch_first {
+            f.push(("batch_first", "true".into()));
+        }
+        if !r.bias {
+            f.push(("bias", "false".into()));
+        }
+        f.push(("input_size", i.to_string()));
+        if cell == Cell::Relu {
+            f.push(("nonlinearity", "relu".into()));
+        }
+        Ok((kind, f))
+    }
+
     /// The head count: the first value reshaped to `[…, H, D/H]` (PyTorch's head split).
     fn heads(&self, g: &GraphProto, shapes: &HashMap<&str, Vec<Option<u64>>>, d: u64) -> Option<u64> {
         self.nodes.iter().filter(|&&i| g.node[i].op_type == "Reshape").find_map(|&i| {
@@ -395,7 +690,7 @@ fn readable(kind: &str, fields: Vec<(&'static str, String)>) -> Vec<(&'static st
             "dilation" | "stride" if !pool => v != "1",
             "dilation" => v != "1",
             "stride" => Some(v) != kernel.as_ref(),
-            "padding" => v != "0",
+            "padding" | "output_padding" => v != "0",
             _ => true,
         })
         .collect()
@@ -479,6 +774,7 @@ fn dtype_name(t: i32) -> Option<&'static str> {
 fn graph_input(
     g: &GraphProto,
     inits: &HashMap<&str, &TensorInfo>,
+    opts: &ImportOptions,
 ) -> Result<(String, Vec<u64>, u64, &'static str), String> {
     let real: Vec<_> = g.input.iter().filter(|i| !inits.contains_key(i.name.as_str())).collect();
     let [input] = real.as_slice() else {
@@ -505,25 +801,37 @@ fn graph_input(
             dims.len()
         ));
     }
-    let batch = match dims[0].dim_value {
-        Some(v) if v >= 1 => v as u64,
+    let batch = match (opts.batch, dims[0].dim_value) {
+        (Some(b), _) => b,
+        (None, Some(v)) if v >= 1 => v as u64,
         _ => 1,
     };
+    crate::shape::check_rank(dims.len()).map_err(|m| format!("graph input \"{}\": {m}", input.name))?;
+    if let Some(want) = &opts.input {
+        if want.len() + 1 != dims.len() {
+            return Err(format!(
+                "--input has {} dimensions, but graph input \"{}\" has {} besides the batch",
+                want.len(),
+                input.name,
+                dims.len() - 1
+            ));
+        }
+        return Ok((input.name.clone(), want.clone(), batch, dt));
+    }
     let mut shape = Vec::with_capacity(dims.len() - 1);
     for (i, d) in dims.iter().enumerate().skip(1) {
         match d.dim_value {
             Some(v) if v >= 1 => shape.push(v as u64),
             _ => {
                 return Err(format!(
-                    "graph input \"{}\" has a symbolic dimension {i} ({}); export the model with fixed sizes \
-                     (only the batch dimension may be symbolic: it is 1, or --batch)",
+                    "graph input \"{}\" has a symbolic dimension {i} ({}); give the input shape with --input \
+                     (without the batch, which is 1 or --batch), or export the model with fixed sizes",
                     input.name,
                     d.dim_param.as_deref().unwrap_or("unknown")
                 ))
             }
         }
     }
-    crate::shape::check_rank(dims.len()).map_err(|m| format!("graph input \"{}\": {m}", input.name))?;
     Ok((input.name.clone(), shape, batch, dt))
 }
 
@@ -679,6 +987,7 @@ fn layer_of(
     let is_weight = |v: &&str| weights.contains_key(*v);
     let pos_dims = |t: &Vec<i64>| t.iter().all(|&d| d >= 1);
     Ok(match op {
+        "LSTM" | "GRU" | "RNN" => return recurrent_node(n, acts, weights),
         "Relu" => return one("relu"),
         "Sigmoid" => return one("sigmoid"),
         "Tanh" => return one("tanh"),
@@ -800,6 +1109,17 @@ fn layer_of(
             }
             Mapped::Layer("layer_norm", f)
         }
+        // nn.Embedding: rows of a [num_embeddings, embedding_dim] table picked by integer ids.
+        "Gather"
+            if ins.len() == 2
+                && acts.len() == 1
+                && ins[1] == acts[0]
+                && attr_i(n, "axis", 0) == 0
+                && weight(0).is_some_and(|w| w.len() == 2 && pos_dims(w)) =>
+        {
+            let w = weight(0).map_or(&[][..], Vec::as_slice);
+            Mapped::Layer("embedding", vec![("num_embeddings", w[0].to_string()), ("embedding_dim", w[1].to_string())])
+        }
         "Gather" => {
             one("select")?;
             let idx = ins.get(1).and_then(|i| consts.get(*i)).filter(|v| v.len() == 1 && ins.len() == 2);
@@ -878,6 +1198,101 @@ fn layer_of(
             }
             f.push(("bias", bias.to_string()));
             Mapped::Layer(kind, f)
+        }
+        "ConvTranspose" => {
+            let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
+            if acts.len() != 1 || ins.first() != acts.first() || !pos_dims(w) {
+                return Err(format!("{op} with a computed weight or input"));
+            }
+            if w.len() != 4 {
+                return Err(format!("{op} with a rank-{} weight (netstat has conv_transpose2d)", w.len()));
+            }
+            if attr(n, "output_shape").is_some() || !matches!(attr_s(n, "auto_pad").as_str(), "" | "NOTSET") {
+                return Err(format!("{op} sized by output_shape or auto_pad (netstat takes pads)"));
+            }
+            // Weight [c_in, c_out / groups, k_h, k_w] (ONNX ConvTranspose, as PyTorch's).
+            let g = attr_i(n, "group", 1);
+            let c_out = w[1].checked_mul(g).filter(|_| g >= 1).ok_or_else(|| format!("{op} with group {g}"))?;
+            let k: Vec<i64> = attr_ints(n, "kernel_shape").unwrap_or_else(|| w[2..].to_vec());
+            let s = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+            let d = attr_ints(n, "dilations").unwrap_or_else(|| vec![1, 1]);
+            let op_ = attr_ints(n, "output_padding").unwrap_or_else(|| vec![0, 0]);
+            let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
+            let padding = match pads[..] {
+                [t, l, b, r] if t == b && l == r && t >= 0 && l >= 0 => {
+                    if t == l {
+                        t.to_string()
+                    } else {
+                        list(&[t, l])
+                    }
+                }
+                _ => return Err(format!("{op} with pads {pads:?} (netstat's conv_transpose2d pads both sides alike)")),
+            };
+            let output_padding = match op_[..] {
+                [a, b] if a >= 0 && b >= 0 => {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        list(&op_)
+                    }
+                }
+                _ => return Err(format!("{op} with output_padding {op_:?}")),
+            };
+            let mut f = vec![
+                ("c_out", c_out.to_string()),
+                ("kernel", pair(&k, "kernel", op)?),
+                ("stride", pair(&s, "strides", op)?),
+                ("padding", padding),
+                ("output_padding", output_padding),
+                ("dilation", pair(&d, "dilations", op)?),
+            ];
+            if g != 1 {
+                f.push(("groups", g.to_string()));
+            }
+            f.push(("bias", ins.get(2).is_some_and(is_weight).to_string()));
+            Mapped::Layer("conv_transpose2d", f)
+        }
+        // F.interpolate / nn.Upsample: scales [1, 1, s_h, s_w] from a constant, else the output
+        // size the model declares (PyTorch's exporter computes `sizes` from Shape → Concat).
+        "Resize" => {
+            if acts.len() != 1 || ins.first() != acts.first() {
+                return Err(format!("{op} of {} non-constant inputs", acts.len()));
+            }
+            if rank(shapes, acts[0]).is_some_and(|r| r != 4) {
+                return Err(format!("{op} of a non-4-D input (netstat's upsample takes N×C×H×W)"));
+            }
+            let mut f = vec![];
+            match attr_s(n, "mode").as_str() {
+                "" | "nearest" => f.push(("mode", "nearest".to_string())),
+                "linear" => {
+                    f.push(("mode", "bilinear".to_string()));
+                    if attr_s(n, "coordinate_transformation_mode") == "align_corners" {
+                        f.push(("align_corners", "true".into()));
+                    }
+                }
+                m => return Err(format!("{op} in mode {m} (netstat's upsample is nearest or bilinear)")),
+            }
+            // Inputs: X, roi, scales, sizes (opset 11+); X, scales (opset 10).
+            let scales_at = if n.input.len() == 2 { 1 } else { 2 };
+            let scales = n.input.get(scales_at).filter(|v| !v.is_empty()).and_then(|v| consts.get(v.as_str()));
+            let sizes = n.input.get(3).filter(|v| !v.is_empty()).and_then(|v| consts.get(v.as_str()));
+            let out = n.output.first().and_then(|o| shapes.get(o.as_str()));
+            match (scales.map(Vec::as_slice), sizes.map(Vec::as_slice), out.map(Vec::as_slice)) {
+                (Some(&[a, b, h, w]), _, _) if a == 1.0 && b == 1.0 && h > 0.0 && w > 0.0 => {
+                    let fmt = |v: f64| if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") };
+                    f.push(("scale_factor", if h == w { fmt(h) } else { format!("[{}, {}]", fmt(h), fmt(w)) }));
+                }
+                (_, Some(&[_, _, h, w]), _) if h >= 1.0 && w >= 1.0 && h.fract() == 0.0 && w.fract() == 0.0 => {
+                    f.push(("size", format!("[{}, {}]", h as u64, w as u64)))
+                }
+                (_, _, Some(&[_, _, Some(h), Some(w)])) => f.push(("size", format!("[{h}, {w}]"))),
+                _ => {
+                    return Err(format!(
+                        "{op} whose scales netstat cannot read and output size the model does not declare"
+                    ))
+                }
+            }
+            Mapped::Layer("upsample", f)
         }
         "Gemm" => {
             let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
@@ -972,6 +1387,130 @@ fn layer_of(
     })
 }
 
+/// An ONNX `LSTM`, `GRU` or `RNN` node reading its weights from initializers (ONNX operator
+/// docs: W `[dirs, G·H, I]`, R `[dirs, G·H, H]`, optional B `[dirs, 2·G·H]` — the input and
+/// recurrent biases, as PyTorch's `b_ih` and `b_hh`; G = 4, 3, 1 gates; the gate order, iofc
+/// against PyTorch's ifgo, does not change a count), as one `lstm`, `gru` or `rnn` layer of one
+/// layer (`layout` 1 is `batch_first`). Its output is netstat's `[T, N, dirs·H]`, not ONNX's
+/// 4-D Y: the nodes that reshape Y so are folded ([`YState`]). Unmapped: weights computed by
+/// other nodes, a non-constant initial state or sequence_lens, peepholes (LSTM's P), a
+/// reverse-only direction, RNN activations other than Tanh and Relu.
+fn recurrent_node(n: &NodeProto, acts: &[&str], weights: &HashMap<String, Vec<i64>>) -> Result<Mapped, Unmapped> {
+    use crate::kinds::rnn::{Cell, Recurrent};
+    let op = n.op_type.as_str();
+    let input = |i: usize| n.input.get(i).map(String::as_str).filter(|v| !v.is_empty());
+    if acts.len() != 1 || input(0) != acts.first().copied() {
+        return Err(format!("{op} with a computed weight, initial state or sequence_lens"));
+    }
+    let (Some(w), Some(r)) = (input(1).and_then(|v| weights.get(v)), input(2).and_then(|v| weights.get(v))) else {
+        return Err(format!("{op} with computed weights"));
+    };
+    let b = match input(3) {
+        Some(v) => Some(weights.get(v).ok_or_else(|| format!("{op} with a computed bias"))?),
+        None => None,
+    };
+    if op == "LSTM" && input(7).is_some() {
+        return Err(format!("{op} with peepholes (netstat's lstm has none)"));
+    }
+    let (kind, cell) = match op {
+        "LSTM" => ("lstm", Cell::Lstm),
+        "GRU" => ("gru", Cell::Gru),
+        _ => match attr(n, "activations").map(|a| a.strings.as_slice()) {
+            None => ("rnn", Cell::Tanh),
+            Some([a]) if a.as_slice() == b"Tanh" => ("rnn", Cell::Tanh),
+            Some([a]) if a.as_slice() == b"Relu" => ("rnn", Cell::Relu),
+            Some(_) => return Err(format!("{op} with activations other than Tanh or Relu")),
+        },
+    };
+    let bidirectional = match attr_s(n, "direction").as_str() {
+        "" | "forward" => false,
+        "bidirectional" => true,
+        d => return Err(format!("{op} in direction {d} (netstat runs forward, or both ways)")),
+    };
+    let (dirs, gates) = (1 + i64::from(bidirectional), cell.gates() as i64);
+    let h = attr_i(n, "hidden_size", r.get(2).copied().unwrap_or(0));
+    let (&[wd, wg, i], &[rd, rg, rh]) = (&w[..], &r[..]) else {
+        return Err(format!("{op} whose W or R is not 3-D"));
+    };
+    let b_ok = b.is_none_or(|b| b[..] == [dirs, 2 * gates * h]);
+    if h < 1 || i < 1 || [wd, rd] != [dirs, dirs] || [wg, rg] != [gates * h, gates * h] || rh != h || !b_ok {
+        return Err(format!(
+            "{op} whose weights W {w:?}, R {r:?}, B {b:?} are not [dirs, G·H, I], [dirs, G·H, H], [dirs, 2·G·H] \
+             with {dirs} directions, {gates} gates, hidden_size {h}"
+        ));
+    }
+    let batch_first = attr_i(n, "layout", 0) == 1;
+    let rec = Recurrent {
+        cell,
+        hidden_size: h as u64,
+        num_layers: 1,
+        bidirectional,
+        batch_first,
+        bias: b.is_some(),
+        input_size: Some(i as u64),
+    };
+    let mut f = vec![("hidden_size", h.to_string())];
+    if rec.bidirectional {
+        f.push(("bidirectional", "true".into()));
+    }
+    if batch_first {
+        f.push(("batch_first", "true".into()));
+    }
+    if !rec.bias {
+        f.push(("bias", "false".into()));
+    }
+    f.push(("input_size", i.to_string()));
+    if cell == Cell::Relu {
+        f.push(("nonlinearity", "relu".into()));
+    }
+    Ok(Mapped::Layer(kind, f))
+}
+
+/// Where an ONNX recurrent node's Y is on its way to `[T, N, dirs·H]` (layout 0: Y is
+/// `[T, dirs, N, H]`; layout 1: `[N, T, dirs, H]`), which netstat's layer gives at once.
+#[derive(Debug, Clone, Copy)]
+struct YState {
+    dirs: i64,
+    layout: i64,
+    /// Layout 0 after Transpose [0, 2, 1, 3]: `[T, N, dirs, H]`.
+    transposed: bool,
+}
+
+impl YState {
+    /// The next state after node `n` reads Y: `Ok(Some)` still 4-D, `Ok(None)` flat (the
+    /// node's output is the layer's), or why the node is no flattening netstat can fold.
+    fn step(
+        self,
+        n: &NodeProto,
+        ins: &[&str],
+        consts: &HashMap<String, Vec<f64>>,
+        shapes: &HashMap<&str, Vec<Option<u64>>>,
+    ) -> Result<Option<YState>, Unmapped> {
+        let op = n.op_type.as_str();
+        let axes: Option<Vec<i64>> = match ins.get(1) {
+            Some(a) => consts.get(*a).map(|v| v.iter().map(|&x| x as i64).collect()),
+            None => attr_ints(n, "axes"),
+        };
+        // The dirs axis sits right before H once Y is [T, N, dirs, H] or [N, T, dirs, H].
+        let dirs_axis = if self.layout == 0 && !self.transposed { 1 } else { 2 };
+        let rank3 = n.output.first().and_then(|o| shapes.get(o.as_str())).is_some_and(|s| s.len() == 3)
+            || axes.as_ref().is_some_and(|a| a.len() == 3);
+        match op {
+            "Squeeze" if self.dirs == 1 && axes.is_some_and(|a| a == [dirs_axis] || a == [dirs_axis - 4]) => Ok(None),
+            "Transpose"
+                if self.layout == 0 && !self.transposed && attr_ints(n, "perm").is_some_and(|p| p == [0, 2, 1, 3]) =>
+            {
+                Ok(Some(YState { transposed: true, ..self }))
+            }
+            "Reshape" if (self.dirs == 1 || dirs_axis == 2) && rank3 => Ok(None),
+            _ => Err(format!(
+                "{op} of an ONNX recurrent node's 4-D output Y (netstat's layer gives [T, N, dirs·H]: it folds \
+                 Squeeze of the dirs axis, Transpose [0, 2, 1, 3] and Reshape to 3-D)"
+            )),
+        }
+    }
+}
+
 /// With `--allow-unknown`: an unknown op that keeps its input's shape stands in as a 0-param,
 /// 0-MAC identity (`dropout` with p 0, marked in the layer name).
 fn stand_in(
@@ -1010,5 +1549,130 @@ mod tests {
         assert_eq!(unique(&mut names, "relu".into()), "relu");
         assert_eq!(unique(&mut names, "relu".into()), "relu_1");
         assert_eq!(unique(&mut names, "input".into()), "input_1");
+    }
+}
+
+#[cfg(test)]
+mod recurrent_tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec!["y".into()],
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn s(name: &str, v: &str) -> AttributeProto {
+        AttributeProto { name: name.into(), s: v.as_bytes().to_vec(), ..Default::default() }
+    }
+
+    fn i(name: &str, v: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), i: v, ..Default::default() }
+    }
+
+    #[test]
+    fn onnx_lstm_weights_give_the_layer() {
+        // LSTM, H 32, I 16, both directions: W [2, 128, 16], R [2, 128, 32], B [2, 256].
+        let w: HashMap<String, Vec<i64>> =
+            [("W", vec![2, 128, 16]), ("R", vec![2, 128, 32]), ("B", vec![2, 256])].map(|(k, v)| (k.into(), v)).into();
+        let attrs = || vec![i("hidden_size", 32), s("direction", "bidirectional")];
+        let n = node("LSTM", &["x", "W", "R", "B"], attrs());
+        let Ok(Mapped::Layer(kind, f)) = recurrent_node(&n, &["x"], &w) else { panic!("not mapped") };
+        assert_eq!(kind, "lstm");
+        let want = [("hidden_size", "32"), ("bidirectional", "true"), ("input_size", "16")];
+        assert_eq!(f, want.map(|(k, v)| (k, v.to_string())));
+        // Without B: no bias. layout 1: batch_first.
+        let mut a = attrs();
+        a.push(i("layout", 1));
+        let Ok(Mapped::Layer(_, f)) = recurrent_node(&node("LSTM", &["x", "W", "R"], a), &["x"], &w) else {
+            panic!("not mapped")
+        };
+        assert!(f.contains(&("bias", "false".into())) && f.contains(&("batch_first", "true".into())), "{f:?}");
+        // Refused: one direction with W of two, reverse only, peepholes, a computed weight.
+        let one_way = node("LSTM", &["x", "W", "R", "B"], vec![i("hidden_size", 32)]);
+        assert!(recurrent_node(&one_way, &["x"], &w).err().unwrap().contains("are not [dirs, G·H, I]"));
+        let rev = node("LSTM", &["x", "W", "R"], vec![i("hidden_size", 32), s("direction", "reverse")]);
+        assert!(recurrent_node(&rev, &["x"], &w).err().unwrap().contains("direction reverse"));
+        let peep = node("LSTM", &["x", "W", "R", "B", "", "", "", "W"], attrs());
+        assert!(recurrent_node(&peep, &["x"], &w).err().unwrap().contains("peepholes"));
+        let computed = node("LSTM", &["x", "W2", "R"], attrs());
+        assert!(recurrent_node(&computed, &["x"], &w).err().unwrap().contains("computed weights"));
+        // A GRU reading the LSTM's W (4 gates, not 3) is refused: 128 is not 3·32.
+        assert!(recurrent_node(&node("GRU", &["x", "W", "R"], attrs()), &["x"], &w).is_err());
+    }
+
+    #[test]
+    fn the_nodes_flattening_y_fold() {
+        let consts: HashMap<String, Vec<f64>> = [("ax1".to_string(), vec![1.0])].into();
+        let shapes = HashMap::new();
+        let y1 = YState { dirs: 1, layout: 0, transposed: false };
+        // Y [T, 1, N, H]: Squeeze of axis 1 is netstat's [T, N, H].
+        assert!(matches!(y1.step(&node("Squeeze", &["y", "ax1"], vec![]), &["y", "ax1"], &consts, &shapes), Ok(None)));
+        // Y [T, 2, N, H]: Transpose [0, 2, 1, 3], then a Reshape to 3-D.
+        let y2 = YState { dirs: 2, ..y1 };
+        let perm = AttributeProto { name: "perm".into(), ints: vec![0, 2, 1, 3], ..Default::default() };
+        let t = y2.step(&node("Transpose", &["y"], vec![perm]), &["y"], &consts, &shapes).unwrap().unwrap();
+        assert!(t.transposed);
+        let three: HashMap<String, Vec<f64>> = [("s".to_string(), vec![0.0, 0.0, -1.0])].into();
+        assert!(matches!(t.step(&node("Reshape", &["y", "s"], vec![]), &["y", "s"], &three, &shapes), Ok(None)));
+        // Both directions reshaped without the transpose would mix them: refused, as any other reader.
+        assert!(y2.step(&node("Reshape", &["y", "s"], vec![]), &["y", "s"], &three, &shapes).is_err());
+        assert!(y2.step(&node("Relu", &["y"], vec![]), &["y"], &consts, &shapes).is_err());
+    }
+}
+
+#[cfg(test)]
+mod resize_tests {
+    use super::*;
+
+    fn resize(inputs: &[&str], mode: &str) -> NodeProto {
+        NodeProto {
+            op_type: "Resize".into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec!["y".into()],
+            attribute: vec![AttributeProto { name: "mode".into(), s: mode.as_bytes().to_vec(), ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    fn fields(n: &NodeProto, shapes: &HashMap<&str, Vec<Option<u64>>>) -> Result<Vec<(&'static str, String)>, String> {
+        let consts: HashMap<String, Vec<f64>> =
+            [("sc", vec![1.0, 1.0, 2.0, 3.0]), ("sz", vec![1.0, 8.0, 40.0, 30.0])].map(|(k, v)| (k.into(), v)).into();
+        let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+        match layer_of(n, &ins, &["x"], &HashMap::new(), &consts, shapes)? {
+            Mapped::Layer("upsample", f) => Ok(f),
+            _ => Err("not an upsample".into()),
+        }
+    }
+
+    #[test]
+    fn resize_by_scales_by_sizes_or_to_the_declared_size() {
+        let none = HashMap::new();
+        let f = |k: &'static str, v: &str| (k, v.to_string());
+        // Constant scales [1, 1, 2, 3] (opset 11+: X, roi, scales).
+        assert_eq!(
+            fields(&resize(&["x", "", "sc"], "nearest"), &none).unwrap(),
+            [f("mode", "nearest"), f("scale_factor", "[2, 3]")]
+        );
+        // Opset 10: X, scales.
+        assert_eq!(
+            fields(&resize(&["x", "sc"], "linear"), &none).unwrap(),
+            [f("mode", "bilinear"), f("scale_factor", "[2, 3]")]
+        );
+        // Constant sizes [N, C, 40, 30].
+        assert_eq!(fields(&resize(&["x", "", "", "sz"], "linear"), &none).unwrap()[1], f("size", "[40, 30]"));
+        // Sizes computed (Shape → Concat): the declared output shape.
+        let declared: HashMap<&str, Vec<Option<u64>>> = [("y", vec![Some(1), Some(8), Some(12), Some(14)])].into();
+        assert_eq!(
+            fields(&resize(&["x", "", "", "computed"], "nearest"), &declared).unwrap()[1],
+            f("size", "[12, 14]")
+        );
+        // Neither: refused, as is cubic.
+        assert!(fields(&resize(&["x", "", "", "computed"], "nearest"), &none).unwrap_err().contains("cannot read"));
+        assert!(fields(&resize(&["x", "", "sc"], "cubic"), &none).unwrap_err().contains("mode cubic"));
     }
 }

@@ -31,11 +31,18 @@ pub fn is_onnx(path: &str) -> bool {
 }
 
 /// Options of the import.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOptions {
     /// `--allow-unknown`: an op netstat cannot map becomes a 0-MAC, 0-param row marked
     /// "unknown op" (with a warning) instead of an error.
     pub allow_unknown: bool,
+    /// `--input`: the input shape without batch, which sets the graph input's symbolic
+    /// dimensions (and replaces its fixed ones, as `--input` does for a spec). Its rank must be
+    /// the graph input's rank − 1.
+    pub input: Option<Vec<u64>>,
+    /// `--batch`: the batch the spec is written with (else the graph input's first dimension,
+    /// or 1 when it is symbolic).
+    pub batch: Option<u64>,
 }
 
 /// An imported model: the spec's YAML text and the warnings the import raised.
@@ -51,8 +58,8 @@ pub struct Imported {
 ///
 /// Errors (a message without the file name): over [`MAX_ONNX_BYTES`], malformed or truncated
 /// protobuf, no graph, more than one non-constant graph input, symbolic non-batch input
-/// dimensions, and every unmapped op (see [`map::map`]).
-pub fn import_bytes(file: &str, bytes: &[u8], opts: ImportOptions) -> Result<Imported, String> {
+/// dimensions without [`ImportOptions::input`], and every unmapped op (see [`map::map`]).
+pub fn import_bytes(file: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, String> {
     if bytes.len() as u64 > MAX_ONNX_BYTES {
         return Err(format!("larger than the limit of {MAX_ONNX_BYTES} bytes (2 GiB)"));
     }
@@ -65,7 +72,7 @@ pub fn import_bytes(file: &str, bytes: &[u8], opts: ImportOptions) -> Result<Imp
 ///
 /// Errors: unreadable or special file ([`crate::files`]), and those of [`import_bytes`], as
 /// usage errors (exit 2) naming the file.
-pub fn import(path: &str, opts: ImportOptions) -> Result<Imported, crate::Error> {
+pub fn import(path: &str, opts: &ImportOptions) -> Result<Imported, crate::Error> {
     let bytes = crate::files::read_user_file(path, MAX_ONNX_BYTES, true, "models")?;
     import_bytes(path, &bytes, opts).map_err(|m| crate::Error::Usage(format!("{path}: {m}")))
 }
@@ -77,7 +84,7 @@ pub fn spec_label(path: &str) -> String {
 }
 
 /// Read a model file as a checked [`crate::spec::Spec`]; warnings go to standard error.
-pub fn load(path: &str, opts: ImportOptions) -> Result<crate::spec::Spec, crate::Error> {
+pub fn load(path: &str, opts: &ImportOptions) -> Result<crate::spec::Spec, crate::Error> {
     let imported = import(path, opts)?;
     for w in &imported.warnings {
         eprintln!("warning: {w}");

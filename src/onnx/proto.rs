@@ -126,6 +126,9 @@ pub struct AttributeProto {
     /// `ints` (8).
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
+    /// `strings` (9), e.g. an ONNX `RNN`'s `activations`.
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub strings: Vec<Vec<u8>>,
     /// `type` (20): which of the value fields is set (`AttributeType`).
     #[prost(int32, tag = "20")]
     pub r#type: i32,

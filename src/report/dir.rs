@@ -26,7 +26,9 @@ pub struct Generated {
     pub reports: Vec<(String, Report)>,
 }
 
-/// The spec files (`*.yaml`, `*.yml`) directly in `dir`, sorted by name.
+/// The spec files (`*.yaml`, `*.yml`) and ONNX models (`*.onnx`) directly in `dir`, sorted by
+/// name. (A spec and a model of the same stem, `a.yaml` and `a.onnx`, would write the same
+/// report files: [`generate`] refuses them.)
 ///
 /// Errors: `dir` unreadable, or holding no spec.
 pub fn spec_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -34,13 +36,14 @@ pub fn spec_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io)? {
         let p = e.map_err(io)?.path();
-        if p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        let spec = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        if p.is_file() && (spec || crate::onnx::is_onnx(&p.to_string_lossy())) {
             v.push(p);
         }
     }
     v.sort();
     if v.is_empty() {
-        return Err(Error::Usage(format!("{}: no spec files (*.yaml) found", dir.display())));
+        return Err(Error::Usage(format!("{}: no spec files (*.yaml) or ONNX models (*.onnx) found", dir.display())));
     }
     Ok(v)
 }

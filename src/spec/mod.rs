@@ -149,11 +149,11 @@ pub struct Spec {
 /// unknown kinds, duplicate names — each with file:line:column; for a model, those of
 /// [`crate::onnx::import`].
 pub fn load(path: &str) -> Result<Spec, crate::Error> {
-    load_with(path, crate::onnx::ImportOptions::default())
+    load_with(path, &crate::onnx::ImportOptions::default())
 }
 
 /// [`load`], with the options an ONNX model is imported with (ignored for YAML).
-pub fn load_with(path: &str, onnx: crate::onnx::ImportOptions) -> Result<Spec, crate::Error> {
+pub fn load_with(path: &str, onnx: &crate::onnx::ImportOptions) -> Result<Spec, crate::Error> {
     if path == "-" {
         // The same cap as a file: at most one byte past the limit, which parse_bytes refuses.
         let bytes = crate::files::read_stdin(MAX_SPEC_BYTES as u64)?;
