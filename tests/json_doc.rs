@@ -44,6 +44,7 @@ fn printed() -> BTreeSet<String> {
             "--memory-convention",
             "torchinfo",
         ],
+        &["memory", "specs/resnet18.yaml", "--data-parallel", "2", "--zero", "3", "--checkpoint", "blocks"],
         &["specs/alexnet-torchvision.yaml", "--explain"],
         &["diff", "specs/alexnet.yaml", "specs/alexnet-d2l.yaml"],
         &["measure", "specs/lenet.yaml", "--train", "--fake-timings", "--warmup", "0", "--iters", "1"],

@@ -953,6 +953,35 @@ layers:
     }
 
     #[test]
+    fn checkpoint_units_are_block_copies() {
+        // `checkpoint` may be a parameter; the outermost marked instance is the unit, and
+        // every layer knows its top-level copy (the units of `--checkpoint blocks`).
+        let text = "name: t\ninput: [8]\nblocks:\n  inner:\n    layers:\n      \
+                    - {name: fc, kind: linear, out_features: 8}\n  outer:\n    params: {ck: false}\n    layers:\n      \
+                    - {name: a, block: inner, checkpoint: true}\n      - {name: b, block: inner, checkpoint: \"${ck}\"}\n\
+                    layers:\n  - {name: x, block: outer, repeat: 2}\n  - {name: y, block: outer, checkpoint: true}\n  \
+                    - {name: z, kind: linear, out_features: 8}\n";
+        let spec = crate::spec::parse_bytes("t.yaml", text.as_bytes()).unwrap();
+        let got: Vec<(&str, Option<&str>, Option<&str>)> = spec
+            .layers
+            .iter()
+            .map(|l| (l.id.name.as_str(), l.origin.block_copy.as_deref(), l.origin.checkpoint.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x.0.a.fc", Some("x.0"), Some("x.0.a")),
+                ("x.0.b.fc", Some("x.0"), None),
+                ("x.1.a.fc", Some("x.1"), Some("x.1.a")),
+                ("x.1.b.fc", Some("x.1"), None),
+                ("y.a.fc", Some("y"), Some("y")),
+                ("y.b.fc", Some("y"), Some("y")),
+                ("z", None, None),
+            ]
+        );
+    }
+
+    #[test]
     fn tied_to_and_shares_inside_a_block_are_block_local() {
         let text = "name: t
 input: {shape: [4], dtype: i64}
