@@ -114,6 +114,10 @@ pub struct TrainArgs {
     /// (every copy of every top-level block instance) or none.
     #[arg(long, value_enum, default_value_t = crate::memory::checkpoint::Checkpoint::Spec)]
     pub checkpoint: crate::memory::checkpoint::Checkpoint,
+    /// Tensor parallelism over T devices as Megatron-LM splits attention and MLP (Shoeybi et al.
+    /// 2019): the figures are one device's.
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tensor_parallel: u64,
 }
 
 impl TrainArgs {
@@ -131,6 +135,7 @@ impl TrainArgs {
             devices: 1,
             data_parallel,
             checkpoint: self.checkpoint,
+            tensor_parallel: self.tensor_parallel,
         })
     }
 }

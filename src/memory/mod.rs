@@ -37,6 +37,7 @@ pub mod devices;
 mod inference;
 pub mod parallel;
 pub mod schedule;
+pub mod tensor_parallel;
 mod training;
 
 use crate::analysis::Analysis;
@@ -144,6 +145,9 @@ pub struct Options {
     pub data_parallel: parallel::DataParallel,
     /// `--checkpoint`: which blocks are trained with activation checkpointing ([`checkpoint`]).
     pub checkpoint: checkpoint::Checkpoint,
+    /// `--tensor-parallel T`: Megatron's split of attention and MLP over T devices
+    /// ([`tensor_parallel`]); 1 = none.
+    pub tensor_parallel: u64,
 }
 
 impl Options {
@@ -156,6 +160,7 @@ impl Options {
         devices: 1,
         data_parallel: parallel::DataParallel::NONE,
         checkpoint: checkpoint::Checkpoint::Spec,
+        tensor_parallel: 1,
     };
 
     /// These options with another optimizer.
@@ -244,6 +249,10 @@ pub struct Memory {
     /// Left out of JSON for one device.
     #[serde(skip_serializing_if = "parallel::DataParallel::is_none")]
     pub data_parallel: parallel::DataParallel,
+    /// Tensor-parallel devices ([`tensor_parallel`]): the figures are one device's. Left out of
+    /// JSON for 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub tensor_parallel: u64,
     /// With activation checkpointing: the units and the step's MACs, recompute included
     /// ([`checkpoint`]). Left out of JSON without checkpointing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -389,6 +398,8 @@ pub(crate) struct Sizes {
     pub split: devices::Split,
     /// Data parallelism with ZeRO: what is sharded and gathered ([`parallel`]).
     pub dp: parallel::DataParallel,
+    /// Tensor parallelism: each layer's split ([`tensor_parallel`]).
+    pub tp: tensor_parallel::TensorParallel,
 }
 
 impl Sizes {
@@ -401,13 +412,25 @@ impl Sizes {
             state: if o.amp.is_some() { DType::F32 } else { a.spec.dtype },
             split: devices::Split::new(a, o.devices)?,
             dp: o.data_parallel,
+            tp: {
+                if o.devices > 1 && o.tensor_parallel > 1 {
+                    return Err("--devices and --tensor-parallel split the model two ways: give one".into());
+                }
+                tensor_parallel::TensorParallel::new(a, o.tensor_parallel)?
+            },
         })
+    }
+
+    /// This device's elements of `elems` parameter elements of layer `i` (device split, then
+    /// tensor parallelism).
+    pub(crate) fn param_share(&self, i: usize, elems: u64) -> Result<u64, String> {
+        Ok(self.tp.params(i, self.split.share(i, elems)?))
     }
 
     /// Bytes of layer `i`'s output (this device's share).
     pub(crate) fn output(&self, a: &Analysis, i: usize) -> Result<u64, String> {
         let e = a.layers[self.split.position[i]].output.elements()?;
-        bytes_of(self.split.share(i, e)?, self.act)
+        bytes_of(self.tp.output(i, self.split.share(i, e)?), self.act)
     }
 
     /// Bytes of a tensor layer `i` saves for backward (this device's share).
@@ -418,7 +441,7 @@ impl Sizes {
             SavedDType::I64 => DType::I64,
             SavedDType::Bool => DType::U8,
         };
-        bytes_of(self.split.share(i, s.elements)?, d)
+        bytes_of(self.tp.saved(i, self.split.share(i, s.elements)?), d)
     }
 }
 
@@ -446,13 +469,13 @@ impl Weights {
             let ls = &a.spec.layers[i];
             let ctx = |m: String| format!("layer \"{}\": {m}", ls.id.name);
             let op = ls.kind.op();
-            params = add(params, z.split.share(i, l.params)?, "params").map_err(ctx)?;
+            params = add(params, z.param_share(i, l.params)?, "params").map_err(ctx)?;
             buffers = add(buffers, z.split.share(i, l.buffers)?, "buffers").map_err(ctx)?;
             counters = add(counters, op.counter_buffers(), "buffers").map_err(ctx)?;
             if !ls.trainable || l.shares.is_some() {
                 continue;
             }
-            trainable = add(trainable, z.split.share(i, l.params)?, "params").map_err(ctx)?;
+            trainable = add(trainable, z.param_share(i, l.params)?, "params").map_err(ctx)?;
             let mut t = op.param_tensors(&l.input_shapes).map_err(|e| ctx(e.message))?;
             if let crate::kinds::Kind::Linear(lin) = &ls.kind {
                 if lin.tied_to.is_some() && !t.is_empty() {
@@ -468,7 +491,7 @@ impl Weights {
             }
             tensors += t.len() as u64;
             for e in t {
-                largest = largest.max(z.split.share(i, e)?);
+                largest = largest.max(z.tp.saved(i, z.split.share(i, e)?));
             }
         }
         let counter_bytes = mul(counters, DType::I64.size(), "buffer bytes")?;
@@ -626,6 +649,7 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
         eager_references: o.eager_references,
         devices: o.devices,
         data_parallel: o.data_parallel,
+        tensor_parallel: o.tensor_parallel,
         checkpoint: recompute,
         activation_dtype: z.act,
         weight_dtype: z.weight,

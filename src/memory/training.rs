@@ -232,7 +232,7 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
         // ZeRO-3: the layer's parameters, gathered again for its backward.
         transient = add(transient, gathered(a, s, z, i).map_err(at)?, "live bytes").map_err(at)?;
         for (o, elems) in grads_of(a, &s.position, i) {
-            let share = z.split.share(o, elems).map_err(at)?;
+            let share = z.param_share(o, elems).map_err(at)?;
             if sharded_grads {
                 // ZeRO-2/3: the whole gradient, reduce-scattered into the partition and freed.
                 let b = super::bytes_of(share, z.act).map_err(at)?;
@@ -243,7 +243,7 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
                 transient = add(transient, b, "gradient bytes").map_err(at)?;
             } else {
                 // The first one becomes the owner's `.grad` (all of its parameters).
-                let all = z.split.share(o, a.layers[s.position[o]].params).map_err(at)?;
+                let all = z.param_share(o, a.layers[s.position[o]].params).map_err(at)?;
                 live.alloc(super::bytes_of(all, z.act).map_err(at)?).map_err(at)?;
                 param_grad[o] = true;
             }
@@ -308,7 +308,7 @@ fn gathered(a: &Analysis, s: &Schedule, z: &Sizes, i: usize) -> Result<u64, Stri
     }
     let mut e = 0u64;
     for (o, elems) in super::params_used(a, &s.position, i) {
-        e = add(e, z.split.share(o, elems)?, "gathered elements")?;
+        e = add(e, z.param_share(o, elems)?, "gathered elements")?;
     }
     super::bytes_of(e, z.weight)
 }

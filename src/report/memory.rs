@@ -95,10 +95,7 @@ impl MemoryReport {
             Some(_) => format!("{} amp", m.activation_dtype),
             None => m.activation_dtype.to_string(),
         };
-        match m.data_parallel.describe() {
-            Some(dp) => format!("{p}, {dp}"),
-            None => p,
-        }
+        [Some(p), m.data_parallel.describe(), tp(m)].into_iter().flatten().collect::<Vec<_>>().join(", ")
     }
 
     /// The lines under the default report (each within 80 columns for usual layer names).
@@ -179,8 +176,14 @@ impl MemoryReport {
     }
 }
 
+/// `tensor parallel ×T`, for more than one device.
+fn tp(m: &Memory) -> Option<String> {
+    (m.tensor_parallel > 1).then(|| format!("tensor parallel ×{}", m.tensor_parallel))
+}
+
 fn heading(r: &Report, m: &MemoryReport) -> String {
-    let dp = m.figures.data_parallel.describe().map(|d| format!("; {d}, per device")).unwrap_or_default();
+    let parts: Vec<String> = [m.figures.data_parallel.describe(), tp(&m.figures)].into_iter().flatten().collect();
+    let dp = if parts.is_empty() { String::new() } else { format!("; {}, per device", parts.join(", ")) };
     format!(
         "{} — input {}, batch {}; optimizer {}; {}{dp}",
         r.spec.name,
