@@ -98,3 +98,26 @@ fn fit_under_zero3_and_checkpointing() {
         s["memory"]["sweep"].as_array().unwrap().iter().map(|r| r["training_peak_bytes"].as_u64().unwrap()).collect();
     assert!(peaks[0] <= budget && peaks[1] > budget, "{peaks:?}");
 }
+
+#[test]
+fn llama_tensor_parallel_8() {
+    // Megatron over 8 devices: everything but the RMSNorm weights is split. Norm weights:
+    // 4,096 · (2 · 32 + 1) = 266,240, whole on every device; the rest (8,030,261,248 −
+    // 266,240) / 8 = 1,003,749,376; per device 1,004,015,616 params → bf16 2,008,031,232 B.
+    // Adam: 2 · 4 · 1,004,015,616 + 4 B step counters for 291 parameter tensors (embedding,
+    // 32 · (4 attention + 3 MLP + 2 norms), final norm, lm_head) = 8,032,126,092 B.
+    let v = json(&["memory", LLAMA, "--amp", "bf16", "--tensor-parallel", "8"]);
+    let m = &v["memory"];
+    assert_eq!(m["tensor_parallel"], 8);
+    assert_eq!(m["param_bytes"], 2_008_031_232u64);
+    assert_eq!(m["gradient_bytes"], 2_008_031_232u64);
+    assert_eq!(m["optimizer_state_bytes"], 8_032_126_092u64);
+    // A split Megatron refuses is an error at the spec, naming the layer, exit 2.
+    let out = netstat().args(["memory", LLAMA, "--tensor-parallel", "3"]).assert().code(2).get_output().stderr.clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(
+        err.contains("layer \"model.layers.0.self_attn\": --tensor-parallel 3: heads 32 is not a multiple of 3"),
+        "{err}"
+    );
+    netstat().args(["memory", "specs/mixtral-8x7b.yaml", "--tensor-parallel", "2"]).assert().code(2);
+}

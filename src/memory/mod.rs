@@ -265,7 +265,8 @@ pub struct Memory {
     pub input_bytes: u64,
     /// The labels on the device (0 without `loss:`).
     pub label_bytes: u64,
-    /// Parameters, each once (shared ones once), in the weight dtype.
+    /// Parameters, each once (shared ones once), in the weight dtype: this device's share
+    /// under ZeRO-3 ([`parallel`]) or tensor parallelism ([`tensor_parallel`]).
     pub param_bytes: u64,
     /// Buffers: BatchNorm running statistics (fp32 under `--amp`, else the weight dtype) and
     /// its int64 `num_batches_tracked` counters (8 B each).

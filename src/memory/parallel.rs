@@ -133,7 +133,8 @@ mod tests {
     use crate::memory::{model, Amp, Memory, Options, Phase};
 
     fn mlp(o: Options) -> Memory {
-        let yaml = "name: mlp2\ninput: [1024]\nbatch: 8\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024}\n  \
+        let yaml =
+            "name: mlp2\ninput: [1024]\nbatch: 8\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024}\n  \
                     - {name: relu, kind: relu}\n  - {name: fc2, kind: linear, out_features: 10}\n";
         let spec = crate::spec::parse_bytes("mlp2.yaml", yaml.as_bytes()).unwrap();
         model(&crate::analysis::analyze(spec).unwrap(), &o).unwrap()
