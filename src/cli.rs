@@ -110,18 +110,41 @@ pub struct TrainArgs {
     /// `P.…`) stays live until the block's last layer has run.
     #[arg(long)]
     pub eager_references: bool,
+    /// Data parallelism over N devices: the spec's batch is each device's micro-batch and the
+    /// figures are one device's (with --zero, its shards).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub data_parallel: u64,
+    /// ZeRO stage over the --data-parallel devices (Rajbhandari et al. 2020): 1 shards the
+    /// optimizer state (and fp32 master weights), 2 also the gradients, 3 also the parameters.
+    #[arg(long, value_name = "STAGE", value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub zero: Option<u8>,
+    /// Activation checkpointing: spec (the block instances marked `checkpoint: true`), blocks
+    /// (every copy of every top-level block instance) or none.
+    #[arg(long, value_enum, default_value_t = crate::memory::checkpoint::Checkpoint::Spec)]
+    pub checkpoint: crate::memory::checkpoint::Checkpoint,
+    /// Tensor parallelism over T devices as Megatron-LM splits attention and MLP (Shoeybi et al.
+    /// 2019): the figures are one device's.
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tensor_parallel: u64,
 }
 
 impl TrainArgs {
-    /// The memory-model options these arguments ask for (one device).
-    pub fn options(&self) -> crate::memory::Options {
-        crate::memory::Options {
+    /// The memory-model options these arguments ask for (no model split: `devices` 1).
+    ///
+    /// Errors: `--zero` 1–3 without `--data-parallel` N ≥ 2.
+    pub fn options(&self) -> Result<crate::memory::Options, Error> {
+        let data_parallel = crate::memory::parallel::DataParallel::new(self.data_parallel, self.zero.unwrap_or(0))
+            .map_err(Error::Usage)?;
+        Ok(crate::memory::Options {
             optimizer: self.optimizer,
             amp: self.amp,
             adam_impl: self.adam_impl,
             eager_references: self.eager_references,
             devices: 1,
-        }
+            data_parallel,
+            checkpoint: self.checkpoint,
+            tensor_parallel: self.tensor_parallel,
+        })
     }
 }
 
@@ -411,7 +434,7 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         };
     }
     let mut r = Report::new(&analysis);
-    let m = crate::memory::model(&analysis, &a.train.options())?;
+    let m = crate::memory::model(&analysis, &a.train.options()?)?;
     // The HTML page charts the memory timeline, which the summary drops.
     let timeline = (format == Format::Html).then(|| m.clone());
     r.memory = Some(report::memory::MemoryReport::summary(m));
@@ -422,7 +445,7 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         r = r.with_roofline(crate::roofline::roofline(&analysis, hw).map_err(at_input)?);
     }
     if a.fit.is_some() || a.devices.is_some() {
-        let o = crate::memory::Options { devices: a.devices.unwrap_or(1), ..a.train.options() };
+        let o = crate::memory::Options { devices: a.devices.unwrap_or(1), ..a.train.options()? };
         let mut m = crate::memory::devices::DeviceMemory::of(&crate::memory::model(&analysis, &o)?);
         if let Some(size) = &a.fit {
             let budget = match (size.as_str(), &hardware) {
@@ -595,7 +618,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
     let budget = a.fit.as_deref().map(parse_budget).transpose()?;
     let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
-    let o = a.train.options();
+    let o = a.train.options()?;
     let mut m = report::memory::MemoryReport::summary(mm::model(&analysis, &o)?);
     if a.timeline {
         m.figures.timeline = mm::model(&analysis, &o)?.timeline;

@@ -225,7 +225,12 @@ impl Plan {
 
 /// The memory model's options for the optimizer measure runs (no mixed precision).
 pub fn memory_options(s: &Settings) -> crate::memory::Options {
-    crate::memory::Options { optimizer: s.optimizer, ..Default::default() }
+    // candle runs no activation checkpointing: predict the step it runs.
+    crate::memory::Options {
+        optimizer: s.optimizer,
+        checkpoint: crate::memory::checkpoint::Checkpoint::None,
+        ..Default::default()
+    }
 }
 
 /// The framework-neutral prediction of a training step: netstat's memory model

@@ -32,9 +32,12 @@
 //! Only layers whose output needs a gradient save anything: those with trainable parameters
 //! and those downstream of one. Layers before the first trainable one save nothing.
 
+pub mod checkpoint;
 pub mod devices;
 mod inference;
+pub mod parallel;
 pub mod schedule;
+pub mod tensor_parallel;
 mod training;
 
 use crate::analysis::Analysis;
@@ -138,6 +141,13 @@ pub struct Options {
     /// `--devices`: the model split over this many devices by channels, figures per device
     /// ([`devices`]); 1 = no split.
     pub devices: u64,
+    /// `--data-parallel N --zero S`: data parallelism with ZeRO sharding ([`parallel`]).
+    pub data_parallel: parallel::DataParallel,
+    /// `--checkpoint`: which blocks are trained with activation checkpointing ([`checkpoint`]).
+    pub checkpoint: checkpoint::Checkpoint,
+    /// `--tensor-parallel T`: Megatron's split of attention and MLP over T devices
+    /// ([`tensor_parallel`]); 1 = none.
+    pub tensor_parallel: u64,
 }
 
 impl Options {
@@ -148,6 +158,9 @@ impl Options {
         adam_impl: AdamImpl::Fused,
         eager_references: false,
         devices: 1,
+        data_parallel: parallel::DataParallel::NONE,
+        checkpoint: checkpoint::Checkpoint::Spec,
+        tensor_parallel: 1,
     };
 
     /// These options with another optimizer.
@@ -177,6 +190,8 @@ pub enum Phase {
     Loss,
     /// One layer's backward.
     Backward,
+    /// A checkpointed unit's forward, run again before its backward ([`checkpoint`]).
+    Recompute,
     /// The optimizer step.
     Optimizer,
 }
@@ -190,6 +205,7 @@ impl Phase {
             Phase::Forward => "forward",
             Phase::Loss => "loss",
             Phase::Backward => "backward",
+            Phase::Recompute => "recompute",
             Phase::Optimizer => "optimizer",
         }
     }
@@ -229,6 +245,18 @@ pub struct Memory {
     /// Left out of JSON for 1.
     #[serde(skip_serializing_if = "is_one")]
     pub devices: u64,
+    /// Data parallelism with ZeRO ([`parallel`]): the figures are one data-parallel device's.
+    /// Left out of JSON for one device.
+    #[serde(skip_serializing_if = "parallel::DataParallel::is_none")]
+    pub data_parallel: parallel::DataParallel,
+    /// Tensor-parallel devices ([`tensor_parallel`]): the figures are one device's. Left out of
+    /// JSON for 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub tensor_parallel: u64,
+    /// With activation checkpointing: the units and the step's MACs, recompute included
+    /// ([`checkpoint`]). Left out of JSON without checkpointing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<checkpoint::Recompute>,
     /// Element type of activations and gradients.
     pub activation_dtype: DType,
     /// Element type of the working weights.
@@ -237,7 +265,8 @@ pub struct Memory {
     pub input_bytes: u64,
     /// The labels on the device (0 without `loss:`).
     pub label_bytes: u64,
-    /// Parameters, each once (shared ones once), in the weight dtype.
+    /// Parameters, each once (shared ones once), in the weight dtype: this device's share
+    /// under ZeRO-3 ([`parallel`]) or tensor parallelism ([`tensor_parallel`]).
     pub param_bytes: u64,
     /// Buffers: BatchNorm running statistics (fp32 under `--amp`, else the weight dtype) and
     /// its int64 `num_batches_tracked` counters (8 B each).
@@ -329,6 +358,12 @@ pub(crate) fn bytes_of(elements: u64, d: DType) -> Result<u64, String> {
 /// trainable owners with parameters.
 /// `pos`: each layer's execution position ([`schedule::Schedule::position`]).
 pub(crate) fn grads_of<'a>(a: &'a Analysis, pos: &[usize], i: usize) -> impl Iterator<Item = (usize, u64)> + 'a {
+    params_used(a, pos, i).filter(move |&(o, _)| a.spec.layers[o].trainable)
+}
+
+/// The parameters layer `i` computes with, trainable or not: (owner layer, elements), as
+/// [`grads_of`] lists them.
+pub(crate) fn params_used<'a>(a: &'a Analysis, pos: &[usize], i: usize) -> impl Iterator<Item = (usize, u64)> + 'a {
     let spec = &a.spec;
     let l = &a.layers[pos[i]];
     let mut v = Vec::new();
@@ -341,7 +376,7 @@ pub(crate) fn grads_of<'a>(a: &'a Analysis, pos: &[usize], i: usize) -> impl Ite
             v.push((j, lin.out_features.saturating_mul(l.input_shapes[0].last())));
         }
     }
-    v.into_iter().filter(move |&(o, e)| e > 0 && spec.layers[o].trainable)
+    v.into_iter().filter(|&(_, e)| e > 0)
 }
 
 /// The analysis of layer `i` (spec index), found by search: for one-off lookups.
@@ -362,6 +397,10 @@ pub(crate) struct Sizes {
     pub state: DType,
     /// Each layer's share of its output and parameters (one device: everything).
     pub split: devices::Split,
+    /// Data parallelism with ZeRO: what is sharded and gathered ([`parallel`]).
+    pub dp: parallel::DataParallel,
+    /// Tensor parallelism: each layer's split ([`tensor_parallel`]).
+    pub tp: tensor_parallel::TensorParallel,
 }
 
 impl Sizes {
@@ -373,13 +412,26 @@ impl Sizes {
             weight: act,
             state: if o.amp.is_some() { DType::F32 } else { a.spec.dtype },
             split: devices::Split::new(a, o.devices)?,
+            dp: o.data_parallel,
+            tp: {
+                if o.devices > 1 && o.tensor_parallel > 1 {
+                    return Err("--devices and --tensor-parallel split the model two ways: give one".into());
+                }
+                tensor_parallel::TensorParallel::new(a, o.tensor_parallel)?
+            },
         })
+    }
+
+    /// This device's elements of `elems` parameter elements of layer `i` (device split, then
+    /// tensor parallelism).
+    pub(crate) fn param_share(&self, i: usize, elems: u64) -> Result<u64, String> {
+        Ok(self.tp.params(i, self.split.share(i, elems)?))
     }
 
     /// Bytes of layer `i`'s output (this device's share).
     pub(crate) fn output(&self, a: &Analysis, i: usize) -> Result<u64, String> {
         let e = a.layers[self.split.position[i]].output.elements()?;
-        bytes_of(self.split.share(i, e)?, self.act)
+        bytes_of(self.tp.output(i, self.split.share(i, e)?), self.act)
     }
 
     /// Bytes of a tensor layer `i` saves for backward (this device's share).
@@ -390,13 +442,15 @@ impl Sizes {
             SavedDType::I64 => DType::I64,
             SavedDType::Bool => DType::U8,
         };
-        bytes_of(self.split.share(i, s.elements)?, d)
+        bytes_of(self.tp.saved(i, self.split.share(i, s.elements)?), d)
     }
 }
 
 /// Parameters, buffers, gradients and optimizer state (one device's share), bytes.
 pub(crate) struct Weights {
     pub param_bytes: u64,
+    /// Every parameter, unsharded (inference is not sharded by ZeRO).
+    pub full_param_bytes: u64,
     /// Buffers in training (fp32 under `--amp`) with the int64 counters.
     pub buffer_bytes: u64,
     /// Buffers in inference (the weight dtype) with the int64 counters.
@@ -416,13 +470,13 @@ impl Weights {
             let ls = &a.spec.layers[i];
             let ctx = |m: String| format!("layer \"{}\": {m}", ls.id.name);
             let op = ls.kind.op();
-            params = add(params, z.split.share(i, l.params)?, "params").map_err(ctx)?;
+            params = add(params, z.param_share(i, l.params)?, "params").map_err(ctx)?;
             buffers = add(buffers, z.split.share(i, l.buffers)?, "buffers").map_err(ctx)?;
             counters = add(counters, op.counter_buffers(), "buffers").map_err(ctx)?;
             if !ls.trainable || l.shares.is_some() {
                 continue;
             }
-            trainable = add(trainable, z.split.share(i, l.params)?, "params").map_err(ctx)?;
+            trainable = add(trainable, z.param_share(i, l.params)?, "params").map_err(ctx)?;
             let mut t = op.param_tensors(&l.input_shapes).map_err(|e| ctx(e.message))?;
             if let crate::kinds::Kind::Linear(lin) = &ls.kind {
                 if lin.tied_to.is_some() && !t.is_empty() {
@@ -438,12 +492,25 @@ impl Weights {
             }
             tensors += t.len() as u64;
             for e in t {
-                largest = largest.max(z.split.share(i, e)?);
+                largest = largest.max(z.tp.saved(i, z.split.share(i, e)?));
             }
         }
         let counter_bytes = mul(counters, DType::I64.size(), "buffer bytes")?;
         let adam = matches!(o.optimizer, Optimizer::Adam | Optimizer::Adamw);
-        let copies = mul(trainable, o.optimizer.state_copies(), "optimizer state")?;
+        // ZeRO (parallel.rs): this device's partitions; the optimizer steps one flat partition.
+        let dp = o.data_parallel;
+        let (opt_elems, grad_elems) = (
+            if dp.shards_optimizer() { dp.part(trainable) } else { trainable },
+            if dp.shards_gradients() { dp.part(trainable) } else { trainable },
+        );
+        if dp.shards_optimizer() {
+            (tensors, largest) = (1, opt_elems);
+        }
+        let full_param_bytes = bytes_of(params, z.weight)?;
+        if dp.shards_params() {
+            params = dp.part(params);
+        }
+        let copies = mul(opt_elems, o.optimizer.state_copies(), "optimizer state")?;
         let mut optimizer_state_bytes = bytes_of(copies, z.state)?;
         let mut step_temp_bytes = 0;
         if adam {
@@ -451,16 +518,17 @@ impl Weights {
                 AdamImpl::Fused => {
                     optimizer_state_bytes = add(optimizer_state_bytes, mul(tensors, 4, "step counters")?, "state")?
                 }
-                AdamImpl::Foreach => step_temp_bytes = bytes_of(trainable, z.state)?,
+                AdamImpl::Foreach => step_temp_bytes = bytes_of(opt_elems, z.state)?,
                 AdamImpl::PerTensor => step_temp_bytes = bytes_of(mul(largest, 2, "temporaries")?, z.state)?,
             }
         }
         Ok(Weights {
             param_bytes: bytes_of(params, z.weight)?,
+            full_param_bytes,
             buffer_bytes: add(bytes_of(buffers, z.state)?, counter_bytes, "buffer bytes")?,
             inference_buffer_bytes: add(bytes_of(buffers, z.weight)?, counter_bytes, "buffer bytes")?,
-            master_weight_bytes: if o.amp.is_some() { bytes_of(trainable, DType::F32)? } else { 0 },
-            gradient_bytes: bytes_of(trainable, z.act)?,
+            master_weight_bytes: if o.amp.is_some() { bytes_of(opt_elems, DType::F32)? } else { 0 },
+            gradient_bytes: bytes_of(grad_elems, z.act)?,
             optimizer_state_bytes,
             step_temp_bytes,
         })
@@ -552,8 +620,27 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
     let (inf, _) = inference_pass(a, o, &z, &data, &w, false)?;
-    let tr_schedule = Schedule::new(a, Mode::Training, data.loss_input).map_err(at_input)?;
+    let units = o.checkpoint.units(spec);
+    let tr_schedule = if units.is_empty() {
+        Schedule::new(a, Mode::Training, data.loss_input)
+    } else {
+        Schedule::training_checkpointed(a, data.loss_input, &units)
+    }
+    .map_err(at_input)?;
     let tr = training::walk(a, &tr_schedule, &z, &data, &w)?;
+    let recompute = (!tr_schedule.units.is_empty())
+        .then(|| -> Result<checkpoint::Recompute, String> {
+            let training_macs = add(a.totals.macs, tr.backward_macs, "MACs")?;
+            Ok(checkpoint::Recompute {
+                units: tr_schedule.units.iter().map(|u| u.name.clone()).collect(),
+                forward_macs: a.totals.macs,
+                backward_macs: tr.backward_macs,
+                recompute_macs: tr.recompute_macs,
+                training_macs: add(training_macs, tr.recompute_macs, "MACs")?,
+            })
+        })
+        .transpose()
+        .map_err(at_input)?;
     let is_adam = matches!(o.optimizer, Optimizer::Adam | Optimizer::Adamw);
     Ok(Memory {
         batch: spec.batch,
@@ -562,6 +649,9 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
         adam_impl: Some(o.adam_impl).filter(|&i| is_adam && i != AdamImpl::Fused),
         eager_references: o.eager_references,
         devices: o.devices,
+        data_parallel: o.data_parallel,
+        tensor_parallel: o.tensor_parallel,
+        checkpoint: recompute,
         activation_dtype: z.act,
         weight_dtype: z.weight,
         input_bytes: data.input_bytes,
@@ -603,7 +693,7 @@ fn inference_pass(
     let spec = &a.spec;
     let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
     let schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
-    let weights = add(w.param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
+    let weights = add(w.full_param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
     let start = add(data.input_bytes, weights, "live").map_err(at_input)?;
     Ok((inference::walk(a, &schedule, z, start, record).map_err(at_input)?, start))
 }

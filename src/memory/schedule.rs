@@ -61,6 +61,23 @@ pub struct NewSaved {
     pub dtype: SavedDType,
 }
 
+/// A group of layers trained with activation checkpointing (one block-instance copy): its
+/// forward saves only its inputs, and its backward starts by running its forward again
+/// ([`Schedule::training_checkpointed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// The block-instance copy (`model.layers.3`).
+    pub name: String,
+    /// Execution positions of its layers, ascending.
+    pub positions: Vec<usize>,
+    /// The replay: storages (owner layers) freed after the forward of the unit's k-th layer,
+    /// by k (outputs no layer of the unit saves, after their last reader in the unit).
+    pub replay_frees: Vec<Vec<usize>>,
+    /// The replay's storages that layers of the unit save: (owner layer, execution position
+    /// whose backward frees it).
+    pub replay_held: Vec<(usize, usize)>,
+}
+
 /// The schedule of one pass over an analysed spec. Vectors indexed "by layer" use spec indices
 /// (`Spec::layers`), "by position" execution positions (`Graph::order`).
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +105,11 @@ pub struct Schedule {
     pub sinks: Vec<usize>,
     /// The layer whose output the loss reads, when the spec has a loss.
     pub loss_input: Option<usize>,
+    /// Training with activation checkpointing: the checkpointed units, in execution order of
+    /// their first layers (empty without checkpointing).
+    pub units: Vec<Unit>,
+    /// The unit of each layer, by layer (`None` outside every unit).
+    pub unit_of: Vec<Option<usize>>,
 }
 
 impl Schedule {
@@ -107,6 +129,38 @@ impl Schedule {
     ///
     /// Errors: a kind's `saved` rule fails (the message names the layer).
     pub fn new(a: &Analysis, mode: Mode, loss_input: Option<usize>) -> Result<Schedule, String> {
+        Self::build(a, mode, loss_input, &[])
+    }
+
+    /// The training schedule with activation checkpointing: `units[i]` names the unit layer
+    /// `i` is checkpointed in (`None`: not checkpointed; an empty slice: none is). The rule
+    /// (docs/memory.md; PyTorch `torch.utils.checkpoint`, Chen et al. 2016 "Training Deep Nets
+    /// with Sublinear Memory Cost" §3):
+    /// - forward: a unit's layers save nothing for backward; every tensor a unit reads from
+    ///   outside it is held until the unit's backward ends (the checkpoint keeps its inputs);
+    ///   outputs inside the unit are freed after their last forward reader, unless a layer
+    ///   outside the unit saves them;
+    /// - backward: before the backward of the unit's last layer, the unit's forward runs again
+    ///   ([`Unit`]): each layer's output and the tensors it saves are allocated as in a plain
+    ///   forward; outputs no layer of the unit saves are freed after their last reader in the
+    ///   unit; the saved ones are freed by the backward of the earliest layer of the unit
+    ///   that saved them, as without checkpointing.
+    ///
+    /// Errors: as [`Schedule::new`].
+    pub fn training_checkpointed(
+        a: &Analysis,
+        loss_input: Option<usize>,
+        units: &[Option<String>],
+    ) -> Result<Schedule, String> {
+        Self::build(a, Mode::Training, loss_input, units)
+    }
+
+    fn build(
+        a: &Analysis,
+        mode: Mode,
+        loss_input: Option<usize>,
+        unit_names: &[Option<String>],
+    ) -> Result<Schedule, String> {
         let spec = &a.spec;
         let n_layers = spec.layers.len();
         let order = a.graph.order.clone();
@@ -146,11 +200,36 @@ impl Schedule {
         }
         let sinks: Vec<usize> = order.iter().copied().filter(|&i| a.graph.consumers[i].is_empty()).collect();
 
+        // Checkpointed units, numbered by their first layer in execution order.
+        let mut unit_of: Vec<Option<usize>> = vec![None; n_layers];
+        let mut units: Vec<Unit> = Vec::new();
+        if training && !unit_names.is_empty() {
+            let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            for (p, &i) in order.iter().enumerate() {
+                let Some(name) = unit_names.get(i).and_then(|n| n.as_deref()) else { continue };
+                let u = *index.entry(name).or_insert_with(|| {
+                    units.push(Unit {
+                        name: name.to_owned(),
+                        positions: Vec::new(),
+                        replay_frees: Vec::new(),
+                        replay_held: Vec::new(),
+                    });
+                    units.len() - 1
+                });
+                unit_of[i] = Some(u);
+                units[u].positions.push(p);
+            }
+        }
+        let in_unit = |k: usize, u: usize| unit_of[k] == Some(u);
+
         // Training: gradients and saved tensors.
         let mut needs_grad = vec![false; n_layers];
         let mut saved_new = vec![Vec::new(); n_layers];
         let mut saved_until: Vec<Option<usize>> = vec![None; n_layers];
         let mut shared_seen: std::collections::HashSet<(&'static str, u64)> = Default::default();
+        // The replay of a unit: the earliest layer of the unit that saves each storage.
+        let mut replay_until: Vec<Option<usize>> = vec![None; n_layers];
+        let hold = |until: &mut [Option<usize>], k: usize, p: usize| until[k] = Some(until[k].map_or(p, |q| q.min(p)));
         if training {
             for &i in &order {
                 let trains = super::grads_of(a, &position, i).next().is_some();
@@ -187,8 +266,55 @@ impl Schedule {
                     };
                     // The network input is data, held anyway.
                     if let Storage::Layer(k) = st {
-                        let p = position[i];
-                        saved_until[k] = Some(saved_until[k].map_or(p, |q| q.min(p)));
+                        match unit_of[i] {
+                            // Saved by its own unit: only the replay keeps it.
+                            Some(u) if in_unit(k, u) => hold(&mut replay_until, k, position[i]),
+                            // The unit's input: the checkpoint holds it until the unit's backward ends.
+                            Some(u) => hold(&mut saved_until, k, units[u].positions[0]),
+                            None => hold(&mut saved_until, k, position[i]),
+                        }
+                    }
+                }
+            }
+            // A checkpoint keeps every input of its unit, saved by its layers or not.
+            for &i in &order {
+                let Some(u) = unit_of[i] else { continue };
+                if !units[u].positions.iter().any(|&p| needs_grad[order[p]]) {
+                    continue;
+                }
+                for &src in &a.graph.inputs[i] {
+                    if let Storage::Layer(k) = source_storage(&storage, src) {
+                        if !in_unit(k, u) {
+                            hold(&mut saved_until, k, units[u].positions[0]);
+                        }
+                    }
+                }
+            }
+            // Each unit's replay: what it frees as it goes, and what it keeps for backward.
+            for unit in &mut units {
+                let u = unit_of[order[unit.positions[0]]].expect("a unit's layers are in it");
+                let mut last = vec![None; n_layers]; // last replay step reading each storage of the unit
+                for (step, &p) in unit.positions.iter().enumerate() {
+                    let i = order[p];
+                    let uses = a.graph.inputs[i].iter().map(|&s| source_storage(&storage, s)).chain([storage[i]]);
+                    for st in uses {
+                        if let Storage::Layer(k) = st {
+                            if in_unit(k, u) {
+                                last[k] = Some(step);
+                            }
+                        }
+                    }
+                }
+                unit.replay_frees = vec![Vec::new(); unit.positions.len()];
+                for &p in &unit.positions {
+                    let k = order[p];
+                    if storage[k] != Storage::Layer(k) {
+                        continue;
+                    }
+                    match (replay_until[k], last[k]) {
+                        (Some(q), _) => unit.replay_held.push((k, q)),
+                        (None, Some(step)) => unit.replay_frees[step].push(k),
+                        (None, None) => unreachable!("a layer's own output is used by it"),
                     }
                 }
             }
@@ -222,6 +348,8 @@ impl Schedule {
             saved_new,
             sinks,
             loss_input: if training { loss_input } else { None },
+            units,
+            unit_of,
         })
     }
 

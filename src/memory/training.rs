@@ -22,6 +22,10 @@ pub(crate) struct Training {
     pub peak_stage: String,
     pub received_bytes: u64,
     pub timeline: Vec<Stage>,
+    /// MACs of the layers whose backward runs (the convention: 2 × their forward MACs).
+    pub backward_macs: u64,
+    /// MACs of the checkpointed units' forwards, run again in backward.
+    pub recompute_macs: u64,
 }
 
 /// The timeline being written, with the backward peak.
@@ -32,7 +36,7 @@ struct Timeline {
 
 impl Timeline {
     fn push(&mut self, phase: Phase, name: &str, live: u64, peak: u64) {
-        if phase == Phase::Backward && peak > self.backward_peak.0 {
+        if matches!(phase, Phase::Backward | Phase::Recompute) && peak > self.backward_peak.0 {
             self.backward_peak = (peak, name.to_owned());
         }
         self.stages.push(Stage { phase, name: name.to_owned(), live_bytes: live, peak_bytes: peak });
@@ -82,8 +86,12 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
             received_bytes = add(received_bytes, r, "received bytes").map_err(at)?;
             saved_new[i] = add(saved_new[i], r, "saved bytes").map_err(at)?;
         }
-        live.alloc(saved_new[i]).map_err(at)?;
-        let peak = live.now;
+        // A checkpointed unit saves nothing now: its replay in backward makes them again.
+        if s.unit_of[i].is_none() {
+            live.alloc(saved_new[i]).map_err(at)?;
+        }
+        // ZeRO-3: the layer's whole parameters, gathered for its forward and freed after it.
+        let peak = add(live.now, gathered(a, s, z, i).map_err(at)?, "live bytes").map_err(at)?;
         for &k in &frees_fwd[p] {
             live.free(z.output(a, k).map_err(at)?);
         }
@@ -156,14 +164,50 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
         }
     }
 
-    // 6. Backward, layer by layer in reverse order.
+    // ZeRO-2/3: this device's gradient partition, allocated whole as backward starts.
+    let sharded_grads = z.dp.shards_gradients();
+    if sharded_grads {
+        live.alloc(w.gradient_bytes).map_err(at_input)?;
+    }
+
+    // 6. Backward, layer by layer in reverse order; a checkpointed unit's forward runs again
+    // before the backward of its last layer.
     let frees_bwd = s.frees_after_backward();
+    let mut replay_frees_bwd = vec![Vec::new(); s.order.len()];
+    for unit in &s.units {
+        for &(k, q) in &unit.replay_held {
+            replay_frees_bwd[q].push(k);
+        }
+    }
+    let mut replayed = vec![false; s.units.len()];
+    let (mut backward_macs, mut recompute_macs) = (0u64, 0u64);
     for (p, &i) in s.order.iter().enumerate().rev() {
         if !s.needs_grad[i] {
             continue;
         }
         let name = &spec.layers[i].id.name;
         let at = |m: String| at_input(format!("layer \"{name}\": {m}"));
+        let macs = a.layers[p].macs;
+        backward_macs = add(backward_macs, crate::shape::mul(macs, 2, "MACs").map_err(at)?, "MACs").map_err(at)?;
+        if let Some(u) = s.unit_of[i].filter(|&u| !replayed[u]) {
+            replayed[u] = true;
+            let unit = &s.units[u];
+            let mut peak = live.now;
+            for (step, &q) in unit.positions.iter().enumerate() {
+                let j = s.order[q];
+                let at = |m: String| at_input(format!("layer \"{}\": {m}", spec.layers[j].id.name));
+                recompute_macs = add(recompute_macs, a.layers[q].macs, "MACs").map_err(at)?;
+                if s.storage[j] == Storage::Layer(j) {
+                    live.alloc(z.output(a, j).map_err(at)?).map_err(at)?;
+                }
+                live.alloc(saved_new[j]).map_err(at)?;
+                peak = peak.max(add(live.now, gathered(a, s, z, j).map_err(at)?, "live bytes").map_err(at)?);
+                for &k in &unit.replay_frees[step] {
+                    live.free(z.output(a, k).map_err(at)?);
+                }
+            }
+            tl.push(Phase::Recompute, &unit.name, live.now, peak);
+        }
         let mut transient = 0u64;
         let mut seen = Vec::new();
         // An identity passes its output's gradient on as its input's (no node, no copy).
@@ -185,15 +229,21 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
                 grad_live[j] = true;
             }
         }
+        // ZeRO-3: the layer's parameters, gathered again for its backward.
+        transient = add(transient, gathered(a, s, z, i).map_err(at)?, "live bytes").map_err(at)?;
         for (o, elems) in grads_of(a, &s.position, i) {
-            let share = z.split.share(o, elems).map_err(at)?;
-            if param_grad[o] {
+            let share = z.param_share(o, elems).map_err(at)?;
+            if sharded_grads {
+                // ZeRO-2/3: the whole gradient, reduce-scattered into the partition and freed.
+                let b = super::bytes_of(share, z.act).map_err(at)?;
+                transient = add(transient, b, "gradient bytes").map_err(at)?;
+            } else if param_grad[o] {
                 // A second gradient for the same parameters: computed, then added in place.
                 let b = super::bytes_of(share, z.act).map_err(at)?;
                 transient = add(transient, b, "gradient bytes").map_err(at)?;
             } else {
                 // The first one becomes the owner's `.grad` (all of its parameters).
-                let all = z.split.share(o, a.layers[s.position[o]].params).map_err(at)?;
+                let all = z.param_share(o, a.layers[s.position[o]].params).map_err(at)?;
                 live.alloc(super::bytes_of(all, z.act).map_err(at)?).map_err(at)?;
                 param_grad[o] = true;
             }
@@ -210,7 +260,7 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
             }
         }
         live.free(saved_new[i]);
-        for &k in &frees_bwd[p] {
+        for &k in frees_bwd[p].iter().chain(&replay_frees_bwd[p]) {
             live.free(z.output(a, k).map_err(at)?);
         }
         tl.push(Phase::Backward, name, live.now, peak);
@@ -244,5 +294,21 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
         peak_stage,
         received_bytes,
         timeline: tl.stages,
+        backward_macs,
+        recompute_macs,
     })
+}
+
+/// Bytes of the parameters layer `i` all-gathers for its forward or backward under ZeRO-3
+/// ([`super::parallel`]): every parameter it computes with, whole, in the weight dtype; 0
+/// unless parameters are sharded.
+fn gathered(a: &Analysis, s: &Schedule, z: &Sizes, i: usize) -> Result<u64, String> {
+    if !z.dp.shards_params() {
+        return Ok(0);
+    }
+    let mut e = 0u64;
+    for (o, elems) in super::params_used(a, &s.position, i) {
+        e = add(e, z.param_share(o, elems)?, "gathered elements")?;
+    }
+    super::bytes_of(e, z.weight)
 }

@@ -87,13 +87,15 @@ impl MemoryReport {
         }
     }
 
-    /// Precision in a few characters: `f32`, or `bf16 amp`.
+    /// Precision in a few characters: `f32`, or `bf16 amp`; then the data parallelism, if any
+    /// (`bf16 amp, data parallel ×8, ZeRO-3`).
     fn precision_short(&self) -> String {
         let m = &self.figures;
-        match m.amp {
+        let p = match m.amp {
             Some(_) => format!("{} amp", m.activation_dtype),
             None => m.activation_dtype.to_string(),
-        }
+        };
+        [Some(p), m.data_parallel.describe(), tp(m)].into_iter().flatten().collect::<Vec<_>>().join(", ")
     }
 
     /// The lines under the default report (each within 80 columns for usual layer names).
@@ -174,9 +176,16 @@ impl MemoryReport {
     }
 }
 
+/// `tensor parallel ×T`, for more than one device.
+fn tp(m: &Memory) -> Option<String> {
+    (m.tensor_parallel > 1).then(|| format!("tensor parallel ×{}", m.tensor_parallel))
+}
+
 pub(crate) fn heading(r: &Report, m: &MemoryReport) -> String {
+    let parts: Vec<String> = [m.figures.data_parallel.describe(), tp(&m.figures)].into_iter().flatten().collect();
+    let dp = if parts.is_empty() { String::new() } else { format!("; {}, per device", parts.join(", ")) };
     format!(
-        "{} — input {}, batch {}; optimizer {}; {}",
+        "{} — input {}, batch {}; optimizer {}; {}{dp}",
         r.spec.name,
         r.input_desc(),
         r.spec.batch,
@@ -255,6 +264,26 @@ fn sweep_rows(s: &[SweepRow]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The activation-checkpointing line: units and the step's MACs (empty without).
+fn checkpoint_line(m: &Memory) -> Option<String> {
+    use super::units::count;
+    let c = m.checkpoint.as_ref()?;
+    let units = match c.units.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first} … {last}"),
+    };
+    Some(format!(
+        "activation checkpointing: {} unit{} ({units}); training MACs = forward {} + backward {} + recompute {} = {}",
+        c.units.len(),
+        if c.units.len() == 1 { "" } else { "s" },
+        count(c.forward_macs),
+        count(c.backward_macs),
+        count(c.recompute_macs),
+        count(c.training_macs),
+    ))
+}
+
 pub(crate) fn fit_line(f: &Fit) -> String {
     match f.batch {
         Some(b) if f.limit.is_some() => format!(
@@ -281,6 +310,9 @@ pub fn write_table(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std::io
     let rows: Vec<Vec<String>> =
         m.figure_rows().into_iter().map(|(k, b, what)| vec![k.to_owned(), what, bytes(b)]).collect();
     text_table(out, &["figure", "what", "bytes"], &rows)?;
+    if let Some(line) = checkpoint_line(&m.figures) {
+        writeln!(out, "\n{line}")?;
+    }
     if !m.figures.timeline.is_empty() {
         writeln!(out, "\ntimeline of one training step (live bytes after each stage; peak during it)")?;
         text_table(out, &["stage", "layer", "live B", "live", "change", "peak B"], &timeline_rows(&m.figures))?;
@@ -316,6 +348,9 @@ pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std:
     };
     let rows = m.figure_rows().into_iter().map(|(k, b, what)| vec![format!("`{k}`"), what, bytes(b)]).collect();
     table(out, &["figure", "what", "bytes"], 2, rows)?;
+    if let Some(line) = checkpoint_line(&m.figures) {
+        writeln!(out, "\n{}.", super::grid::md_text(&line))?;
+    }
     if !m.figures.timeline.is_empty() {
         writeln!(out, "\nTimeline of one training step (live bytes after each stage; peak during it):\n")?;
         table(out, &["stage", "layer", "live B", "live", "change", "peak B"], 2, timeline_rows(&m.figures))?;

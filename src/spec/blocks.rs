@@ -41,7 +41,18 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// Fields of a block instance entry.
-pub const INSTANCE_FIELDS: &[&str] = &["name", "block", "args", "first", "repeat", "inputs", "if"];
+pub const INSTANCE_FIELDS: &[&str] = &["name", "block", "args", "first", "repeat", "inputs", "if", "checkpoint"];
+
+/// Which block-instance copies an expanded layer belongs to (for activation checkpointing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The top-level block-instance copy the layer was expanded from (`model.layers.3`, `layer1.0`,
+    /// `dec`): a unit of `--checkpoint blocks`. `None` for a layer written at the top level.
+    pub block_copy: Option<String>,
+    /// The outermost copy of an instance with `checkpoint: true` that the layer is in: its
+    /// checkpointed unit. `None` when no enclosing instance says `checkpoint: true`.
+    pub checkpoint: Option<String>,
+}
 
 /// Fields of a block definition.
 pub const BLOCK_FIELDS: &[&str] = &["params", "inputs", "output", "layers", "description"];
@@ -69,6 +80,10 @@ struct Ctx<'a> {
     stack: Vec<String>,
     /// Argument values by node: `Some` (shared) when they hold no `${…}`, `None` when they do.
     literal: HashMap<*const Node, Option<Rc<Node>>>,
+    /// The origin of each layer in `out`.
+    origins: Vec<Origin>,
+    /// The instance copies being expanded now.
+    origin: Origin,
 }
 
 /// Whether `n` has a `${` in any string (then it must be substituted per repetition).
@@ -126,7 +141,7 @@ pub fn needed(root: &Node) -> bool {
 ///
 /// Errors: unknown blocks, parameters or names; bad `${…}` expressions; a non-boolean `if`;
 /// wrong input counts; nesting deeper than [`MAX_NESTING`]; more than [`MAX_LAYERS`] layers.
-pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
+pub fn expand(file: &str, root: &Node) -> Result<(Vec<Node>, Vec<Origin>), SpecError> {
     let mut ctx = Ctx {
         file,
         blocks: HashMap::new(),
@@ -135,6 +150,8 @@ pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
         steps: 0,
         stack: Vec::new(),
         literal: HashMap::new(),
+        origins: Vec::new(),
+        origin: Origin::default(),
     };
     if let Some(b) = root.get("blocks") {
         let Value::Map(entries) = &b.value else {
@@ -154,7 +171,7 @@ pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
     }
     let layers = match root.get("layers") {
         Some(Node { value: Value::Seq(items), .. }) => items.as_slice(),
-        _ => return Ok(Vec::new()),
+        _ => return Ok((Vec::new(), Vec::new())),
     };
     let mut top = Scope {
         prefix: String::new(),
@@ -167,7 +184,7 @@ pub fn expand(file: &str, root: &Node) -> Result<Vec<Node>, SpecError> {
         depth: 0,
     };
     ctx.layers(&mut top, layers)?;
-    Ok(ctx.out)
+    Ok((ctx.out, ctx.origins))
 }
 
 fn parse_block<'a>(file: &str, name: &'a str, n: &'a Node) -> Result<Block<'a>, SpecError> {
@@ -442,6 +459,7 @@ impl<'a> Ctx<'a> {
         let seq = inputs.iter().map(|(s, loc)| str_node(*loc, s)).collect();
         new_entries.push((str_node(in_loc, "inputs"), Node::synthetic(in_loc, Value::Seq(seq))));
         self.out.push(Node::synthetic(l.loc, Value::Map(new_entries)));
+        self.origins.push(self.origin.clone());
         scope.names.insert(local, full.clone());
         scope.last = full;
         Ok(())
@@ -567,6 +585,20 @@ impl<'a> Ctx<'a> {
                 }
             },
         };
+        let checkpoint = match l.get("checkpoint") {
+            None => false,
+            Some(c) => match self.subst(&scope.vars, c).map_err(|e| e.in_layer(&lref))?.value {
+                Value::Bool(v) => v,
+                _ => {
+                    return Err(self.err(
+                        c.loc,
+                        &full,
+                        bname,
+                        format!("`checkpoint`: expected true or false, got {}", describe(c)),
+                    ))
+                }
+            },
+        };
         let mut prev = inputs[0].0.clone();
         self.stack.push(bname.to_owned());
         for k in 0..repeat.unwrap_or(1) {
@@ -631,7 +663,16 @@ impl<'a> Ctx<'a> {
                 instances: HashSet::new(),
                 depth: scope.depth + 1,
             };
+            let outer_origin = self.origin.clone();
+            let copy = child.prefix.trim_end_matches('.').to_owned();
+            if scope.depth == 0 {
+                self.origin.block_copy = Some(copy.clone());
+            }
+            if checkpoint && self.origin.checkpoint.is_none() {
+                self.origin.checkpoint = Some(copy);
+            }
             self.layers(&mut child, block_layers)?;
+            self.origin = outer_origin;
             prev = match block_output {
                 None => child.last.clone(),
                 Some(o) => self.resolve(&child, o, &full, bname, "output")?,
@@ -909,6 +950,35 @@ layers:
         assert!(e(&dup).starts_with("t.yaml:16:12: layer #12 \"layer1\" (global_avg_pool): duplicate name \"layer1\": a block instance here already has it"), "{}", e(&dup));
         let huge = BASIC.replace("repeat: 2", "repeat: 100000000000");
         assert!(e(&huge).contains("`repeat`: expected a positive integer up to"), "{}", e(&huge));
+    }
+
+    #[test]
+    fn checkpoint_units_are_block_copies() {
+        // `checkpoint` may be a parameter; the outermost marked instance is the unit, and
+        // every layer knows its top-level copy (the units of `--checkpoint blocks`).
+        let text = "name: t\ninput: [8]\nblocks:\n  inner:\n    layers:\n      \
+                    - {name: fc, kind: linear, out_features: 8}\n  outer:\n    params: {ck: false}\n    layers:\n      \
+                    - {name: a, block: inner, checkpoint: true}\n      - {name: b, block: inner, checkpoint: \"${ck}\"}\n\
+                    layers:\n  - {name: x, block: outer, repeat: 2}\n  - {name: y, block: outer, checkpoint: true}\n  \
+                    - {name: z, kind: linear, out_features: 8}\n";
+        let spec = crate::spec::parse_bytes("t.yaml", text.as_bytes()).unwrap();
+        let got: Vec<(&str, Option<&str>, Option<&str>)> = spec
+            .layers
+            .iter()
+            .map(|l| (l.id.name.as_str(), l.origin.block_copy.as_deref(), l.origin.checkpoint.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x.0.a.fc", Some("x.0"), Some("x.0.a")),
+                ("x.0.b.fc", Some("x.0"), None),
+                ("x.1.a.fc", Some("x.1"), Some("x.1.a")),
+                ("x.1.b.fc", Some("x.1"), None),
+                ("y.a.fc", Some("y"), Some("y")),
+                ("y.b.fc", Some("y"), Some("y")),
+                ("z", None, None),
+            ]
+        );
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct LayerSpec {
     pub shares: Option<InputRef>,
     /// The layer's mapping as written (for field locations in later errors).
     pub node: Node,
+    /// The block-instance copies it was expanded from (activation checkpointing units).
+    pub origin: blocks::Origin,
 }
 
 impl LayerSpec {
@@ -286,7 +288,7 @@ fn from_root(file: &str, mut root: std::borrow::Cow<'_, Node>) -> Result<Spec, S
         }
         None => return Err(SpecError::new(file, root.loc, "missing required field `layers`")),
     };
-    let layer_nodes: Vec<Node> = if blocks::needed(&root) {
+    let (layer_nodes, mut origins): (Vec<Node>, Vec<blocks::Origin>) = if blocks::needed(&root) {
         blocks::expand(file, &root)?
     } else {
         // `loss` and `dataset` are still read from the root below; `layers` no longer is.
@@ -295,10 +297,11 @@ fn from_root(file: &str, mut root: std::borrow::Cow<'_, Node>) -> Result<Spec, S
             std::borrow::Cow::Owned(r) => r.get_mut("layers").map(|n| std::mem::replace(&mut n.value, Value::Null)),
         };
         match layers {
-            Some(Value::Seq(items)) => items,
+            Some(Value::Seq(items)) => (items, Vec::new()),
             _ => unreachable!("`layers` was checked to be a non-empty list above"),
         }
     };
+    origins.resize(layer_nodes.len(), blocks::Origin::default());
     if layer_nodes.len() > MAX_LAYERS {
         return Err(SpecError::new(
             file,
@@ -308,8 +311,9 @@ fn from_root(file: &str, mut root: std::borrow::Cow<'_, Node>) -> Result<Spec, S
     }
     let mut layers = Vec::with_capacity(layer_nodes.len());
     let mut seen: HashMap<String, Loc> = HashMap::new();
-    for (index, n) in layer_nodes.into_iter().enumerate() {
-        let l = parse_layer(file, index, n)?;
+    for (index, (n, origin)) in layer_nodes.into_iter().zip(origins).enumerate() {
+        let mut l = parse_layer(file, index, n)?;
+        l.origin = origin;
         if let Some(first) = seen.get(&l.id.name) {
             return Err(SpecError::new(
                 file,
@@ -535,7 +539,7 @@ fn parse_layer(file: &str, index: usize, node: Node) -> Result<LayerSpec, SpecEr
         Some(v) => return Err(f.err(v.loc, format!("`shares`: expected a layer name, got {}", fields::describe(v)))),
     };
     let kind = Kind::parse(&kind_name, &f)?;
-    Ok(LayerSpec { id, kind, inputs, trainable, shares, node })
+    Ok(LayerSpec { id, kind, inputs, trainable, shares, node, origin: blocks::Origin::default() })
 }
 
 #[cfg(test)]
