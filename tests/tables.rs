@@ -209,5 +209,7 @@ fn measure_names_views_and_in_place_layers_and_never_prints_minus_zero() {
     assert_eq!(row(&training, "flat").iter().filter(|&&c| c == "view").count(), 2, "{training}");
     for out in [&inference, &training] {
         assert!(!out.contains("-0.0%") && !out.contains("+0.0%"), "{out}");
+        // Warm-up caches are measured, not modelled (both predictions 0 B): said, not -100%.
+        assert_eq!(row(out, "warm-up").iter().filter(|&&c| c == "modelled").count(), 2, "{out}");
     }
 }

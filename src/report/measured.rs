@@ -203,6 +203,17 @@ fn columns(train: bool, mem: bool) -> Vec<Col> {
     c
 }
 
+/// The error of a stage's prediction `p`: `not modelled` where the models predict nothing
+/// (the `warm-up caches` stage: gemm's per-thread packing buffers, measured only), instead of
+/// a −100 % that reads like a wrong prediction.
+fn stage_err(p: u64, m: Option<u64>) -> String {
+    if p == 0 {
+        "not modelled".into()
+    } else {
+        err(p, m)
+    }
+}
+
 fn stage_rows(r: &MeasureReport) -> Vec<Vec<String>> {
     let gpu = r.info.gpu.is_some();
     r.stages
@@ -212,9 +223,9 @@ fn stage_rows(r: &MeasureReport) -> Vec<Vec<String>> {
                 s.stage.clone(),
                 opt_bytes(s.live_bytes),
                 bytes(s.predicted_bytes),
-                err(s.predicted_bytes, s.live_bytes),
+                stage_err(s.predicted_bytes, s.live_bytes),
                 bytes(s.predicted_candle_bytes),
-                err(s.predicted_candle_bytes, s.live_bytes),
+                stage_err(s.predicted_candle_bytes, s.live_bytes),
                 opt_bytes(s.peak_bytes),
             ];
             if gpu {
@@ -260,7 +271,7 @@ memory: heap bytes from a counting allocator, above the bytes live before the pa
 model (netstat's memory model, as `netstat memory`: outputs live to their last reader, in-place ops and views 0 B;
 training: saved tensors and gradients as PyTorch keeps them), candle = candle model (im2col buffers, pre-bias tensors,
 slices, copies); err = (pred − measured)/measured; view, no-op, in-place: the output shares its input's storage,
-so a percentage would compare 0 B with something: no err.";
+so a percentage would compare 0 B with something: no err; not modelled: measured only (gemm's warm-up caches).";
 
 const GPU_LEGEND: &str = "on a GPU, memory columns are the device's default memory pool (USED_MEM_CURRENT/HIGH, reset per layer and stage:
 exact tensor bytes); times are read after synchronising the stream; nvml = NVML's bytes for this process (context, modules, library
