@@ -681,7 +681,9 @@ fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let g = report::dir::generate(&a.specs, html)?;
     if !a.check {
         let n = report::dir::write(&g, &a.out)?;
-        return writeln!(stdout, "wrote {n} files for {} specs into {}", g.reports.len(), a.out.display()).map_err(out);
+        let specs = g.reports.len();
+        let s = if specs == 1 { "" } else { "s" };
+        return writeln!(stdout, "wrote {n} files for {specs} spec{s} into {}", a.out.display()).map_err(out);
     }
     let d = report::dir::check(&g, &a.out);
     if d.is_clean() {

@@ -25,13 +25,15 @@ pub struct MeasureReport {
     pub layers: Vec<MeasuredLayer>,
     /// Stages.
     pub stages: Vec<Stage>,
-    /// Per layer, in the same order: `view` or `no-op` (inference) and `in-place` (training) when
-    /// the layer's output shares its input's storage ([`crate::kinds::Op::aliases_input`]) in
-    /// one of the two things the framework-neutral error compares but not in the other, else
-    /// `None`. Tables show it instead of that error. Inference: the neutral model counts every
-    /// output as new, candle's views and no-ops allocate nothing (`+94%` on `flatten`); training:
-    /// netstat's memory model keeps an in-place output in its input's storage, candle has no
-    /// in-place ops and allocates one (`-100%`).
+    /// Per layer, in the same order: `view` or `no-op` (inference), `in-place` or `view`
+    /// (training) when the layer's output shares its input's storage
+    /// ([`crate::kinds::Op::aliases_input`]) so that a percentage error would compare nothing
+    /// with something, else `None`. Tables show it instead of that error. Inference: the
+    /// neutral model's peak counts a new output, candle's views and no-ops allocate nothing
+    /// (`+94%` on `flatten`); training: netstat's memory model keeps an in-place output in its
+    /// input's storage, candle has no in-place ops and allocates one (`-100%`), and a view
+    /// retains 0 B in both models where the allocator counts candle's few hundred bytes of
+    /// bookkeeping (`-100%` in both error columns, which then both show `view`).
     pub alias: Vec<Option<&'static str>>,
 }
 
@@ -60,7 +62,7 @@ impl MeasureReport {
         let alias = a
             .layers
             .iter()
-            .map(|l| alias_label(a.layer_spec(l), training).filter(|&k| (k == "in-place") == training))
+            .map(|l| alias_label(a.layer_spec(l), training).filter(|&k| k != "in-place" || training))
             .collect();
         MeasureReport { report, info: m.info, layers: m.layers, stages: m.stages, alias }
     }
@@ -78,11 +80,13 @@ fn err(p: u64, m: Option<u64>) -> String {
     }
 }
 
-/// A layer's cell of column `c`: the alias label in the framework-neutral `err` column of a
-/// layer that allocates no output, else the column's value.
-fn cell(c: &Col, l: &super::LayerRow, m: &MeasuredLayer, alias: Option<&'static str>) -> String {
+/// A layer's cell of column `c`: the alias label ([`MeasureReport::alias`]) in the
+/// framework-neutral `err` column of a layer that allocates no output, and in training a view's
+/// label in the candle `err ` column too (candle's views allocate nothing either); else the
+/// column's value.
+fn cell(c: &Col, l: &super::LayerRow, m: &MeasuredLayer, alias: Option<&'static str>, train: bool) -> String {
     match alias {
-        Some(a) if c.0 == "err" => a.to_owned(),
+        Some(a) if c.0 == "err" || (c.0 == "err " && train && a == "view") => a.to_owned(),
         _ => (c.1)(l, m),
     }
 }
@@ -199,6 +203,17 @@ fn columns(train: bool, mem: bool) -> Vec<Col> {
     c
 }
 
+/// The error of a stage's prediction `p`: `not modelled` where the models predict nothing
+/// (the `warm-up caches` stage: gemm's per-thread packing buffers, measured only), instead of
+/// a −100 % that reads like a wrong prediction.
+fn stage_err(p: u64, m: Option<u64>) -> String {
+    if p == 0 {
+        "not modelled".into()
+    } else {
+        err(p, m)
+    }
+}
+
 fn stage_rows(r: &MeasureReport) -> Vec<Vec<String>> {
     let gpu = r.info.gpu.is_some();
     r.stages
@@ -208,9 +223,9 @@ fn stage_rows(r: &MeasureReport) -> Vec<Vec<String>> {
                 s.stage.clone(),
                 opt_bytes(s.live_bytes),
                 bytes(s.predicted_bytes),
-                err(s.predicted_bytes, s.live_bytes),
+                stage_err(s.predicted_bytes, s.live_bytes),
                 bytes(s.predicted_candle_bytes),
-                err(s.predicted_candle_bytes, s.live_bytes),
+                stage_err(s.predicted_candle_bytes, s.live_bytes),
                 opt_bytes(s.peak_bytes),
             ];
             if gpu {
@@ -255,8 +270,8 @@ const LEGEND: &str = "times: median over the timed passes (min; spread = (max �
 memory: heap bytes from a counting allocator, above the bytes live before the pass; pred = framework-neutral
 model (netstat's memory model, as `netstat memory`: outputs live to their last reader, in-place ops and views 0 B;
 training: saved tensors and gradients as PyTorch keeps them), candle = candle model (im2col buffers, pre-bias tensors,
-slices, copies); err = (pred − measured)/measured; view, no-op (inference), in-place (training): the output shares
-its input's storage in one of pred and measured only: no err.";
+slices, copies); err = (pred − measured)/measured; view, no-op, in-place: the output shares its input's storage,
+so a percentage would compare 0 B with something: no err; not modelled: measured only (gemm's warm-up caches).";
 
 const GPU_LEGEND: &str = "on a GPU, memory columns are the device's default memory pool (USED_MEM_CURRENT/HIGH, reset per layer and stage:
 exact tensor bytes); times are read after synchronising the stream; nvml = NVML's bytes for this process (context, modules, library
@@ -273,7 +288,7 @@ pub fn write_table(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result<()
         .iter()
         .zip(&r.layers)
         .zip(r.alias.iter().copied().chain(std::iter::repeat(None)))
-        .map(|((l, m), a)| cols.iter().map(|c| cell(c, l, m, a)).collect())
+        .map(|((l, m), a)| cols.iter().map(|c| cell(c, l, m, a, train)).collect())
         .collect();
     let headers: Vec<&str> = cols.iter().map(|c| c.0).collect();
     for h in header(r) {
@@ -308,7 +323,7 @@ pub fn write_markdown(r: &MeasureReport, out: &mut dyn Write) -> std::io::Result
     )?;
     let aliases = r.alias.iter().copied().chain(std::iter::repeat(None));
     for ((l, m), a) in r.report.layers.iter().zip(&r.layers).zip(aliases) {
-        writeln!(out, "{}", md_row(cols.iter().map(|c| cell(c, l, m, a)).collect()))?;
+        writeln!(out, "{}", md_row(cols.iter().map(|c| cell(c, l, m, a, train)).collect()))?;
     }
     if r.info.memory_counted && !r.stages.is_empty() {
         writeln!(out)?;
