@@ -172,10 +172,9 @@ impl Plan {
     fn new(a: &Analysis, s: &Settings, threads: u64, timeline: &[crate::memory::Stage]) -> Plan {
         let ds = a.spec.dtype.size();
         let weights = a.totals.params * ds;
-        let trainable = a.layers.iter().filter(|l| a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
+        let trainable = a.layers.iter().map(|l| l.trainable_params).sum::<u64>() * ds;
         let live = predict::feeds_output(a);
-        let grads =
-            a.layers.iter().filter(|l| live[l.index] && a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
+        let grads = a.layers.iter().filter(|l| live[l.index]).map(|l| l.trainable_params).sum::<u64>() * ds;
         let out = &a.layers.last().map(|l| l.output.0.clone()).unwrap_or_default();
         let (retained, retained_total) = predict::retained(a, threads);
         let row = |phase| timeline.iter().find(|r| r.phase == phase).map_or(0, |r| r.live_bytes);
@@ -813,6 +812,12 @@ pub struct Prepared {
 /// Errors: as [`measure`], but a run that fails only while running.
 pub fn prepare(a: &Analysis, s: &Settings) -> Result<Prepared, MeasureError> {
     let dtype = element_type(a, s)?;
+    if let Some(l) = a.spec.layers.iter().find(|l| matches!(&l.kind, crate::kinds::Kind::MultiHeadAttention(m) if m.lora.is_some())) {
+        return Err(MeasureError::Unsupported(format!(
+            "{}: layer \"{}\": measure does not build LoRA adapters on attention yet (the analysis and `netstat memory` count them); adapters on `linear` layers are built",
+            a.spec.file, l.id.name
+        )));
+    }
     let opened = device::open(s.device)?;
     let threads = candle_core::utils::get_num_threads();
     let options = memory_options(s);
