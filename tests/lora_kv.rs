@@ -59,8 +59,10 @@ fn kv_cache_of_llama_3_8b_at_8192_tokens_is_one_gib() {
     assert_eq!(d.kv_cache_bytes, 1_073_741_824);
     assert_eq!(d.kv_cache_bytes, r["kv_cache"]["kv_cache_bytes_bf16"].as_u64().unwrap());
     assert_eq!(d.layers.len(), 32);
-    assert!(d.layers.iter().all(|l| (l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes)
-        == (8, 128, 8192, 33_554_432)));
+    assert!(d
+        .layers
+        .iter()
+        .all(|l| (l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes) == (8, 128, 8192, 33_554_432)));
     // Prefill of the spec's 128 tokens: the analysis' MACs (FlopCounterMode's 964,891,246,592);
     // its cache 2 · 32 · 8 · 128 · 128 · 2 = 16,777,216 B.
     assert_eq!(d.prompt_tokens, 128);

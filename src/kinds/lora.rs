@@ -110,7 +110,15 @@ impl Lora {
                 return Err(f.err(t.loc, "`lora.targets`: a linear layer is one projection; targets name the projections of a multi_head_attention"));
             }
             Some(t) => {
-                let bad = || f.err(t.loc, format!("`lora.targets`: expected a non-empty list of q, k, v, o, got {}", crate::spec::fields::describe(t)));
+                let bad = || {
+                    f.err(
+                        t.loc,
+                        format!(
+                            "`lora.targets`: expected a non-empty list of q, k, v, o, got {}",
+                            crate::spec::fields::describe(t)
+                        ),
+                    )
+                };
                 let Value::Seq(items) = &t.value else { return Err(bad()) };
                 if items.is_empty() {
                     return Err(bad());

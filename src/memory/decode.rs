@@ -84,7 +84,10 @@ pub struct Decode {
 }
 
 /// The attention layer of analysed layer `l`, checked to be cacheable: causal self-attention.
-fn attention<'a>(a: &'a Analysis, l: &crate::analysis::LayerAnalysis) -> Result<Option<&'a MultiHeadAttention>, SpecError> {
+fn attention<'a>(
+    a: &'a Analysis,
+    l: &crate::analysis::LayerAnalysis,
+) -> Result<Option<&'a MultiHeadAttention>, SpecError> {
     let ls = a.layer_spec(l);
     let Kind::MultiHeadAttention(m) = &ls.kind else { return Ok(None) };
     let err = |msg: &str| Err(SpecError::new(&a.spec.file, ls.node.loc, format!("--kv-cache: {msg}")).in_layer(&ls.id));
@@ -183,7 +186,9 @@ pub fn decode(a: &Analysis, o: &Options, prompt: Option<u64>, context: Option<u6
         macs = add(macs, m_l, "MACs").map_err(at_input)?;
     }
     if layers.is_empty() {
-        return Err(at_input("--kv-cache: the spec has no multi_head_attention layer to cache keys and values for".into()));
+        return Err(at_input(
+            "--kv-cache: the spec has no multi_head_attention layer to cache keys and values for".into(),
+        ));
     }
     let (mut step_peak, mut step_layer) = (0u64, String::from("weights"));
     for r in super::inference_timeline(&step, o)?.iter().filter(|r| r.phase != super::Phase::Data) {
@@ -227,7 +232,10 @@ mod tests {
         // Params 80 + (64 + 32 + 32 + 64) + 80 = 352: 1,408 B of weights.
         let d = decode(&tiny(""), &Options::default(), None, Some(6)).unwrap();
         // Cache: 2 · 1 kv head · 4 · 6 tokens · 4 B = 192 B; after the 4-token prompt 128 B.
-        assert_eq!(d.layers, vec![CacheLayer { name: "attn".into(), kv_heads: 1, head_dim: 4, cached_tokens: 6, kv_cache_bytes: 192 }]);
+        assert_eq!(
+            d.layers,
+            vec![CacheLayer { name: "attn".into(), kv_heads: 1, head_dim: 4, cached_tokens: 6, kv_cache_bytes: 192 }]
+        );
         assert_eq!((d.kv_cache_bytes, d.prefill_kv_cache_bytes, d.prompt_tokens), (192, 128, 4));
         // Prefill MACs at 4 tokens: attention 4·(64 + 32 + 32 + 64) + 2·4·4·8 = 1,024, head
         // 4·80 = 320: 1,344. Decode step at 6: attention 192 + 2·1·6·8 = 288, head 80: 368.
@@ -260,7 +268,10 @@ mod tests {
         let y = "name: enc\ninput: [4, 8]\nlayers:\n  - {name: attn, kind: multi_head_attention, heads: 2}\n";
         let a = analyze(crate::spec::parse_bytes("enc.yaml", y.as_bytes()).unwrap()).unwrap();
         let e = decode(&a, &Options::default(), None, None).unwrap_err();
-        assert!(e.to_string().contains("\"attn\" (multi_head_attention): --kv-cache: a KV cache serves causal attention"), "{e}");
+        assert!(
+            e.to_string().contains("\"attn\" (multi_head_attention): --kv-cache: a KV cache serves causal attention"),
+            "{e}"
+        );
         let y = "name: mlp\ninput: [4, 8]\nlayers:\n  - {name: fc, kind: linear, out_features: 8}\n";
         let a = analyze(crate::spec::parse_bytes("mlp.yaml", y.as_bytes()).unwrap()).unwrap();
         let e = decode(&a, &Options::default(), None, None).unwrap_err();
