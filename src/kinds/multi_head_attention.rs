@@ -30,7 +30,8 @@
 //!   `[q, v]`, PEFT's for LLaMA-family models): every projection's weights and biases are
 //!   frozen; each targeted projection `in → out` adds A (r·in) and B (out·r), trainable, and
 //!   `rows·in·r + rows·r·out` MACs (rows `N·L_q` for q and o, `N·L_k` for k and v), and saves
-//!   `x·Aᵀ` (rows·r). candle does not build attention adapters yet (`measure` refuses them).
+//!   `x·Aᵀ` (rows·r). candle builds them as PEFT does: the projections frozen, A and B trainable
+//!   (`q_proj.lora_A.weight`, …).
 
 use super::lora::Target;
 use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
@@ -377,6 +378,9 @@ impl crate::candle::build::Build for MultiHeadAttention {
         let dh = d / h;
         let kvh = self.kv_heads.map_or(h, |k| k as usize);
         let wkv = kvh * dh;
+        // LoRA: the projections are frozen (plain tensors), each target gets trainable A and B.
+        let trainable = cx.trainable;
+        cx.trainable = trainable && self.lora.is_none();
         let mut proj = |name: &str, inf: usize, outf: usize| -> candle_core::Result<candle_nn::Linear> {
             let bound = 1.0 / (inf as f64).sqrt();
             let w = cx.param(&format!("{name}.weight"), &[outf, inf], bound)?;
@@ -385,6 +389,31 @@ impl crate::candle::build::Build for MultiHeadAttention {
         };
         let (pq, pk, pv, po) =
             (proj("q_proj", d, d)?, proj("k_proj", kd, wkv)?, proj("v_proj", vd, wkv)?, proj("out_proj", d, d)?);
+        cx.trainable = trainable;
+        type Adapter = Option<(candle_nn::Linear, candle_nn::Linear, f64)>;
+        let mut adapters: [Adapter; 4] = [None, None, None, None];
+        if let Some(l) = &self.lora {
+            let r = l.rank as usize;
+            for t in &l.targets {
+                let (i, name, inf, outf) = match t {
+                    Target::Q => (0, "q_proj", d, d),
+                    Target::K => (1, "k_proj", kd, wkv),
+                    Target::V => (2, "v_proj", vd, wkv),
+                    Target::O => (3, "out_proj", d, d),
+                };
+                let a = cx.param(&format!("{name}.lora_A.weight"), &[r, inf], 1.0 / (inf as f64).sqrt())?;
+                let b = cx.param(&format!("{name}.lora_B.weight"), &[outf, r], 1.0 / (r as f64).sqrt())?;
+                adapters[i] = Some((candle_nn::Linear::new(a, None), candle_nn::Linear::new(b, None), l.scaling()));
+            }
+        }
+        // `base(x) + ((x·Aᵀ)·Bᵀ)·α/r` where the projection has an adapter.
+        let apply = move |base: &candle_nn::Linear, ad: &Adapter, x: &Tensor| -> candle_core::Result<Tensor> {
+            let y = base.forward(x)?;
+            match ad {
+                Some((a, b, scaling)) => y + (b.forward(&a.forward(x)?)? * *scaling)?,
+                None => Ok(y),
+            }
+        };
         let window = self.window.map(|w| w as usize);
         let mask = if self.causal {
             let hide = move |i: usize, j: usize| j > i || window.is_some_and(|w| j + w <= i);
@@ -433,21 +462,21 @@ impl crate::candle::build::Build for MultiHeadAttention {
                 }
                 t.reshape((n, kvh, 1, l, dh))?.broadcast_as((n, kvh, rep, l, dh))?.contiguous()?.reshape((n, h, l, dh))
             };
-            let mut qh = split(pq.forward(xq)?, lq, h)?;
-            let mut kh = split(pk.forward(xk)?, lk, kvh)?;
+            let mut qh = split(apply(&pq, &adapters[0], xq)?, lq, h)?;
+            let mut kh = split(apply(&pk, &adapters[1], xk)?, lk, kvh)?;
             if let Some((cq, ck)) = &rope {
                 qh = rotate(&qh, cq)?;
                 kh = rotate(&kh, ck)?;
             }
             let kh = repeat(kh, lk)?;
-            let vh = repeat(split(pv.forward(xv)?, lk, kvh)?, lk)?;
+            let vh = repeat(split(apply(&pv, &adapters[2], xv)?, lk, kvh)?, lk)?;
             let mut s = (qh.matmul(&kh.t()?)? * scale)?;
             if let Some(m) = &mask {
                 s = s.broadcast_add(m)?;
             }
             let p = candle_nn::ops::softmax(&s, 3)?;
             let ctx = p.matmul(&vh)?.transpose(1, 2)?.contiguous()?.reshape((n, lq, d))?;
-            po.forward(&ctx)
+            apply(&po, &adapters[3], &ctx)
         }))
     }
 
@@ -466,6 +495,9 @@ impl crate::candle::build::Build for MultiHeadAttention {
     /// - rotary: per rotated tensor `x·cos` (X), `−x₂` (X/2), the `cat` (X), `·sin` (X) and the
     ///   sum (X), for Q (O_q) and K (O_kv); the cos and sin tables are constants
     ///   (`2·(L_q + L_k)·d_h·s`).
+    /// - `lora`: per adapted projection (rows R, output width W) `x·Aᵀ` (R·r), `·Bᵀ`, its scaled
+    ///   copy and the sum with the base output (R·W each) are kept; the peaks add the largest
+    ///   adapter's `R·r + 3·R·W` (approximate: not yet checked against a measurement).
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
         let (m, o, s) = (self, at.o(), at.s);
@@ -497,7 +529,23 @@ impl crate::candle::build::Build for MultiHeadAttention {
         // The causal mask: an L_q×L_k additive constant built once with the weights.
         let constants = if m.causal { lq * lk * s } else { 0 }
             + if m.rotary { 2 * (lq + lk) * (d / m.heads.max(1)) * s } else { 0 };
-        CandleLayer { output: oq, peak: proj_v.max(softmax).max(out_proj), retained, constants, ..Default::default() }
+        let (mut kept, mut most) = (0, 0);
+        if let Some(l) = &m.lora {
+            let (qs, ks) = (&at.inputs[0], at.inputs.get(1).unwrap_or(&at.inputs[0]));
+            let vs = at.inputs.get(2).unwrap_or(ks);
+            for (rows, _, outf) in m.lora_projections(qs, ks, vs).unwrap_or_default() {
+                let t = rows * l.rank * s + 3 * rows * outf * s;
+                kept += t;
+                most = most.max(t);
+            }
+        }
+        CandleLayer {
+            output: oq,
+            peak: proj_v.max(softmax).max(out_proj) + most,
+            retained: retained + kept,
+            constants,
+            ..Default::default()
+        }
     }
 }
 

@@ -812,14 +812,6 @@ pub struct Prepared {
 /// Errors: as [`measure`], but a run that fails only while running.
 pub fn prepare(a: &Analysis, s: &Settings) -> Result<Prepared, MeasureError> {
     let dtype = element_type(a, s)?;
-    if let Some(l) =
-        a.spec.layers.iter().find(|l| matches!(&l.kind, crate::kinds::Kind::MultiHeadAttention(m) if m.lora.is_some()))
-    {
-        return Err(MeasureError::Unsupported(format!(
-            "{}: layer \"{}\": measure does not build LoRA adapters on attention yet (the analysis and `netstat memory` count them); adapters on `linear` layers are built",
-            a.spec.file, l.id.name
-        )));
-    }
     let opened = device::open(s.device)?;
     let threads = candle_core::utils::get_num_threads();
     let options = memory_options(s);
