@@ -134,3 +134,29 @@ fn kv_cache_errors_are_usage_errors_at_the_layer() {
     let e = String::from_utf8(b).unwrap();
     assert!(e.contains("a KV cache serves causal attention"), "{e}");
 }
+
+#[test]
+fn kv_cache_csv_and_markdown() {
+    // TinyLlama-1.1B (22 layers, 4 kv heads of 64), f32, default context = the 128-token prompt
+    // + 1 = 129: 2 · 4 · 64 · 129 · 4 B = 264,192 B per layer, 22 · 264,192 = 5,812,224 B.
+    let run = |args: &[&str]| {
+        let out = Command::cargo_bin("netstat").unwrap().args(args).assert().success().get_output().stdout.clone();
+        String::from_utf8(out).unwrap()
+    };
+    let csv = run(&["memory", "specs/tinyllama-1.1b.yaml", "--kv-cache", "-f", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "layer,kv_heads,head_dim,cached_tokens,kv_cache_bytes");
+    assert_eq!(lines[1], "model.layers.0.self_attn,4,64,129,264192");
+    assert_eq!(lines.len(), 1 + 22 + 1);
+    assert_eq!(lines[23], "total,,,,5812224");
+    let md = run(&["memory", "specs/tinyllama-1.1b.yaml", "--prompt", "64", "--context", "2048", "-f", "markdown"]);
+    // 2 · 4 · 64 · 2,048 · 4 B = 4,194,304 B = 4.00 MiB per layer.
+    assert!(md.contains("| model.layers.21.self_attn | 4 | 64 | 2,048 | 4,194,304 | 4.00 MiB |"), "{md}");
+    assert!(md.contains("prefill of 64 tokens, decode step at context 2,048"), "{md}");
+    // CSV holds one table.
+    Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["memory", "specs/tinyllama-1.1b.yaml", "--kv-cache", "--timeline", "-f", "csv"])
+        .assert()
+        .code(2);
+}
