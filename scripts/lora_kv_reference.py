@@ -6,6 +6,10 @@ counted by PyTorch, transformers and PEFT themselves on the meta device (no weig
   on LlamaForCausalLM built from meta-llama/Meta-Llama-3-8B's config.json: trainable params
   (requires_grad) and all params (PEFT's print_trainable_parameters), and
   FlopCounterMode / 2 of one forward at 128 tokens (adapters included).
+- Saved tensors: PEFT LoRA r = 8 on fc1 of Linear(1024, 1024) → ReLU → Linear(1024, 10) (every
+  other parameter frozen) at batch 256, in f32 on the CPU: the bytes of the distinct storages
+  autograd saves (torch.autograd.graph.saved_tensors_hooks), parameters and the input excluded,
+  and the output's bytes.
 - KV cache: a forward of PROMPT tokens with use_cache=True (DynamicCache), then one decode step
   of 1 token at context CONTEXT (cache of CONTEXT - 1 tokens + the new one): the cache's key and
   value tensors' elements after the step (× 2 bytes for bf16) and FlopCounterMode / 2 of the step.
@@ -54,6 +58,35 @@ def lora():
             "all_params": total, "seq": 128, "macs": macs(lambda: m(ids(128)))}
 
 
+def saved():
+    from peft import LoraConfig, get_peft_model
+    nn = torch.nn
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.relu, self.fc2 = nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10)
+
+        def forward(self, x):
+            return self.fc2(self.relu(self.fc1(x)))
+
+    m = get_peft_model(M(), LoraConfig(r=8, lora_alpha=8, target_modules=["fc1"]))
+    x = torch.randn(256, 1024)
+    params = {p.untyped_storage().data_ptr() for p in m.parameters()}
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = m(x)
+    skip = params | {x.untyped_storage().data_ptr()}
+    return {"saved_bytes": sum(b for k, b in seen.items() if k not in skip),
+            "output_bytes": y.untyped_storage().nbytes(),
+            "trainable_params": sum(p.numel() for p in m.parameters() if p.requires_grad)}
+
+
 def kv(context):
     m = model()
     with torch.no_grad():
@@ -69,7 +102,8 @@ def kv(context):
 
 def main():
     res = {"llama-3-8b": {"lora": lora(), "kv_cache": kv(8192),
-                          "prefill_128_macs": macs(lambda: model()(ids(128)))}}
+                          "prefill_128_macs": macs(lambda: model()(ids(128)))},
+           "lora-mlp-saved": saved()}
     print(json.dumps(res, indent=2))
 
 

@@ -160,3 +160,23 @@ fn kv_cache_csv_and_markdown() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn lora_saved_tensors_match_pytorch() {
+    // PEFT LoRA r = 8 on fc1 of Linear(1024, 1024) → ReLU → Linear(1024, 10), batch 256, f32:
+    // autograd saves x·Aᵀ (256 · 8 · 4 = 8,192 B) and the ReLU output (256 · 1024 · 4 =
+    // 1,048,576 B) besides parameters and the input: 1,056,768 B (saved_tensors_hooks,
+    // tests/data/lora_kv_reference.json). netstat's saved activations add the output (10,240 B),
+    // which the caller holds. Trainable: 8 · 1024 + 1024 · 8 = 16,384.
+    let text: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/data/lora_kv_reference.json").unwrap()).unwrap();
+    let r = &text["lora-mlp-saved"];
+    let y = "name: t\ninput: [1024]\nbatch: 256\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024, lora: {rank: 8, alpha: 8}}\n  - {name: relu, kind: relu}\n  - {name: fc2, kind: linear, out_features: 10, trainable: false}\n";
+    let a = analyze(netstat::spec::parse_bytes("t.yaml", y.as_bytes()).unwrap()).unwrap();
+    let m = memory::model(&a, &Options::default()).unwrap();
+    let want = r["saved_bytes"].as_u64().unwrap() + r["output_bytes"].as_u64().unwrap();
+    assert_eq!(m.saved_activation_bytes, want);
+    assert_eq!(want, 8_192 + 1_048_576 + 10_240);
+    let trainable: u64 = a.layers.iter().map(|l| l.trainable_params).sum();
+    assert_eq!(trainable, r["trainable_params"].as_u64().unwrap());
+}
