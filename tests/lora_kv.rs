@@ -59,10 +59,11 @@ fn kv_cache_of_llama_3_8b_at_8192_tokens_is_one_gib() {
     assert_eq!(d.kv_cache_bytes, 1_073_741_824);
     assert_eq!(d.kv_cache_bytes, r["kv_cache"]["kv_cache_bytes_bf16"].as_u64().unwrap());
     assert_eq!(d.layers.len(), 32);
-    assert!(d
-        .layers
-        .iter()
-        .all(|l| (l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes) == (8, 128, 8192, 33_554_432)));
+    // Per layer the step's q·Kᵀ and attn·V: 2 · 8,192 · 4,096 = 67,108,864 MACs.
+    let per_layer = (8, 128, 8192, 33_554_432, 67_108_864);
+    assert!(d.layers.iter().all(|l| {
+        (l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes, l.decode_step_attention_macs) == per_layer
+    }));
     // Prefill of the spec's 128 tokens: the analysis' MACs (FlopCounterMode's 964,891,246,592);
     // its cache 2 · 32 · 8 · 128 · 128 · 2 = 16,777,216 B.
     assert_eq!(d.prompt_tokens, 128);
@@ -106,7 +107,7 @@ fn kv_cache_cli_json_and_table() {
         .clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("total (32 layers)"), "{text}");
-    assert!(text.contains("1,073,741,824  1.00 GiB"), "{text}");
+    assert!(text.contains("1,073,741,824  1.00 GiB   2,147,483,648"), "{text}");
     assert!(text.contains("decode step (context 8,192): 9,652,142,080 MACs"), "{text}");
 }
 
@@ -145,13 +146,15 @@ fn kv_cache_csv_and_markdown() {
     };
     let csv = run(&["memory", "specs/tinyllama-1.1b.yaml", "--kv-cache", "-f", "csv"]);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "layer,kv_heads,head_dim,cached_tokens,kv_cache_bytes");
-    assert_eq!(lines[1], "model.layers.0.self_attn,4,64,129,264192");
+    assert_eq!(lines[0], "layer,kv_heads,head_dim,cached_tokens,kv_cache_bytes,decode_step_attention_macs");
+    // Attention of the step: 2 · 129 keys · 2,048 (D) = 528,384 MACs per layer, 11,624,448 in all.
+    assert_eq!(lines[1], "model.layers.0.self_attn,4,64,129,264192,528384");
     assert_eq!(lines.len(), 1 + 22 + 1);
-    assert_eq!(lines[23], "total,,,,5812224");
+    assert_eq!(lines[23], "total,,,,5812224,11624448");
     let md = run(&["memory", "specs/tinyllama-1.1b.yaml", "--prompt", "64", "--context", "2048", "-f", "markdown"]);
     // 2 · 4 · 64 · 2,048 · 4 B = 4,194,304 B = 4.00 MiB per layer.
-    assert!(md.contains("| model.layers.21.self_attn | 4 | 64 | 2,048 | 4,194,304 | 4.00 MiB |"), "{md}");
+    // Step attention 2 · 2,048 · 2,048 = 8,388,608 MACs per layer.
+    assert!(md.contains("| model.layers.21.self_attn | 4 | 64 | 2,048 | 4,194,304 | 4.00 MiB | 8,388,608 |"), "{md}");
     assert!(md.contains("prefill of 64 tokens, decode step at context 2,048"), "{md}");
     // CSV holds one table.
     Command::cargo_bin("netstat")

@@ -47,6 +47,8 @@ pub struct CacheLayer {
     pub cached_tokens: u64,
     /// `2 · kv_heads · head_dim · cached_tokens · batch · dtype bytes`.
     pub kv_cache_bytes: u64,
+    /// MACs of the decode step's `q·Kᵀ` and `attn·V` in this layer: `2 · batch · cached_tokens · D`.
+    pub decode_step_attention_macs: u64,
 }
 
 /// Prefill and one decode step of a decoder with a KV cache. Bytes, MACs, tokens.
@@ -181,6 +183,7 @@ pub fn decode(a: &Analysis, o: &Options, prompt: Option<u64>, context: Option<u6
                 head_dim: d / m.heads,
                 cached_tokens: m.keys_scored(context),
                 kv_cache_bytes: b,
+                decode_step_attention_macs: over,
             });
         }
         macs = add(macs, m_l, "MACs").map_err(at_input)?;
@@ -232,10 +235,16 @@ mod tests {
         // Params 80 + (64 + 32 + 32 + 64) + 80 = 352: 1,408 B of weights.
         let d = decode(&tiny(""), &Options::default(), None, Some(6)).unwrap();
         // Cache: 2 · 1 kv head · 4 · 6 tokens · 4 B = 192 B; after the 4-token prompt 128 B.
-        assert_eq!(
-            d.layers,
-            vec![CacheLayer { name: "attn".into(), kv_heads: 1, head_dim: 4, cached_tokens: 6, kv_cache_bytes: 192 }]
-        );
+        // Attention of the step: 2 · 1 · 6 keys · 8 = 96 MACs.
+        let want = CacheLayer {
+            name: "attn".into(),
+            kv_heads: 1,
+            head_dim: 4,
+            cached_tokens: 6,
+            kv_cache_bytes: 192,
+            decode_step_attention_macs: 96,
+        };
+        assert_eq!(d.layers, vec![want]);
         assert_eq!((d.kv_cache_bytes, d.prefill_kv_cache_bytes, d.prompt_tokens), (192, 128, 4));
         // Prefill MACs at 4 tokens: attention 4·(64 + 32 + 32 + 64) + 2·4·4·8 = 1,024, head
         // 4·80 = 320: 1,344. Decode step at 6: attention 192 + 2·1·6·8 = 288, head 80: 368.

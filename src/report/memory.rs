@@ -200,6 +200,7 @@ fn kv_cache_parts(d: &crate::memory::decode::Decode) -> (String, Vec<Vec<String>
                 count(l.cached_tokens),
                 count(l.kv_cache_bytes),
                 bytes(l.kv_cache_bytes),
+                count(l.decode_step_attention_macs),
             ]
         })
         .collect();
@@ -211,6 +212,7 @@ fn kv_cache_parts(d: &crate::memory::decode::Decode) -> (String, Vec<Vec<String>
         String::new(),
         count(d.kv_cache_bytes),
         bytes(d.kv_cache_bytes),
+        count(d.decode_step_attention_macs),
     ]);
     let lines = [
         format!(
@@ -234,8 +236,10 @@ fn kv_cache_parts(d: &crate::memory::decode::Decode) -> (String, Vec<Vec<String>
     (head, rows, lines)
 }
 
-/// Headers of the `--kv-cache` table (the second is the empty spacer column).
-const KV_HEADER: [&str; 7] = ["layer", "", "kv heads", "head dim", "tokens", "KV cache B", "KV cache"];
+/// Headers of the `--kv-cache` table (the second is the empty spacer column; the last: the
+/// decode step's `q·Kᵀ` and `attn·V` MACs in the layer).
+const KV_HEADER: [&str; 8] =
+    ["layer", "", "kv heads", "head dim", "tokens", "KV cache B", "KV cache", "step attn MACs"];
 
 fn heading(r: &Report, m: &MemoryReport) -> String {
     format!(
@@ -428,12 +432,27 @@ pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std:
 pub fn write_csv(m: &MemoryReport, out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
     if let Some(d) = m.kv_cache.as_ref().filter(|_| m.figures.timeline.is_empty() && m.sweep.is_none()) {
-        w.write_record(["layer", "kv_heads", "head_dim", "cached_tokens", "kv_cache_bytes"])?;
+        w.write_record([
+            "layer",
+            "kv_heads",
+            "head_dim",
+            "cached_tokens",
+            "kv_cache_bytes",
+            "decode_step_attention_macs",
+        ])?;
         for l in &d.layers {
-            let n = [l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes].map(|v| v.to_string());
-            w.write_record([l.name.as_str(), n[0].as_str(), n[1].as_str(), n[2].as_str(), n[3].as_str()])?;
+            let n = [l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes, l.decode_step_attention_macs]
+                .map(|v| v.to_string());
+            w.write_record([l.name.as_str(), &n[0], &n[1], &n[2], &n[3], &n[4]])?;
         }
-        w.write_record(["total", "", "", "", &d.kv_cache_bytes.to_string()])?;
+        w.write_record([
+            "total",
+            "",
+            "",
+            "",
+            &d.kv_cache_bytes.to_string(),
+            &d.decode_step_attention_macs.to_string(),
+        ])?;
     } else if !m.figures.timeline.is_empty() {
         w.write_record(["phase", "name", "live_bytes", "peak_bytes"])?;
         for s in &m.figures.timeline {
