@@ -19,8 +19,12 @@ pub struct LayerAnalysis {
     pub output: Shape,
     /// Shapes of the inputs, with batch.
     pub input_shapes: Vec<Shape>,
-    /// Trainable parameters (elements).
+    /// Parameters (elements), frozen ones included.
     pub params: u64,
+    /// Of `params`, those that train: 0 for a `trainable: false` layer (and a `shares:` one,
+    /// whose params are its owner's), a LoRA layer's adapters ([`crate::kinds::Op::adapter_tensors`]),
+    /// else all. The one place gradients, optimizer state and the `trainable` column read.
+    pub trainable_params: u64,
     /// Buffers such as BatchNorm running statistics (elements).
     pub buffers: u64,
     /// Multiply-accumulates over the batch (FLOPs = 2 · MACs).
@@ -170,6 +174,11 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
         if let Kind::Linear(Linear { tied_to: Some(target), .. }) = &l.kind {
             cost.params = tied_params(&spec, &weights, i, target, cost.params)?;
         }
+        let trainable_params = match op.adapter_tensors(&shapes).map_err(|e| at(e.message))? {
+            _ if !l.trainable => 0,
+            Some(t) => t.iter().try_fold(0u64, |s, &e| add(s, e, "trainable params")).map_err(at)?,
+            None => cost.params,
+        };
         let elems = cost.output.elements().map_err(at)?;
         let output_bytes = mul(elems, spec.dtype.size(), "output bytes").map_err(at)?;
         totals.params = add(totals.params, cost.params, "total params").map_err(at)?;
@@ -184,6 +193,7 @@ pub fn analyze(spec: Spec) -> Result<Analysis, SpecError> {
             output: cost.output,
             input_shapes: shapes,
             params: cost.params,
+            trainable_params,
             buffers: cost.buffers,
             macs: cost.macs,
             output_bytes,
@@ -242,6 +252,7 @@ fn resolve_shares(spec: &Spec, layers: &mut [LayerAnalysis], totals: &mut Totals
         }
         totals.params -= mine;
         layers[p].params = 0;
+        layers[p].trainable_params = 0;
         layers[p].shares = Some(owner);
     }
     Ok(())

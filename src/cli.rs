@@ -173,6 +173,19 @@ pub struct MemoryArgs {
     /// Also show a peer tool's memory figure, by its definition (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub memory_convention: Vec<crate::memory::Convention>,
+    /// Decoder inference with a KV cache: the prefill of the prompt, then one decode step;
+    /// the cache per attention layer, MACs and peak of each (docs/memory.md). Implied by
+    /// --context and --prompt.
+    #[arg(long)]
+    pub kv_cache: bool,
+    /// Tokens the decode step attends to, its own included (the cache holds this many after
+    /// it) [default: the prompt + 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub context: Option<u64>,
+    /// Tokens of the prompt the prefill runs on [default: the spec's sequence length, dim 0 of
+    /// its input].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub prompt: Option<u64>,
     /// Output format [default: from the extension of -o FILE (.md, .csv, .json, .tex, .html), else table].
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<Format>,
@@ -608,6 +621,12 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             "CSV holds one table: ask for --timeline or --sweep-batch, not both (JSON holds both)".into(),
         ));
     }
+    let kv = a.kv_cache || a.context.is_some() || a.prompt.is_some();
+    if format == Format::Csv && kv && (a.timeline || !a.sweep_batch.is_empty()) {
+        return Err(Error::Usage(
+            "CSV holds one table: ask for --kv-cache or --timeline/--sweep-batch, not both (JSON holds both)".into(),
+        ));
+    }
     // Each batch re-analyses the spec: 100,000 batch sizes on a 100,000-layer spec would be 10^10
     // layer analyses. A sweep is for a chart or a table; 64 sizes are plenty.
     if a.sweep_batch.len() > MAX_SWEEP {
@@ -653,6 +672,9 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     if !a.memory_convention.is_empty() {
         m.conventions = Some(mm::conventions(&analysis)?);
         m.shown = a.memory_convention.clone();
+    }
+    if a.kv_cache || a.context.is_some() || a.prompt.is_some() {
+        m.kv_cache = Some(mm::decode::decode(&analysis, &o, a.prompt, a.context)?);
     }
     let mut r = Report::new(&analysis);
     let mut buf = Vec::new();

@@ -56,6 +56,7 @@ fn printed() -> BTreeSet<String> {
             "--tensor-parallel",
             "2",
         ],
+        &["memory", "specs/tinyllama-1.1b.yaml", "--kv-cache", "--context", "256"],
         &["specs/alexnet-torchvision.yaml", "--explain"],
         &["diff", "specs/alexnet.yaml", "specs/alexnet-d2l.yaml"],
         &["measure", "specs/lenet.yaml", "--train", "--fake-timings", "--warmup", "0", "--iters", "1"],

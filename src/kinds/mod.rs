@@ -19,6 +19,7 @@ use crate::error::SpecError;
 use crate::shape::Shape;
 use crate::spec::fields::Fields;
 
+pub mod lora;
 pub mod window;
 
 /// What one layer costs, for given input shapes.
@@ -242,6 +243,16 @@ pub trait Op {
     fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
         let _ = inputs;
         Ok(Vec::new())
+    }
+
+    /// The parameter tensors that train when the kind itself freezes the rest: LoRA adapters
+    /// (`lora:`, [`lora`]), whose base weights and biases are frozen. `None` (the default):
+    /// every tensor of [`Op::param_tensors`] trains, unless the layer is `trainable: false`.
+    /// [`crate::analysis::LayerAnalysis::trainable_params`] sums them; gradients and optimizer
+    /// state ([`crate::memory`]) count these tensors only.
+    fn adapter_tensors(&self, inputs: &[Shape]) -> Result<Option<Vec<u64>>, KindError> {
+        let _ = inputs;
+        Ok(None)
     }
 
     /// int64 scalar buffers the layer keeps besides [`Cost::buffers`] (which counts elements of

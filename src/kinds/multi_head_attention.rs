@@ -26,7 +26,14 @@
 //!   keys ending at itself. MACs of the window only: the score and context matmuls count
 //!   `2·L_q·min(window, L_k)·D` (the band a sliding-window kernel computes; as with the causal
 //!   mask, the partial rows at the start count in full).
+//! - `lora: {rank, alpha, targets}` ([`super::lora`]; targets among `q`, `k`, `v`, `o`, default
+//!   `[q, v]`, PEFT's for LLaMA-family models): every projection's weights and biases are
+//!   frozen; each targeted projection `in → out` adds A (r·in) and B (out·r), trainable, and
+//!   `rows·in·r + rows·r·out` MACs (rows `N·L_q` for q and o, `N·L_k` for k and v), and saves
+//!   `x·Aᵀ` (rows·r). candle builds them as PEFT does: the projections frozen, A and B trainable
+//!   (`q_proj.lora_A.weight`, …).
 
+use super::lora::Target;
 use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
@@ -56,6 +63,8 @@ pub struct MultiHeadAttention {
     pub rope_theta: f64,
     /// Sliding-window length in keys (needs `causal`); `None` means unlimited.
     pub window: Option<u64>,
+    /// LoRA adapters on some projections (`lora:`); the base projections are then frozen.
+    pub lora: Option<super::lora::Lora>,
 }
 
 impl KindSpec for MultiHeadAttention {
@@ -71,6 +80,7 @@ impl KindSpec for MultiHeadAttention {
         "rotary",
         "rope_theta",
         "window",
+        "lora",
     ];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
         f.float("dropout")?;
@@ -93,6 +103,7 @@ impl KindSpec for MultiHeadAttention {
             ));
         }
         Ok(MultiHeadAttention {
+            lora: super::lora::Lora::parse(f, true)?,
             kv_heads,
             rotary: f.bool("rotary")?.unwrap_or(false),
             rope_theta: f.float("rope_theta")?.unwrap_or(10_000.0),
@@ -120,19 +131,40 @@ impl MultiHeadAttention {
         self.kv_heads.is_some_and(|kv| kv != self.heads)
     }
 
+    /// The LoRA-adapted projections for query `q`, key `k` and value `v` shapes (with batch),
+    /// in the order of `targets`: (rows, in, out) each. q: `N·L_q` rows, D → D; k: `N·L_k`,
+    /// k_dim → W_kv; v: `N·L_k`, v_dim → W_kv; o: `N·L_q`, D → D. Empty without `lora`.
+    pub fn lora_projections(&self, q: &Shape, k: &Shape, v: &Shape) -> Result<Vec<(u64, u64, u64)>, String> {
+        let Some(l) = &self.lora else { return Ok(Vec::new()) };
+        let (d, w) = (q.last(), self.kv_width(q.last()));
+        let (rq, rk) = (mul(q.0[0], q.0[1], "rows")?, mul(k.0[0], k.0[1], "rows")?);
+        Ok(l.targets
+            .iter()
+            .map(|t| match t {
+                Target::Q => (rq, d, d),
+                Target::K => (rk, k.last(), w),
+                Target::V => (rk, v.last(), w),
+                Target::O => (rq, d, d),
+            })
+            .collect())
+    }
+
+    /// MACs of the score and context matmuls (`Q·Kᵀ` and `A·V`) for `n` sequences of `lq`
+    /// queries over `lk` keys, embedding `d`: `2·n·L_q·min(window, L_k)·D`. A decode step with a
+    /// KV cache is `lq = 1` over the `lk` cached keys ([`crate::memory::decode`]).
+    pub fn score_macs(&self, n: u64, lq: u64, lk: u64, d: u64) -> Result<u64, String> {
+        checked_product(&[2, n, lq, self.keys_scored(lk), d])
+    }
+
     /// Keys each query row scores: `min(window, L_k)`.
     pub fn keys_scored(&self, lk: u64) -> u64 {
         self.window.map_or(lk, |w| w.min(lk))
     }
 }
 
-impl Op for MultiHeadAttention {
-    /// Parameter tensors: `in_proj_weight` (3·D·D when key and value are D wide; PyTorch keeps
-    /// `q/k/v_proj_weight` apart otherwise), `in_proj_bias` (3·D) and `out_proj.bias` (D) when
-    /// `bias`, `out_proj.weight` (D·D). Grouped-query attention (`kv_heads` < `heads`) has
-    /// Hugging Face's four projections: `q_proj` D·D, `k_proj` W_kv·k_dim, `v_proj` W_kv·v_dim,
-    /// `o_proj` D·D, then the biases D, W_kv, W_kv, D when `bias`.
-    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+impl MultiHeadAttention {
+    /// The projections' tensors, without adapters ([`Op::param_tensors`]).
+    fn base_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
         let q = &inputs[0];
         let k = inputs.get(1).unwrap_or(q);
         let v = inputs.get(2).unwrap_or(k);
@@ -157,6 +189,33 @@ impl Op for MultiHeadAttention {
             t.push(d);
         }
         Ok(t)
+    }
+}
+
+impl Op for MultiHeadAttention {
+    /// Parameter tensors: `in_proj_weight` (3·D·D when key and value are D wide; PyTorch keeps
+    /// `q/k/v_proj_weight` apart otherwise), `in_proj_bias` (3·D) and `out_proj.bias` (D) when
+    /// `bias`, `out_proj.weight` (D·D). Grouped-query attention (`kv_heads` < `heads`) has
+    /// Hugging Face's four projections: `q_proj` D·D, `k_proj` W_kv·k_dim, `v_proj` W_kv·v_dim,
+    /// `o_proj` D·D, then the biases D, W_kv, W_kv, D when `bias`.
+    /// With `lora`, then A and B of each target in order.
+    fn param_tensors(&self, inputs: &[Shape]) -> Result<Vec<u64>, KindError> {
+        let mut t = self.base_tensors(inputs)?;
+        t.extend(self.adapter_tensors(inputs)?.unwrap_or_default());
+        Ok(t)
+    }
+
+    /// With `lora`: A (r·in) and B (out·r) of each target train; every projection is frozen.
+    fn adapter_tensors(&self, inputs: &[Shape]) -> Result<Option<Vec<u64>>, KindError> {
+        let Some(l) = &self.lora else { return Ok(None) };
+        let q = &inputs[0];
+        let k = inputs.get(1).unwrap_or(q);
+        let v = inputs.get(2).unwrap_or(k);
+        let mut t = Vec::new();
+        for (_, inf, outf) in self.lora_projections(q, k, v)? {
+            t.extend(l.tensors(inf, outf)?);
+        }
+        Ok(Some(t))
     }
 
     /// Saved for backward: the inputs (for the in-projection weight gradients), the projected
@@ -228,6 +287,14 @@ impl Op for MultiHeadAttention {
             Saved::New { elements: lse, dtype: SavedDType::Accum, what: "log-sum-exp per row" }
         });
         s.push(Saved::New { elements: nlq, dtype: SavedDType::Activation, what: "context before out_proj" });
+        if let Some(l) = &self.lora {
+            let v = inputs.get(2).unwrap_or(k);
+            let mut e = 0u64;
+            for (rows, _, _) in self.lora_projections(q, k, v)? {
+                e = add(e, l.saved(rows)?, "saved elements")?;
+            }
+            s.push(Saved::New { elements: e, dtype: SavedDType::Activation, what: "LoRA x·Aᵀ" });
+        }
         Ok(s)
     }
 
@@ -269,17 +336,25 @@ impl Op for MultiHeadAttention {
             .into_iter()
             .try_fold(0u64, |a, w| add(a, w, "weights"))?;
         let biases = if self.bias { add(mul(2, d, "biases")?, mul(2, w, "biases")?, "biases")? } else { 0 };
-        let params = add(weights, biases, "params")?;
+        let mut params = add(weights, biases, "params")?;
+        let mut adapter_macs = 0u64;
+        if let Some(l) = &self.lora {
+            for (rows, inf, outf) in self.lora_projections(q, k, v)? {
+                params = add(params, l.params(inf, outf)?, "params")?;
+                adapter_macs = add(adapter_macs, l.macs(rows, inf, outf)?, "MACs")?;
+            }
+        }
         let proj = [
             checked_product(&[lq, d, d])?,
             checked_product(&[lk, kd, w])?,
             checked_product(&[lk, vd, w])?,
             checked_product(&[lq, d, d])?,
-            checked_product(&[2, lq, self.keys_scored(lk), d])?,
         ]
         .into_iter()
         .try_fold(0u64, |a, m| add(a, m, "MACs"))?;
-        let macs = mul(n, proj, "MACs")?;
+        let macs = [mul(n, proj, "MACs")?, self.score_macs(n, lq, lk, d)?, adapter_macs]
+            .into_iter()
+            .try_fold(0u64, |a, m| add(a, m, "MACs"))?;
         Ok(Cost { output: q.clone(), params, buffers: 0, macs })
     }
     fn arity(&self) -> (usize, usize) {
@@ -310,6 +385,9 @@ impl crate::candle::build::Build for MultiHeadAttention {
         let dh = d / h;
         let kvh = self.kv_heads.map_or(h, |k| k as usize);
         let wkv = kvh * dh;
+        // LoRA: the projections are frozen (plain tensors), each target gets trainable A and B.
+        let trainable = cx.trainable;
+        cx.trainable = trainable && self.lora.is_none();
         let mut proj = |name: &str, inf: usize, outf: usize| -> candle_core::Result<candle_nn::Linear> {
             let bound = 1.0 / (inf as f64).sqrt();
             let w = cx.param(&format!("{name}.weight"), &[outf, inf], bound)?;
@@ -318,6 +396,31 @@ impl crate::candle::build::Build for MultiHeadAttention {
         };
         let (pq, pk, pv, po) =
             (proj("q_proj", d, d)?, proj("k_proj", kd, wkv)?, proj("v_proj", vd, wkv)?, proj("out_proj", d, d)?);
+        cx.trainable = trainable;
+        type Adapter = Option<(candle_nn::Linear, candle_nn::Linear, f64)>;
+        let mut adapters: [Adapter; 4] = [None, None, None, None];
+        if let Some(l) = &self.lora {
+            let r = l.rank as usize;
+            for t in &l.targets {
+                let (i, name, inf, outf) = match t {
+                    Target::Q => (0, "q_proj", d, d),
+                    Target::K => (1, "k_proj", kd, wkv),
+                    Target::V => (2, "v_proj", vd, wkv),
+                    Target::O => (3, "out_proj", d, d),
+                };
+                let a = cx.param(&format!("{name}.lora_A.weight"), &[r, inf], 1.0 / (inf as f64).sqrt())?;
+                let b = cx.param(&format!("{name}.lora_B.weight"), &[outf, r], 1.0 / (r as f64).sqrt())?;
+                adapters[i] = Some((candle_nn::Linear::new(a, None), candle_nn::Linear::new(b, None), l.scaling()));
+            }
+        }
+        // `base(x) + ((x·Aᵀ)·Bᵀ)·α/r` where the projection has an adapter.
+        let apply = move |base: &candle_nn::Linear, ad: &Adapter, x: &Tensor| -> candle_core::Result<Tensor> {
+            let y = base.forward(x)?;
+            match ad {
+                Some((a, b, scaling)) => y + (b.forward(&a.forward(x)?)? * *scaling)?,
+                None => Ok(y),
+            }
+        };
         let window = self.window.map(|w| w as usize);
         let mask = if self.causal {
             let hide = move |i: usize, j: usize| j > i || window.is_some_and(|w| j + w <= i);
@@ -366,21 +469,21 @@ impl crate::candle::build::Build for MultiHeadAttention {
                 }
                 t.reshape((n, kvh, 1, l, dh))?.broadcast_as((n, kvh, rep, l, dh))?.contiguous()?.reshape((n, h, l, dh))
             };
-            let mut qh = split(pq.forward(xq)?, lq, h)?;
-            let mut kh = split(pk.forward(xk)?, lk, kvh)?;
+            let mut qh = split(apply(&pq, &adapters[0], xq)?, lq, h)?;
+            let mut kh = split(apply(&pk, &adapters[1], xk)?, lk, kvh)?;
             if let Some((cq, ck)) = &rope {
                 qh = rotate(&qh, cq)?;
                 kh = rotate(&kh, ck)?;
             }
             let kh = repeat(kh, lk)?;
-            let vh = repeat(split(pv.forward(xv)?, lk, kvh)?, lk)?;
+            let vh = repeat(split(apply(&pv, &adapters[2], xv)?, lk, kvh)?, lk)?;
             let mut s = (qh.matmul(&kh.t()?)? * scale)?;
             if let Some(m) = &mask {
                 s = s.broadcast_add(m)?;
             }
             let p = candle_nn::ops::softmax(&s, 3)?;
             let ctx = p.matmul(&vh)?.transpose(1, 2)?.contiguous()?.reshape((n, lq, d))?;
-            po.forward(&ctx)
+            apply(&po, &adapters[3], &ctx)
         }))
     }
 
@@ -400,6 +503,9 @@ impl crate::candle::build::Build for MultiHeadAttention {
     /// - rotary: per rotated tensor `x·cos` (X), `−x₂` (X/2), the `cat` (X), `·sin` (X) and the
     ///   sum (X), for Q (O_q) and K (O_kv); the cos and sin tables are constants
     ///   (`2·(L_q + L_k)·d_h·s`).
+    /// - `lora`: per adapted projection (rows R, output width W) `x·Aᵀ` (R·r), `·Bᵀ`, its scaled
+    ///   copy and the sum with the base output (R·W each) are kept; the peaks add the largest
+    ///   adapter's `R·r + 3·R·W` (approximate: not yet checked against a measurement).
     fn memory(&self, at: &crate::candle::model::At) -> crate::candle::model::CandleLayer {
         use crate::candle::model::{CandleLayer, MATMUL_TRANSIENT_BYTES};
         let (m, o, s) = (self, at.o(), at.s);
@@ -439,8 +545,23 @@ impl crate::candle::build::Build for MultiHeadAttention {
         // The causal mask: an L_q×L_k additive constant built once with the weights.
         let constants = if m.causal { lq * lk * s } else { 0 }
             + if m.rotary { 2 * (lq + lk) * (d / m.heads.max(1)) * s } else { 0 };
-        let peak = proj_v.max(repeat_v).max(rotation).max(softmax).max(out_proj);
-        CandleLayer { output: oq, peak, retained, constants, ..Default::default() }
+        let (mut kept, mut most) = (0, 0);
+        if let Some(l) = &m.lora {
+            let (qs, ks) = (&at.inputs[0], at.inputs.get(1).unwrap_or(&at.inputs[0]));
+            let vs = at.inputs.get(2).unwrap_or(ks);
+            for (rows, _, outf) in m.lora_projections(qs, ks, vs).unwrap_or_default() {
+                let t = rows * l.rank * s + 3 * rows * outf * s;
+                kept += t;
+                most = most.max(t);
+            }
+        }
+        CandleLayer {
+            output: oq,
+            peak: proj_v.max(repeat_v).max(rotation).max(softmax).max(out_proj) + most,
+            retained: retained + kept,
+            constants,
+            ..Default::default()
+        }
     }
 }
 
@@ -451,6 +572,58 @@ mod tests {
 
     fn s(v: &[u64]) -> Shape {
         Shape(v.to_vec())
+    }
+
+    #[test]
+    fn lora_on_llama_3_8b_attention() {
+        // Llama-3-8B self_attn (D 4096, 32 heads, 8 kv heads: W_kv 1024, no bias) on 1×128×4096
+        // with LoRA r = 16 on q, k, v, o: A and B per target (r·in + out·r)
+        //   q 16·4096 + 4096·16 = 131,072; k, v 16·4096 + 1024·16 = 81,920 each; o 131,072
+        //   → 425,984 trainable per layer; ×32 layers = 13,631,488, PEFT's
+        //   print_trainable_parameters for this config (tests/data/lora_kv_reference.json).
+        // MACs: rows·in·r + rows·r·out, 128 rows each: q, o 8,388,608 + 8,388,608 = 16,777,216;
+        //   k, v 8,388,608 + 2,097,152 = 10,485,760 → 54,525,952 over the base's.
+        let y = "{heads: 32, kv_heads: 8, bias: false, causal: true, lora: {rank: 16, alpha: 32, targets: [q, k, v, o]}}";
+        let m = parse::<MultiHeadAttention>(y).unwrap();
+        let base = parse::<MultiHeadAttention>("{heads: 32, kv_heads: 8, bias: false, causal: true}").unwrap();
+        let x = [s(&[1, 128, 4096])];
+        let (c, c0) = (m.analyze(&x).unwrap(), base.analyze(&x).unwrap());
+        assert_eq!(c.params - c0.params, 425_984);
+        assert_eq!(c.macs - c0.macs, 54_525_952);
+        let ad = m.adapter_tensors(&x).unwrap().unwrap();
+        assert_eq!(ad, vec![65_536, 65_536, 65_536, 16_384, 65_536, 16_384, 65_536, 65_536]);
+        let all = m.param_tensors(&x).unwrap();
+        assert_eq!(all.iter().sum::<u64>(), c.params);
+        assert_eq!(base.adapter_tensors(&x).unwrap(), None);
+        // Saved: x·Aᵀ of each target, 4 · 128·16 = 8,192 elements more.
+        let count = |v: Vec<Saved>| {
+            v.iter().map(|t| if let Saved::New { elements, .. } = t { *elements } else { 0 }).sum::<u64>()
+        };
+        let (sv, sv0) = (m.saved(&x, &c.output).unwrap(), base.saved(&x, &c0.output).unwrap());
+        assert_eq!(count(sv) - count(sv0), 8_192);
+    }
+
+    #[test]
+    fn lora_targets_default_to_q_v_and_are_checked() {
+        // PEFT's default target_modules for LLaMA-family models: q_proj, v_proj.
+        let m = parse::<MultiHeadAttention>("{heads: 2, lora: {rank: 2}}").unwrap();
+        assert_eq!(m.lora.unwrap().targets, vec![Target::Q, Target::V]);
+        let e = parse::<MultiHeadAttention>("{heads: 2, lora: {rank: 2, targets: [q, x]}}").unwrap_err();
+        assert!(e.to_string().contains("`lora.targets`: expected q, k, v or o, got"), "{e}");
+        let e = parse::<MultiHeadAttention>("{heads: 2, lora: {rank: 2, targets: [q, q]}}").unwrap_err();
+        assert!(e.to_string().contains("q is listed twice"), "{e}");
+        let e = parse::<MultiHeadAttention>("{heads: 2, lora: {rank: 2, targets: []}}").unwrap_err();
+        assert!(e.to_string().contains("expected a non-empty list"), "{e}");
+    }
+
+    #[test]
+    fn decode_step_scores_every_cached_key() {
+        // Llama-3-8B, one query over 8,192 keys: 2·1·1·8192·4096 = 67,108,864 MACs (q·Kᵀ and
+        // attn·V); with a 4,096 window, half.
+        let m = parse::<MultiHeadAttention>("{heads: 32, kv_heads: 8, causal: true}").unwrap();
+        assert_eq!(m.score_macs(1, 1, 8192, 4096).unwrap(), 67_108_864);
+        let w = parse::<MultiHeadAttention>("{heads: 32, causal: true, window: 4096}").unwrap();
+        assert_eq!(w.score_macs(1, 1, 8192, 4096).unwrap(), 33_554_432);
     }
 
     #[test]

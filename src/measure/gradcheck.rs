@@ -142,6 +142,39 @@ mod tests {
     }
 
     #[test]
+    fn lora_linear() {
+        // LoRA (Hu et al. 2021): the base weight and bias are frozen (plain tensors, no Var);
+        // A, B and the input must match finite differences.
+        ok("[5]", "kind: linear, out_features: 3, lora: {rank: 2, alpha: 4}");
+        ok("[4, 6]", "kind: linear, out_features: 3, bias: false, lora: {rank: 2}");
+        let y = one("[5]", "kind: linear, out_features: 3, lora: {rank: 2}");
+        let a = crate::analysis::analyze(crate::spec::parse_bytes("g.yaml", y.as_bytes()).unwrap()).unwrap();
+        let net = super::Net::build(&a, super::DType::F64, &super::Device::Cpu, 7, true).unwrap();
+        let mut vars: Vec<String> = net.params.vars.data().lock().unwrap().keys().cloned().collect();
+        vars.sort();
+        assert_eq!(vars, ["l.lora_A.weight", "l.lora_B.weight"]);
+        let frozen: Vec<&str> = net.params.frozen.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(frozen, ["l.weight", "l.bias"]);
+        // 5·3 + 3 frozen, 2·5 + 3·2 = 16 trained: all 34 are the analysis' params.
+        assert_eq!(net.params.elements(), a.totals.params);
+        assert_eq!(a.totals.params, 34);
+    }
+
+    #[test]
+    fn lora_attention() {
+        // Adapters on every projection of a grouped-query, rotary, causal attention: the frozen
+        // projections are no Var; A and B of each target and the input must check.
+        let layer = "kind: multi_head_attention, heads: 2, kv_heads: 1, causal: true, rotary: true, lora: {rank: 2, alpha: 4, targets: [q, k, v, o]}";
+        ok("[4, 8]", layer);
+        let a = crate::analysis::analyze(crate::spec::parse_bytes("g.yaml", one("[4, 8]", layer).as_bytes()).unwrap())
+            .unwrap();
+        let net = super::Net::build(&a, super::DType::F64, &super::Device::Cpu, 7, true).unwrap();
+        let vars = net.params.vars.data().lock().unwrap().len();
+        assert_eq!(vars, 8, "A and B of 4 targets");
+        assert_eq!(net.params.elements(), a.totals.params);
+    }
+
+    #[test]
     fn linear_and_batch_norm() {
         ok("[6]", "kind: linear, out_features: 4");
         ok("[3, 5]", "kind: linear, out_features: 2, bias: false");

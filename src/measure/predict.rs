@@ -84,7 +84,7 @@ pub fn feeds_output(a: &Analysis) -> Vec<bool> {
 pub fn uses_variable(a: &Analysis, l: &crate::analysis::LayerAnalysis) -> bool {
     let spec = a.layer_spec(l);
     let owner_trainable = |name: &str| a.spec.layers.iter().any(|o| o.id.name == name && o.trainable);
-    (l.params > 0 && spec.trainable)
+    l.trainable_params > 0
         || l.shares.is_some_and(|o| a.spec.layers[o].trainable)
         || matches!(&spec.kind, Kind::Linear(x) if x.tied_to.as_deref().is_some_and(owner_trainable))
 }

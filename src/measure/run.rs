@@ -172,10 +172,9 @@ impl Plan {
     fn new(a: &Analysis, s: &Settings, threads: u64, timeline: &[crate::memory::Stage]) -> Plan {
         let ds = a.spec.dtype.size();
         let weights = a.totals.params * ds;
-        let trainable = a.layers.iter().filter(|l| a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
+        let trainable = a.layers.iter().map(|l| l.trainable_params).sum::<u64>() * ds;
         let live = predict::feeds_output(a);
-        let grads =
-            a.layers.iter().filter(|l| live[l.index] && a.layer_spec(l).trainable).map(|l| l.params).sum::<u64>() * ds;
+        let grads = a.layers.iter().filter(|l| live[l.index]).map(|l| l.trainable_params).sum::<u64>() * ds;
         let out = &a.layers.last().map(|l| l.output.0.clone()).unwrap_or_default();
         let (retained, retained_total) = predict::retained(a, threads);
         let row = |phase| timeline.iter().find(|r| r.phase == phase).map_or(0, |r| r.live_bytes);

@@ -33,6 +33,7 @@
 //! and those downstream of one. Layers before the first trainable one save nothing.
 
 pub mod checkpoint;
+pub mod decode;
 pub mod devices;
 mod inference;
 pub mod parallel;
@@ -368,8 +369,8 @@ pub(crate) fn params_used<'a>(a: &'a Analysis, pos: &[usize], i: usize) -> impl 
     let l = &a.layers[pos[i]];
     let mut v = Vec::new();
     match l.shares {
-        Some(o) => v.push((o, a.layers[pos[o]].params)),
-        None => v.push((i, l.params)),
+        Some(o) => v.push((o, a.layers[pos[o]].trainable_params)),
+        None => v.push((i, l.trainable_params)),
     }
     if let crate::kinds::Kind::Linear(lin) = &spec.layers[i].kind {
         if let Some(j) = lin.tied_to.as_deref().and_then(|t| spec.layers.iter().position(|x| x.id.name == t)) {
@@ -476,7 +477,7 @@ impl Weights {
             if !ls.trainable || l.shares.is_some() {
                 continue;
             }
-            trainable = add(trainable, z.param_share(i, l.params)?, "params").map_err(ctx)?;
+            trainable = add(trainable, z.param_share(i, l.trainable_params)?, "params").map_err(ctx)?;
             let mut t = op.param_tensors(&l.input_shapes).map_err(|e| ctx(e.message))?;
             if let crate::kinds::Kind::Linear(lin) = &ls.kind {
                 if lin.tied_to.is_some() && !t.is_empty() {
@@ -489,6 +490,9 @@ impl Weights {
                     "internal: the kind lists parameter tensors of {sum} elements, its params are {}",
                     l.params
                 )));
+            }
+            if let Some(adapters) = op.adapter_tensors(&l.input_shapes).map_err(|e| ctx(e.message))? {
+                t = adapters; // LoRA: the base is frozen, only A and B train
             }
             tensors += t.len() as u64;
             for e in t {

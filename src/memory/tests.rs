@@ -185,6 +185,24 @@ fn frozen_layers_get_no_gradient_and_save_nothing_upstream() {
 }
 
 #[test]
+fn lora_trains_only_its_adapters() {
+    // fc1 (1024→1024) with LoRA r = 8: base 1024·1024 + 1024 = 1,049,600 frozen, A 8·1024 + B
+    // 1024·8 = 16,384 trained; fc2 (1024→10) frozen. Gradients 16,384 · 4 = 65,536 B; Adam
+    // 2 · 65,536 + 2 step counters (A, B) · 4 B = 131,080 B. Weights: all 1,076,234 params · 4.
+    let y = "name: t\ninput: [1024]\nlayers:\n  - {name: fc1, kind: linear, out_features: 1024, lora: {rank: 8}}\n  - {name: r, kind: relu}\n  - {name: fc2, kind: linear, out_features: 10, trainable: false}\n";
+    let m = mem(y, Options::default());
+    assert_eq!((m.gradient_bytes, m.optimizer_state_bytes), (65_536, 131_080));
+    assert_eq!(m.param_bytes, (1_049_600 + 16_384 + 10_250) * 4);
+    // Saved: fc1's x·Aᵀ (8 elements, 32 B; its input x is the network input, data), relu's
+    // output (4,096 B, also kept by fc2, frozen but on the gradient path) and the output (40 B).
+    assert_eq!(m.saved_activation_bytes, 32 + 4_096 + 40);
+    // --amp bf16: fp32 master weights of the adapters only, 16,384 · 4 = 65,536 B; bf16
+    // gradients 32,768 B.
+    let amp = mem(y, Options { amp: Some(Amp::Bf16), ..Options::default() });
+    assert_eq!((amp.master_weight_bytes, amp.gradient_bytes), (65_536, 32_768));
+}
+
+#[test]
 fn dropout_and_max_pool_save_masks_and_indices() {
     // Dropout on 1×1000 f32 in training: output 4,000 B + bool mask 1,000 B; in inference 0.
     let y = "name: t\ninput: [1000]\nlayers:\n  - {name: fc, kind: linear, out_features: 1000, in_features: 1000}\n  - {name: d, kind: dropout}\n";

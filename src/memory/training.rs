@@ -242,8 +242,8 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
                 let b = super::bytes_of(share, z.act).map_err(at)?;
                 transient = add(transient, b, "gradient bytes").map_err(at)?;
             } else {
-                // The first one becomes the owner's `.grad` (all of its parameters).
-                let all = z.param_share(o, a.layers[s.position[o]].params).map_err(at)?;
+                // The first one becomes the owner's `.grad` (all of its trainable parameters: a LoRA layer's adapters).
+                let all = z.param_share(o, a.layers[s.position[o]].trainable_params).map_err(at)?;
                 live.alloc(super::bytes_of(all, z.act).map_err(at)?).map_err(at)?;
                 param_grad[o] = true;
             }

@@ -69,13 +69,16 @@ pub struct MemoryReport {
     /// Which conventions were asked for.
     #[serde(skip)]
     pub shown: Vec<crate::memory::Convention>,
+    /// `--kv-cache`: prefill and one decode step of a decoder ([`crate::memory::decode`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_cache: Option<crate::memory::decode::Decode>,
 }
 
 impl MemoryReport {
     /// Only the figures (the summary under the default report).
     pub fn summary(mut figures: Memory) -> MemoryReport {
         figures.timeline.clear();
-        MemoryReport { figures, sweep: None, fit: None, conventions: None, shown: Vec::new() }
+        MemoryReport { figures, sweep: None, fit: None, conventions: None, shown: Vec::new(), kv_cache: None }
     }
 
     /// Precision in words: `f32`, or `bf16 + fp32 master` under `--amp`.
@@ -175,6 +178,70 @@ impl MemoryReport {
             .collect()
     }
 }
+
+/// The `--kv-cache` section: its heading, the per-layer cache rows (layer, "", kv heads, head
+/// dim, tokens, bytes, human bytes; then the total) and the prefill and decode-step lines.
+fn kv_cache_parts(d: &crate::memory::decode::Decode) -> (String, Vec<Vec<String>>, [String; 2]) {
+    use super::units::count;
+    let head = format!(
+        "decoder inference with a KV cache ({}, batch {}): prefill of {} tokens, decode step at context {}",
+        d.dtype,
+        d.batch,
+        count(d.prompt_tokens),
+        count(d.context_tokens)
+    );
+    let mut rows: Vec<Vec<String>> = d
+        .layers
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                String::new(),
+                count(l.kv_heads),
+                count(l.head_dim),
+                count(l.cached_tokens),
+                count(l.kv_cache_bytes),
+                bytes(l.kv_cache_bytes),
+                count(l.decode_step_attention_macs),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        format!("total ({} layers)", d.layers.len()),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        count(d.kv_cache_bytes),
+        bytes(d.kv_cache_bytes),
+        count(d.decode_step_attention_macs),
+    ]);
+    let lines = [
+        format!(
+            "prefill ({} tokens): {} MACs, peak {} at {} (KV cache {} included)",
+            count(d.prompt_tokens),
+            count(d.prefill_macs),
+            bytes(d.prefill_peak_bytes),
+            d.prefill_peak_layer,
+            bytes(d.prefill_kv_cache_bytes)
+        ),
+        format!(
+            "decode step (context {}): {} MACs ({} of them attention over the cached keys), peak {} at {} (KV cache {} included)",
+            count(d.context_tokens),
+            count(d.decode_step_macs),
+            count(d.decode_step_attention_macs),
+            bytes(d.decode_step_peak_bytes),
+            d.decode_step_peak_layer,
+            bytes(d.kv_cache_bytes)
+        ),
+    ];
+    (head, rows, lines)
+}
+
+/// Headers of the `--kv-cache` table (the second is the empty spacer column; the last: the
+/// decode step's `q·Kᵀ` and `attn·V` MACs in the layer).
+const KV_HEADER: [&str; 8] =
+    ["layer", "", "kv heads", "head dim", "tokens", "KV cache B", "KV cache", "step attn MACs"];
 
 /// `tensor parallel ×T`, for more than one device.
 fn tp(m: &Memory) -> Option<String> {
@@ -324,6 +391,12 @@ pub fn write_table(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std::io
     if let Some(f) = &m.fit {
         writeln!(out, "\n{}", fit_line(f))?;
     }
+    if let Some(d) = &m.kv_cache {
+        let (head, rows, lines) = kv_cache_parts(d);
+        writeln!(out, "\n{head}")?;
+        text_table(out, &KV_HEADER, &rows)?;
+        writeln!(out, "{}\n{}", lines[0], lines[1])?;
+    }
     let conv = m.convention_rows();
     if !conv.is_empty() {
         writeln!(out, "\npeers' figures (their definitions, not netstat's):")?;
@@ -366,6 +439,18 @@ pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std:
     if let Some(f) = &m.fit {
         writeln!(out, "\n{}.", fit_line(f))?;
     }
+    if let Some(d) = &m.kv_cache {
+        let (head, rows, lines) = kv_cache_parts(d);
+        writeln!(out, "\n{}:\n", super::grid::md_text(&head))?;
+        let rows = rows.into_iter().map(|mut r| {
+            r.remove(1);
+            r
+        });
+        let mut header = KV_HEADER.to_vec();
+        header.remove(1);
+        table(out, &header, 1, rows.collect())?;
+        writeln!(out, "\n- {}\n- {}", super::grid::md_text(&lines[0]), super::grid::md_text(&lines[1]))?;
+    }
     let conv = m.convention_rows();
     if !conv.is_empty() {
         writeln!(out, "\nPeers' figures (their definitions, not netstat's):\n")?;
@@ -377,10 +462,33 @@ pub fn write_markdown(r: &Report, m: &MemoryReport, out: &mut dyn Write) -> std:
 }
 
 /// Write `netstat memory` as CSV: the timeline with `--timeline`, else the sweep with
-/// `--sweep-batch`, else the figures as `figure,bytes` rows (one table per file).
+/// `--sweep-batch`, the KV cache per layer with `--kv-cache`, else the figures as
+/// `figure,bytes` rows (one table per file).
 pub fn write_csv(m: &MemoryReport, out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
-    if !m.figures.timeline.is_empty() {
+    if let Some(d) = m.kv_cache.as_ref().filter(|_| m.figures.timeline.is_empty() && m.sweep.is_none()) {
+        w.write_record([
+            "layer",
+            "kv_heads",
+            "head_dim",
+            "cached_tokens",
+            "kv_cache_bytes",
+            "decode_step_attention_macs",
+        ])?;
+        for l in &d.layers {
+            let n = [l.kv_heads, l.head_dim, l.cached_tokens, l.kv_cache_bytes, l.decode_step_attention_macs]
+                .map(|v| v.to_string());
+            w.write_record([l.name.as_str(), &n[0], &n[1], &n[2], &n[3], &n[4]])?;
+        }
+        w.write_record([
+            "total",
+            "",
+            "",
+            "",
+            &d.kv_cache_bytes.to_string(),
+            &d.decode_step_attention_macs.to_string(),
+        ])?;
+    } else if !m.figures.timeline.is_empty() {
         w.write_record(["phase", "name", "live_bytes", "peak_bytes"])?;
         for s in &m.figures.timeline {
             w.write_record([s.phase.name(), &s.name, &s.live_bytes.to_string(), &s.peak_bytes.to_string()])?;

@@ -79,8 +79,8 @@ pub struct LayerRow {
     pub output_shape: Vec<u64>,
     /// Parameters (elements), frozen ones included.
     pub params: u64,
-    /// Of `params`, those of a layer marked `trainable: false` (frozen: no gradient, no
-    /// optimizer state). Left out of JSON when 0.
+    /// Of `params`, the frozen ones (no gradient, no optimizer state): all of a layer marked
+    /// `trainable: false`, the base weights of a LoRA layer. Left out of JSON when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub frozen_params: u64,
     /// Non-trainable buffers such as BatchNorm running mean/var (elements).
@@ -103,7 +103,7 @@ pub struct LayerRow {
 pub struct TotalsRow {
     /// Σ params.
     pub params: u64,
-    /// Σ frozen params (`trainable: false`). Left out of JSON when 0.
+    /// Σ frozen params (`trainable: false` layers, LoRA bases). Left out of JSON when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub frozen_params: u64,
     /// Σ buffers.
@@ -169,7 +169,7 @@ impl Report {
                     kind: s.kind.name().to_owned(),
                     output_shape: l.output.0.clone(),
                     params: l.params,
-                    frozen_params: if s.trainable { 0 } else { l.params },
+                    frozen_params: l.params - l.trainable_params,
                     buffers: l.buffers,
                     macs: l.macs,
                     flops: l.flops(),
