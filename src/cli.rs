@@ -709,14 +709,10 @@ fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     }
     let d = report::dir::check(&g, &a.out);
     if d.is_clean() {
-        return writeln!(
-            stdout,
-            "{}: up to date ({} specs, {} files)",
-            a.out.display(),
-            g.reports.len(),
-            g.files.len()
-        )
-        .map_err(out);
+        let specs = g.reports.len();
+        let s = if specs == 1 { "" } else { "s" };
+        return writeln!(stdout, "{}: up to date ({specs} spec{s}, {} files)", a.out.display(), g.files.len())
+            .map_err(out);
     }
     for m in &d.moved {
         writeln!(stdout, "moved  {m}").map_err(out)?;

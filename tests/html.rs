@@ -132,9 +132,9 @@ fn report_check_covers_the_pages() {
         c
     };
     // 4 formats + params, MACs and memory charts + README.md = 8 files; with --html 2 more.
-    report(&["--html"]).assert().success().stdout(predicates::str::contains("wrote 10 files for 1 specs"));
+    report(&["--html"]).assert().success().stdout(predicates::str::contains("wrote 10 files for 1 spec"));
     assert!(out.join("lenet.html").is_file() && out.join("index.html").is_file());
-    report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 specs, 10 files)"));
+    report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 spec, 10 files)"));
     std::fs::write(out.join("lenet.html"), "changed").unwrap();
     report(&["--check"])
         .assert()
@@ -148,7 +148,7 @@ fn report_check_covers_the_pages() {
     std::fs::remove_file(out.join("index.html")).unwrap();
     report(&["--check"]).assert().code(1).stdout(predicates::str::contains("README.md: differs"));
     report(&[]).assert().success();
-    report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 specs, 8 files)"));
+    report(&["--check"]).assert().success().stdout(predicates::str::contains("up to date (1 spec, 8 files)"));
 }
 
 #[test]

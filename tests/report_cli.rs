@@ -49,7 +49,7 @@ fn report_writes_every_format_and_check_passes_on_it() {
         "{index}"
     );
     let out = netstat().arg("report").arg(&specs).arg("--out").arg(&reports).arg("--check").assert().success();
-    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("up to date (1 specs, 8 files)"));
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("up to date (1 spec, 8 files)"));
     // Regenerating gives the same bytes (deterministic output).
     let before: Vec<Vec<u8>> = files(&reports).iter().map(|f| std::fs::read(reports.join(f)).unwrap()).collect();
     netstat().arg("report").arg(&specs).arg("--out").arg(&reports).assert().success();
