@@ -199,6 +199,22 @@ class LstmLast(torch.nn.Module):
         return self.fc(h[-1])
 
 
+class Slices(torch.nn.Module):
+    """ONNX Slice on activations: conv 3→8 → x[:, :, 2:10] → x[..., ::2] → channels [:4] and
+    [4:] added → x[:, :, -4:] → 1×1 conv 4→2 → flatten → linear 64→10, on 3×16×16."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(4, 2, 1)
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        w = self.conv(x)[:, :, 2:10][..., ::2]
+        y = w[:, :4] + w[:, 4:]
+        return self.fc(torch.flatten(self.head(y[:, :, -4:]), 1))
+
+
 def export_legacy(name: str, model: torch.nn.Module, x: torch.Tensor) -> None:
     """PyTorch's legacy exporter (dynamo=False): no module paths, no shapes of inner values."""
     model.eval()
@@ -234,6 +250,7 @@ def fixtures():
         "lstm_last": lambda: export("lstm_last", LstmLast(), torch.randn(1, 5, 8)),
         "lstm_proj": lambda: export("lstm_proj", LstmProj(), torch.randn(1, 5, 8)),
         "dynamic": lambda: export("dynamic", Dynamic(), torch.randn(2, 3, 32, 32), dynamic_shapes=dyn),
+        "slices": lambda: export("slices", Slices(), torch.randn(1, 3, 16, 16)),
     }
 
 

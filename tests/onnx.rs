@@ -424,3 +424,46 @@ fn an_lstm_read_by_its_final_state_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn slices_of_activations_are_slice_layers() {
+    // scripts/make_onnx_fixtures.py `Slices`: PyTorch counts 884 params and FlopCounterMode / 2 =
+    // 56,192 MACs. By hand: conv 8·3·9 + 8 = 224 params, 16·16·8·27 = 55,296 MACs; head 2·4 + 2 =
+    // 10, 4·8·2·4 = 256; fc 64·10 + 10 = 650, 640. 224 + 10 + 650 = 884; 55,296 + 256 + 640 = 56,192.
+    let a = analyse("tests/fixtures/onnx/slices.onnx");
+    assert_eq!(totals(&a), (884, 56_192));
+    let want = [
+        ("conv", "conv2d", "1x8x16x16"),
+        // x[:, :, 2:10]: 10 − 2 = 8 rows.
+        ("slice", "slice", "1x8x8x16"),
+        // x[..., ::2]: ⌈16 / 2⌉ = 8 columns.
+        ("slice_1", "slice", "1x8x8x8"),
+        // x[:, :4] and x[:, 4:] of 8 channels.
+        ("slice_2", "slice", "1x4x8x8"),
+        ("slice_3", "slice", "1x4x8x8"),
+        ("add", "add", "1x4x8x8"),
+        // x[:, :, -4:] of 8 rows: 4.
+        ("slice_4", "slice", "1x4x4x8"),
+        ("head", "conv2d", "1x2x4x8"),
+        ("view", "flatten", "1x64"),
+        ("fc", "linear", "1x10"),
+    ];
+    let kinds: Vec<(String, String, String)> = rows(&a).into_iter().map(|r| (r.0, r.1, r.2)).collect();
+    assert_eq!(kinds, want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())));
+    assert!(rows(&a).iter().filter(|r| r.1 == "slice").all(|r| (r.3, r.4) == (0, 0)));
+
+    // The imported spec has the same rows, and candle builds and runs it (step 2 included).
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("slices.yaml");
+    let import = ["import", "tests/fixtures/onnx/slices.onnx", "-o"];
+    Command::cargo_bin("netstat").unwrap().args(import).arg(&yaml).assert().success();
+    assert_eq!(rows(&analyse(yaml.to_str().unwrap())), rows(&a));
+    let out = Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["measure", "tests/fixtures/onnx/slices.onnx", "--warmup", "1", "--iters", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("params built 884 = analysis"), "{text}");
+}

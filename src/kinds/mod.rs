@@ -379,6 +379,7 @@ kinds! {
     "permute" => Permute(permute::Permute),
     "transpose" => Transpose(transpose::Transpose),
     "select" => Select(select::Select),
+    "slice" => Slice(slice::Slice),
     "class_token" => ClassToken(class_token::ClassToken),
     "pos_embedding" => PosEmbedding(pos_embedding::PosEmbedding),
     "global_avg_pool" => GlobalAvgPool(global_avg_pool::GlobalAvgPool),

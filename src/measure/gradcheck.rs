@@ -301,6 +301,8 @@ mod tests {
         ok("[2, 3, 4]", "kind: permute, dims: [0, 2, 3, 1]");
         ok("[2, 3, 4]", "kind: transpose, dim0: 1, dim1: -1");
         ok("[3, 4]", "kind: select, dim: 1, index: -1");
+        ok("[3, 4]", "kind: slice, dim: 1, start: 1, end: 3");
+        ok("[2, 5]", "kind: slice, dim: -1, start: -4, step: 2");
         ok("[2, 3, 4]", "kind: global_avg_pool");
         ok("[3, 4]", "kind: class_token");
         ok("[3, 4]", "kind: pos_embedding, length: 5");

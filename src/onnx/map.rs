@@ -1133,6 +1133,10 @@ fn layer_of(
                 _ => return Err(format!("{op} of other than one constant scalar index")),
             }
         }
+        "Slice" => {
+            one("slice")?;
+            Mapped::Layer("slice", slice_fields(n, acts[0], consts, shapes)?)
+        }
         "BatchNormalization" => {
             if acts.len() != 1 || ins.first() != acts.first() || ins.len() != 5 {
                 return Err(format!("{op} with computed statistics"));
@@ -1385,6 +1389,77 @@ fn layer_of(
         }
         _ => return Err(op.to_string()),
     })
+}
+
+/// The fields of a `slice` layer from an ONNX `Slice` node on activation `x`: `starts`, `ends`,
+/// `axes` and `steps` from constant inputs (opset ≥ 10: Constant nodes or initializers) or from
+/// attributes (opset 1: `starts`, `ends`, `axes`; no steps). netstat's `slice` takes one axis:
+/// axes the node leaves whole (start 0, step 1, end past the declared size or at ONNX's INT64_MAX)
+/// are dropped, and a node that still slices several axes is unmapped, as is a negative step.
+/// Out-of-range starts and ends are written as given: the kind clamps them as ONNX does.
+fn slice_fields(
+    n: &NodeProto,
+    x: &str,
+    consts: &HashMap<String, Vec<f64>>,
+    shapes: &HashMap<&str, Vec<Option<u64>>>,
+) -> Result<Vec<(&'static str, String)>, Unmapped> {
+    let op = n.op_type.as_str();
+    let by_input = n.input.len() > 1;
+    let read = |i: usize, a: &str| -> Result<Option<Vec<i64>>, Unmapped> {
+        if !by_input {
+            return Ok(attr_ints(n, a));
+        }
+        match n.input.get(i).filter(|s| !s.is_empty()) {
+            // f64 → i64 saturates: ONNX's ±INT64_MAX bounds stay beyond any size.
+            Some(v) => consts
+                .get(v)
+                .map(|c| Some(c.iter().map(|&f| f as i64).collect()))
+                .ok_or_else(|| format!("{op} whose {a} netstat cannot read (not constant)")),
+            None => Ok(None),
+        }
+    };
+    let starts = read(1, "starts")?.ok_or_else(|| format!("{op} without starts"))?;
+    let ends = read(2, "ends")?.ok_or_else(|| format!("{op} without ends"))?;
+    let axes = read(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = if by_input { read(4, "steps")? } else { None }.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(format!("{op} whose starts, ends, axes and steps differ in length"));
+    }
+    let dims = shapes.get(x);
+    let size = |axis: i64| {
+        let d = dims?;
+        let a = if axis < 0 { axis + d.len() as i64 } else { axis };
+        d.get(usize::try_from(a).ok()?).copied().flatten()
+    };
+    let cut: Vec<usize> = (0..axes.len())
+        .filter(|&k| {
+            let whole_end = ends[k] >= i64::MAX / 2 || size(axes[k]).is_some_and(|s| ends[k] >= s as i64);
+            !(starts[k] == 0 && steps[k] == 1 && whole_end)
+        })
+        .collect();
+    let k = match cut[..] {
+        [k] => k,
+        [] if axes.is_empty() => return Err(format!("{op} of no axes")),
+        [] => 0,
+        _ => {
+            let a: Vec<i64> = cut.iter().map(|&k| axes[k]).collect();
+            return Err(format!(
+                "{op} of {} axes {a:?} at once (netstat's slice takes one axis; export one slice per axis)",
+                a.len()
+            ));
+        }
+    };
+    if steps[k] < 1 {
+        return Err(format!("{op} with step {} (netstat's slice takes steps ≥ 1)", steps[k]));
+    }
+    let mut f = vec![("dim", axes[k].to_string()), ("start", starts[k].to_string())];
+    if ends[k] < i64::MAX / 2 {
+        f.push(("end", ends[k].to_string()));
+    }
+    if steps[k] != 1 {
+        f.push(("step", steps[k].to_string()));
+    }
+    Ok(f)
 }
 
 /// An ONNX `LSTM`, `GRU` or `RNN` node reading its weights from initializers (ONNX operator
