@@ -8,7 +8,7 @@ kept), so a file is a few KiB to a few hundred KiB: netstat counts parameters fr
 never needs the values.
 
 Also specs/lstm-lm.yaml's model (lstm_lm), GRU and RNN (recurrent), ConvTranspose and Resize
-(tiny_unet), specs/unet-small.yaml's U-Net (unet_small: GroupNorm, attention), a model with symbolic batch, height and width (dynamic), an LSTM with proj_size
+(tiny_unet), specs/unet-small.yaml's U-Net (unet_small: GroupNorm, attention), a model with symbolic batch, height and width (dynamic), slices of activations (slices), an LSTM with proj_size
 (lstm_proj) and a classifier on an LSTM's h_n (lstm_last), which netstat refuses and, from the legacy exporter (dynamo=False), bare ONNX
 LSTM/GRU/RNN nodes (legacy_rnn).
 

@@ -1751,3 +1751,74 @@ mod resize_tests {
         assert!(fields(&resize(&["x", "", "sc"], "cubic"), &none).unwrap_err().contains("mode cubic"));
     }
 }
+
+#[cfg(test)]
+mod slice_tests {
+    use super::*;
+
+    fn slice(inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: "Slice".into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec!["y".into()],
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), ints: v.to_vec(), ..Default::default() }
+    }
+
+    fn fields(n: &NodeProto) -> Result<Vec<(&'static str, String)>, String> {
+        // x is 1×8×16×16; constants as Constant nodes or initializers would give them.
+        let consts: HashMap<String, Vec<f64>> = [
+            ("s2", vec![2.0]),
+            ("e10", vec![10.0]),
+            ("a2", vec![2.0]),
+            ("st2", vec![2.0]),
+            ("st_neg", vec![-1.0]),
+            ("max", vec![9.223372036854775807e18]),
+            ("s0", vec![0.0]),
+            ("s_two", vec![0.0, 2.0]),
+            ("e_two", vec![9.223372036854775807e18, 10.0]),
+            ("e_cut", vec![4.0, 10.0]),
+            ("a_two", vec![1.0, 2.0]),
+        ]
+        .map(|(k, v)| (k.into(), v))
+        .into();
+        let shapes: HashMap<&str, Vec<Option<u64>>> = [("x", vec![Some(1), Some(8), Some(16), Some(16)])].into();
+        let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+        match layer_of(n, &ins, &["x"], &HashMap::new(), &consts, &shapes)? {
+            Mapped::Layer("slice", f) => Ok(f),
+            _ => Err("not a slice".into()),
+        }
+    }
+
+    #[test]
+    fn onnx_slice_gives_one_slice_layer() {
+        let f = |k: &'static str, v: &str| (k, v.to_string());
+        // Opset ≥ 10, x[:, :, 2:10:2]: starts, ends, axes, steps as constant inputs.
+        assert_eq!(
+            fields(&slice(&["x", "s2", "e10", "a2", "st2"], vec![])).unwrap(),
+            [f("dim", "2"), f("start", "2"), f("end", "10"), f("step", "2")]
+        );
+        // No axes: axis 0 onwards; ONNX's INT64_MAX end is "to the end" (no `end` field).
+        assert_eq!(fields(&slice(&["x", "s2", "max"], vec![])).unwrap(), [f("dim", "0"), f("start", "2")]);
+        // Opset 1: attributes (no steps).
+        let attrs = vec![ints("starts", &[2]), ints("ends", &[10]), ints("axes", &[-1])];
+        assert_eq!(fields(&slice(&["x"], attrs)).unwrap(), [f("dim", "-1"), f("start", "2"), f("end", "10")]);
+        // Two axes, one of them whole (0 to INT64_MAX): the other is the layer.
+        assert_eq!(
+            fields(&slice(&["x", "s_two", "e_two", "a_two"], vec![])).unwrap(),
+            [f("dim", "2"), f("start", "2"), f("end", "10")]
+        );
+        // Refused: two axes cut, a negative step, a computed bound.
+        let two = fields(&slice(&["x", "s_two", "e_cut", "a_two"], vec![])).unwrap_err();
+        assert!(two.contains("of 2 axes [1, 2] at once"), "{two}");
+        let neg = fields(&slice(&["x", "s0", "max", "a2", "st_neg"], vec![])).unwrap_err();
+        assert!(neg.contains("step -1"), "{neg}");
+        let computed = fields(&slice(&["x", "shape_gather", "e10"], vec![])).unwrap_err();
+        assert!(computed.contains("starts netstat cannot read"), "{computed}");
+    }
+}
