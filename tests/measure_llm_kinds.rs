@@ -16,7 +16,8 @@
 //!   permuted, strided view);
 //! - tests/fixtures/recurrent_kinds.yaml: lstm (2 layers), gru (bidirectional), rnn (relu),
 //!   a time-major lstm;
-//! - tests/fixtures/image_kinds.yaml: group_norm, upsample nearest and bilinear.
+//! - tests/fixtures/image_kinds.yaml: group_norm, upsample nearest and bilinear, slice (a view;
+//!   step 3 of a strided input and step 2 of a contiguous one as index_select copies).
 //!
 //! One test function: the counting allocator is process-wide.
 
