@@ -1396,7 +1396,8 @@ fn layer_of(
 /// attributes (opset 1: `starts`, `ends`, `axes`; no steps). netstat's `slice` takes one axis:
 /// axes the node leaves whole (start 0, step 1, end past the declared size or at ONNX's INT64_MAX)
 /// are dropped, and a node that still slices several axes is unmapped, as is a negative step.
-/// Out-of-range starts and ends are written as given: the kind clamps them as ONNX does.
+/// Out-of-range starts and ends are written as given (the kind clamps them as ONNX does); the
+/// defaults (start 0, ONNX's INT64_MAX end, step 1) are left out.
 fn slice_fields(
     n: &NodeProto,
     x: &str,
@@ -1452,7 +1453,10 @@ fn slice_fields(
     if steps[k] < 1 {
         return Err(format!("{op} with step {} (netstat's slice takes steps ≥ 1)", steps[k]));
     }
-    let mut f = vec![("dim", axes[k].to_string()), ("start", starts[k].to_string())];
+    let mut f = vec![("dim", axes[k].to_string())];
+    if starts[k] != 0 {
+        f.push(("start", starts[k].to_string()));
+    }
     if ends[k] < i64::MAX / 2 {
         f.push(("end", ends[k].to_string()));
     }
@@ -1806,6 +1810,8 @@ mod slice_tests {
         );
         // No axes: axis 0 onwards; ONNX's INT64_MAX end is "to the end" (no `end` field).
         assert_eq!(fields(&slice(&["x", "s2", "max"], vec![])).unwrap(), [f("dim", "0"), f("start", "2")]);
+        // x[:, :, :10]: start 0 is the default, left out.
+        assert_eq!(fields(&slice(&["x", "s0", "e10", "a2"], vec![])).unwrap(), [f("dim", "2"), f("end", "10")]);
         // Opset 1: attributes (no steps).
         let attrs = vec![ints("starts", &[2]), ints("ends", &[10]), ints("axes", &[-1])];
         assert_eq!(fields(&slice(&["x"], attrs)).unwrap(), [f("dim", "-1"), f("start", "2"), f("end", "10")]);
