@@ -1160,6 +1160,11 @@ fn layer_of(
             if acts.len() != 1 || ins.first() != acts.first() || !pos_dims(w) {
                 return Err(format!("{op} with a computed weight or input"));
             }
+            // [c_out, c_in/groups, k…]: a weight of rank under 3 is no convolution (a fuzz input
+            // with a scalar weight indexed w[0] out of bounds).
+            if w.len() < 3 {
+                return Err(format!("{op} with a rank-{} weight (netstat has conv1d and conv2d)", w.len()));
+            }
             let bias = match ins.get(2) {
                 None => false,
                 Some(b) if is_weight(b) => true,
