@@ -487,7 +487,23 @@ fn analyze(a: AnalyzeArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             None => stdout.write_all(page.as_bytes()).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
         };
     }
-    emit(&r, format, a.output.as_deref(), stdout)
+    let done = emit(&r, format, a.output.as_deref(), stdout);
+    free_in_background(analysis.layers.len(), (analysis, r));
+    done
+}
+
+/// Frees `x` (a whole analysis and report) on a thread of its own, after the output is written.
+/// A 100,000-layer analysis and its report are millions of small allocations, about a tenth of
+/// the command's time to free (docs/performance.md); the command returns without waiting, and
+/// when it is `main`'s last step the process exits and frees it all at once. Specs under 10,000
+/// layers are freed in place (a thread costs more than that). If no thread can be started, `x`
+/// is freed in place.
+fn free_in_background<T: Send + 'static>(layers: usize, x: T) {
+    if layers < 10_000 {
+        return drop(x);
+    }
+    // On a failed spawn the closure, and `x` with it, is dropped here.
+    let _ = std::thread::Builder::new().name("free".into()).spawn(move || drop(x));
 }
 
 /// The headers `--columns` names, checked against the columns `r` has (case-insensitive; a CSV
@@ -741,6 +757,7 @@ fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         let mut r = Report::new(&an);
         let m = crate::memory::model(&an, &crate::memory::Options::default())?;
         r.memory = Some(report::memory::MemoryReport::summary(m));
+        free_in_background(an.layers.len(), an);
         Ok(r)
     };
     // The two specs are independent: analyse B on a second thread (parsing dominates; 100,000
@@ -757,6 +774,7 @@ fn diff(a: DiffArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let d = report::diff::DiffReport::new(&ra, &rb).with_files(&a.a, &a.b).with_changed_only(a.changed_only);
     let mut buf = Vec::new();
     d.write(Format::pick(a.format, a.output.as_deref()), &mut buf).expect("writing to memory cannot fail");
+    free_in_background(ra.layers.len().max(rb.layers.len()), (d, ra, rb));
     match a.output {
         Some(p) => report::write_atomic(&p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),

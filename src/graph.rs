@@ -35,8 +35,12 @@ impl Graph {
     /// Errors: an input naming no layer (with "did you mean"), a cycle.
     pub fn build(spec: &Spec) -> Result<Graph, SpecError> {
         let n = spec.layers.len();
-        let index: HashMap<&str, usize> =
-            spec.layers.iter().enumerate().map(|(i, l)| (l.id.name.as_str(), i)).collect();
+        // Names are looked up only for `inputs:`; a plain chain (most long specs) needs no index.
+        let index: HashMap<&str, usize> = if spec.layers.iter().any(|l| !l.inputs.is_empty()) {
+            spec.layers.iter().enumerate().map(|(i, l)| (l.id.name.as_str(), i)).collect()
+        } else {
+            HashMap::new()
+        };
         let mut inputs = Vec::with_capacity(n);
         for (i, l) in spec.layers.iter().enumerate() {
             if l.inputs.is_empty() {

@@ -460,23 +460,43 @@ pub(crate) fn check_keys(
     Ok(())
 }
 
+/// [`check_keys`] for a layer of a kind with fields `kind_fields`: the list of known fields
+/// (common ones first) is built only for the message of an unknown one.
+fn check_layer_keys(
+    file: &str,
+    entries: &[(Node, Node)],
+    kind_fields: &[&str],
+    id: &LayerRef,
+) -> Result<(), SpecError> {
+    let all_known = entries.iter().all(|(k, _)| {
+        matches!(&k.value, Value::Str(s) if COMMON_FIELDS.contains(&s.as_str()) || kind_fields.contains(&s.as_str()))
+    });
+    if all_known {
+        return Ok(());
+    }
+    let known: Vec<&str> = COMMON_FIELDS.iter().chain(kind_fields).copied().collect();
+    check_keys(file, entries, &known, Some(id))
+}
+
 fn parse_layer(file: &str, index: usize, node: Node) -> Result<LayerSpec, SpecError> {
     let n = &node;
-    let mut id = LayerRef { index, name: format!("#{index}"), kind: "?".into() };
+    // Before its name and kind are read, a layer is named by its index (`#3`) and kind `?`;
+    // built only for an error (100,000 layers would otherwise make 200,000 strings for nothing).
+    let unnamed = || LayerRef { index, name: format!("#{index}"), kind: "?".into() };
     let Value::Map(entries) = &n.value else {
         return Err(SpecError::new(
             file,
             n.loc,
             format!("expected a layer mapping with `name` and `kind`, got {}", fields::describe(n)),
         )
-        .in_layer(&id));
+        .in_layer(&unnamed()));
     };
-    match n.get("name") {
-        Some(Node { value: Value::Str(s), .. }) if !s.is_empty() => {
-            id.name = s.clone();
+    let name = match n.get("name") {
+        Some(Node { value: Value::Str(s), loc }) if !s.is_empty() => {
             if let Some(m) = bad_name(s) {
-                return Err(SpecError::new(file, n.get("name").map_or(n.loc, |v| v.loc), m).in_layer(&id));
+                return Err(SpecError::new(file, *loc, m).in_layer(&LayerRef { name: s.clone(), ..unnamed() }));
             }
+            s.clone()
         }
         Some(v) => {
             return Err(SpecError::new(
@@ -484,34 +504,34 @@ fn parse_layer(file: &str, index: usize, node: Node) -> Result<LayerSpec, SpecEr
                 v.loc,
                 format!("`name`: expected a non-empty string, got {}", fields::describe(v)),
             )
-            .in_layer(&id))
+            .in_layer(&unnamed()))
         }
-        None => return Err(SpecError::new(file, n.loc, "missing required field `name`").in_layer(&id)),
-    }
+        None => return Err(SpecError::new(file, n.loc, "missing required field `name`").in_layer(&unnamed())),
+    };
+    let named = |name: &str| LayerRef { name: name.to_owned(), ..unnamed() };
     let kind_name = match n.get("kind") {
-        Some(Node { value: Value::Str(s), .. }) => s.clone(),
+        Some(Node { value: Value::Str(s), .. }) => s.as_str(),
         Some(v) => {
             return Err(SpecError::new(file, v.loc, format!("`kind`: expected a string, got {}", fields::describe(v)))
-                .in_layer(&id))
+                .in_layer(&named(&name)))
         }
-        None => return Err(SpecError::new(file, n.loc, "missing required field `kind`").in_layer(&id)),
+        None => return Err(SpecError::new(file, n.loc, "missing required field `kind`").in_layer(&named(&name))),
     };
-    let Some(kind_fields) = Kind::fields(&kind_name) else {
+    let Some(kind_fields) = Kind::fields(kind_name) else {
         let loc = n.get("kind").map(|k| k.loc).unwrap_or(n.loc);
         return Err(SpecError::new(
             file,
             loc,
             format!(
                 "unknown kind \"{kind_name}\"{}; known kinds: {}",
-                did_you_mean(&kind_name, Kind::NAMES.iter().copied()),
+                did_you_mean(kind_name, Kind::NAMES.iter().copied()),
                 Kind::NAMES.join(", ")
             ),
         )
-        .in_layer(&id));
+        .in_layer(&named(&name)));
     };
-    id.kind = kind_name.clone();
-    let known: Vec<&str> = COMMON_FIELDS.iter().chain(kind_fields).copied().collect();
-    check_keys(file, entries, &known, Some(&id))?;
+    let id = LayerRef { index, name, kind: kind_name.to_owned() };
+    check_layer_keys(file, entries, kind_fields, &id)?;
     let f = Fields { file, node: n, layer: &id };
     let inputs = match f.get("inputs") {
         None => Vec::new(),
@@ -538,7 +558,7 @@ fn parse_layer(file: &str, index: usize, node: Node) -> Result<LayerSpec, SpecEr
         Some(Node { value: Value::Str(s), loc }) => Some(InputRef { name: s.clone(), loc: *loc }),
         Some(v) => return Err(f.err(v.loc, format!("`shares`: expected a layer name, got {}", fields::describe(v)))),
     };
-    let kind = Kind::parse(&kind_name, &f)?;
+    let kind = Kind::parse(kind_name, &f)?;
     Ok(LayerSpec { id, kind, inputs, trainable, shares, node, origin: blocks::Origin::default() })
 }
 
