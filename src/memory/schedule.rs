@@ -6,7 +6,7 @@
 
 use crate::analysis::Analysis;
 use crate::graph::Source;
-use crate::kinds::{Saved, SavedDType};
+use crate::kinds::{BackwardNode, BwdTensor, Saved, SavedDType};
 use crate::spec::loss::LossKind;
 
 /// Which pass a schedule describes.
@@ -59,6 +59,9 @@ pub struct NewSaved {
     pub elements: u64,
     /// Element type.
     pub dtype: SavedDType,
+    /// Its index in the kind's [`crate::kinds::Op::saved`] list (what a
+    /// [`BwdTensor::Saved`] names).
+    pub index: usize,
 }
 
 /// A group of layers trained with activation checkpointing (one block-instance copy): its
@@ -101,6 +104,9 @@ pub struct Schedule {
     /// Training: the tensors each layer's forward makes for its backward, by layer (empty for
     /// layers whose output needs no gradient, and in inference).
     pub saved_new: Vec<Vec<NewSaved>>,
+    /// Training: each layer's backward as autograd nodes ([`crate::kinds::Op::backward_nodes`];
+    /// checked against its saved and parameter tensors), by layer; `None`: one node.
+    pub backward_nodes: Vec<Option<Vec<BackwardNode>>>,
     /// The network outputs (layers nobody reads), in execution order.
     pub sinks: Vec<usize>,
     /// The layer whose output the loss reads, when the spec has a loss.
@@ -225,6 +231,7 @@ impl Schedule {
         // Training: gradients and saved tensors.
         let mut needs_grad = vec![false; n_layers];
         let mut saved_new = vec![Vec::new(); n_layers];
+        let mut backward_nodes = vec![None; n_layers];
         let mut saved_until: Vec<Option<usize>> = vec![None; n_layers];
         let mut shared_seen: std::collections::HashSet<(&'static str, u64)> = Default::default();
         // The replay of a unit: the earliest layer of the unit that saves each storage.
@@ -242,24 +249,27 @@ impl Schedule {
                 }
                 let l = &a.layers[position[i]];
                 let name = &spec.layers[i].id.name;
-                let saved = spec.layers[i]
-                    .kind
-                    .op()
-                    .saved(&l.input_shapes, &l.output)
-                    .map_err(|e| format!("layer \"{name}\": {}", e.message))?;
-                for s in saved {
+                let op = spec.layers[i].kind.op();
+                let err = |e: crate::kinds::KindError| format!("layer \"{name}\": {}", e.message);
+                let saved = op.saved(&l.input_shapes, &l.output).map_err(err)?;
+                if let Some(nodes) = op.backward_nodes(&l.input_shapes, &l.output).map_err(err)? {
+                    let tensors = op.param_tensors(&l.input_shapes).map_err(err)?.len();
+                    check_nodes(&nodes, &saved, tensors, a.graph.inputs[i].len()).map_err(|m| format!("layer \"{name}\": {m}"))?;
+                    backward_nodes[i] = Some(nodes);
+                }
+                for (index, s) in saved.into_iter().enumerate() {
                     let st = match s {
                         Saved::Input(j) => source_storage(&storage, a.graph.inputs[i][j]),
                         Saved::Output => storage[i],
                         Saved::New { elements, dtype, .. } => {
-                            saved_new[i].push(NewSaved { elements, dtype });
+                            saved_new[i].push(NewSaved { elements, dtype, index });
                             continue;
                         }
                         // The first layer (execution order) that keeps it makes it; its
                         // backward runs last of theirs.
                         Saved::Shared { elements, dtype, what } => {
                             if shared_seen.insert((what, elements)) {
-                                saved_new[i].push(NewSaved { elements, dtype });
+                                saved_new[i].push(NewSaved { elements, dtype, index });
                             }
                             continue;
                         }
@@ -346,6 +356,7 @@ impl Schedule {
             identity,
             needs_grad,
             saved_new,
+            backward_nodes,
             sinks,
             loss_input: if training { loss_input } else { None },
             units,
@@ -377,6 +388,50 @@ impl Schedule {
             }
         }
         v
+    }
+}
+
+/// Check a kind's backward nodes against what it declares: each [`BwdTensor::Saved`] names a
+/// [`Saved::New`] and is freed once, each parameter gradient is produced once, each temporary
+/// is allocated once before it is freed once, and every input index exists. A failure is a
+/// bug in the kind; the message says which rule.
+fn check_nodes(nodes: &[BackwardNode], saved: &[Saved], tensors: usize, inputs: usize) -> Result<(), String> {
+    let mut temps: Vec<(u8, u64, SavedDType)> = Vec::new();
+    let (mut freed, mut grads) = (vec![false; saved.len()], vec![false; tensors]);
+    for n in nodes {
+        for t in &n.allocs {
+            match *t {
+                BwdTensor::Temp { id, elements, dtype } => {
+                    if temps.iter().any(|&(i, ..)| i == id) {
+                        return Err(format!("backward node {}: temporary {id} allocated twice", n.node));
+                    }
+                    temps.push((id, elements, dtype));
+                }
+                BwdTensor::ParamGrad(k) if k < tensors && !grads[k] => grads[k] = true,
+                BwdTensor::InputGrad(j) if j < inputs => {}
+                _ => return Err(format!("backward node {}: cannot allocate {t:?}", n.node)),
+            }
+        }
+        for t in &n.frees {
+            match *t {
+                BwdTensor::Temp { id, elements, dtype } => match temps.iter().position(|&x| x == (id, elements, dtype)) {
+                    Some(p) => {
+                        temps.remove(p);
+                    }
+                    None => return Err(format!("backward node {}: frees temporary {id}, not allocated", n.node)),
+                },
+                BwdTensor::Saved(k) if matches!(saved.get(k), Some(Saved::New { .. })) && !freed[k] => freed[k] = true,
+                BwdTensor::OutputGrad => {}
+                _ => return Err(format!("backward node {}: cannot free {t:?}", n.node)),
+            }
+        }
+    }
+    if let Some(k) = grads.iter().position(|&g| !g) {
+        return Err(format!("no backward node produces the gradient of parameter tensor {k}"));
+    }
+    match temps.first() {
+        Some((id, ..)) => Err(format!("backward temporary {id} is never freed")),
+        None => Ok(()),
     }
 }
 
