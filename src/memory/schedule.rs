@@ -254,7 +254,8 @@ impl Schedule {
                 let saved = op.saved(&l.input_shapes, &l.output).map_err(err)?;
                 if let Some(nodes) = op.backward_nodes(&l.input_shapes, &l.output).map_err(err)? {
                     let tensors = op.param_tensors(&l.input_shapes).map_err(err)?.len();
-                    check_nodes(&nodes, &saved, tensors, a.graph.inputs[i].len()).map_err(|m| format!("layer \"{name}\": {m}"))?;
+                    check_nodes(&nodes, &saved, tensors, a.graph.inputs[i].len())
+                        .map_err(|m| format!("layer \"{name}\": {m}"))?;
                     backward_nodes[i] = Some(nodes);
                 }
                 for (index, s) in saved.into_iter().enumerate() {
@@ -414,7 +415,8 @@ fn check_nodes(nodes: &[BackwardNode], saved: &[Saved], tensors: usize, inputs: 
         }
         for t in &n.frees {
             match *t {
-                BwdTensor::Temp { id, elements, dtype } => match temps.iter().position(|&x| x == (id, elements, dtype)) {
+                BwdTensor::Temp { id, elements, dtype } => match temps.iter().position(|&x| x == (id, elements, dtype))
+                {
                     Some(p) => {
                         temps.remove(p);
                     }
@@ -463,5 +465,29 @@ fn hold_block_inputs(a: &Analysis, storage: &[Storage], position: &[usize], last
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::check_nodes;
+    use crate::kinds::{BackwardNode, BwdTensor, Saved, SavedDType};
+
+    #[test]
+    fn backward_nodes_must_match_what_the_kind_declares() {
+        let saved = [Saved::Input(0), Saved::New { elements: 4, dtype: SavedDType::Activation, what: "t" }];
+        let t = BwdTensor::Temp { id: 0, elements: 4, dtype: SavedDType::Activation };
+        let node = |allocs: Vec<BwdTensor>, frees: Vec<BwdTensor>| BackwardNode { node: "n", allocs, frees };
+        let ok = [
+            node(vec![t, BwdTensor::ParamGrad(0)], vec![BwdTensor::Saved(1)]),
+            node(vec![BwdTensor::InputGrad(0)], vec![t]),
+        ];
+        assert_eq!(check_nodes(&ok, &saved, 1, 1), Ok(()));
+        // A reference (input 0) is not the kind's to free; a temporary must be freed; every
+        // parameter gradient must be made; an input must exist.
+        assert!(check_nodes(&[node(vec![], vec![BwdTensor::Saved(0)])], &saved, 0, 1).is_err());
+        assert!(check_nodes(&[node(vec![t], vec![])], &saved, 0, 1).unwrap_err().contains("never freed"));
+        assert!(check_nodes(&[node(vec![], vec![])], &saved, 1, 1).unwrap_err().contains("parameter tensor 0"));
+        assert!(check_nodes(&[node(vec![BwdTensor::InputGrad(1)], vec![])], &saved, 0, 1).is_err());
     }
 }

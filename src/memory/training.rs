@@ -3,11 +3,11 @@
 //! The stages are listed in the module doc of [`super`] and in docs/memory.md.
 
 use super::schedule::{Release, Schedule, Storage};
-use crate::kinds::{BackwardNode, BwdTensor};
 use super::{grads_of, Data, Live, Phase, Sizes, Stage, Weights};
 use crate::analysis::Analysis;
 use crate::error::SpecError;
 use crate::graph::Source;
+use crate::kinds::{BackwardNode, BwdTensor};
 use crate::shape::add;
 use crate::spec::loss::LossKind;
 
