@@ -55,11 +55,10 @@ fn figure(m: &Value, name: &str) -> u64 {
 /// Rows netstat's model does not reach within 0.5%, each explained in docs/memory.md ("The tiny
 /// Llama and the LSTM language model"): Hugging Face's forward holds `inputs_embeds`, the causal
 /// mask, cos/sin and each attention's probabilities (bound to `_`) until the function holding
-/// them returns, and its gated MLP holds silu(gate), up and their product at once (inference
-/// peaks); ATen's unrolled LSTM accumulates `W_hh`'s gradient over the steps, the second step
-/// out of place (lstm-lm's batch-8 backward peak; `lstm` is one backward node).
+/// them returns, and its gated MLP holds silu(gate), up and their product at once (the
+/// inference peaks).
 const KNOWN_GAPS: &[(&str, &str, &str)] =
-    &[("tiny-llama", "1", "inference_peak"), ("tiny-llama", "8", "inference_peak"), ("lstm-lm", "8", "backward_peak")];
+    &[("tiny-llama", "1", "inference_peak"), ("tiny-llama", "8", "inference_peak")];
 
 #[test]
 fn eight_networks_within_half_a_percent_of_pytorch() {
@@ -163,4 +162,22 @@ fn tiny_llama_backward_peaks_node_by_node() {
     // Batch 1: 833,792 B at layer 1's gated MLP (PyTorch 833,872, its MulBackward0).
     let m = memory("tiny-llama", "1", "adam", &[]);
     assert_eq!((figure(&m, "backward_peak"), m["backward_peak_layer"].as_str()), (833_792, Some("model.layers.1.mlp")));
+}
+
+#[test]
+fn lstm_lm_backward_peak_at_the_second_step_of_layer_0() {
+    // lstm-lm, batch 8: before the LSTM's backward 97,856,832 B live (netstat's timeline, the
+    // decoder's row). Layer 1 (run first): the last step's gates' gradient comes and goes, W_hh's
+    // and b_hh's gradients stay (4,194,304 + 8,192); the second step's two W_hh-sized
+    // transients come and go; the input projection's W_ih and b_ih gradients stay (4,194,304 +
+    // 8,192) and layer 0's output gradient (280·512·4 = 573,440) is made, while layer 1's saved
+    // gates and states (7·35·8·512·4 = 4,014,080), its input (layer 0's output, 573,440) and the
+    // LSTM output's gradient (573,440) go: 97,856,832 + 8,404,992 + 573,440 − 5,160,960 =
+    // 101,674,304. Layer 0's last step adds W_hh and b_hh (4,202,496) → 105,876,800, and its
+    // second step's transients 2·4,194,304 give the peak 114,265,408 B. PyTorch: 114,232,640
+    // at the same TBackward0 add (+0.03%: netstat frees a layer's gates when the layer ends,
+    // PyTorch one step's, 7·8·512·4 = 114,688 B, sooner, while it holds a few 16,384 B cell
+    // gradients).
+    let m = memory("lstm-lm", "8", "adam", &[]);
+    assert_eq!((figure(&m, "backward_peak"), m["backward_peak_layer"].as_str()), (114_265_408, Some("lstm")));
 }
