@@ -121,7 +121,7 @@ pub enum BwdTensor {
     /// allocated once and freed by a later (or the same) node, with the same fields.
     Temp {
         /// The layer-local name.
-        id: u8,
+        id: u64,
         /// Number of elements (whole tensor, before any device split).
         elements: u64,
         /// Element type.

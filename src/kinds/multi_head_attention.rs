@@ -823,7 +823,9 @@ mod tests {
             .collect();
         freed.sort();
         assert_eq!(freed, [1, 2, 3, 5, 6]);
-        assert_eq!(nodes[1].allocs, [32, 32].map(|e| e).iter().enumerate().map(|(i, &e)| BwdTensor::Temp { id: 1 + i as u8, elements: e, dtype: SavedDType::Activation }).collect::<Vec<_>>());
+        // P·V's node: V's gradient as the matmul reads it (Q-sized, 32) and P's (32).
+        let t = |id| BwdTensor::Temp { id, elements: 32, dtype: SavedDType::Activation };
+        assert_eq!(nodes[1].allocs, [t(1), t(2)]);
         // Not measured, so one node: the fused path, full heads, two inputs, LoRA.
         for yaml in ["{heads: 2, kv_heads: 1, need_weights: false}", "{heads: 2}", "{heads: 2, kv_heads: 1, lora: {rank: 2}}"] {
             assert_eq!(parse::<MultiHeadAttention>(yaml).unwrap().backward_nodes(std::slice::from_ref(&x), &x).unwrap(), None, "{yaml}");

@@ -229,7 +229,7 @@ impl Recurrent {
         for l in (0..layers).rev() {
             let base = l * per_layer;
             let (w_ih, w_hh_t, b_ih, b_hh) = (base, base + 1, base + 2, base + 3);
-            let id = (l * 8) as u8;
+            let id = (l as u64) * 8;
             let mut allocs = vec![temp(id, gates), BwdTensor::ParamGrad(w_hh_t)];
             if self.bias {
                 allocs.push(BwdTensor::ParamGrad(b_hh));

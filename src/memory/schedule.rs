@@ -397,7 +397,7 @@ impl Schedule {
 /// is allocated once before it is freed once, and every input index exists. A failure is a
 /// bug in the kind; the message says which rule.
 fn check_nodes(nodes: &[BackwardNode], saved: &[Saved], tensors: usize, inputs: usize) -> Result<(), String> {
-    let mut temps: Vec<(u8, u64, SavedDType)> = Vec::new();
+    let mut temps: Vec<(u64, u64, SavedDType)> = Vec::new();
     let (mut freed, mut grads) = (vec![false; saved.len()], vec![false; tensors]);
     for n in nodes {
         for t in &n.allocs {
@@ -489,5 +489,31 @@ mod node_tests {
         assert!(check_nodes(&[node(vec![t], vec![])], &saved, 0, 1).unwrap_err().contains("never freed"));
         assert!(check_nodes(&[node(vec![], vec![])], &saved, 1, 1).unwrap_err().contains("parameter tensor 0"));
         assert!(check_nodes(&[node(vec![BwdTensor::InputGrad(1)], vec![])], &saved, 0, 1).is_err());
+    }
+
+    #[test]
+    fn every_kind_with_nodes_passes_the_check() {
+        // The kinds' own node lists, at sizes beyond the measured ones: a 40-layer LSTM
+        // (temporaries named per layer), a biased gated MLP, RMSNorm without γ, grouped
+        // attention without rotary.
+        use crate::kinds::test_util::parse;
+        use crate::kinds::{
+            gated_mlp::GatedMlp, lstm::Lstm, multi_head_attention::MultiHeadAttention, rms_norm::RmsNorm, Op,
+        };
+        use crate::shape::Shape;
+        let x = Shape(vec![2, 5, 8]);
+        let ops: Vec<Box<dyn Op>> = vec![
+            Box::new(parse::<Lstm>("{hidden_size: 4, num_layers: 40, batch_first: true}").unwrap()),
+            Box::new(parse::<GatedMlp>("{hidden: 6, bias: true}").unwrap()),
+            Box::new(parse::<RmsNorm>("{elementwise_affine: false}").unwrap()),
+            Box::new(parse::<MultiHeadAttention>("{heads: 4, kv_heads: 2, bias: true}").unwrap()),
+        ];
+        for op in ops {
+            let out = op.analyze(std::slice::from_ref(&x)).unwrap().output;
+            let inputs = std::slice::from_ref(&x);
+            let nodes = op.backward_nodes(inputs, &out).unwrap().expect("nodes");
+            let tensors = op.param_tensors(inputs).unwrap().len();
+            assert_eq!(check_nodes(&nodes, &op.saved(inputs, &out).unwrap(), tensors, 1), Ok(()));
+        }
     }
 }
