@@ -33,8 +33,12 @@ Models, layer for layer as their specs:
 Run (torch 2.x, transformers 5.x, CPU; under a minute):
     python3 scripts/pytorch_memory.py > /tmp/rows.csv
     python3 scripts/pytorch_memory.py counts     # params and FlopCounterMode / 2 on stderr
+    python3 scripts/pytorch_memory.py trace tiny-llama 8 > /tmp/trace.txt
 prints the CSV rows (net,batch,figure,optimizer,pytorch_bytes) and, on stderr, the saved-tensor
-cross-check and the parameter counts.
+cross-check and the parameter counts. `trace NET BATCH` prints one training step's timeline, one
+line per top-level ATen op: the live bytes at its end (what the peaks are taken from), the
+change, and the autograd node running it in backward; docs/memory.md's backward nodes of
+`gated_mlp`, `rms_norm`, grouped attention and `lstm` were read off it.
 """
 import subprocess
 import sys
@@ -118,6 +122,58 @@ def live_at(allocs, t):
     import bisect
 
     return allocs[1][bisect.bisect_right(allocs[0], t) - 1] if allocs[0] and t >= allocs[0][0] else 0
+
+
+def trace(net, batch):
+    """Print live bytes at the end of every top-level ATen op of one training step (no optimizer),
+    with the autograd node each backward op runs under."""
+    import bisect
+
+    import torch
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    if net == "lstm-lm":
+        torch.backends.mkldnn.enabled = False
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        seq, vocab = {"tiny-llama": (32, 128), "lstm-lm": (35, 10000)}[net]
+        ids = torch.randint(0, vocab, (batch, seq))
+        model, run, _ = build(net)
+        model.train()
+        out = run(ids)
+        with record_function("stage:backward"):
+            out.backward(torch.ones_like(out))
+    allocs, ops = [], []
+
+    def walk(e, in_aten, node):
+        if e.tag == _EventType.Allocation:
+            allocs.append((e.start_time_ns, e.typed[1].alloc_size))
+            return
+        if e.name.startswith("autograd::engine::evaluate_function:"):
+            node = e.name.split(": ", 1)[1]
+        aten = e.name.startswith("aten::")
+        if aten and not in_aten:
+            ops.append((e.end_time_ns, e.name, node))
+        for c in e.children:
+            walk(c, in_aten or aten, node)
+
+    for r in prof.profiler.kineto_results.experimental_event_tree():
+        walk(r, False, "")
+    allocs.sort()
+    times, running, total = [], [], 0
+    for t, b in allocs:
+        total += b
+        times.append(t)
+        running.append(total)
+    prev = 0
+    print("live_bytes,change,autograd_node,aten_op")
+    for t, name, node in sorted(ops):
+        i = bisect.bisect_right(times, t) - 1
+        live = running[i] if i >= 0 else 0
+        print(f"{live},{live - prev},{node},{name}")
+        prev = live
 
 
 def measure(net, batch, mode):
@@ -214,6 +270,9 @@ def counts():
 def main():
     if len(sys.argv) == 2 and sys.argv[1] == "counts":
         counts()
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "trace":
+        trace(sys.argv[2], int(sys.argv[3]))
         return
     if len(sys.argv) == 4:
         net, batch, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]

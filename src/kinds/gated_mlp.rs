@@ -13,7 +13,7 @@
 //! - MACs `R·(2·D·H + H·D_out)`: the three matmuls (the SiLU and the product are elementwise,
 //!   not counted, as for every activation).
 
-use super::{Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split, SplitAxis};
+use super::{BackwardNode, BwdTensor, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split, SplitAxis};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -54,6 +54,13 @@ impl GatedMlp {
         Ok(t)
     }
 
+    /// Values of each hidden tensor (gate, silu(gate), up, their product) for input `x`:
+    /// rows (the product of the leading dimensions) × H.
+    fn hidden_elements(&self, x: &Shape) -> Result<u64, KindError> {
+        let rows = x.elements()? / x.last().max(1);
+        Ok(checked_product(&[rows, self.hidden])?)
+    }
+
     /// MACs per row (token) for input width `d`: `2·D·H + H·D_out`.
     pub fn macs_per_row(&self, d: u64) -> Result<u64, KindError> {
         let (h, o) = (self.hidden, self.out_features.unwrap_or(d));
@@ -81,14 +88,44 @@ impl Op for GatedMlp {
     /// Saved for backward, as PyTorch's autograd keeps them for `LlamaMLP`: the input (read by
     /// `gate_proj` and `up_proj` for their weight gradients), the gate projection (SiLU saves its
     /// input), SiLU's output and the up projection (the product saves both factors), and the
-    /// product (read by `down_proj`): `4·R·H` values.
+    /// product (read by `down_proj`): four tensors of `R·H` values, listed apart (indices 1–4)
+    /// because each is freed by its own node ([`Op::backward_nodes`]).
     fn saved(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<Saved>, KindError> {
-        let rows = inputs[0].elements()? / inputs[0].last().max(1);
-        let elements = checked_product(&[4, rows, self.hidden])?;
-        Ok(vec![
-            Saved::Input(0),
-            Saved::New { elements, dtype: SavedDType::Activation, what: "gate, silu(gate), up, product" },
-        ])
+        let m = self.hidden_elements(&inputs[0])?;
+        let new = |what| Saved::New { elements: m, dtype: SavedDType::Activation, what };
+        Ok(vec![Saved::Input(0), new("gate projection"), new("silu(gate)"), new("up projection"), new("silu(gate)·up")])
+    }
+
+    /// `down(silu(gate(x)) ⊙ up(x))`'s backward as PyTorch's autograd runs it (nodes in reverse
+    /// creation order; M = R·H values; formulas from aten/derivatives.yaml): `down_proj`'s
+    /// `MmBackward0` (weight gradient `gradᵀ·p`, then the product's gradient `grad·W` (M); frees
+    /// the saved product and the output's gradient); `MulBackward0` (`grad·up` and
+    /// `grad·silu(gate)`, M each; frees silu(gate) and up); `up_proj`'s `MmBackward0` (its weight
+    /// gradient and the input's gradient); `SiluBackward0` (`silu_backward`, M; frees the gate
+    /// projection); `gate_proj`'s `MmBackward0` (its weight gradient and a second input gradient,
+    /// added into the first). A bias gradient (`grad.sum(0)`) comes with its weight's.
+    /// Measured: scripts/pytorch_memory.py's allocator trace of `LlamaMLP` (torch 2.15, CPU):
+    /// the batch-1 backward peak, 833,872 B, is `MulBackward0`'s.
+    fn backward_nodes(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<Vec<BackwardNode>>, KindError> {
+        let m = self.hidden_elements(&inputs[0])?;
+        let t = |id| BwdTensor::Temp { id, elements: m, dtype: SavedDType::Activation };
+        // Parameter tensors: gate, up, down weights (0, 1, 2), then their biases (3, 4, 5).
+        let grads = |w: usize| {
+            let mut v = vec![BwdTensor::ParamGrad(w)];
+            if self.bias {
+                v.push(BwdTensor::ParamGrad(w + 3));
+            }
+            v
+        };
+        let node = |node, allocs: Vec<BwdTensor>, frees: Vec<BwdTensor>| BackwardNode { node, allocs, frees };
+        let (x, out) = (BwdTensor::InputGrad(0), BwdTensor::OutputGrad);
+        Ok(Some(vec![
+            node("MmBackward0 (down_proj)", [grads(2), vec![t(0)]].concat(), vec![BwdTensor::Saved(4), out]),
+            node("MulBackward0 (silu(gate)·up)", vec![t(1), t(2)], vec![BwdTensor::Saved(2), BwdTensor::Saved(3), t(0)]),
+            node("MmBackward0 (up_proj)", [grads(1), vec![x]].concat(), vec![t(2)]),
+            node("SiluBackward0", vec![t(3)], vec![BwdTensor::Saved(1), t(1)]),
+            node("MmBackward0 (gate_proj)", [grads(0), vec![x]].concat(), vec![t(3)]),
+        ]))
     }
 
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
@@ -194,10 +231,40 @@ mod tests {
 
     #[test]
     fn saves_four_hidden_tensors() {
-        // 2×5×4, H 6: rows 10 → 4 · 10 · 6 = 240.
+        // 2×5×4, H 6: rows 10 → four tensors of 10 · 6 = 60 values, 240 in all.
         let k = parse::<GatedMlp>("{hidden: 6}").unwrap();
         let x = Shape(vec![2, 5, 4]);
         let s = k.saved(std::slice::from_ref(&x), &x).unwrap();
-        assert!(matches!(s[1], Saved::New { elements: 240, .. }));
+        assert_eq!(s[0], Saved::Input(0));
+        assert!(s[1..].iter().all(|s| matches!(s, Saved::New { elements: 60, .. })) && s.len() == 5);
+    }
+
+    #[test]
+    fn backward_nodes_free_each_saved_tensor_once() {
+        // 2×5×4, H 6: M = 60. Five nodes; every saved tensor (1–4) freed once, the temporaries
+        // 0–3 (M each) freed by the node that consumes them, every parameter gradient once.
+        let k = parse::<GatedMlp>("{hidden: 6, bias: true}").unwrap();
+        let x = Shape(vec![2, 5, 4]);
+        let nodes = k.backward_nodes(std::slice::from_ref(&x), &x).unwrap().unwrap();
+        let names: Vec<&str> = nodes.iter().map(|n| n.node).collect();
+        assert_eq!(
+            names,
+            ["MmBackward0 (down_proj)", "MulBackward0 (silu(gate)·up)", "MmBackward0 (up_proj)", "SiluBackward0", "MmBackward0 (gate_proj)"]
+        );
+        let mut freed: Vec<usize> = nodes.iter().flat_map(|n| &n.frees).filter_map(|t| match t {
+            BwdTensor::Saved(k) => Some(*k),
+            _ => None,
+        }).collect();
+        freed.sort();
+        assert_eq!(freed, [1, 2, 3, 4]);
+        let mut grads: Vec<usize> = nodes.iter().flat_map(|n| &n.allocs).filter_map(|t| match t {
+            BwdTensor::ParamGrad(k) => Some(*k),
+            _ => None,
+        }).collect();
+        grads.sort();
+        assert_eq!(grads, [0, 1, 2, 3, 4, 5]);
+        // The product's node holds two M-sized gradients at once.
+        let m = |id| BwdTensor::Temp { id, elements: 60, dtype: SavedDType::Activation };
+        assert_eq!(nodes[1].allocs, [m(1), m(2)]);
     }
 }

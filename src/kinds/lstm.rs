@@ -34,7 +34,8 @@ mod tests {
         // 1,576,960; layer 1 4·512·1024 + 8·512 = 2,101,248 → 3,678,208.
         let c = run::<Lstm>("{hidden_size: 512, num_layers: 2, batch_first: true}", &[1, 35, 256]).unwrap();
         assert_eq!(c.params, 3_678_208);
-        // Saved, N 2, T 3, H 4, 2 layers: per layer 7·3·2·4 = 168 → 336; layer 1's input 2·3·4 = 24.
+        // Saved, N 2, T 3, H 4, 2 layers: per layer 7·3·2·4 = 168 (one entry each); layer 1's
+        // input 2·3·4 = 24.
         let k = crate::kinds::test_util::parse::<Lstm>("{hidden_size: 4, num_layers: 2, batch_first: true}").unwrap();
         let x = Shape(vec![2, 3, 5]);
         let s = crate::kinds::Op::saved(&k, std::slice::from_ref(&x), &x).unwrap();
@@ -45,6 +46,6 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(news, vec![336, 24]);
+        assert_eq!(news, vec![168, 168, 24]);
     }
 }

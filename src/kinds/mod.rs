@@ -113,6 +113,47 @@ pub enum Saved {
     },
 }
 
+/// One tensor a backward node of a multi-op layer allocates or frees ([`Op::backward_nodes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BwdTensor {
+    /// An intermediate of the layer's backward (a gradient between its ops, or a temporary of
+    /// one derivative formula): `elements` of `dtype`, named `id` within the layer. Each is
+    /// allocated once and freed by a later (or the same) node, with the same fields.
+    Temp {
+        /// The layer-local name.
+        id: u64,
+        /// Number of elements (whole tensor, before any device split).
+        elements: u64,
+        /// Element type.
+        dtype: SavedDType,
+    },
+    /// The tensor at index `i` of [`Op::saved`]'s list, which must be a [`Saved::New`]: freed
+    /// when the autograd node that keeps it has run (PyTorch releases a node's saved variables
+    /// right after it, `retain_graph=False`).
+    Saved(usize),
+    /// The gradient of parameter tensor `i` of [`Op::param_tensors`] (becomes its `.grad`).
+    ParamGrad(usize),
+    /// A contribution to the gradient of the layer's input `i`: the gradient itself if none
+    /// exists yet, else a transient added into it (autograd's `InputBuffer` accumulation).
+    InputGrad(usize),
+    /// The gradient of the layer's output, freed by the node that consumes it.
+    OutputGrad,
+}
+
+/// One autograd node of a multi-op layer's backward (PyTorch runs a layer such as Hugging
+/// Face's `LlamaMLP` as several ATen ops, each with its own node): the tensors its ATen ops
+/// allocate, live together when it ends (the memory model samples the peak there), then those
+/// it frees. Views (`reshape`, `transpose` of a gradient) allocate nothing and are left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackwardNode {
+    /// The autograd node and what it differentiates, e.g. `"MulBackward0 (silu(gate)·up)"`.
+    pub node: &'static str,
+    /// Allocated by the node, in order.
+    pub allocs: Vec<BwdTensor>,
+    /// Freed when it ends: its consumed gradients, its temporaries, its saved tensors.
+    pub frees: Vec<BwdTensor>,
+}
+
 /// What a peer counter (torchinfo, fvcore, ptflops) sees of a layer: the facts
 /// [`crate::conventions`] applies each peer's rules to (the rules stay there, one function per
 /// peer; the facts are the kind's).
@@ -230,6 +271,18 @@ pub trait Op {
     fn saved(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<Saved>, KindError> {
         let _ = output;
         Ok((0..inputs.len()).map(Saved::Input).collect())
+    }
+
+    /// The layer's backward as the autograd nodes PyTorch runs for it, in the order it runs them
+    /// ([`BackwardNode`]); `None` (the default) means one node: the whole layer's gradients are
+    /// produced at once and its saved tensors freed when it ends. The memory model's training
+    /// walk ([`crate::memory`]) steps through the nodes, so a layer's saved tensors go op by op
+    /// and the gradients between its ops are counted. Every tensor a node lists must be one the
+    /// kind declares: [`BwdTensor::Saved`] a [`Saved::New`] of [`Op::saved`] (same `inputs`,
+    /// `output`), [`BwdTensor::ParamGrad`] a tensor of [`Op::param_tensors`] (each once).
+    fn backward_nodes(&self, inputs: &[Shape], output: &Shape) -> Result<Option<Vec<BackwardNode>>, KindError> {
+        let _ = (inputs, output);
+        Ok(None)
     }
 
     /// Element counts of the layer's parameter tensors, one entry per tensor as PyTorch

@@ -34,7 +34,7 @@
 //!   (`q_proj.lora_A.weight`, …).
 
 use super::lora::Target;
-use super::{expect_rank, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
+use super::{expect_rank, BackwardNode, BwdTensor, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -271,10 +271,12 @@ impl Op for MultiHeadAttention {
         // K and V as the matmuls (or the fused kernel) read them.
         let kv_width = if self.grouped() && self.need_weights { d } else { self.kv_width(d) };
         let nlk = checked_product(&[n, lk, kv_width])?;
-        let qkv = add(nlq, mul(nlk, 2, "saved elements")?, "saved elements")?;
         let mut s: Vec<Saved> = (0..inputs.len()).map(Saved::Input).collect();
-        let what = if self.grouped() && self.need_weights { "projected Q; K, V repeated to every head" } else { "projected Q, K, V" };
-        s.push(Saved::New { elements: qkv, dtype: SavedDType::Activation, what });
+        let repeated = self.grouped() && self.need_weights;
+        s.push(Saved::New { elements: nlq, dtype: SavedDType::Activation, what: "projected Q" });
+        for what in if repeated { ["K repeated to every head", "V repeated to every head"] } else { ["projected K", "projected V"] } {
+            s.push(Saved::New { elements: nlk, dtype: SavedDType::Activation, what });
+        }
         if self.rotary {
             let cos_sin = checked_product(&[2, lq, d / self.heads.max(1)])?;
             s.push(Saved::Shared { elements: cos_sin, dtype: SavedDType::Activation, what: "rotary cos, sin" });
@@ -296,6 +298,71 @@ impl Op for MultiHeadAttention {
             s.push(Saved::New { elements: e, dtype: SavedDType::Activation, what: "LoRA x·Aᵀ" });
         }
         Ok(s)
+    }
+
+    /// Grouped-query self-attention on the math path (Hugging Face's eager `LlamaAttention`:
+    /// `kv_heads` < `heads`, `need_weights: true`, one input, no `lora`) differentiated as
+    /// PyTorch's autograd runs it, nodes in reverse creation order (Q = N·L·D values, K_r the K
+    /// or V the matmuls read, N·L·D, K_w = N·L·W_kv, P = N·heads·L·L; formulas from
+    /// aten/derivatives.yaml):
+    /// `o_proj`'s `MmBackward0` (its weight gradient, the context's gradient Q; frees the
+    /// context and the output's gradient); `BmmBackward0` of `P·V` (V's gradient K_r, P's
+    /// gradient P; frees V); `SoftmaxBackward0` (P; frees the probabilities); the scaling's
+    /// `MulBackward0` (P); `BmmBackward0` of `Q·Kᵀ` (Q and K_r; frees Q and K); `repeat_kv`'s
+    /// `ExpandBackward0` for K, then V (a sum over each group, K_w each); with `rotary`, the
+    /// rotation's backward for K, then Q (the gradient before the rotation plus one
+    /// temporary of its size: `grad·sin` through `rotate_half`'s slices, then `grad·cos`
+    /// added); then for V, K, Q the heads' gradient made contiguous (a copy, `ViewBackward0`)
+    /// and the projection's `MmBackward0` (its weight gradient, a contribution to the input's
+    /// gradient). A bias gradient comes with its weight's. Measured: scripts/pytorch_memory.py's
+    /// allocator trace of the tiny Llama (torch 2.15, CPU). Other configurations (`nn`'s packed
+    /// in-projection, the fused path, cross-attention, LoRA) are one node.
+    fn backward_nodes(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<Vec<BackwardNode>>, KindError> {
+        if !(self.grouped() && self.need_weights && inputs.len() == 1 && self.lora.is_none()) {
+            return Ok(None);
+        }
+        let x = &inputs[0];
+        let (n, l, d) = (x.0[0], x.0[1], x.0[2]);
+        let q = checked_product(&[n, l, d])?;
+        let kw = checked_product(&[n, l, self.kv_width(d)])?;
+        let p = checked_product(&[n, self.heads, l, l])?;
+        let t = |id, elements| BwdTensor::Temp { id, elements, dtype: SavedDType::Activation };
+        let node = |node, allocs: Vec<BwdTensor>, frees: Vec<BwdTensor>| BackwardNode { node, allocs, frees };
+        // Saved: input 0, then Q 1, K 2, V 3, [cos/sin 4], probabilities, context.
+        let (sq, sk, sv) = (BwdTensor::Saved(1), BwdTensor::Saved(2), BwdTensor::Saved(3));
+        let sp = BwdTensor::Saved(if self.rotary { 5 } else { 4 });
+        let sc = BwdTensor::Saved(if self.rotary { 6 } else { 5 });
+        // Parameter tensors: q, k, v, o weights (0–3), then their biases (4–7).
+        let grads = |w: usize| {
+            let mut v = vec![BwdTensor::ParamGrad(w)];
+            if self.bias {
+                v.push(BwdTensor::ParamGrad(w + 4));
+            }
+            v
+        };
+        let mut nodes = vec![
+            node("MmBackward0 (o_proj)", [grads(3), vec![t(0, q)]].concat(), vec![sc, BwdTensor::OutputGrad]),
+            node("BmmBackward0 (probabilities·V)", vec![t(1, q), t(2, p)], vec![sv, t(0, q)]),
+            node("SoftmaxBackward0", vec![t(3, p)], vec![sp, t(2, p)]),
+            node("MulBackward0 (scores·scaling)", vec![t(4, p)], vec![t(3, p)]),
+            node("BmmBackward0 (Q·Kᵀ)", vec![t(5, q), t(6, q)], vec![t(4, p), sq, sk]),
+            node("ExpandBackward0 (repeat_kv K)", vec![t(7, kw)], vec![t(6, q)]),
+            node("ExpandBackward0 (repeat_kv V)", vec![t(8, kw)], vec![t(1, q)]),
+        ];
+        // The gradients of the projections' outputs (heads layout): K, Q after the rotation.
+        let (mut gk, mut gq) = (t(7, kw), t(5, q));
+        if self.rotary {
+            nodes.push(node("rotary backward (K)", vec![t(9, kw), t(10, kw)], vec![t(10, kw), gk]));
+            nodes.push(node("rotary backward (Q)", vec![t(11, q), t(12, q)], vec![t(12, q), gq]));
+            (gk, gq) = (t(9, kw), t(11, q));
+        }
+        for (grad, copy, w) in [(t(8, kw), t(13, kw), 2), (gk, t(14, kw), 1), (gq, t(15, q), 0)] {
+            let proj = ["MmBackward0 (q_proj)", "MmBackward0 (k_proj)", "MmBackward0 (v_proj)"][w];
+            let merge = ["ViewBackward0 (Q heads, contiguous)", "ViewBackward0 (K heads, contiguous)", "ViewBackward0 (V heads, contiguous)"][w];
+            nodes.push(node(merge, vec![copy], vec![grad]));
+            nodes.push(node(proj, [grads(w), vec![BwdTensor::InputGrad(0)]].concat(), vec![copy]));
+        }
+        Ok(Some(nodes))
     }
 
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
@@ -690,8 +757,8 @@ mod tests {
     #[test]
     fn grouped_rotary_saved_and_errors() {
         // 1×4×8, 2 heads, 1 kv head (W_kv 4), math path: Q 32 and K, V repeated to both heads
-        // 2·32 → 96 (rotary adds nothing); probabilities 2·4·4 = 32; context 32.
-        // Fused path: Q 32 and K, V at W_kv 2·16 → 64; log-sum-exp 2·4 = 8; context 32.
+        // 32 each (rotary adds nothing); probabilities 2·4·4 = 32; context 32.
+        // Fused path: Q 32 and K, V at W_kv 16 each; log-sum-exp 2·4 = 8; context 32.
         let x = s(&[1, 4, 8]);
         let news = |yaml: &str| -> Vec<u64> {
             parse::<MultiHeadAttention>(yaml)
@@ -705,9 +772,9 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(news("{heads: 2, kv_heads: 1, rotary: true}"), vec![96, 32, 32]);
-        assert_eq!(news("{heads: 2, kv_heads: 1}"), vec![96, 32, 32]);
-        assert_eq!(news("{heads: 2, kv_heads: 1, rotary: true, need_weights: false}"), vec![64, 8, 32]);
+        assert_eq!(news("{heads: 2, kv_heads: 1, rotary: true}"), vec![32, 32, 32, 32, 32]);
+        assert_eq!(news("{heads: 2, kv_heads: 1}"), vec![32, 32, 32, 32, 32]);
+        assert_eq!(news("{heads: 2, kv_heads: 1, rotary: true, need_weights: false}"), vec![32, 16, 16, 8, 32]);
         // Rotary: cos and sin of 4 positions × head size 4, 2·4·4 = 32, shared by every layer.
         let rotary = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true}").unwrap();
         let shared = Saved::Shared { elements: 32, dtype: SavedDType::Activation, what: "rotary cos, sin" };
@@ -720,7 +787,7 @@ mod tests {
 
     #[test]
     fn saves_qkv_probabilities_and_context() {
-        // ViT-B/16 self-attention, 1×197×768, 12 heads: Q, K, V 3 · 197·768 = 453,888;
+        // ViT-B/16 self-attention, 1×197×768, 12 heads: Q, K, V 197·768 = 151,296 each;
         // probabilities 12 · 197 · 197 = 465,708; context 197·768 = 151,296.
         let k = super::super::test_util::parse::<MultiHeadAttention>("{heads: 12}").unwrap();
         let x = Shape(vec![1, 197, 768]);
@@ -733,6 +800,37 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(news, vec![453_888, 465_708, 151_296]);
+        assert_eq!(news, vec![151_296, 151_296, 151_296, 465_708, 151_296]);
+    }
+
+    #[test]
+    fn grouped_math_path_backward_nodes() {
+        // 1×4×8, 2 heads, 1 kv head, rotary, no bias: Q 32, K_w 16, P 2·4·4 = 32. o_proj, P·V,
+        // softmax, scaling, Q·Kᵀ, the two repeat_kv sums, two rotations, then a copy and a
+        // projection each for V, K, Q: 15 nodes; saved Q, K, V, probabilities, context (1, 2,
+        // 3, 5, 6; 4 is cos/sin, shared) each freed once; the four weights' gradients.
+        let x = s(&[1, 4, 8]);
+        let k = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true, bias: false, causal: true}").unwrap();
+        let nodes = k.backward_nodes(std::slice::from_ref(&x), &x).unwrap().unwrap();
+        assert_eq!(nodes.len(), 15);
+        let mut freed: Vec<usize> = nodes
+            .iter()
+            .flat_map(|n| &n.frees)
+            .filter_map(|t| match t {
+                BwdTensor::Saved(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        freed.sort();
+        assert_eq!(freed, [1, 2, 3, 5, 6]);
+        // P·V's node: V's gradient as the matmul reads it (Q-sized, 32) and P's (32).
+        let t = |id| BwdTensor::Temp { id, elements: 32, dtype: SavedDType::Activation };
+        assert_eq!(nodes[1].allocs, [t(1), t(2)]);
+        // Not measured, so one node: the fused path, full heads, two inputs, LoRA.
+        for yaml in ["{heads: 2, kv_heads: 1, need_weights: false}", "{heads: 2}", "{heads: 2, kv_heads: 1, lora: {rank: 2}}"] {
+            assert_eq!(parse::<MultiHeadAttention>(yaml).unwrap().backward_nodes(std::slice::from_ref(&x), &x).unwrap(), None, "{yaml}");
+        }
+        let two = [x.clone(), x.clone()];
+        assert_eq!(parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1}").unwrap().backward_nodes(&two, &x).unwrap(), None);
     }
 }

@@ -35,7 +35,7 @@
 //! workspace of its own instead of the per-step values; cuDNN keeps its reserve space. Neither
 //! is modelled (docs/memory.md quotes the oneDNN figure).
 
-use super::{Cost, KindError, Saved, SavedDType};
+use super::{BackwardNode, BwdTensor, Cost, KindError, Saved, SavedDType};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -180,14 +180,87 @@ impl Recurrent {
         let (k, k0) = self.cell.saved_per_step();
         let nh = mul(n, h, "saved elements")?;
         let per_dir = mul(nh, add(mul(k, t, "saved elements")?, k0, "saved elements")?, "saved elements")?;
-        let states = checked_product(&[self.num_layers, self.dirs(), per_dir])?;
-        let between = checked_product(&[self.num_layers - 1, n, t, self.dirs(), h])?;
+        let states = mul(self.dirs(), per_dir, "saved elements")?;
+        let between = checked_product(&[n, t, self.dirs(), h])?;
+        // One entry per layer (both directions), then each inner layer's output: the backward
+        // nodes free them layer by layer.
         let mut s = vec![Saved::Input(0)];
-        s.push(Saved::New { elements: states, dtype: SavedDType::Activation, what: "gates and states of every step" });
-        if between > 0 {
-            s.push(Saved::New { elements: between, dtype: SavedDType::Activation, what: "inner layers' outputs" });
+        for _ in 0..self.num_layers {
+            s.push(Saved::New { elements: states, dtype: SavedDType::Activation, what: "gates and states of every step" });
+        }
+        for _ in 1..self.num_layers {
+            s.push(Saved::New { elements: between, dtype: SavedDType::Activation, what: "inner layer's output" });
         }
         Ok(s)
+    }
+
+    /// An LSTM's backward (one direction; others are one node) as ATen's native path runs it
+    /// (aten/src/ATen/native/RNN.cpp: `FullLayer` projects every step's input at once, then one
+    /// cell per step with `addmm(b_hh, h, W_hhᵀ)`), layer by layer from the last, in three nodes
+    /// each (G = N·4H, the gates' gradient of one step):
+    /// - the last step's cell and `AddmmBackward0`: its gates' gradient (G) and the first
+    ///   contributions to `W_hh`'s and `b_hh`'s gradients (they become `.grad`);
+    /// - the second step's `W_hh` contribution, added out of place (`TBackward0`'s buffer can
+    ///   not be stolen yet): the new gradient and the sum, two `W_hh`-sized transients (later
+    ///   steps add in place; the per-step cell gradients, a few N·H each, are not counted);
+    /// - `UnbindBackward0` (every step's gates' gradient stacked, T·G) and the input
+    ///   projection's `AddmmBackward0`: `W_ih`'s and `b_ih`'s gradients and the layer input's
+    ///   gradient (N·T·I_l); then the layer's saved gates and states, its input kept by the
+    ///   projection (an inner layer's output) and its output's gradient are freed.
+    ///
+    /// So the layer's saved values are freed when it ends, not step by step. Measured:
+    /// scripts/pytorch_memory.py's allocator trace of specs/lstm-lm.yaml (torch 2.15, CPU,
+    /// oneDNN off): the batch-8 backward peak, 114,232,640 B, is the second step of the second
+    /// layer run backward (layer 0): `W_hh` (4·512·512·4 = 4,194,304 B) three times.
+    pub fn backward_nodes(&self, inputs: &[Shape]) -> Result<Option<Vec<BackwardNode>>, KindError> {
+        if self.cell != Cell::Lstm || self.bidirectional {
+            return Ok(None);
+        }
+        let (n, t, i) = self.ntc(&inputs[0]);
+        let (h, layers) = (self.hidden_size, self.num_layers as usize);
+        let gates = checked_product(&[n, 4, h])?;
+        let w_hh = checked_product(&[4, h, h])?;
+        let per_layer = if self.bias { 4 } else { 2 };
+        let temp = |id, elements| BwdTensor::Temp { id, elements, dtype: SavedDType::Activation };
+        let mut nodes = Vec::new();
+        // The gradient of the current layer's output: the LSTM's output's, then each inner
+        // layer's, made by the layer above's input projection.
+        let mut out_grad = BwdTensor::OutputGrad;
+        for l in (0..layers).rev() {
+            let base = l * per_layer;
+            let (w_ih, w_hh_t, b_ih, b_hh) = (base, base + 1, base + 2, base + 3);
+            let id = (l as u64) * 8;
+            let mut allocs = vec![temp(id, gates), BwdTensor::ParamGrad(w_hh_t)];
+            if self.bias {
+                allocs.push(BwdTensor::ParamGrad(b_hh));
+            }
+            nodes.push(BackwardNode { node: "AddmmBackward0 (last step, h·W_hhᵀ)", allocs, frees: vec![temp(id, gates)] });
+            if t >= 2 {
+                let (a, b) = (temp(id + 1, w_hh), temp(id + 2, w_hh));
+                nodes.push(BackwardNode {
+                    node: "TBackward0 (second step: W_hh's gradient added out of place)",
+                    allocs: vec![a, b],
+                    frees: vec![a, b],
+                });
+            }
+            let stacked = temp(id + 3, checked_product(&[t, gates])?);
+            let in_grad = if l == 0 {
+                BwdTensor::InputGrad(0)
+            } else {
+                temp(id + 4, checked_product(&[n, t, self.width(l as u64, i)])?)
+            };
+            let mut allocs = vec![stacked, in_grad, BwdTensor::ParamGrad(w_ih)];
+            if self.bias {
+                allocs.push(BwdTensor::ParamGrad(b_ih));
+            }
+            let mut frees = vec![stacked, BwdTensor::Saved(1 + l), out_grad];
+            if l > 0 {
+                frees.push(BwdTensor::Saved(1 + layers + l - 1));
+            }
+            nodes.push(BackwardNode { node: "UnbindBackward0, AddmmBackward0 (input projection)", allocs, frees });
+            out_grad = in_grad;
+        }
+        Ok(Some(nodes))
     }
 
     /// Candle builder (see `Build for Rnn`).
@@ -357,6 +430,13 @@ macro_rules! recurrent_kind {
             }
             fn param_tensors(&self, inputs: &[$crate::shape::Shape]) -> Result<Vec<u64>, $crate::kinds::KindError> {
                 self.0.tensors(inputs[0].last())
+            }
+            fn backward_nodes(
+                &self,
+                inputs: &[$crate::shape::Shape],
+                _output: &$crate::shape::Shape,
+            ) -> Result<Option<Vec<$crate::kinds::BackwardNode>>, $crate::kinds::KindError> {
+                self.0.backward_nodes(inputs)
             }
             /// Peers: a module of no class they single out (torchinfo counts its weights once
             /// per output row; the others skip it).

@@ -6,7 +6,7 @@
 
 use crate::analysis::Analysis;
 use crate::graph::Source;
-use crate::kinds::{Saved, SavedDType};
+use crate::kinds::{BackwardNode, BwdTensor, Saved, SavedDType};
 use crate::spec::loss::LossKind;
 
 /// Which pass a schedule describes.
@@ -59,6 +59,9 @@ pub struct NewSaved {
     pub elements: u64,
     /// Element type.
     pub dtype: SavedDType,
+    /// Its index in the kind's [`crate::kinds::Op::saved`] list (what a
+    /// [`BwdTensor::Saved`] names).
+    pub index: usize,
 }
 
 /// A group of layers trained with activation checkpointing (one block-instance copy): its
@@ -101,6 +104,9 @@ pub struct Schedule {
     /// Training: the tensors each layer's forward makes for its backward, by layer (empty for
     /// layers whose output needs no gradient, and in inference).
     pub saved_new: Vec<Vec<NewSaved>>,
+    /// Training: each layer's backward as autograd nodes ([`crate::kinds::Op::backward_nodes`];
+    /// checked against its saved and parameter tensors), by layer; `None`: one node.
+    pub backward_nodes: Vec<Option<Vec<BackwardNode>>>,
     /// The network outputs (layers nobody reads), in execution order.
     pub sinks: Vec<usize>,
     /// The layer whose output the loss reads, when the spec has a loss.
@@ -225,6 +231,7 @@ impl Schedule {
         // Training: gradients and saved tensors.
         let mut needs_grad = vec![false; n_layers];
         let mut saved_new = vec![Vec::new(); n_layers];
+        let mut backward_nodes = vec![None; n_layers];
         let mut saved_until: Vec<Option<usize>> = vec![None; n_layers];
         let mut shared_seen: std::collections::HashSet<(&'static str, u64)> = Default::default();
         // The replay of a unit: the earliest layer of the unit that saves each storage.
@@ -242,24 +249,28 @@ impl Schedule {
                 }
                 let l = &a.layers[position[i]];
                 let name = &spec.layers[i].id.name;
-                let saved = spec.layers[i]
-                    .kind
-                    .op()
-                    .saved(&l.input_shapes, &l.output)
-                    .map_err(|e| format!("layer \"{name}\": {}", e.message))?;
-                for s in saved {
+                let op = spec.layers[i].kind.op();
+                let err = |e: crate::kinds::KindError| format!("layer \"{name}\": {}", e.message);
+                let saved = op.saved(&l.input_shapes, &l.output).map_err(err)?;
+                if let Some(nodes) = op.backward_nodes(&l.input_shapes, &l.output).map_err(err)? {
+                    let tensors = op.param_tensors(&l.input_shapes).map_err(err)?.len();
+                    check_nodes(&nodes, &saved, tensors, a.graph.inputs[i].len())
+                        .map_err(|m| format!("layer \"{name}\": {m}"))?;
+                    backward_nodes[i] = Some(nodes);
+                }
+                for (index, s) in saved.into_iter().enumerate() {
                     let st = match s {
                         Saved::Input(j) => source_storage(&storage, a.graph.inputs[i][j]),
                         Saved::Output => storage[i],
                         Saved::New { elements, dtype, .. } => {
-                            saved_new[i].push(NewSaved { elements, dtype });
+                            saved_new[i].push(NewSaved { elements, dtype, index });
                             continue;
                         }
                         // The first layer (execution order) that keeps it makes it; its
                         // backward runs last of theirs.
                         Saved::Shared { elements, dtype, what } => {
                             if shared_seen.insert((what, elements)) {
-                                saved_new[i].push(NewSaved { elements, dtype });
+                                saved_new[i].push(NewSaved { elements, dtype, index });
                             }
                             continue;
                         }
@@ -346,6 +357,7 @@ impl Schedule {
             identity,
             needs_grad,
             saved_new,
+            backward_nodes,
             sinks,
             loss_input: if training { loss_input } else { None },
             units,
@@ -380,6 +392,51 @@ impl Schedule {
     }
 }
 
+/// Check a kind's backward nodes against what it declares: each [`BwdTensor::Saved`] names a
+/// [`Saved::New`] and is freed once, each parameter gradient is produced once, each temporary
+/// is allocated once before it is freed once, and every input index exists. A failure is a
+/// bug in the kind; the message says which rule.
+fn check_nodes(nodes: &[BackwardNode], saved: &[Saved], tensors: usize, inputs: usize) -> Result<(), String> {
+    let mut temps: Vec<(u64, u64, SavedDType)> = Vec::new();
+    let (mut freed, mut grads) = (vec![false; saved.len()], vec![false; tensors]);
+    for n in nodes {
+        for t in &n.allocs {
+            match *t {
+                BwdTensor::Temp { id, elements, dtype } => {
+                    if temps.iter().any(|&(i, ..)| i == id) {
+                        return Err(format!("backward node {}: temporary {id} allocated twice", n.node));
+                    }
+                    temps.push((id, elements, dtype));
+                }
+                BwdTensor::ParamGrad(k) if k < tensors && !grads[k] => grads[k] = true,
+                BwdTensor::InputGrad(j) if j < inputs => {}
+                _ => return Err(format!("backward node {}: cannot allocate {t:?}", n.node)),
+            }
+        }
+        for t in &n.frees {
+            match *t {
+                BwdTensor::Temp { id, elements, dtype } => match temps.iter().position(|&x| x == (id, elements, dtype))
+                {
+                    Some(p) => {
+                        temps.remove(p);
+                    }
+                    None => return Err(format!("backward node {}: frees temporary {id}, not allocated", n.node)),
+                },
+                BwdTensor::Saved(k) if matches!(saved.get(k), Some(Saved::New { .. })) && !freed[k] => freed[k] = true,
+                BwdTensor::OutputGrad => {}
+                _ => return Err(format!("backward node {}: cannot free {t:?}", n.node)),
+            }
+        }
+    }
+    if let Some(k) = grads.iter().position(|&g| !g) {
+        return Err(format!("no backward node produces the gradient of parameter tensor {k}"));
+    }
+    match temps.first() {
+        Some((id, ..)) => Err(format!("backward temporary {id} is never freed")),
+        None => Ok(()),
+    }
+}
+
 /// Extend `last_use` so that each block's outside inputs live until the block's last layer.
 fn hold_block_inputs(a: &Analysis, storage: &[Storage], position: &[usize], last_use: &mut [usize]) {
     use std::collections::BTreeMap;
@@ -407,6 +464,56 @@ fn hold_block_inputs(a: &Analysis, storage: &[Storage], position: &[usize], last
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::check_nodes;
+    use crate::kinds::{BackwardNode, BwdTensor, Saved, SavedDType};
+
+    #[test]
+    fn backward_nodes_must_match_what_the_kind_declares() {
+        let saved = [Saved::Input(0), Saved::New { elements: 4, dtype: SavedDType::Activation, what: "t" }];
+        let t = BwdTensor::Temp { id: 0, elements: 4, dtype: SavedDType::Activation };
+        let node = |allocs: Vec<BwdTensor>, frees: Vec<BwdTensor>| BackwardNode { node: "n", allocs, frees };
+        let ok = [
+            node(vec![t, BwdTensor::ParamGrad(0)], vec![BwdTensor::Saved(1)]),
+            node(vec![BwdTensor::InputGrad(0)], vec![t]),
+        ];
+        assert_eq!(check_nodes(&ok, &saved, 1, 1), Ok(()));
+        // A reference (input 0) is not the kind's to free; a temporary must be freed; every
+        // parameter gradient must be made; an input must exist.
+        assert!(check_nodes(&[node(vec![], vec![BwdTensor::Saved(0)])], &saved, 0, 1).is_err());
+        assert!(check_nodes(&[node(vec![t], vec![])], &saved, 0, 1).unwrap_err().contains("never freed"));
+        assert!(check_nodes(&[node(vec![], vec![])], &saved, 1, 1).unwrap_err().contains("parameter tensor 0"));
+        assert!(check_nodes(&[node(vec![BwdTensor::InputGrad(1)], vec![])], &saved, 0, 1).is_err());
+    }
+
+    #[test]
+    fn every_kind_with_nodes_passes_the_check() {
+        // The kinds' own node lists, at sizes beyond the measured ones: a 40-layer LSTM
+        // (temporaries named per layer), a biased gated MLP, RMSNorm without γ, grouped
+        // attention without rotary.
+        use crate::kinds::test_util::parse;
+        use crate::kinds::{
+            gated_mlp::GatedMlp, lstm::Lstm, multi_head_attention::MultiHeadAttention, rms_norm::RmsNorm, Op,
+        };
+        use crate::shape::Shape;
+        let x = Shape(vec![2, 5, 8]);
+        let ops: Vec<Box<dyn Op>> = vec![
+            Box::new(parse::<Lstm>("{hidden_size: 4, num_layers: 40, batch_first: true}").unwrap()),
+            Box::new(parse::<GatedMlp>("{hidden: 6, bias: true}").unwrap()),
+            Box::new(parse::<RmsNorm>("{elementwise_affine: false}").unwrap()),
+            Box::new(parse::<MultiHeadAttention>("{heads: 4, kv_heads: 2, bias: true}").unwrap()),
+        ];
+        for op in ops {
+            let out = op.analyze(std::slice::from_ref(&x)).unwrap().output;
+            let inputs = std::slice::from_ref(&x);
+            let nodes = op.backward_nodes(inputs, &out).unwrap().expect("nodes");
+            let tensors = op.param_tensors(inputs).unwrap().len();
+            assert_eq!(check_nodes(&nodes, &op.saved(inputs, &out).unwrap(), tensors, 1), Ok(()));
         }
     }
 }

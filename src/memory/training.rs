@@ -7,6 +7,7 @@ use super::{grads_of, Data, Live, Phase, Sizes, Stage, Weights};
 use crate::analysis::Analysis;
 use crate::error::SpecError;
 use crate::graph::Source;
+use crate::kinds::{BackwardNode, BwdTensor};
 use crate::shape::add;
 use crate::spec::loss::LossKind;
 
@@ -208,47 +209,54 @@ pub(crate) fn walk(a: &Analysis, s: &Schedule, z: &Sizes, d: &Data, w: &Weights)
             }
             tl.push(Phase::Recompute, &unit.name, live.now, peak);
         }
-        let mut transient = 0u64;
-        let mut seen = Vec::new();
-        // An identity passes its output's gradient on as its input's (no node, no copy).
-        let pass_through = s.identity[i] && grad_live[i] && seed_layer != Some(i);
-        for &src in &a.graph.inputs[i] {
-            let Source::Layer(j) = src else { continue };
-            if !s.needs_grad[j] || seen.contains(&j) {
-                continue;
+        let plain = nodes_apply(a, s, z, i);
+        let peak = if let Some(nodes) = s.backward_nodes[i].as_ref().filter(|_| plain) {
+            // The kind's autograd nodes, one at a time.
+            let mut g = Grads { live: &mut grad_live, param: &mut param_grad, seed_layer, seed_held: &mut seed_held };
+            walk_nodes(a, s, z, i, nodes, &mut live, &mut g, &mut saved_new[i]).map_err(at)?
+        } else {
+            let mut transient = 0u64;
+            let mut seen = Vec::new();
+            // An identity passes its output's gradient on as its input's (no node, no copy).
+            let pass_through = s.identity[i] && grad_live[i] && seed_layer != Some(i);
+            for &src in &a.graph.inputs[i] {
+                let Source::Layer(j) = src else { continue };
+                if !s.needs_grad[j] || seen.contains(&j) {
+                    continue;
+                }
+                seen.push(j);
+                let b = z.output(a, j).map_err(at)?;
+                if grad_live[j] {
+                    transient = add(transient, b, "gradient bytes").map_err(at)?;
+                } else if pass_through {
+                    grad_live[i] = false;
+                    grad_live[j] = true;
+                } else {
+                    live.alloc(b).map_err(at)?;
+                    grad_live[j] = true;
+                }
             }
-            seen.push(j);
-            let b = z.output(a, j).map_err(at)?;
-            if grad_live[j] {
-                transient = add(transient, b, "gradient bytes").map_err(at)?;
-            } else if pass_through {
-                grad_live[i] = false;
-                grad_live[j] = true;
-            } else {
-                live.alloc(b).map_err(at)?;
-                grad_live[j] = true;
+            // ZeRO-3: the layer's parameters, gathered again for its backward.
+            transient = add(transient, gathered(a, s, z, i).map_err(at)?, "live bytes").map_err(at)?;
+            for (o, elems) in grads_of(a, &s.position, i) {
+                let share = z.param_share(o, elems).map_err(at)?;
+                if sharded_grads {
+                    // ZeRO-2/3: the whole gradient, reduce-scattered into the partition and freed.
+                    let b = super::bytes_of(share, z.act).map_err(at)?;
+                    transient = add(transient, b, "gradient bytes").map_err(at)?;
+                } else if param_grad[o] {
+                    // A second gradient for the same parameters: computed, then added in place.
+                    let b = super::bytes_of(share, z.act).map_err(at)?;
+                    transient = add(transient, b, "gradient bytes").map_err(at)?;
+                } else {
+                    // The first one becomes the owner's `.grad` (all of its trainable parameters: a LoRA layer's adapters).
+                    let all = z.param_share(o, a.layers[s.position[o]].trainable_params).map_err(at)?;
+                    live.alloc(super::bytes_of(all, z.act).map_err(at)?).map_err(at)?;
+                    param_grad[o] = true;
+                }
             }
-        }
-        // ZeRO-3: the layer's parameters, gathered again for its backward.
-        transient = add(transient, gathered(a, s, z, i).map_err(at)?, "live bytes").map_err(at)?;
-        for (o, elems) in grads_of(a, &s.position, i) {
-            let share = z.param_share(o, elems).map_err(at)?;
-            if sharded_grads {
-                // ZeRO-2/3: the whole gradient, reduce-scattered into the partition and freed.
-                let b = super::bytes_of(share, z.act).map_err(at)?;
-                transient = add(transient, b, "gradient bytes").map_err(at)?;
-            } else if param_grad[o] {
-                // A second gradient for the same parameters: computed, then added in place.
-                let b = super::bytes_of(share, z.act).map_err(at)?;
-                transient = add(transient, b, "gradient bytes").map_err(at)?;
-            } else {
-                // The first one becomes the owner's `.grad` (all of its trainable parameters: a LoRA layer's adapters).
-                let all = z.param_share(o, a.layers[s.position[o]].trainable_params).map_err(at)?;
-                live.alloc(super::bytes_of(all, z.act).map_err(at)?).map_err(at)?;
-                param_grad[o] = true;
-            }
-        }
-        let peak = add(live.now, transient, "live bytes").map_err(at)?;
+            add(live.now, transient, "live bytes").map_err(at)?
+        };
         // Free: this output's gradient (unless it is the caller's seed), this layer's saved
         // tensors, the storages it was the last to hold.
         if grad_live[i] {
@@ -311,4 +319,103 @@ fn gathered(a: &Analysis, s: &Schedule, z: &Sizes, i: usize) -> Result<u64, Stri
         e = add(e, z.param_share(o, elems)?, "gathered elements")?;
     }
     super::bytes_of(e, z.weight)
+}
+
+/// The gradients the backward walk tracks, by layer: whether each output's gradient and each
+/// owner's parameter gradient exist, and the caller's seed.
+struct Grads<'a> {
+    live: &'a mut [bool],
+    param: &'a mut [bool],
+    seed_layer: Option<usize>,
+    seed_held: &'a mut u64,
+}
+
+/// Whether layer `i`'s backward is walked node by node: it has nodes, runs on one device
+/// (no `--devices` split, no tensor parallelism, no ZeRO-2/3 gradient or ZeRO-3 parameter
+/// sharding: their transients are per layer), and its parameters are its own and all train
+/// or all are frozen (no `shares:`, `tied_to` or LoRA adapters). Otherwise the layer is one
+/// node (docs/memory.md).
+fn nodes_apply(a: &Analysis, s: &Schedule, z: &Sizes, i: usize) -> bool {
+    let l = &a.layers[s.position[i]];
+    s.backward_nodes[i].is_some()
+        && z.split.devices == 1
+        && z.tp.devices == 1
+        && !z.dp.shards_gradients()
+        && !z.dp.shards_params()
+        && l.shares.is_none()
+        && (l.trainable_params == 0 || l.trainable_params == l.params)
+        && grads_of(a, &s.position, i).all(|(o, _)| o == i)
+}
+
+/// Walk layer `i`'s backward node by node: each node allocates its tensors (a contribution to
+/// an input gradient that exists already is a transient, added into it), the peak is taken,
+/// then it frees what it lists (its saved tensors leave `saved_left`, the layer's remaining
+/// saved bytes). Returns the layer's peak. The parameter gradients become `.grad` (the layer
+/// owns its parameters: [`nodes_apply`]).
+#[allow(clippy::too_many_arguments)]
+fn walk_nodes(
+    a: &Analysis,
+    s: &Schedule,
+    z: &Sizes,
+    i: usize,
+    nodes: &[BackwardNode],
+    live: &mut Live,
+    g: &mut Grads,
+    saved_left: &mut u64,
+) -> Result<u64, String> {
+    let l = &a.layers[s.position[i]];
+    let op = a.spec.layers[i].kind.op();
+    let tensors = op.param_tensors(&l.input_shapes).map_err(|e| e.message)?;
+    let trains = l.trainable_params > 0;
+    let temp = |elements, dtype| z.saved(i, &super::schedule::NewSaved { elements, dtype, index: 0 });
+    let mut peak = live.now;
+    for n in nodes {
+        let mut transient = 0u64;
+        for t in &n.allocs {
+            match *t {
+                BwdTensor::Temp { elements, dtype, .. } => live.alloc(temp(elements, dtype)?)?,
+                BwdTensor::ParamGrad(k) if trains => {
+                    live.alloc(super::bytes_of(z.param_share(i, tensors[k])?, z.act)?)?;
+                    g.param[i] = true;
+                }
+                BwdTensor::InputGrad(j) => {
+                    let Source::Layer(src) = a.graph.inputs[i][j] else { continue };
+                    if !s.needs_grad[src] {
+                        continue;
+                    }
+                    let b = z.output(a, src)?;
+                    if g.live[src] {
+                        transient = add(transient, b, "gradient bytes")?;
+                    } else {
+                        live.alloc(b)?;
+                        g.live[src] = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        peak = peak.max(add(live.now, transient, "live bytes")?);
+        for t in &n.frees {
+            match *t {
+                BwdTensor::Temp { elements, dtype, .. } => live.free(temp(elements, dtype)?),
+                BwdTensor::Saved(k) => {
+                    if let Some(e) = s.saved_new[i].iter().find(|e| e.index == k) {
+                        let b = z.saved(i, e)?;
+                        live.free(b);
+                        *saved_left -= b;
+                    }
+                }
+                BwdTensor::OutputGrad if g.live[i] => {
+                    g.live[i] = false;
+                    if g.seed_layer == Some(i) {
+                        *g.seed_held = z.output(a, i)?;
+                    } else {
+                        live.free(z.output(a, i)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(peak)
 }
