@@ -137,13 +137,15 @@ fn scaling(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("measure_plan", n), &relus, |b, a| {
             b.iter(|| netstat::measure::run::prepare(black_box(a), &settings).map(|_| ()).unwrap())
         });
-        g.bench_with_input(BenchmarkId::new("diff_json", n), &text, |b, t| {
+        // B: every conv twice as wide (every row differs; the layer names are A's).
+        let wider = text.replace("c_out: 16", "c_out: 32");
+        g.bench_with_input(BenchmarkId::new("diff_json", n), &(text.as_str(), wider.as_str()), |b, &(ta, tb)| {
             // As `netstat diff A B`: both reports (the CLI builds them on two threads), the
             // alignment, JSON; what the CLI frees on a thread of its own is returned).
             b.iter_with_large_drop(|| {
                 let ((ra, aa), (rb, ab)) = std::thread::scope(|s| {
-                    let h = s.spawn(|| report_of(t));
-                    (report_of(t), h.join().unwrap())
+                    let h = s.spawn(|| report_of(tb));
+                    (report_of(ta), h.join().unwrap())
                 });
                 let d = report::diff::DiffReport::new(&ra, &rb);
                 let mut out = Vec::new();

@@ -706,6 +706,7 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         Format::Latex => unreachable!("refused above"),
     }
     .expect("writing to memory cannot fail");
+    free_in_background(analysis.layers.len(), (analysis, r));
     match a.output.as_deref() {
         Some(p) => report::write_atomic(p, &buf),
         None => stdout.write_all(&buf).map_err(|source| Error::Io { path: "<stdout>".into(), source }),
