@@ -34,11 +34,13 @@ Run (torch 2.x, transformers 5.x, CPU; under a minute):
     python3 scripts/pytorch_memory.py > /tmp/rows.csv
     python3 scripts/pytorch_memory.py counts     # params and FlopCounterMode / 2 on stderr
     python3 scripts/pytorch_memory.py trace tiny-llama 8 > /tmp/trace.txt
+    python3 scripts/pytorch_memory.py trace tiny-llama 8 infer > /tmp/trace-infer.txt
 prints the CSV rows (net,batch,figure,optimizer,pytorch_bytes) and, on stderr, the saved-tensor
 cross-check and the parameter counts. `trace NET BATCH` prints one training step's timeline, one
 line per top-level ATen op: the live bytes at its end (what the peaks are taken from), the
 change, and the autograd node running it in backward; docs/memory.md's backward nodes of
-`gated_mlp`, `rms_norm`, grouped attention and `lstm` were read off it.
+`gated_mlp`, `rms_norm`, grouped attention and `lstm` were read off it. With `infer`, the same
+for one torch.no_grad() forward: the forward steps of those kinds were read off it.
 """
 import subprocess
 import sys
@@ -124,9 +126,10 @@ def live_at(allocs, t):
     return allocs[1][bisect.bisect_right(allocs[0], t) - 1] if allocs[0] and t >= allocs[0][0] else 0
 
 
-def trace(net, batch):
+def trace(net, batch, mode="train"):
     """Print live bytes at the end of every top-level ATen op of one training step (no optimizer),
-    with the autograd node each backward op runs under."""
+    with the autograd node each backward op runs under; mode "infer": of one torch.no_grad()
+    forward (the inference peak's timeline)."""
     import bisect
 
     import torch
@@ -142,9 +145,13 @@ def trace(net, batch):
         ids = torch.randint(0, vocab, (batch, seq))
         model, run, _ = build(net)
         model.train()
-        out = run(ids)
-        with record_function("stage:backward"):
-            out.backward(torch.ones_like(out))
+        if mode == "infer":
+            with torch.no_grad():
+                out = run(ids)
+        else:
+            out = run(ids)
+            with record_function("stage:backward"):
+                out.backward(torch.ones_like(out))
     allocs, ops = [], []
 
     def walk(e, in_aten, node):
@@ -271,8 +278,8 @@ def main():
     if len(sys.argv) == 2 and sys.argv[1] == "counts":
         counts()
         return
-    if len(sys.argv) == 4 and sys.argv[1] == "trace":
-        trace(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "trace":
+        trace(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
         return
     if len(sys.argv) == 4:
         net, batch, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -57,6 +57,14 @@ impl Op for Embedding {
     fn takes_int_ids(&self) -> bool {
         true
     }
+
+    /// Under `--eager-references`, the output is held until the innermost enclosing block ends:
+    /// Hugging Face's models bind it as `inputs_embeds` for their forward (`LlamaModel`,
+    /// `GPT2Model`, `BertEmbeddings`). Measured: the tiny Llama's inference trace
+    /// (scripts/pytorch_memory.py) frees `model.embed_tokens`' output only when the model returns.
+    fn caller_keeps_output(&self) -> bool {
+        true
+    }
 }
 
 impl crate::candle::build::Build for Embedding {

@@ -154,6 +154,86 @@ pub struct BackwardNode {
     pub frees: Vec<BwdTensor>,
 }
 
+/// An intermediate of a multi-op layer's inference forward ([`ForwardPass`]): `elements` of
+/// `dtype`, named `id` within the layer (each allocated by one step, freed at most once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FwdTensor {
+    /// The layer-local name.
+    pub id: u64,
+    /// Number of elements (whole tensor, before any device split).
+    pub elements: u64,
+    /// Element type.
+    pub dtype: SavedDType,
+}
+
+/// One top-level op of a multi-op layer's inference forward: the tensor it makes (`None` for
+/// a view), live with every earlier intermediate not yet freed when it ends (the memory model
+/// samples the peak there), then the intermediates dropped after it (Python's temporaries and
+/// rebound names go when the statement that last used them ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardStep {
+    /// The ATen op and what it computes, e.g. `"silu (gate)"`.
+    pub op: &'static str,
+    /// Allocated by the op.
+    pub alloc: Option<FwdTensor>,
+    /// Freed when it ends.
+    pub frees: Vec<FwdTensor>,
+}
+
+/// A multi-op layer's inference forward as eager PyTorch runs it ([`Op::forward_pass`]): the
+/// ops before the one that makes the layer's output; every intermediate still live when the
+/// output is made is freed after it, except `returned`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardPass {
+    /// The ops before the last, in order.
+    pub steps: Vec<ForwardStep>,
+    /// An intermediate the layer returns beside its output (Hugging Face's eager attention
+    /// returns its probabilities): the caller drops it (at the layer's end), or under
+    /// `--eager-references` holds it until its innermost enclosing block ends.
+    pub returned: Option<FwdTensor>,
+}
+
+impl ForwardPass {
+    /// Check the steps: each freed (or returned) intermediate was allocated by an earlier (or
+    /// the same) step, with the same fields, and is freed once. A failure is a bug in the
+    /// kind; the message says which rule.
+    pub fn check(&self) -> Result<(), String> {
+        let mut live: Vec<FwdTensor> = Vec::new();
+        for s in &self.steps {
+            if let Some(t) = s.alloc {
+                if live.iter().any(|l| l.id == t.id) {
+                    return Err(format!("forward step \"{}\" allocates intermediate {} twice", s.op, t.id));
+                }
+                live.push(t);
+            }
+            for f in &s.frees {
+                let Some(k) = live.iter().position(|l| l == f) else {
+                    return Err(format!("forward step \"{}\" frees intermediate {} that is not live", s.op, f.id));
+                };
+                live.remove(k);
+            }
+        }
+        match self.returned {
+            Some(r) if !live.contains(&r) => Err(format!("the returned intermediate {} is not live", r.id)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A tensor a model computes once per forward for every layer of one kind that reads it
+/// ([`Op::forward_shared`]): Hugging Face Llama's rotary `cos`/`sin` and its causal mask,
+/// made by `LlamaModel.forward` before the first decoder layer. The same `what` and
+/// `elements` name the same tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedTensor {
+    /// Number of elements.
+    pub elements: u64,
+    /// Element type.
+    pub dtype: SavedDType,
+    /// A short name; with `elements`, what identifies the one tensor.
+    pub what: &'static str,
+}
+
 /// What a peer counter (torchinfo, fvcore, ptflops) sees of a layer: the facts
 /// [`crate::conventions`] applies each peer's rules to (the rules stay there, one function per
 /// peer; the facts are the kind's).
@@ -283,6 +363,34 @@ pub trait Op {
     fn backward_nodes(&self, inputs: &[Shape], output: &Shape) -> Result<Option<Vec<BackwardNode>>, KindError> {
         let _ = (inputs, output);
         Ok(None)
+    }
+
+    /// The layer's inference forward as the top-level ops eager PyTorch runs for it
+    /// ([`ForwardPass`]), for a kind made of several ops (Hugging Face's `LlamaMLP` is four
+    /// ops before `down_proj`); `None` (the default) means one op: only its output is
+    /// allocated. The memory model's inference walk ([`crate::memory`]) steps through them, so
+    /// a layer's peak counts the intermediates live together inside it. Sizes are whole
+    /// tensors of the given `inputs` and `output` (with batch).
+    fn forward_pass(&self, inputs: &[Shape], output: &Shape) -> Result<Option<ForwardPass>, KindError> {
+        let _ = (inputs, output);
+        Ok(None)
+    }
+
+    /// Tensors the model computes once per forward for every layer of this kind
+    /// ([`SharedTensor`]). The inference walk allocates each before the first layer that
+    /// reads it and frees it after the last (under `--eager-references`, when the outermost
+    /// block holding every reader ends, as the model's frame holds it). Default: none.
+    fn forward_shared(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<SharedTensor>, KindError> {
+        let _ = (inputs, output);
+        Ok(Vec::new())
+    }
+
+    /// Whether, under `--eager-references`, the layer's output stays referenced until its
+    /// innermost enclosing block ends, beyond its last reader: Hugging Face's models bind the
+    /// embedding's output (`inputs_embeds`) for the whole forward of the module that calls it
+    /// (`LlamaModel.forward`, `GPT2Model.forward`, `BertEmbeddings.forward`). Default: false.
+    fn caller_keeps_output(&self) -> bool {
+        false
     }
 
     /// Element counts of the layer's parameter tensors, one entry per tensor as PyTorch

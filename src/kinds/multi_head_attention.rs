@@ -34,7 +34,10 @@
 //!   (`q_proj.lora_A.weight`, …).
 
 use super::lora::Target;
-use super::{expect_rank, BackwardNode, BwdTensor, Cost, KindError, KindSpec, Op, Peer, PeerClass, Saved, SavedDType, Split};
+use super::{
+    expect_rank, BackwardNode, BwdTensor, Cost, ForwardPass, ForwardStep, FwdTensor, KindError, KindSpec, Op, Peer,
+    PeerClass, Saved, SavedDType, SharedTensor, Split,
+};
 use crate::error::SpecError;
 use crate::shape::{add, checked_product, mul, Shape};
 use crate::spec::fields::Fields;
@@ -129,6 +132,21 @@ impl MultiHeadAttention {
     /// Whether K and V have fewer heads than Q (grouped- or multi-query attention).
     pub fn grouped(&self) -> bool {
         self.kv_heads.is_some_and(|kv| kv != self.heads)
+    }
+
+    /// Hugging Face Llama's rotary `cos` and `sin` for `l` positions of a width-`d` embedding:
+    /// `(1, l, d / heads)` values each, computed once per forward by the model's `rotary_emb`
+    /// (position ids `(1, l)`, so batch-independent) and read by every attention layer.
+    fn cos_sin(&self, l: u64, d: u64) -> Result<SharedTensor, KindError> {
+        let elements = checked_product(&[2, l, d / self.heads.max(1)])?;
+        Ok(SharedTensor { elements, dtype: SavedDType::Activation, what: "rotary cos, sin" })
+    }
+
+    /// Whether the layer is Hugging Face's eager grouped-query attention (`LlamaAttention` with
+    /// `kv_heads` < `heads` on the math path, one input, no `lora`): the configuration whose
+    /// forward ops and backward nodes are modelled one by one (measured on the tiny Llama).
+    fn hf_eager_grouped(&self, inputs: &[Shape]) -> bool {
+        self.grouped() && self.need_weights && inputs.len() == 1 && self.lora.is_none()
     }
 
     /// The LoRA-adapted projections for query `q`, key `k` and value `v` shapes (with batch),
@@ -278,8 +296,8 @@ impl Op for MultiHeadAttention {
             s.push(Saved::New { elements: nlk, dtype: SavedDType::Activation, what });
         }
         if self.rotary {
-            let cos_sin = checked_product(&[2, lq, d / self.heads.max(1)])?;
-            s.push(Saved::Shared { elements: cos_sin, dtype: SavedDType::Activation, what: "rotary cos, sin" });
+            let c = self.cos_sin(lq, d)?;
+            s.push(Saved::Shared { elements: c.elements, dtype: c.dtype, what: c.what });
         }
         s.push(if self.need_weights {
             let probs = checked_product(&[n, self.heads, lq, lk])?;
@@ -318,7 +336,7 @@ impl Op for MultiHeadAttention {
     /// allocator trace of the tiny Llama (torch 2.15, CPU). Other configurations (`nn`'s packed
     /// in-projection, the fused path, cross-attention, LoRA) are one node.
     fn backward_nodes(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<Vec<BackwardNode>>, KindError> {
-        if !(self.grouped() && self.need_weights && inputs.len() == 1 && self.lora.is_none()) {
+        if !self.hf_eager_grouped(inputs) {
             return Ok(None);
         }
         let x = &inputs[0];
@@ -363,6 +381,82 @@ impl Op for MultiHeadAttention {
             nodes.push(node(proj, [grads(w), vec![BwdTensor::InputGrad(0)]].concat(), vec![copy]));
         }
         Ok(Some(nodes))
+    }
+
+    /// Hugging Face's eager `LlamaAttention` ([`Self::hf_eager_grouped`]) as PyTorch runs it
+    /// without autograd (Q = N·L·D values, K_w = N·L·W_kv, P = N·heads·L·L): the `q`, `k`, `v`
+    /// projections (Q, K_w, K_w); with `rotary`, `q·cos + rotate_half(q)·sin` as five ops
+    /// (`q·cos` Q, `neg` of one half Q/2, `cat` Q — the half dropped —, `·sin` Q — the `cat`
+    /// dropped —, the sum Q — both products dropped), the same for K at K_w, after which the
+    /// unrotated q and k are dropped; `repeat_kv` of K and V (Q each); `Q·Kᵀ` (P); `· scaling`
+    /// (P, the scores dropped); with `causal`, `+ mask` (P, the scaled scores dropped);
+    /// `softmax` (P, the masked scores dropped); `probabilities·V` (Q); the context made
+    /// contiguous (Q), after which the repeated K, V and the strided context are dropped; then
+    /// `o_proj` makes the output. The probabilities are returned (`attn_output, attn_weights`):
+    /// the decoder layer binds them (`hidden_states, _ = self.self_attn(…)`) until it returns.
+    /// Measured: scripts/pytorch_memory.py `trace tiny-llama 1 infer` (torch 2.15, CPU), op by
+    /// op. Other configurations are one op.
+    fn forward_pass(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<ForwardPass>, KindError> {
+        if !self.hf_eager_grouped(inputs) {
+            return Ok(None);
+        }
+        let x = &inputs[0];
+        let (n, l, d) = (x.0[0], x.0[1], x.0[2]);
+        let q = checked_product(&[n, l, d])?;
+        let kw = checked_product(&[n, l, self.kv_width(d)])?;
+        let p = checked_product(&[n, self.heads, l, l])?;
+        let t = |id, elements| FwdTensor { id, elements, dtype: SavedDType::Activation };
+        let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
+        let mut steps = vec![
+            step("linear (q_proj)", t(0, q), vec![]),
+            step("linear (k_proj)", t(1, kw), vec![]),
+            step("linear (v_proj)", t(2, kw), vec![]),
+        ];
+        if self.rotary {
+            for (base, e, ops) in [
+                (10, q, ["mul (q·cos)", "neg (rotate_half q)", "cat (rotate_half q)", "mul (rotate_half(q)·sin)", "add (q rotated)"]),
+                (20, kw, ["mul (k·cos)", "neg (rotate_half k)", "cat (rotate_half k)", "mul (rotate_half(k)·sin)", "add (k rotated)"]),
+            ] {
+                steps.push(step(ops[0], t(base, e), vec![]));
+                steps.push(step(ops[1], t(base + 1, e / 2), vec![]));
+                steps.push(step(ops[2], t(base + 2, e), vec![t(base + 1, e / 2)]));
+                steps.push(step(ops[3], t(base + 3, e), vec![t(base + 2, e)]));
+                steps.push(step(ops[4], t(base + 4, e), vec![t(base, e), t(base + 3, e)]));
+            }
+            // apply_rotary_pos_emb returns: the names rebind, the projections go.
+            steps.last_mut().expect("rotary steps").frees.extend([t(0, q), t(1, kw)]);
+        }
+        steps.push(step("reshape (repeat_kv K)", t(30, q), vec![]));
+        steps.push(step("reshape (repeat_kv V)", t(31, q), vec![]));
+        steps.push(step("matmul (Q·Kᵀ)", t(32, p), vec![]));
+        steps.push(step("mul (scores·scaling)", t(33, p), vec![t(32, p)]));
+        let mut scores = t(33, p);
+        if self.causal {
+            steps.push(step("add (scores + mask)", t(34, p), vec![scores]));
+            scores = t(34, p);
+        }
+        steps.push(step("softmax", t(35, p), vec![scores]));
+        steps.push(step("matmul (probabilities·V)", t(36, q), vec![]));
+        steps.push(step("contiguous (context)", t(37, q), vec![t(30, q), t(31, q), t(36, q)]));
+        Ok(Some(ForwardPass { steps, returned: Some(t(35, p)) }))
+    }
+
+    /// Shared by every layer ([`SharedTensor`]): with `rotary`, the rotary `cos`/`sin`
+    /// ([`Self::cos_sin`]); on Hugging Face's eager path with `causal`, the additive causal
+    /// mask `LlamaModel.forward` builds once (`create_causal_mask`: N×1×L×L values of the
+    /// activation dtype). Measured: the tiny Llama's inference trace (4,096 B at batch 1,
+    /// 32,768 at batch 8). Hugging Face's position ids (L int64) are not counted.
+    fn forward_shared(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<SharedTensor>, KindError> {
+        let x = &inputs[0];
+        let mut v = Vec::new();
+        if self.rotary {
+            v.push(self.cos_sin(x.0[1], x.0[2])?);
+        }
+        if self.causal && self.hf_eager_grouped(inputs) {
+            let elements = checked_product(&[x.0[0], x.0[1], x.0[1]])?;
+            v.push(SharedTensor { elements, dtype: SavedDType::Activation, what: "causal mask" });
+        }
+        Ok(v)
     }
 
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {
@@ -801,6 +895,38 @@ mod tests {
             })
             .collect();
         assert_eq!(news, vec![151_296, 151_296, 151_296, 465_708, 151_296]);
+    }
+
+    #[test]
+    fn grouped_math_path_forward_ops() {
+        // 1×4×8, 2 heads, 1 kv head, rotary, causal: Q 32, K_w 16, P 2·4·4 = 32 elements.
+        // Live intermediates op by op: q, k, v 64; q's rotation peaks at 160 (q·cos, the
+        // rotate_half cat or the ·sin product, the sum) and leaves Q rotated; k's at 144; then
+        // q, k and the products go: 64 (Q, K rotated, V); K, V repeated 128; scores 160; scaled,
+        // masked, softmax 192 each (the previous one dropped after each); the context 192, made
+        // contiguous 224 (the peak), after which the repeated K, V and the context go: 128.
+        let x = s(&[1, 4, 8]);
+        let k = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true, causal: true, bias: false}").unwrap();
+        let out = k.analyze(std::slice::from_ref(&x)).unwrap().output;
+        let pass = k.forward_pass(std::slice::from_ref(&x), &out).unwrap().unwrap();
+        let (mut live, mut peak) = (0u64, 0u64);
+        for step in &pass.steps {
+            live += step.alloc.map_or(0, |t| t.elements);
+            peak = peak.max(live);
+            live -= step.frees.iter().map(|t| t.elements).sum::<u64>();
+        }
+        assert_eq!((peak, live), (224, 128));
+        // Left when o_proj has run: Q rotated 32, K rotated 16, V 16, the context 32 and the
+        // probabilities 32, returned.
+        assert_eq!(pass.returned.map(|t| t.elements), Some(32));
+        // Shared by every layer: cos/sin 2·4·4 = 32, the mask 1·4·4 = 16.
+        let shared: Vec<u64> = k.forward_shared(std::slice::from_ref(&x), &out).unwrap().iter().map(|t| t.elements).collect();
+        assert_eq!(shared, [32, 16]);
+        // nn.MultiheadAttention (no kv_heads) and the fused path are one op.
+        for yaml in ["{heads: 2}", "{heads: 2, kv_heads: 1, need_weights: false}"] {
+            let k = parse::<MultiHeadAttention>(yaml).unwrap();
+            assert_eq!(k.forward_pass(std::slice::from_ref(&x), &out).unwrap(), None, "{yaml}");
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! dimensions. Params: `Π normalized_shape` (γ only, no β) when `elementwise_affine` (default
 //! true). 0 MACs (norms are not counted, torchvision `_ops`).
 
-use super::{same_shape, BackwardNode, BwdTensor, Cost, KindError, KindSpec, Op, Peer, Saved, SavedDType, Split};
+use super::{
+    same_shape, BackwardNode, BwdTensor, Cost, ForwardPass, ForwardStep, FwdTensor, KindError, KindSpec, Op, Peer, Saved,
+    SavedDType, Split,
+};
 use crate::error::SpecError;
 use crate::shape::{checked_product, Shape};
 use crate::spec::fields::Fields;
@@ -132,6 +135,32 @@ impl Op for RmsNorm {
             node("PowBackward0", vec![t(8, u, a), t(9, u, a), BwdTensor::InputGrad(0)], vec![t(8, u, a), t(9, u, a), t(7, u, a)]),
         ]);
         Ok(Some(nodes))
+    }
+
+    /// Hugging Face's `LlamaRMSNorm` as eager PyTorch runs it without autograd (U = the
+    /// input's values, R = its rows; the casts to f32 and back are no-ops in f32 and not
+    /// modelled in other dtypes): `pow` (U); `mean` (R, the variance, bound until the layer
+    /// returns), after which x² is dropped; `variance + ε` (R); `rsqrt` (R), after which the
+    /// sum is dropped; `x · rstd` (U), after which rstd is dropped; then `γ ·` makes the output
+    /// (without `elementwise_affine`, `x · rstd` is the output). Measured: scripts/pytorch_memory.py
+    /// `trace tiny-llama 1 infer` (torch 2.15, CPU).
+    fn forward_pass(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<ForwardPass>, KindError> {
+        let x = &inputs[0];
+        let u = x.elements()?;
+        let rows = u / checked_product(&self.norm(x))?.max(1);
+        let t = |id, elements, dtype| FwdTensor { id, elements, dtype };
+        let (a, s) = (SavedDType::Activation, SavedDType::Accum);
+        let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
+        let mut steps = vec![
+            step("pow (x²)", t(0, u, a), vec![]),
+            step("mean (variance)", t(1, rows, s), vec![t(0, u, a)]),
+            step("add (variance + ε)", t(2, rows, s), vec![]),
+            step("rsqrt", t(3, rows, s), vec![t(2, rows, s)]),
+        ];
+        if self.elementwise_affine {
+            steps.push(step("mul (x·rstd)", t(4, u, a), vec![t(3, rows, s)]));
+        }
+        Ok(Some(ForwardPass { steps, returned: None }))
     }
 
     fn analyze(&self, inputs: &[Shape]) -> Result<Cost, KindError> {

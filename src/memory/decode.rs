@@ -250,13 +250,17 @@ mod tests {
         // 4·80 = 320: 1,344. Decode step at 6: attention 192 + 2·1·6·8 = 288, head 80: 368.
         assert_eq!(d.prefill_macs, 1344);
         assert_eq!((d.decode_step_macs, d.decode_step_attention_macs), (368, 96));
-        // Prefill walk: ids 4·8 = 32 B + weights 1,408 = 1,440; emb out 128 → 1,568; attention
-        // out 128 → 1,696 (+ its cache 128 = 1,824), emb out freed → 1,568; head out 160 →
-        // 1,728, + cache 128 = 1,856 at head.
-        assert_eq!((d.prefill_peak_bytes, d.prefill_peak_layer.as_str()), (1856, "head"));
-        // Step walk: id 8 B + 1,408 = 1,416; emb 32 → 1,448; attention 32 → 1,480, emb freed →
-        // 1,448; head 40 → 1,488; + the whole cache 192 = 1,680 at head.
-        assert_eq!((d.decode_step_peak_bytes, d.decode_step_peak_layer.as_str()), (1680, "head"));
+        // Prefill walk: ids 4·8 = 32 B + weights 1,408 = 1,440; emb out 128 → 1,568; the causal
+        // mask 4·4·4 = 64 → 1,632; the attention op by op (Q 128 B, K_w 64, P 2·4·4·4 = 128):
+        // q, k, v 256 → 1,888; K, V repeated 256 → 2,144; scores 2,272, scaled 2,400 (scores
+        // dropped), masked, softmax; the context 2,400 and its contiguous copy 2,528, + its cache
+        // 128 = 2,656 at attn (the head's row: 1,440 + head out 160 + 128 = 1,728 + cache).
+        assert_eq!((d.prefill_peak_bytes, d.prefill_peak_layer.as_str()), (2656, "attn"));
+        // Step walk (the one-token forward's ops; docs/memory.md): id 8 B + 1,408 = 1,416; emb
+        // 32 → 1,448; mask 4 → 1,452; q, k, v 64 → 1,516; K, V repeated 64 → 1,580; scores 8 →
+        // 1,588, scaled 1,596 (scores dropped), masked, softmax; the context 1,620, contiguous
+        // 1,652; + the whole cache 192 = 1,844 at attn.
+        assert_eq!((d.decode_step_peak_bytes, d.decode_step_peak_layer.as_str()), (1844, "attn"));
     }
 
     #[test]

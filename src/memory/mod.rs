@@ -50,7 +50,7 @@ use serde::Serialize;
 
 /// The definitions under every memory report, one line each.
 pub const FOOTNOTE: &str = "\
-inference peak: input + weights + every live layer output at the worst layer (outputs freed after their last reader)
+inference peak: input + weights + every live layer output and multi-op intermediate at the worst op (freed after their last reader)
 training peak: data + weights + gradients + optimizer state + activations saved for backward + the largest transient
 saved activations: bytes the forward pass leaves for backward (incl. the output), data and weights excluded
 exact tensor bytes: no allocator rounding, no cuDNN workspace; definitions in docs/memory.md";
