@@ -547,11 +547,12 @@ pub struct MeasureArgs {
     /// is 0 (sgd), 1 (momentum) or 2 (adam, adamw) copies of the trainable parameters.
     #[arg(long, value_enum, default_value_t = crate::memory::Optimizer::Adam, requires = "train")]
     pub optimizer: crate::memory::Optimizer,
-    /// Untimed warm-up passes (thread pools, page faults, gemm buffers).
-    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N", allow_negative_numbers = true)]
+    /// Untimed warm-up passes (thread pools, page faults, gemm buffers); at most 100,000.
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_WARMUP, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=crate::measure::run::MAX_PASSES as i64))]
     pub warmup: u32,
-    /// Timed passes; times are reported as median, min and spread.
-    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Timed passes (1 to 100,000; layers × passes at most 10⁸); times are reported as median,
+    /// min and spread.
+    #[arg(long, default_value_t = crate::measure::run::DEFAULT_ITERS, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=crate::measure::run::MAX_PASSES as i64))]
     pub iters: u32,
     /// Seed of the random weights, input, labels and dropout masks.
     #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]

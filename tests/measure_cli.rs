@@ -326,3 +326,45 @@ fn negative_counts_reach_the_value_check() {
         assert!(e.contains(&format!("invalid value '-1' for '{flag} <N>'")) && e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn pass_counts_over_the_limits_are_refused_before_anything_runs() {
+    let f = spec(TINY);
+    // The flags' ranges: 1 to 100,000 timed passes, 0 to 100,000 warm-up passes (clap, exit 2).
+    for (flag, n, want) in [("--iters", "100001", "1..=100000"), ("--warmup", "100001", "0..=100000")] {
+        let out = netstat().args(["measure", f.path().to_str().unwrap(), flag, n]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert!(e.contains(want), "{e}");
+    }
+    // `--iters 4000000000` on AlexNet asked for 32 GB of per-layer times and aborted.
+    let out = netstat().args(["measure", "specs/alexnet.yaml", "--iters", "4000000000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // Layers × passes: 1,001 relus × 100,000 passes = 100,100,000 times > 10⁸; the most
+    // passes that fit is 10⁸ / 1,001 = 99,900 (1,001 × 99,900 = 99,999,900).
+    let mut text = String::from("name: relus\ninput: [4]\nlayers:\n");
+    for i in 0..1001 {
+        text += &format!("  - {{name: r{i}, kind: relu}}\n");
+    }
+    let f = spec(&text);
+    let out = netstat().args(["measure", f.path().to_str().unwrap(), "--iters", "100000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("100100000 per-layer times") && e.contains("at most --iters 99900"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+#[test]
+fn the_library_refuses_pass_counts_the_command_line_cannot_give() {
+    use netstat::measure::run::{measure, MeasureError, Settings};
+    let a = netstat::analysis::analyze(netstat::spec::parse_bytes("tiny.yaml", TINY.as_bytes()).unwrap()).unwrap();
+    for s in [
+        Settings { iters: 0, ..Settings::default() },
+        Settings { iters: 100_001, ..Settings::default() },
+        // warm-up + timed passes overflowed u32 in the per-layer backward loop.
+        Settings { warmup: u32::MAX, iters: 1, ..Settings::default() },
+    ] {
+        let Err(e) = measure(&a, &s) else { panic!("pass counts {} + {} were accepted", s.warmup, s.iters) };
+        assert!(matches!(e, MeasureError::Unsupported(_)), "{e}");
+    }
+}

@@ -45,6 +45,12 @@ pub struct Settings {
 pub const DEFAULT_WARMUP: u32 = 3;
 /// Timed passes by default.
 pub const DEFAULT_ITERS: u32 = 10;
+/// The most timed passes (`--iters`) and the most warm-up passes (`--warmup`) one run takes.
+pub const MAX_PASSES: u32 = 100_000;
+/// The most per-layer times one run keeps: one f64 per layer per timed pass, allocated before
+/// the first pass (10⁸ times = 800 MB). `--iters 4000000000` on AlexNet asked for 32 GB and
+/// aborted the process.
+pub const MAX_TIMINGS: u64 = 100_000_000;
 
 impl Default for Settings {
     /// The command line's defaults: inference on the CPU, Adam if training, 3 warm-up and 10
@@ -78,7 +84,8 @@ pub enum MeasureError {
     #[error("{0}")]
     ExceedsMachine(String),
     /// A run measure cannot do as asked, refused before anything is built (exit code 2): an
-    /// element type candle's kernels here do not run.
+    /// element type candle's kernels here do not run, or pass counts over the limits
+    /// ([`MAX_PASSES`], [`MAX_TIMINGS`]).
     #[error("{0}")]
     Unsupported(String),
     /// The device cannot be opened (exit code 2).
@@ -816,6 +823,7 @@ pub struct Prepared {
 ///
 /// Errors: as [`measure`], but a run that fails only while running.
 pub fn prepare(a: &Analysis, s: &Settings) -> Result<Prepared, MeasureError> {
+    check_passes(a.layers.len(), s)?;
     let dtype = element_type(a, s)?;
     let opened = device::open(s.device)?;
     let threads = candle_core::utils::get_num_threads();
@@ -827,6 +835,34 @@ pub fn prepare(a: &Analysis, s: &Settings) -> Result<Prepared, MeasureError> {
     let neutral = s.train.then(|| Neutral::new(a, &memory));
     let su = setup(a, s, dtype, opened, &plan)?;
     Ok(Prepared { plan, budget, threads, neutral, su })
+}
+
+/// Refuse pass counts the run cannot keep: `iters` outside 1 to [`MAX_PASSES`], `warmup` over
+/// it, or `layers × iters` per-layer times over [`MAX_TIMINGS`].
+fn check_passes(layers: usize, s: &Settings) -> Result<(), MeasureError> {
+    if !(1..=MAX_PASSES).contains(&s.iters) {
+        return Err(MeasureError::Unsupported(format!(
+            "--iters: expected 1 to {MAX_PASSES} timed passes, got {}",
+            s.iters
+        )));
+    }
+    if s.warmup > MAX_PASSES {
+        return Err(MeasureError::Unsupported(format!(
+            "--warmup: expected 0 to {MAX_PASSES} warm-up passes, got {}",
+            s.warmup
+        )));
+    }
+    let timings = layers as u64 * u64::from(s.iters);
+    if timings > MAX_TIMINGS {
+        return Err(MeasureError::Unsupported(format!(
+            "--iters {}: {layers} layers × {} passes is {timings} per-layer times, over the limit of {MAX_TIMINGS}; \
+             at most --iters {} for this spec",
+            s.iters,
+            s.iters,
+            MAX_TIMINGS / layers as u64
+        )));
+    }
+    Ok(())
 }
 
 /// Run the measurement of `a` (already analysed) as `s` asks: [`prepare`] (the element type
@@ -975,7 +1011,7 @@ fn layer_backward_times(
         )?;
         let obj = (yv * g)?.sum_all()?;
         let mut ms = Vec::new();
-        for i in 0..(s.warmup + s.iters) {
+        for i in 0..s.warmup.saturating_add(s.iters) {
             meter.sync();
             let t = Instant::now();
             let grads = obj.backward()?;
@@ -995,7 +1031,7 @@ fn layer_backward_times(
 
 fn progress(s: &Settings, n: usize) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    let total = (s.warmup + s.iters) as u64 + if s.train && s.layer_backward { n as u64 } else { 0 };
+    let total = u64::from(s.warmup) + u64::from(s.iters) + if s.train && s.layer_backward { n as u64 } else { 0 };
     if !s.progress || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
