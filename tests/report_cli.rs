@@ -42,10 +42,13 @@ fn report_writes_every_format_and_check_passes_on_it() {
         ]
     );
     let index = std::fs::read_to_string(reports.join("README.md")).unwrap();
-    // torchvision alexnet `_meta`: 61,100,840 params, 714,188,480 MACs (0.71 GFLOPS as published)
+    // torchvision alexnet `_meta`: 61,100,840 params, 714,188,480 MACs (0.71 GFLOPS as published);
+    // 22 layers: 5 convs, 7 relus and 3 max pools in `features` (13), avgpool, flatten, and the
+    // classifier's 2 dropouts, 3 linears and 2 relus (13 + 2 + 7 = 22).
     assert!(
-        index
-            .contains("| [alexnet-torchvision](alexnet-torchvision.md) | 1x3x224x224 f32 | 61,100,840 | 714,188,480 |"),
+        index.contains(
+            "| [alexnet-torchvision](alexnet-torchvision.md) | 1x3x224x224 f32 | 22 | 61,100,840 | 714,188,480 |"
+        ),
         "{index}"
     );
     let out = netstat().arg("report").arg(&specs).arg("--out").arg(&reports).arg("--check").assert().success();
