@@ -137,7 +137,12 @@ impl Op for GatedMlp {
     /// dropped; then `down_proj` makes the output beside the product. The layer's peak is the
     /// product's end, three M live. Measured: scripts/pytorch_memory.py `trace tiny-llama 1
     /// infer` (torch 2.15, CPU): the tiny Llama's inference peak, 468,800 B, is layer 1's product.
-    fn forward_pass(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<ForwardPass>, KindError> {
+    fn forward_pass(
+        &self,
+        inputs: &[Shape],
+        _output: &Shape,
+        _cached_keys: Option<u64>,
+    ) -> Result<Option<ForwardPass>, KindError> {
         let m = self.hidden_elements(&inputs[0])?;
         let t = |id| FwdTensor { id, elements: m, dtype: SavedDType::Activation };
         let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
@@ -270,7 +275,7 @@ mod tests {
         // left beside the output.
         let k = parse::<GatedMlp>("{hidden: 6}").unwrap();
         let x = Shape(vec![2, 5, 4]);
-        let pass = k.forward_pass(std::slice::from_ref(&x), &x).unwrap().unwrap();
+        let pass = k.forward_pass(std::slice::from_ref(&x), &x, None).unwrap().unwrap();
         let (mut live, mut peak) = (0u64, 0u64);
         let mut at = Vec::new();
         for step in &pass.steps {

@@ -370,18 +370,31 @@ pub trait Op {
     /// ops before `down_proj`); `None` (the default) means one op: only its output is
     /// allocated. The memory model's inference walk ([`crate::memory`]) steps through them, so
     /// a layer's peak counts the intermediates live together inside it. Sizes are whole
-    /// tensors of the given `inputs` and `output` (with batch).
-    fn forward_pass(&self, inputs: &[Shape], output: &Shape) -> Result<Option<ForwardPass>, KindError> {
-        let _ = (inputs, output);
+    /// tensors of the given `inputs` and `output` (with batch). `cached_keys`: at a decode
+    /// step with a KV cache ([`crate::memory::decode`]), the context `c` an attention layer's
+    /// queries read from its cache (its own tokens included); `None` without a cache.
+    fn forward_pass(
+        &self,
+        inputs: &[Shape],
+        output: &Shape,
+        cached_keys: Option<u64>,
+    ) -> Result<Option<ForwardPass>, KindError> {
+        let _ = (inputs, output, cached_keys);
         Ok(None)
     }
 
     /// Tensors the model computes once per forward for every layer of this kind
     /// ([`SharedTensor`]). The inference walk allocates each before the first layer that
     /// reads it and frees it after the last (under `--eager-references`, when the outermost
-    /// block holding every reader ends, as the model's frame holds it). Default: none.
-    fn forward_shared(&self, inputs: &[Shape], output: &Shape) -> Result<Vec<SharedTensor>, KindError> {
-        let _ = (inputs, output);
+    /// block holding every reader ends, as the model's frame holds it). `cached_keys` as for
+    /// [`Op::forward_pass`]. Default: none.
+    fn forward_shared(
+        &self,
+        inputs: &[Shape],
+        output: &Shape,
+        cached_keys: Option<u64>,
+    ) -> Result<Vec<SharedTensor>, KindError> {
+        let _ = (inputs, output, cached_keys);
         Ok(Vec::new())
     }
 

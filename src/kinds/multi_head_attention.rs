@@ -396,15 +396,29 @@ impl Op for MultiHeadAttention {
     /// the decoder layer binds them (`hidden_states, _ = self.self_attn(…)`) until it returns.
     /// Measured: scripts/pytorch_memory.py `trace tiny-llama 1 infer` (torch 2.15, CPU), op by
     /// op. Other configurations are one op.
-    fn forward_pass(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<ForwardPass>, KindError> {
+    ///
+    /// At a decode step (`cached_keys` = c, the L = 1 query reading c keys, `min(window, c)`
+    /// with a window: [`Self::keys_scored`]): the cache update rebinds the key and value
+    /// states to the cache's (written in place, as `StaticCache`), dropping the new token's K
+    /// and V; `repeat_kv` then copies the cached K and V (N·c'·D each) and the scores and
+    /// probabilities are N·heads·1·c'. The cache itself is counted by [`crate::memory::decode`].
+    fn forward_pass(
+        &self,
+        inputs: &[Shape],
+        _output: &Shape,
+        cached_keys: Option<u64>,
+    ) -> Result<Option<ForwardPass>, KindError> {
         if !self.hf_eager_grouped(inputs) {
             return Ok(None);
         }
         let x = &inputs[0];
         let (n, l, d) = (x.0[0], x.0[1], x.0[2]);
+        // Keys the queries read: their own sequence, or the cache's.
+        let lk = cached_keys.map_or(l, |c| self.keys_scored(c));
         let q = checked_product(&[n, l, d])?;
         let kw = checked_product(&[n, l, self.kv_width(d)])?;
-        let p = checked_product(&[n, self.heads, l, l])?;
+        let kv = checked_product(&[n, lk, d])?;
+        let p = checked_product(&[n, self.heads, l, lk])?;
         let t = |id, elements| FwdTensor { id, elements, dtype: SavedDType::Activation };
         let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
         let mut steps = vec![
@@ -412,6 +426,8 @@ impl Op for MultiHeadAttention {
             step("linear (k_proj)", t(1, kw), vec![]),
             step("linear (v_proj)", t(2, kw), vec![]),
         ];
+        // The new token's key after the rotation (or the projection's without one).
+        let mut key = t(1, kw);
         if self.rotary {
             for (base, e, ops) in [
                 (10, q, ["mul (q·cos)", "neg (rotate_half q)", "cat (rotate_half q)", "mul (rotate_half(q)·sin)", "add (q rotated)"]),
@@ -425,9 +441,11 @@ impl Op for MultiHeadAttention {
             }
             // apply_rotary_pos_emb returns: the names rebind, the projections go.
             steps.last_mut().expect("rotary steps").frees.extend([t(0, q), t(1, kw)]);
+            key = t(24, kw);
         }
-        steps.push(step("reshape (repeat_kv K)", t(30, q), vec![]));
-        steps.push(step("reshape (repeat_kv V)", t(31, q), vec![]));
+        let cache_update = if cached_keys.is_some() { vec![key, t(2, kw)] } else { vec![] };
+        steps.push(step("reshape (repeat_kv K)", t(30, kv), cache_update));
+        steps.push(step("reshape (repeat_kv V)", t(31, kv), vec![]));
         steps.push(step("matmul (Q·Kᵀ)", t(32, p), vec![]));
         steps.push(step("mul (scores·scaling)", t(33, p), vec![t(32, p)]));
         let mut scores = t(33, p);
@@ -437,23 +455,30 @@ impl Op for MultiHeadAttention {
         }
         steps.push(step("softmax", t(35, p), vec![scores]));
         steps.push(step("matmul (probabilities·V)", t(36, q), vec![]));
-        steps.push(step("contiguous (context)", t(37, q), vec![t(30, q), t(31, q), t(36, q)]));
+        steps.push(step("contiguous (context)", t(37, q), vec![t(30, kv), t(31, kv), t(36, q)]));
         Ok(Some(ForwardPass { steps, returned: Some(t(35, p)) }))
     }
 
     /// Shared by every layer ([`SharedTensor`]): with `rotary`, the rotary `cos`/`sin`
     /// ([`Self::cos_sin`]); on Hugging Face's eager path with `causal`, the additive causal
     /// mask `LlamaModel.forward` builds once (`create_causal_mask`: N×1×L×L values of the
-    /// activation dtype). Measured: the tiny Llama's inference trace (4,096 B at batch 1,
+    /// activation dtype; N×1×1×c' at a decode step over c' cached keys). Measured: the tiny Llama's inference trace (4,096 B at batch 1,
     /// 32,768 at batch 8). Hugging Face's position ids (L int64) are not counted.
-    fn forward_shared(&self, inputs: &[Shape], _output: &Shape) -> Result<Vec<SharedTensor>, KindError> {
+    fn forward_shared(
+        &self,
+        inputs: &[Shape],
+        _output: &Shape,
+        cached_keys: Option<u64>,
+    ) -> Result<Vec<SharedTensor>, KindError> {
         let x = &inputs[0];
         let mut v = Vec::new();
         if self.rotary {
             v.push(self.cos_sin(x.0[1], x.0[2])?);
         }
         if self.causal && self.hf_eager_grouped(inputs) {
-            let elements = checked_product(&[x.0[0], x.0[1], x.0[1]])?;
+            // N×1×L×keys: at a decode step, one query row over the cached keys.
+            let keys = cached_keys.map_or(x.0[1], |c| self.keys_scored(c));
+            let elements = checked_product(&[x.0[0], x.0[1], keys])?;
             v.push(SharedTensor { elements, dtype: SavedDType::Activation, what: "causal mask" });
         }
         Ok(v)
@@ -908,7 +933,7 @@ mod tests {
         let x = s(&[1, 4, 8]);
         let k = parse::<MultiHeadAttention>("{heads: 2, kv_heads: 1, rotary: true, causal: true, bias: false}").unwrap();
         let out = k.analyze(std::slice::from_ref(&x)).unwrap().output;
-        let pass = k.forward_pass(std::slice::from_ref(&x), &out).unwrap().unwrap();
+        let pass = k.forward_pass(std::slice::from_ref(&x), &out, None).unwrap().unwrap();
         let (mut live, mut peak) = (0u64, 0u64);
         for step in &pass.steps {
             live += step.alloc.map_or(0, |t| t.elements);
@@ -920,12 +945,12 @@ mod tests {
         // probabilities 32, returned.
         assert_eq!(pass.returned.map(|t| t.elements), Some(32));
         // Shared by every layer: cos/sin 2·4·4 = 32, the mask 1·4·4 = 16.
-        let shared: Vec<u64> = k.forward_shared(std::slice::from_ref(&x), &out).unwrap().iter().map(|t| t.elements).collect();
+        let shared: Vec<u64> = k.forward_shared(std::slice::from_ref(&x), &out, None).unwrap().iter().map(|t| t.elements).collect();
         assert_eq!(shared, [32, 16]);
         // nn.MultiheadAttention (no kv_heads) and the fused path are one op.
         for yaml in ["{heads: 2}", "{heads: 2, kv_heads: 1, need_weights: false}"] {
             let k = parse::<MultiHeadAttention>(yaml).unwrap();
-            assert_eq!(k.forward_pass(std::slice::from_ref(&x), &out).unwrap(), None, "{yaml}");
+            assert_eq!(k.forward_pass(std::slice::from_ref(&x), &out, None).unwrap(), None, "{yaml}");
         }
     }
 

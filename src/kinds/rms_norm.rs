@@ -144,7 +144,12 @@ impl Op for RmsNorm {
     /// sum is dropped; `x · rstd` (U), after which rstd is dropped; then `γ ·` makes the output
     /// (without `elementwise_affine`, `x · rstd` is the output). Measured: scripts/pytorch_memory.py
     /// `trace tiny-llama 1 infer` (torch 2.15, CPU).
-    fn forward_pass(&self, inputs: &[Shape], _output: &Shape) -> Result<Option<ForwardPass>, KindError> {
+    fn forward_pass(
+        &self,
+        inputs: &[Shape],
+        _output: &Shape,
+        _cached_keys: Option<u64>,
+    ) -> Result<Option<ForwardPass>, KindError> {
         let x = &inputs[0];
         let u = x.elements()?;
         let rows = u / checked_product(&self.norm(x))?.max(1);

@@ -23,8 +23,12 @@
 //! from before the step (a preallocated cache, as `StaticCache` and vLLM's paged cache; a
 //! growing `DynamicCache` also copies one layer's cache while it concatenates, not counted).
 //!
-//! Like the rest of the memory model: exact tensor bytes, no allocator rounding, no kernel
-//! workspace, no intra-layer temporaries (the scores of a step are `heads·c` per sequence).
+//! The step's walk is the inference walk at length 1 with each attention layer reading `c`
+//! keys: where the kind lists its forward ops (Hugging Face's eager grouped attention,
+//! [`crate::kinds::Op::forward_pass`]), its `repeat_kv` copies of the cached K and V
+//! (`2·batch·c·D` values) and its scores and probabilities (`batch·heads·c`) are live inside
+//! the layer, and the causal mask is `batch·c`. Like the rest of the memory model: exact
+//! tensor bytes, no allocator rounding, no kernel workspace.
 
 use super::Options;
 use crate::analysis::{analyze, Analysis};
@@ -194,7 +198,9 @@ pub fn decode(a: &Analysis, o: &Options, prompt: Option<u64>, context: Option<u6
         ));
     }
     let (mut step_peak, mut step_layer) = (0u64, String::from("weights"));
-    for r in super::inference_timeline(&step, o)?.iter().filter(|r| r.phase != super::Phase::Data) {
+    // The one-token walk with each attention layer's ops over the cached keys.
+    for r in super::inference_timeline_cached(&step, o, Some(context))?.iter().filter(|r| r.phase != super::Phase::Data)
+    {
         let p = add(r.peak_bytes, total, "live bytes").map_err(at_input)?;
         if p > step_peak {
             (step_peak, step_layer) = (p, r.name.clone());
@@ -256,11 +262,13 @@ mod tests {
         // dropped), masked, softmax; the context 2,400 and its contiguous copy 2,528, + its cache
         // 128 = 2,656 at attn (the head's row: 1,440 + head out 160 + 128 = 1,728 + cache).
         assert_eq!((d.prefill_peak_bytes, d.prefill_peak_layer.as_str()), (2656, "attn"));
-        // Step walk (the one-token forward's ops; docs/memory.md): id 8 B + 1,408 = 1,416; emb
-        // 32 → 1,448; mask 4 → 1,452; q, k, v 64 → 1,516; K, V repeated 64 → 1,580; scores 8 →
-        // 1,588, scaled 1,596 (scores dropped), masked, softmax; the context 1,620, contiguous
-        // 1,652; + the whole cache 192 = 1,844 at attn.
-        assert_eq!((d.decode_step_peak_bytes, d.decode_step_peak_layer.as_str()), (1844, "attn"));
+        // Step walk (the one-token forward's ops over the 6 cached keys; docs/memory.md): id
+        // 8 B + 1,408 = 1,416; emb 32 → 1,448; mask 1·1·6 · 4 B = 24 → 1,472; q 32, k 16, v 16
+        // → 1,536; K repeated over the cache 6·8 · 4 B = 192 → 1,728, the new token's k and v
+        // dropped (the cache holds them) → 1,696; V repeated 192 → 1,888; scores 2·6 · 4 B = 48
+        // → 1,936, scaled 1,984 (scores dropped → 1,936), masked, softmax likewise; the context
+        // 32 → 1,968, contiguous 32 → 2,000; + the whole cache 192 = 2,192 at attn.
+        assert_eq!((d.decode_step_peak_bytes, d.decode_step_peak_layer.as_str()), (2192, "attn"));
     }
 
     #[test]

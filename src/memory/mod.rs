@@ -623,7 +623,7 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
     let z = Sizes::new(a, o).map_err(at_input)?;
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
-    let (inf, _) = inference_pass(a, o, &z, &data, &w, false)?;
+    let (inf, _) = inference_pass(a, o, &z, &data, &w, false, None)?;
     let units = o.checkpoint.units(spec);
     let tr_schedule = if units.is_empty() {
         Schedule::new(a, Mode::Training, data.loss_input)
@@ -686,6 +686,7 @@ pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecErro
 /// The inference pass: its schedule walked from input + weights (the weight dtype's buffers).
 /// With `record`, the walk keeps each layer's row. Returns the walk and the bytes it starts
 /// from.
+/// `cached_keys`: a decode step's context ([`Mode::Inference`]).
 fn inference_pass(
     a: &Analysis,
     o: &Options,
@@ -693,10 +694,12 @@ fn inference_pass(
     data: &Data,
     w: &Weights,
     record: bool,
+    cached_keys: Option<u64>,
 ) -> Result<(inference::Inference, u64), crate::error::SpecError> {
     let spec = &a.spec;
     let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
-    let schedule = Schedule::new(a, Mode::Inference { eager: o.eager_references }, None).map_err(at_input)?;
+    let mode = Mode::Inference { eager: o.eager_references, cached_keys };
+    let schedule = Schedule::new(a, mode, None).map_err(at_input)?;
     let weights = add(w.full_param_bytes, w.inference_buffer_bytes, "weights").map_err(at_input)?;
     let start = add(data.input_bytes, weights, "live").map_err(at_input)?;
     Ok((inference::walk(a, &schedule, z, start, record).map_err(at_input)?, start))
@@ -712,12 +715,22 @@ fn inference_pass(
 ///
 /// Errors: as [`model`].
 pub fn inference_timeline(a: &Analysis, o: &Options) -> Result<Vec<Stage>, crate::error::SpecError> {
+    inference_timeline_cached(a, o, None)
+}
+
+/// [`inference_timeline`] of a decode step whose attention layers read `cached_keys` keys from
+/// their KV cache ([`decode`]); `None`: no cache.
+pub(crate) fn inference_timeline_cached(
+    a: &Analysis,
+    o: &Options,
+    cached_keys: Option<u64>,
+) -> Result<Vec<Stage>, crate::error::SpecError> {
     let spec = &a.spec;
     let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
     let z = Sizes::new(a, o).map_err(at_input)?;
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
-    let (inf, start) = inference_pass(a, o, &z, &data, &w, true)?;
+    let (inf, start) = inference_pass(a, o, &z, &data, &w, true, cached_keys)?;
     let mut rows = Vec::with_capacity(inf.layers.len() + 2);
     let row = |phase, name: &str, b| Stage { phase, name: name.into(), live_bytes: b, peak_bytes: b };
     rows.push(row(Phase::Data, "input", data.input_bytes));

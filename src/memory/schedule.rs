@@ -17,6 +17,9 @@ pub enum Mode {
     Inference {
         /// Hold block inputs as eager PyTorch does.
         eager: bool,
+        /// A decode step with a KV cache: the context each attention layer's one-token queries
+        /// read from its cache ([`crate::kinds::Op::forward_pass`]); `None` without a cache.
+        cached_keys: Option<u64>,
     },
     /// One training step (forward, loss, backward).
     Training,
@@ -229,7 +232,7 @@ impl Schedule {
         let mut forward = vec![None; n_layers];
         let mut returned_free_after = vec![0; n_layers];
         let mut shared_forward: Vec<SharedForward> = Vec::new();
-        if let Mode::Inference { eager } = mode {
+        if let Mode::Inference { eager, cached_keys } = mode {
             let ends = if eager { block_ends(a, &position) } else { Default::default() };
             let names = |i: usize| spec.layers[i].id.name.as_str();
             // The innermost block around layer i ends at this position (none: the layer's own).
@@ -243,12 +246,14 @@ impl Schedule {
                 let l = &a.layers[p];
                 let op = spec.layers[i].kind.op();
                 let err = |m: String| format!("layer \"{}\": {m}", names(i));
-                if let Some(fp) = op.forward_pass(&l.input_shapes, &l.output).map_err(|e| err(e.message))? {
+                if let Some(fp) =
+                    op.forward_pass(&l.input_shapes, &l.output, cached_keys).map_err(|e| err(e.message))?
+                {
                     fp.check().map_err(err)?;
                     forward[i] = Some(fp);
                 }
                 returned_free_after[i] = if eager { innermost(i, p) } else { p };
-                for t in op.forward_shared(&l.input_shapes, &l.output).map_err(|e| err(e.message))? {
+                for t in op.forward_shared(&l.input_shapes, &l.output, cached_keys).map_err(|e| err(e.message))? {
                     let k = *shared_index.entry((t.what, t.elements)).or_insert_with(|| {
                         shared_forward.push(SharedForward { tensor: t, layer: i, first: p, free_after: p });
                         readers.push(Vec::new());
@@ -639,7 +644,7 @@ mod node_tests {
         for op in ops {
             let inputs = std::slice::from_ref(&x);
             let out = op.analyze(inputs).unwrap().output;
-            let pass = op.forward_pass(inputs, &out).unwrap().expect("forward ops");
+            let pass = op.forward_pass(inputs, &out, None).unwrap().expect("forward ops");
             assert_eq!(pass.check(), Ok(()));
         }
     }
