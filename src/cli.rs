@@ -409,7 +409,7 @@ fn import(a: ImportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let opts = crate::onnx::ImportOptions { allow_unknown: a.allow_unknown, input, batch: a.batch };
     let imported = crate::onnx::import(&a.model, &opts)?;
     for w in &imported.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::error::one_line(&w.to_string()));
     }
     // Checked before it is written: the spec must read back (it does unless netstat has a bug).
     crate::spec::parse_bytes(&crate::onnx::spec_label(&a.model), imported.yaml.as_bytes())?;
@@ -653,8 +653,15 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         )));
     }
     let budget = a.fit.as_deref().map(parse_budget).transpose()?;
-    let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
     let o = a.train.options()?;
+    // The decode model holds one device's whole cache; split over devices it would be paired
+    // with one device's share of the weights (a wrong per-device peak), so it is refused.
+    if kv && (o.tensor_parallel > 1 || o.devices > 1) {
+        return Err(Error::Usage(
+            "--kv-cache models one device: the KV cache split over devices (--tensor-parallel) is not modelled".into(),
+        ));
+    }
+    let analysis = crate::analyze_file(&a.spec, &a.spec_args.overrides()?)?;
     let mut m = report::memory::MemoryReport::summary(mm::model(&analysis, &o)?);
     if a.timeline {
         m.figures.timeline = mm::model(&analysis, &o)?.timeline;

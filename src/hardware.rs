@@ -169,9 +169,19 @@ pub fn parse(file: &str, text: &str) -> Result<Hardware, SpecError> {
     let f = Fields { file, node: &root, layer: &top };
     let strip = |e: SpecError| SpecError { layer: None, ..e };
     let missing = |key: &str| SpecError::new(file, root.loc, format!("missing required field `{key}`"));
-    let req_str = |key: &'static str| -> Result<String, SpecError> {
-        f.str(key).map_err(strip)?.map(str::to_owned).ok_or_else(|| missing(key))
+    // Text fields are printed in tables and messages: printable, one line.
+    let text = |key: &'static str| -> Result<Option<String>, SpecError> {
+        let v = f.str(key).map_err(strip)?;
+        if let Some(c) = v.and_then(|v| v.chars().find(|c| c.is_control())) {
+            let msg = format!(
+                "`{key}`: control character {} (hardware text must be printable, one line)",
+                crate::error::quote_char(c)
+            );
+            return Err(SpecError::new(file, f.loc(key), msg));
+        }
+        Ok(v.map(str::to_owned))
     };
+    let req_str = |key: &'static str| -> Result<String, SpecError> { text(key)?.ok_or_else(|| missing(key)) };
     let rate = |key: &'static str| -> Result<Option<f64>, SpecError> {
         match f.float(key).map_err(strip)? {
             Some(v) if (MIN_RATE..=MAX_RATE).contains(&v) => Ok(Some(v)),
@@ -197,7 +207,7 @@ pub fn parse(file: &str, text: &str) -> Result<Hardware, SpecError> {
     };
     Ok(Hardware {
         name: req_str("name")?,
-        description: f.str("description").map_err(strip)?.unwrap_or("").to_owned(),
+        description: text("description")?.unwrap_or_default(),
         kind,
         fp32_flops_per_s: rate("fp32_flops_per_s")?.ok_or_else(|| missing("fp32_flops_per_s"))?,
         fp16_flops_per_s: rate("fp16_flops_per_s")?,
@@ -301,6 +311,11 @@ mod tests {
         assert_eq!(e, "x.yaml:2:7: `kind`: expected `gpu` or `cpu`, got `tpu`");
         let e = parse("x.yaml", "name: x\nkind: gpu\nfp32_flops_per_s: 1e12\n").unwrap_err().to_string();
         assert_eq!(e, "x.yaml:1:1: missing required field `memory_bandwidth_bytes_per_s`");
+        // An ESC sequence or a newline in a name would drive the terminal or forge a line.
+        let e = parse("x.yaml", "name: \"\\e[31mX\\nforged\"\nkind: gpu\n").unwrap_err().to_string();
+        assert_eq!(e, "x.yaml:1:7: `name`: control character `\\u{1b}` (hardware text must be printable, one line)");
+        let e = parse("x.yaml", "name: x\ndescription: \"a\\rb\"\nkind: gpu\n").unwrap_err().to_string();
+        assert!(e.starts_with("x.yaml:2:14: `description`: control character `\\r`"), "{e}");
         let e = parse("x.yaml", "name: [x\n").unwrap_err().to_string();
         assert!(e.starts_with("x.yaml:"), "{e}");
     }

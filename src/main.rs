@@ -23,7 +23,7 @@ fn main() {
     }
     let cli = Cli::parse_from(args);
     if let Err(e) = netstat::report::interrupt::install() {
-        eprintln!("warning: {e}");
+        eprintln!("warning: {}", netstat::error::one_line(&e.to_string()));
     }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();

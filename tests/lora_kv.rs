@@ -134,6 +134,16 @@ fn kv_cache_errors_are_usage_errors_at_the_layer() {
         .clone();
     let e = String::from_utf8(b).unwrap();
     assert!(e.contains("a KV cache serves causal attention"), "{e}");
+    // Split over devices the weights were one device's and the cache the whole model's (TinyLlama
+    // at context 100,000, T = 4: "decode step peak 5.22 GiB" with 1.02 GiB of weights): refused.
+    let out = Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["memory", "specs/tinyllama-1.1b.yaml", "--kv-cache", "--context", "100000", "--tensor-parallel", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("the KV cache split over devices (--tensor-parallel) is not modelled"), "{e}");
 }
 
 #[test]

@@ -467,3 +467,59 @@ fn slices_of_activations_are_slice_layers() {
     assert!(out.status.success(), "{}{text}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("params built 884 = analysis"), "{text}");
 }
+
+/// Initializers whose dims disagree with the input or the attributes (tests/fixtures/onnx/hostile,
+/// scripts/make_hostile_onnx.py): the mapping took only c_out (or the output width) from the
+/// weight and reported a parameter count the file does not hold, exit 0. Now exit 2 naming the
+/// node, with what the initializers hold and what the kind counts.
+#[test]
+fn initializers_that_disagree_with_the_input_are_refused_by_node() {
+    for (stem, node, held, counted) in [
+        // [8, 5, 3, 3] + 8 = 368 held; on 3 channels 8·3·3·3 + 8 = 224.
+        ("conv_c_in", "#0 \"conv\" (Conv)", 368, 224),
+        // [8, 3, 3, 3] + 8 = 224 held; kernel_shape 5: 8·3·5·5 + 8 = 608.
+        ("conv_kernel", "#0 \"conv\" (Conv)", 224, 608),
+        // 216 + a bias of 100 = 316 held; 224 counted.
+        ("conv_bias", "#0 \"conv\" (Conv)", 316, 224),
+        // W [8, 4] without transB + bias 4 = 36 held; a linear 4 → 4 has 16 + 4 = 20.
+        ("gemm_k", "#0 \"g\" (Gemm)", 36, 20),
+        // [5, 8] = 40 held; a linear 4 → 8 without bias has 32.
+        ("matmul_k", "#0 \"m\" (MatMul)", 40, 32),
+        // scale 5 + bias 5 = 10 held; batch_norm2d of 3 channels has 6.
+        ("bn_c", "#0 \"bn\" (BatchNormalization)", 10, 6),
+        // [7, 8, 3, 3] = 504 held; 3 channels → 8: 3·8·3·3 = 216.
+        ("conv_transpose_c_in", "#0 \"ct\" (ConvTranspose)", 504, 216),
+    ] {
+        let p = format!("tests/fixtures/onnx/hostile/{stem}.onnx");
+        let out = Command::cargo_bin("netstat").unwrap().arg(&p).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{stem}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let want = format!("node {node}: its initializers hold {held} parameters, but a ");
+        assert!(err.contains(&want) && err.contains(&format!(" has {counted}: ")), "{stem}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+/// Control characters in node names and op types stay escaped: a `\r` in a name ended `netstat
+/// import`'s YAML comment and added a layer `evil` (exit 0); an ESC sequence or a newline in an
+/// op type reached the terminal through `--allow-unknown`'s warning.
+#[test]
+fn node_names_and_op_types_cannot_add_layers_or_lines() {
+    let run = |args: &[&str]| Command::cargo_bin("netstat").unwrap().args(args).output().unwrap();
+    let out = run(&["import", "tests/fixtures/onnx/hostile/name_cr.onnx"]);
+    assert!(out.status.success());
+    let spec = String::from_utf8(out.stdout).unwrap();
+    assert!(!spec.contains('\r') && spec.contains("# #0 \"r\\r  - {name: evil"), "{spec}");
+    let out = run(&["tests/fixtures/onnx/hostile/name_cr.onnx", "-f", "csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(!csv.contains("evil") && csv.contains("\nRelu_0,relu,"), "{csv}");
+    for (stem, escaped) in [("op_esc", "Foo\\u{1b}[31mRED"), ("op_newline", "Foo\\n  - {name: evil")] {
+        let out = run(&["--allow-unknown", &format!("tests/fixtures/onnx/hostile/{stem}.onnx"), "-f", "csv"]);
+        assert!(out.status.success(), "{stem}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains('\u{1b}') && err.contains(escaped), "{err}");
+        let csv = String::from_utf8(out.stdout).unwrap();
+        assert!(!csv.contains('\u{1b}') && !csv.contains("\n  - {name"), "{csv}");
+    }
+}

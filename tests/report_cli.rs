@@ -269,6 +269,18 @@ fn names_cannot_forge_output() {
     let index = std::fs::read_to_string(out.join("README.md")).unwrap();
     assert!(!index.contains("<b>") && !index.contains('\u{1b}'), "{index}");
     assert!(index.contains("[net error: forged \\| &lt;b>x&lt;/b>](forge.md)"), "{index}");
+    // A spec file whose name holds an ESC sequence: its own report's links and chart captions
+    // are escaped too (they were written raw while the index percent-encoded them).
+    std::fs::write(specs.join("\u{1b}[31mok.yaml"), "name: ok\ninput: [4]\nlayers:\n  - {name: a, kind: relu}\n")
+        .unwrap();
+    let o = netstat().arg("report").arg(&specs).arg("--out").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("\u{1b}[31mok.md")).unwrap();
+    assert!(!md.contains('\u{1b}'), "{md}");
+    assert!(
+        md.contains("[CSV](%1B%5B31mok.csv)") && md.contains("![\\\\u{1b}\\[31mok memory](%1B%5B31mok.memory.svg)"),
+        "{md}"
+    );
 }
 
 /// A path with a newline and an ESC sequence in an error message stays one escaped line.

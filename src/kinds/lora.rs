@@ -103,6 +103,16 @@ impl Lora {
         let sub = Fields { file: f.file, node, layer: f.layer };
         let rank = sub.pos("rank")?.ok_or_else(|| f.err(node.loc, "`lora`: missing required field `rank`"))?;
         let alpha = sub.float("alpha")?.unwrap_or(DEFAULT_ALPHA);
+        // alpha 0 scales the adapter to nothing (no gradient reaches it: `measure --train`
+        // failed); negative or infinite scales are no adapter a trainer uses.
+        if !(alpha > 0.0 && alpha.is_finite()) {
+            return Err(f.err(
+                sub.loc("alpha"),
+                format!(
+                    "`lora.alpha`: expected a positive number (the adapter is scaled by alpha / rank), got {alpha}"
+                ),
+            ));
+        }
         let targets = match sub.get("targets") {
             None if attention => vec![Target::Q, Target::V],
             None => Vec::new(),

@@ -86,7 +86,18 @@ impl KindSpec for MultiHeadAttention {
         "lora",
     ];
     fn parse(f: &Fields) -> Result<Self, SpecError> {
-        f.float("dropout")?;
+        if let Some(p) = f.float("dropout")? {
+            if !(0.0..1.0).contains(&p) {
+                return Err(f.err(f.loc("dropout"), format!("`dropout`: expected a probability in [0, 1), got {p}")));
+            }
+        }
+        let rope_theta = f.float("rope_theta")?.unwrap_or(10_000.0);
+        if !(rope_theta > 0.0 && rope_theta.is_finite()) {
+            return Err(f.err(
+                f.loc("rope_theta"),
+                format!("`rope_theta`: expected a positive base (angles are p·theta^(-2i/d)), got {rope_theta}"),
+            ));
+        }
         let heads = f.pos("heads")?.unwrap_or(1);
         let kv_heads = f.pos("kv_heads")?;
         if let Some(kv) = kv_heads {
@@ -109,7 +120,7 @@ impl KindSpec for MultiHeadAttention {
             lora: super::lora::Lora::parse(f, true)?,
             kv_heads,
             rotary: f.bool("rotary")?.unwrap_or(false),
-            rope_theta: f.float("rope_theta")?.unwrap_or(10_000.0),
+            rope_theta,
             window,
             heads,
             embed_dim: f.pos("embed_dim")?,

@@ -92,6 +92,10 @@ pub struct Recurrent {
     pub input_size: Option<u64>,
 }
 
+/// The most stacked layers (`num_layers`) one recurrent layer takes (the deepest published
+/// stacks are a few dozen): 10⁷ took gigabytes and a minute.
+pub const MAX_LAYERS: u64 = 1024;
+
 /// The fields every recurrent kind accepts.
 pub const FIELDS: &[&str] = &["hidden_size", "num_layers", "bidirectional", "batch_first", "bias", "input_size"];
 
@@ -102,7 +106,9 @@ impl Recurrent {
             input_size: f.pos("input_size")?,
             cell,
             hidden_size: f.req_pos("hidden_size")?,
-            num_layers: f.pos("num_layers")?.unwrap_or(1),
+            num_layers: f
+                .pos_at_most("num_layers", MAX_LAYERS, "each stacked layer has its own weights and saved tensors")?
+                .unwrap_or(1),
             bidirectional: f.bool("bidirectional")?.unwrap_or(false),
             batch_first: f.bool("batch_first")?.unwrap_or(false),
             bias: f.bool("bias")?.unwrap_or(true),

@@ -23,6 +23,10 @@ struct Layer {
     inputs: Vec<String>,
     /// The ONNX node(s) the layer stands for, for the YAML comment.
     comment: String,
+    /// Parameters the node's weight initializers hold (their dims' products), for the ops whose
+    /// mapping takes only some dims from them (Conv, ConvTranspose, Gemm, MatMul, BatchNormalization):
+    /// [`check_initializers`] compares it with the analysis.
+    init_params: Option<u64>,
 }
 
 /// What a node maps to.
@@ -149,7 +153,7 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                         group.module.what(),
                         group.path
                     );
-                    layers.push(Layer { name, kind, fields, inputs: from, comment });
+                    layers.push(Layer { name, kind, fields, inputs: from, comment, init_params: None });
                     continue;
                 }
                 let d =
@@ -171,7 +175,14 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                 producer.insert(group.output.clone(), name.clone());
                 let comment =
                     format!("#{}–#{} ({} nodes of attention {})", group.first, group.last, group.len, group.path);
-                layers.push(Layer { name, kind: "multi_head_attention", fields, inputs: from, comment });
+                layers.push(Layer {
+                    name,
+                    kind: "multi_head_attention",
+                    fields,
+                    inputs: from,
+                    comment,
+                    init_params: None,
+                });
             }
             continue;
         }
@@ -198,6 +209,8 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                 let width = layers[li].fields.iter().find(|f| f.0 == "out_features").map(|f| f.1.clone());
                 if let (Some(t), Some(w)) = (inits.get(other), width) {
                     if t.dims.len() == 1 && t.dims[0].to_string() == w && uses.get(acts[0]) == Some(&1) {
+                        let b = u64::try_from(t.dims[0]).ok();
+                        layers[li].init_params = layers[li].init_params.zip(b).and_then(|(p, b)| p.checked_add(b));
                         layers[li].fields.retain(|f| f.0 != "bias");
                         layers[li].comment += &format!(" + #{pos} \"{}\" (Add)", n.name);
                         producer.insert(out.to_owned(), layers[li].name.clone());
@@ -276,7 +289,7 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
         };
         let mut name = layer_name(n, pos);
         if kind == "dropout" && fields.iter().any(|f| f.0 == "unknown") {
-            name = format!("{name} [unknown op {op}]");
+            name = format!("{name} [unknown op {}]", crate::error::escape_control(op));
         }
         let name = unique(&mut names, name);
         let fields = readable(kind, fields);
@@ -287,7 +300,22 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
             sigmoids.insert(out.to_owned(), (layers.len(), acts[0].to_owned()));
         }
         producer.insert(out.to_owned(), name.clone());
-        layers.push(Layer { name, kind, fields, inputs: from, comment: format!("#{pos} \"{}\" ({op})", n.name) });
+        // The parameter inputs of the ops whose kinds take only c_out (or nothing) from them.
+        let param_inputs: &[usize] = match op {
+            "Conv" | "ConvTranspose" | "Gemm" | "BatchNormalization" => &[1, 2],
+            "MatMul" if kind == "linear" => &[1],
+            _ => &[],
+        };
+        let init_params = (!param_inputs.is_empty())
+            .then(|| {
+                param_inputs.iter().filter_map(|&i| ins.get(i).and_then(|v| weights.get(*v))).try_fold(0u64, |t, d| {
+                    let e = d.iter().try_fold(1u64, |e, &x| e.checked_mul(u64::try_from(x).ok()?))?;
+                    t.checked_add(e)
+                })
+            })
+            .flatten();
+        let comment = format!("#{pos} \"{}\" ({op})", crate::error::escape_control(&n.name));
+        layers.push(Layer { name, kind, fields, inputs: from, comment, init_params });
     }
     if !unmapped.is_empty() {
         let mut types: Vec<&str> = unmapped.iter().map(|u| u.1.op_type.as_str()).collect();
@@ -313,7 +341,45 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
     } else {
         g.name.clone()
     };
-    Ok(Imported { yaml: yaml(file, &name, &input_dims, in_dtype, batch, dtype, &layers), warnings })
+    let yaml = yaml(file, &name, &input_dims, in_dtype, batch, dtype, &layers);
+    check_initializers(file, &yaml, &layers)?;
+    Ok(Imported { yaml, warnings })
+}
+
+/// Each layer's parameters, as the analysis counts them from its fields and its input, must be
+/// what its node's initializers hold ([`Layer::init_params`]): the mapping takes a conv's
+/// `c_out` (and a linear's `out_features`) from the weight, so a weight whose other dims
+/// disagree with the input or the attributes (a [8, 5, 3, 3] Conv weight on 3 channels, a
+/// `kernel_shape` of 5 on a 3×3 weight, a bias of 100 on 8 channels, a BatchNormalization scale
+/// of 5 on 3 channels) is an error naming the node, never a count of parameters the file does
+/// not hold. A spec that does not analyse is left to the analysis to report.
+fn check_initializers(file: &str, yaml: &str, layers: &[Layer]) -> Result<(), String> {
+    if layers.iter().all(|l| l.init_params.is_none()) {
+        return Ok(());
+    }
+    let Ok(a) = crate::spec::parse_bytes(file, yaml.as_bytes())
+        .map_err(drop)
+        .and_then(|s| crate::analysis::analyze(s).map_err(drop))
+    else {
+        return Ok(());
+    };
+    let rows: HashMap<&str, &crate::analysis::LayerAnalysis> =
+        a.layers.iter().map(|r| (a.layer_spec(r).id.name.as_str(), r)).collect();
+    for l in layers {
+        let Some(row) = rows.get(l.name.as_str()) else { continue };
+        match l.init_params {
+            Some(held) if held != row.params => {
+                let input = row.input_shapes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+                return Err(format!(
+                    "node {}: its initializers hold {held} parameters, but a {} of its attributes on input {input} has {}: \
+                     the weights' dims disagree with the input or the attributes",
+                    l.comment, l.kind, row.params
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether a node is folded: `Constant`, `Shape`, `Size`, `ConstantOfShape`, or all the inputs
@@ -672,7 +738,9 @@ fn yaml(file: &str, name: &str, input: &[u64], in_dtype: &str, batch: u64, dtype
             let ins = l.inputs.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ");
             let _ = write!(y, ", inputs: [{ins}]");
         }
-        let _ = writeln!(y, "}}  # {}", l.comment.replace('\n', " "));
+        // The comment is one line: a node name's control characters (a `\r` ended the comment and
+        // started a layer) are escaped where the comment is made.
+        let _ = writeln!(y, "}}  # {}", crate::error::escape_control(&l.comment));
         prev = l.name.clone();
     }
     y

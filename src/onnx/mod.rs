@@ -87,7 +87,7 @@ pub fn spec_label(path: &str) -> String {
 pub fn load(path: &str, opts: &ImportOptions) -> Result<crate::spec::Spec, crate::Error> {
     let imported = import(path, opts)?;
     for w in &imported.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::error::one_line(&w.to_string()));
     }
     Ok(crate::spec::parse_bytes(&spec_label(path), imported.yaml.as_bytes())?)
 }

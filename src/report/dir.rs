@@ -81,11 +81,15 @@ pub fn generate(specs_dir: &Path, html: bool) -> Result<Generated, Error> {
         let timeline = html.then(|| m.clone());
         r.memory = Some(super::memory::MemoryReport::summary(m));
         let mut md = render(&r, Format::Markdown);
+        // The stem is a file name: escaped as link text, percent-encoded as a target (as the
+        // index does), so a control character or `)` in it neither reaches a terminal nor
+        // breaks the link.
+        let (text, link) = (super::grid::md_text(&stem), md_link(&stem));
         md.extend_from_slice(
-            format!("\nFiles: [CSV]({stem}.csv), [JSON]({stem}.json), [LaTeX]({stem}.tex).\n").as_bytes(),
+            format!("\nFiles: [CSV]({link}.csv), [JSON]({link}.json), [LaTeX]({link}.tex).\n").as_bytes(),
         );
         for (suffix, _) in &charts {
-            md.extend_from_slice(format!("\n![{stem} {suffix}]({stem}.{suffix}.svg)\n").as_bytes());
+            md.extend_from_slice(format!("\n![{text} {suffix}]({link}.{suffix}.svg)\n").as_bytes());
         }
         let by = format!("spec {}", path.display());
         let mut files = vec![

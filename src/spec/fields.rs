@@ -47,6 +47,18 @@ impl<'a> Fields<'a> {
         self.get(key).map(|n| pos_int(self, n, key)).transpose()
     }
 
+    /// A positive integer no larger than `max`: a count that makes a tensor or a list entry
+    /// apiece (stacked recurrent layers, experts), where a huge value in a small file would make
+    /// the analysis allocate in proportion to it. `why` ends the message.
+    pub fn pos_at_most(&self, key: &str, max: u64, why: &str) -> Result<Option<u64>, SpecError> {
+        match self.pos(key)? {
+            Some(v) if v > max => {
+                Err(self.err(self.loc(key), format!("`{key}`: expected at most {max} ({why}), got {v}")))
+            }
+            v => Ok(v),
+        }
+    }
+
     /// A required positive integer.
     pub fn req_pos(&self, key: &str) -> Result<u64, SpecError> {
         self.pos(key)?.ok_or_else(|| self.err(self.node.loc, format!("missing required field `{key}`")))
