@@ -510,7 +510,7 @@ fn free_in_background<T: Send + 'static>(layers: usize, x: T) {
 /// header such as `output_bytes` names its column too).
 fn pick_columns(r: &Report, names: &[String]) -> Result<Vec<&'static str>, Error> {
     let have = report::applicable_columns(r);
-    names
+    let picked: Vec<&'static str> = names
         .iter()
         .map(|n| {
             let n = n.trim();
@@ -529,7 +529,15 @@ fn pick_columns(r: &Report, names: &[String]) -> Result<Vec<&'static str>, Error
                     ))
                 })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // A column named twice (`params,params`, or `output bytes,output_bytes`) is a typo: one
+    // table shows a column once.
+    for (i, c) in picked.iter().enumerate() {
+        if picked[..i].contains(c) {
+            return Err(Error::Usage(format!("--columns: column `{c}` named twice")));
+        }
+    }
+    Ok(picked)
 }
 
 /// Arguments of `netstat measure`.

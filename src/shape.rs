@@ -43,7 +43,6 @@ impl fmt::Display for Shape {
     }
 }
 
-/// Product of `dims`, or "… overflows u64" as an error message.
 /// Most dimensions a tensor may have (batch included). Real networks use at most 6; the limit
 /// keeps a hostile input of rank 500,000 from costing gigabytes through every layer.
 pub const MAX_RANK: usize = 32;
@@ -56,6 +55,7 @@ pub fn check_rank(rank: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Product of `dims`, or "… overflows u64" as an error message.
 pub fn checked_product(dims: &[u64]) -> Result<u64, String> {
     dims.iter().try_fold(1u64, |acc, &d| {
         acc.checked_mul(d).ok_or_else(|| {

@@ -83,6 +83,13 @@ fn columns_are_chosen_and_ordered() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("--columns: no column `parms` (did you mean `params`?)"));
+    // Named twice (in any case): refused, not shown twice.
+    Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["specs/alexnet.yaml", "--columns", "layer,params,PARAMS"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--columns: column `params` named twice"));
 }
 
 #[test]

@@ -173,14 +173,19 @@ pub fn decode(a: &Analysis, o: &Options, prompt: Option<u64>, context: Option<u6
     for l in &step.layers {
         let mut m_l = l.macs;
         if let Some(m) = attention(&step, l)? {
+            // A count at the context that overflows names the layer and the context asked for.
+            let ls = step.layer_spec(l);
+            let at_layer = |e: String| {
+                SpecError::new(&spec.file, ls.node.loc, format!("--context {context}: {e}")).in_layer(&ls.id)
+            };
             let x = &l.input_shapes[0];
             let (n, d) = (x.0[0], x.last());
-            let over = m.score_macs(n, 1, context, d).map_err(at_input)?;
+            let over = m.score_macs(n, 1, context, d).map_err(at_layer)?;
             // The analysis at length 1 scored one key; the step scores `context`.
-            m_l = add(m_l - m.score_macs(n, 1, 1, d).map_err(at_input)?, over, "MACs").map_err(at_input)?;
-            attn = add(attn, over, "MACs").map_err(at_input)?;
-            let b = cache_bytes(m, x, context, dtype).map_err(at_input)?;
-            total = add(total, b, "KV cache bytes").map_err(at_input)?;
+            m_l = add(m_l - m.score_macs(n, 1, 1, d).map_err(at_input)?, over, "MACs").map_err(at_layer)?;
+            attn = add(attn, over, "MACs").map_err(at_layer)?;
+            let b = cache_bytes(m, x, context, dtype).map_err(at_layer)?;
+            total = add(total, b, "KV cache bytes").map_err(at_layer)?;
             layers.push(CacheLayer {
                 name: step.layer_spec(l).id.name.clone(),
                 kv_heads: m.kv_heads.unwrap_or(m.heads),
@@ -297,5 +302,8 @@ mod tests {
         let a = analyze(crate::spec::parse_bytes("mlp.yaml", y.as_bytes()).unwrap()).unwrap();
         let e = decode(&a, &Options::default(), None, None).unwrap_err();
         assert!(e.to_string().contains("no multi_head_attention layer"), "{e}");
+        // A context whose cache overflows u64 names the layer and the context (it named the input).
+        let e = decode(&tiny(""), &Options::default(), None, Some(1 << 63)).unwrap_err().to_string();
+        assert!(e.contains("layer #1 \"attn\" (multi_head_attention): --context 9223372036854775808: "), "{e}");
     }
 }

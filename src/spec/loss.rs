@@ -109,6 +109,17 @@ pub fn parse_loss(file: &str, root: &Node) -> Result<Option<LossSpec>, SpecError
             check_keys(file, le, LABELS_FIELDS, None)?;
             let shape = match l.get("shape") {
                 None => Vec::new(),
+                // With the batch in front, a tensor's rank like any other's (`shape::MAX_RANK`).
+                Some(v @ Node { value: Value::Seq(items), .. }) if items.len() + 1 > crate::shape::MAX_RANK => {
+                    return Err(SpecError::new(
+                        file,
+                        v.loc,
+                        format!(
+                            "`loss.labels.shape`: {}",
+                            crate::shape::check_rank(items.len() + 1).expect_err("over the limit")
+                        ),
+                    ))
+                }
                 Some(Node { value: Value::Seq(items), .. }) => items
                     .iter()
                     .map(|d| match d.value {
