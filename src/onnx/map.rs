@@ -306,14 +306,19 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
             "MatMul" if kind == "linear" => &[1],
             _ => &[],
         };
-        let init_params = (!param_inputs.is_empty())
-            .then(|| {
-                param_inputs.iter().filter_map(|&i| ins.get(i).and_then(|v| weights.get(*v))).try_fold(0u64, |t, d| {
-                    let e = d.iter().try_fold(1u64, |e, &x| e.checked_mul(u64::try_from(x).ok()?))?;
-                    t.checked_add(e)
-                })
+        // Checked only when every parameter input the op requires is an initializer (a scale or
+        // bias computed by other nodes is no parameter netstat counts either way).
+        let required =
+            if op == "BatchNormalization" { &param_inputs[..] } else { &param_inputs[..param_inputs.len().min(1)] };
+        let init_params = (!param_inputs.is_empty()
+            && required.iter().all(|&i| ins.get(i).is_some_and(|v| weights.contains_key(*v))))
+        .then(|| {
+            param_inputs.iter().filter_map(|&i| ins.get(i).and_then(|v| weights.get(*v))).try_fold(0u64, |t, d| {
+                let e = d.iter().try_fold(1u64, |e, &x| e.checked_mul(u64::try_from(x).ok()?))?;
+                t.checked_add(e)
             })
-            .flatten();
+        })
+        .flatten();
         let comment = format!("#{pos} \"{}\" ({op})", crate::error::escape_control(&n.name));
         layers.push(Layer { name, kind, fields, inputs: from, comment, init_params });
     }
