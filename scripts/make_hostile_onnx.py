@@ -1,4 +1,4 @@
-"""Write the hostile ONNX models of tests/fixtures/onnx/hostile/ (tests/onnx.rs).
+"""Write the hostile and tricky ONNX models of tests/fixtures/onnx/hostile/ (tests/onnx.rs).
 
 Each is one node whose initializers disagree with its input or its attributes, or whose name or
 op type holds control characters; initializers carry dims only (no data), as netstat needs.
@@ -53,3 +53,30 @@ save("name_cr", relu("r\r  - {name: evil, kind: linear, out_features: 1000000}  
 odd = lambda op: helper.make_node(op, ["x"], ["y"], name="f")
 save("op_esc", odd("Foo\x1b[31mRED\x1b[0m"), [], [1, 4], [1, 4])
 save("op_newline", odd("Foo\n  - {name: evil, kind: linear, out_features: 1000000}  #"), [], [1, 4], [1, 4])
+# Valid models that read one weight twice: counted once (`shares`, `tied_to`), not twice.
+# Two Convs on one w [4, 4, 3, 3] and b [4] (4·4·9 + 4 = 148 parameters in the file).
+x4 = [1, 4, 8, 8]
+c1 = helper.make_node("Conv", ["x", "w", "b"], ["h"], name="conv1", pads=[1, 1, 1, 1])
+r = helper.make_node("Relu", ["h"], ["hr"], name="relu")
+c2 = helper.make_node("Conv", ["hr", "w", "b"], ["y"], name="conv2", pads=[1, 1, 1, 1])
+g = helper.make_graph(
+    [c1, r, c2], "g",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, x4)],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    initializer=[weight("w", [4, 4, 3, 3]), weight("b", [4])],
+)
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), os.path.join(OUT, "shared_conv.onnx"))
+# GPT-2's tied head: Gather(wte [50, 16]) then MatMul(·, Transpose(wte)): 800 parameters.
+emb = helper.make_node("Gather", ["wte", "ids"], ["e"], name="wte")
+tr = helper.make_node("Transpose", ["wte"], ["wte_t"], name="t", perm=[1, 0])
+head = helper.make_node("MatMul", ["e", "wte_t"], ["y"], name="lm_head")
+g = helper.make_graph(
+    [emb, tr, head], "g",
+    [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 6])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    initializer=[weight("wte", [50, 16])],
+)
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), os.path.join(OUT, "tied_lm_head.onnx"))
+# A Gemm whose bias C of shape [1] broadcasts to 5 outputs: no bias netstat's linear has.
+gemm = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)
+save("gemm_bias_broadcast", gemm, [weight("w", [5, 7]), weight("b", [1])], [2, 7])

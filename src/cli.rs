@@ -211,7 +211,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub check: bool,
     /// Also write one self-contained HTML page per spec (sortable table, charts inline) and
-    /// index.html.
+    /// index.html (implied when --out already holds an index.html).
     #[arg(long)]
     pub html: bool,
 }
@@ -731,8 +731,9 @@ fn memory(a: MemoryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 
 fn report_dir(a: ReportArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let out = |e| Error::Io { path: "<stdout>".into(), source: e };
-    // A folder written with --html is checked with its pages.
-    let html = a.html || (a.check && a.out.join("index.html").is_file());
+    // A folder written with --html keeps its pages: regenerated and checked with the rest (a
+    // plain regenerate left them stale, and the next --check failed on them).
+    let html = a.html || a.out.join("index.html").is_file();
     let g = report::dir::generate(&a.specs, html)?;
     if !a.check {
         let n = report::dir::write(&g, &a.out)?;

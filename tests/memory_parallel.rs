@@ -116,7 +116,9 @@ fn llama_tensor_parallel_8() {
     let out = netstat().args(["memory", LLAMA, "--tensor-parallel", "3"]).assert().code(2).get_output().stderr.clone();
     let err = String::from_utf8(out).unwrap();
     assert!(
-        err.contains("layer \"model.layers.0.self_attn\": --tensor-parallel 3: heads 32 is not a multiple of 3"),
+        err.contains(
+            "specs/llama-3-8b.yaml:14:9: layer #2 \"model.layers.0.self_attn\" (multi_head_attention): --tensor-parallel 3: heads 32 is not a multiple of 3"
+        ),
         "{err}"
     );
     netstat().args(["memory", "specs/mixtral-8x7b.yaml", "--tensor-parallel", "2"]).assert().code(2);

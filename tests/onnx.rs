@@ -523,3 +523,29 @@ fn node_names_and_op_types_cannot_add_layers_or_lines() {
         assert!(!csv.contains('\u{1b}') && !csv.contains("\n  - {name"), "{csv}");
     }
 }
+
+/// A weight two nodes read is counted once, as a spec says it with `shares` or `tied_to`
+/// (scripts/make_hostile_onnx.py); each was counted twice. A Gemm bias that broadcasts is
+/// refused by node (the check of initializers had called its dims wrong).
+#[test]
+fn a_weight_read_twice_is_counted_once() {
+    let run = |args: &[&str]| Command::cargo_bin("netstat").unwrap().args(args).output().unwrap();
+    // Two Convs on one w [4, 4, 3, 3] and b [4]: 4·4·9 + 4 = 148 parameters (296 before).
+    let out = run(&["tests/fixtures/onnx/hostile/shared_conv.onnx", "-f", "csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains("\nconv2,conv2d,1x4x8x8,0,") && csv.contains("\ntotal,,,148,"), "{csv}");
+    // Gather(wte [50, 16]) and MatMul by its transpose: 50·16 = 800 (1,600 before); the head's
+    // MACs stay: 6 tokens · 16 · 50 = 4,800.
+    let out = run(&["tests/fixtures/onnx/hostile/tied_lm_head.onnx", "-f", "csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains("\nlm_head,linear,1x6x50,0,4800,") && csv.contains("\ntotal,,,800,4800,"), "{csv}");
+    let spec = String::from_utf8(run(&["import", "tests/fixtures/onnx/hostile/tied_lm_head.onnx"]).stdout).unwrap();
+    assert!(spec.contains("tied_to: \"wte\""), "{spec}");
+    let out = run(&["tests/fixtures/onnx/hostile/gemm_bias_broadcast.onnx"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("node #0 \"fc\" (op Gemm): netstat has no kind for Gemm with a bias of shape [1] for 5 outputs"),
+        "{err}"
+    );
+}

@@ -106,6 +106,11 @@ fn attention<'a>(
     Ok(Some(m))
 }
 
+/// The error of a spec without an attention layer, at the input.
+fn no_attention(at_input: impl Fn(String) -> SpecError) -> SpecError {
+    at_input("--kv-cache: the spec has no multi_head_attention layer to cache keys and values for".into())
+}
+
 /// KV cache bytes of attention layer `m` on input `x` (N×L×D) holding `tokens` tokens.
 fn cache_bytes(m: &MultiHeadAttention, x: &crate::shape::Shape, tokens: u64, d: DType) -> Result<u64, String> {
     let (n, width) = (x.0[0], m.kv_width(x.last()));
@@ -146,6 +151,15 @@ pub fn decode(a: &Analysis, o: &Options, prompt: Option<u64>, context: Option<u6
         None => add(prompt, 1, "context").map_err(at_input)?,
     };
     let dtype = o.amp.map(super::Amp::dtype).unwrap_or(spec.dtype);
+    // A spec with no attention to cache is refused first: re-analysed at another length its
+    // dim 0 (a CNN's channels) would fail for a reason that is not the user's.
+    let mut any = false;
+    for l in &a.layers {
+        any |= attention(a, l)?.is_some();
+    }
+    if !any {
+        return Err(no_attention(at_input));
+    }
 
     // Prefill: the walk at `prompt` tokens, each attention layer's cache added from its row on.
     let pre = at_length(a, prompt)?;
@@ -198,9 +212,7 @@ pub fn decode(a: &Analysis, o: &Options, prompt: Option<u64>, context: Option<u6
         macs = add(macs, m_l, "MACs").map_err(at_input)?;
     }
     if layers.is_empty() {
-        return Err(at_input(
-            "--kv-cache: the spec has no multi_head_attention layer to cache keys and values for".into(),
-        ));
+        return Err(no_attention(at_input));
     }
     let (mut step_peak, mut step_layer) = (0u64, String::from("weights"));
     // The one-token walk with each attention layer's ops over the cached keys.
@@ -300,6 +312,12 @@ mod tests {
         );
         let y = "name: mlp\ninput: [4, 8]\nlayers:\n  - {name: fc, kind: linear, out_features: 8}\n";
         let a = analyze(crate::spec::parse_bytes("mlp.yaml", y.as_bytes()).unwrap()).unwrap();
+        let e = decode(&a, &Options::default(), None, None).unwrap_err();
+        assert!(e.to_string().contains("no multi_head_attention layer"), "{e}");
+        // A CNN: refused for having no attention, not for a conv at another "length" (its
+        // channels: groups 4 does not divide 1 channel).
+        let y = "name: cnn\ninput: [4, 9, 9]\nlayers:\n  - {name: c, kind: conv2d, c_out: 8, kernel: 3, groups: 4}\n";
+        let a = analyze(crate::spec::parse_bytes("cnn.yaml", y.as_bytes()).unwrap()).unwrap();
         let e = decode(&a, &Options::default(), None, None).unwrap_err();
         assert!(e.to_string().contains("no multi_head_attention layer"), "{e}");
         // A context whose cache overflows u64 names the layer and the context (it named the input).

@@ -405,18 +405,19 @@ pub(crate) struct Sizes {
 }
 
 impl Sizes {
-    fn new(a: &Analysis, o: &Options) -> Result<Sizes, String> {
+    fn new(a: &Analysis, o: &Options) -> Result<Sizes, crate::error::SpecError> {
+        let at_input = |m: String| crate::error::SpecError::new(&a.spec.file, a.spec.input.loc, m);
         let act = o.amp.map(Amp::dtype).unwrap_or(a.spec.dtype);
         Ok(Sizes {
             act,
             accum: if act == DType::F64 { DType::F64 } else { DType::F32 },
             weight: act,
             state: if o.amp.is_some() { DType::F32 } else { a.spec.dtype },
-            split: devices::Split::new(a, o.devices)?,
+            split: devices::Split::new(a, o.devices).map_err(at_input)?,
             dp: o.data_parallel,
             tp: {
                 if o.devices > 1 && o.tensor_parallel > 1 {
-                    return Err("--devices and --tensor-parallel split the model two ways: give one".into());
+                    return Err(at_input("--devices and --tensor-parallel split the model two ways: give one".into()));
                 }
                 tensor_parallel::TensorParallel::new(a, o.tensor_parallel)?
             },
@@ -620,7 +621,7 @@ impl Data {
 pub fn model(a: &Analysis, o: &Options) -> Result<Memory, crate::error::SpecError> {
     let spec = &a.spec;
     let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
-    let z = Sizes::new(a, o).map_err(at_input)?;
+    let z = Sizes::new(a, o)?;
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
     let (inf, _) = inference_pass(a, o, &z, &data, &w, false, None)?;
@@ -727,7 +728,7 @@ pub(crate) fn inference_timeline_cached(
 ) -> Result<Vec<Stage>, crate::error::SpecError> {
     let spec = &a.spec;
     let at_input = |m: String| crate::error::SpecError::new(&spec.file, spec.input.loc, m);
-    let z = Sizes::new(a, o).map_err(at_input)?;
+    let z = Sizes::new(a, o)?;
     let data = Data::new(a, o, z.act)?;
     let w = Weights::new(a, o, &z).map_err(at_input)?;
     let (inf, start) = inference_pass(a, o, &z, &data, &w, true, cached_keys)?;

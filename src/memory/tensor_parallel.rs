@@ -49,11 +49,12 @@ pub(crate) struct TensorParallel {
 impl TensorParallel {
     /// The split of `a` over `devices` devices.
     ///
-    /// Errors (naming the layer): `devices` = 0; heads, kv_heads or hidden not a multiple of
+    /// Errors (at the layer's line and column, naming it): `devices` = 0 (at the input); heads, kv_heads or hidden not a multiple of
     /// `devices`; a `mixture_of_experts` layer with `devices` > 1.
-    pub fn new(a: &Analysis, devices: u64) -> Result<TensorParallel, String> {
+    pub fn new(a: &Analysis, devices: u64) -> Result<TensorParallel, crate::error::SpecError> {
         if devices == 0 {
-            return Err("--tensor-parallel: expected at least 1 device, got 0".into());
+            let m = "--tensor-parallel: expected at least 1 device, got 0";
+            return Err(crate::error::SpecError::new(&a.spec.file, a.spec.input.loc, m));
         }
         let n = a.spec.layers.len();
         if devices == 1 {
@@ -62,7 +63,11 @@ impl TensorParallel {
         let mut rules = vec![Rule::REPLICATED; n];
         for l in &a.layers {
             let ls = &a.spec.layers[l.index];
-            let at = |m: String| format!("layer \"{}\": --tensor-parallel {devices}: {m}", ls.id.name);
+            // At the layer's line and column, naming it.
+            let at = |m: String| {
+                crate::error::SpecError::new(&a.spec.file, ls.node.loc, format!("--tensor-parallel {devices}: {m}"))
+                    .in_layer(&ls.id)
+            };
             let multiple = |what: &str, v: u64| {
                 if v.is_multiple_of(devices) {
                     Ok(())
@@ -136,7 +141,7 @@ mod tests {
         );
         let spec = crate::spec::parse_bytes("tp.yaml", yaml.as_bytes()).unwrap();
         let o = Options { optimizer: Optimizer::Sgd, tensor_parallel, ..Options::DEFAULT };
-        model(&crate::analysis::analyze(spec).unwrap(), &o).map_err(|e| e.message)
+        model(&crate::analysis::analyze(spec).unwrap(), &o).map_err(|e| e.to_string())
     }
 
     // 16 tokens × 64 (batch 1, f32), SGD; no loss: the caller holds the logits.
@@ -160,7 +165,14 @@ mod tests {
         assert_eq!(two.tensor_parallel, 2);
         // 4 heads do not split over 8 devices, 2 kv heads not over 4.
         let e = tiny(8, "bias: false").unwrap_err();
-        assert!(e.contains("layer \"attn\": --tensor-parallel 8: heads 4 is not a multiple of 8"), "{e}");
+        // At the layer's line (it was the input's), naming it.
+        assert!(
+            e.starts_with("tp.yaml:4:")
+                && e.contains(
+                    "layer #0 \"attn\" (multi_head_attention): --tensor-parallel 8: heads 4 is not a multiple of 8"
+                ),
+            "{e}"
+        );
         assert!(tiny(4, "bias: false").unwrap_err().contains("kv_heads 2 is not a multiple of 4"));
         // With biases the out-projection bias (64) stays whole: the attention's Q, K, V biases
         // 64 + 32 + 32 and the other weights halve: (12,288 + 128) / 2 + 64 = 6,272.

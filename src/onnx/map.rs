@@ -97,12 +97,23 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
     // Outputs Y of ONNX LSTM/GRU/RNN nodes, 4-D in ONNX but netstat's `[T, N, dirs·H]` already.
     let mut ys: HashMap<String, YState> = HashMap::new();
     let mut warnings = Vec::new();
+    // Weights folded from one initializer → that initializer; initializer → the layer that
+    // first read it as a parameter (a later reader shares it: `shares` or `tied_to`).
+    let mut origin: HashMap<String, String> = HashMap::new();
+    let mut owner: HashMap<String, (String, &'static str, Vec<String>)> = HashMap::new();
 
     for (pos, n) in g.node.iter().enumerate() {
         let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
         let op = n.op_type.as_str();
         if foldable(n, &statics) {
             fold(n, &mut consts, &mut weights, &shapes);
+            // A weight folded from one initializer (a transposed embedding table) is that initializer.
+            if let (Some(i0), Some(out)) = (n.input.first(), n.output.first()) {
+                if weights.contains_key(i0) && weights.contains_key(out) && !inits.contains_key(out.as_str()) {
+                    let root = origin.get(i0).cloned().unwrap_or_else(|| i0.clone());
+                    origin.insert(out.clone(), root);
+                }
+            }
             statics.extend(n.output.iter().cloned());
             continue;
         }
@@ -204,7 +215,9 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
         let out = n.output.first().map(String::as_str).unwrap_or("");
         // MatMul by a weight, then Add of a bias vector: one linear with a bias.
         if op == "Add" && acts.len() == 1 && ins.len() == 2 {
-            if let Some(&li) = bare_linear.get(acts[0]) {
+            // (Not onto a layer that shares another's weight: the bias would be its own.)
+            if let Some(&li) = bare_linear.get(acts[0]).filter(|&&li| layers[li].fields.iter().all(|f| f.0 != "shares"))
+            {
                 let other = ins.iter().find(|i| **i != acts[0]).copied().unwrap_or("");
                 let width = layers[li].fields.iter().find(|f| f.0 == "out_features").map(|f| f.1.clone());
                 if let (Some(t), Some(w)) = (inits.get(other), width) {
@@ -292,7 +305,42 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
             name = format!("{name} [unknown op {}]", crate::error::escape_control(op));
         }
         let name = unique(&mut names, name);
-        let fields = readable(kind, fields);
+        let mut fields = readable(kind, fields);
+        // The parameter inputs of the ops whose kinds take only c_out (or nothing) from them,
+        // and the embedding's table.
+        let param_inputs: &[usize] = match op {
+            "Conv" | "ConvTranspose" | "Gemm" | "BatchNormalization" => &[1, 2],
+            "MatMul" if kind == "linear" => &[1],
+            "Gather" if kind == "embedding" => &[0],
+            _ => &[],
+        };
+        // The initializers behind them; one another layer read first is shared, not counted again.
+        let roots: Vec<String> = param_inputs
+            .iter()
+            .filter_map(|&i| ins.get(i).filter(|v| weights.contains_key(**v)))
+            .map(|v| origin.get(*v).cloned().unwrap_or_else(|| v.to_string()))
+            .collect();
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into());
+        let mut shared = false;
+        if let Some((first, first_kind, first_roots)) = roots.first().and_then(|r| owner.get(r)) {
+            if *first_kind == kind && *first_roots == roots {
+                fields.push(("shares", q(first)));
+                shared = true;
+            } else if kind == "linear" && matches!(*first_kind, "embedding" | "linear") && first_roots.len() == 1 {
+                // An output layer on the embedding's table (GPT-2's lm_head): its weight is tied.
+                fields.push(("tied_to", q(first)));
+                shared = true;
+            }
+        }
+        if !shared && roots.iter().any(|r| owner.contains_key(r)) {
+            warnings.push(format!(
+                "node #{pos} \"{}\": reads a parameter of another layer in a way netstat's `shares`/`tied_to` cannot say; counted again",
+                n.name
+            ));
+        }
+        for r in &roots {
+            owner.entry(r.clone()).or_insert_with(|| (name.clone(), kind, roots.clone()));
+        }
         if op == "MatMul" && kind == "linear" {
             bare_linear.insert(out.to_owned(), layers.len());
         }
@@ -300,17 +348,14 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
             sigmoids.insert(out.to_owned(), (layers.len(), acts[0].to_owned()));
         }
         producer.insert(out.to_owned(), name.clone());
-        // The parameter inputs of the ops whose kinds take only c_out (or nothing) from them.
-        let param_inputs: &[usize] = match op {
-            "Conv" | "ConvTranspose" | "Gemm" | "BatchNormalization" => &[1, 2],
-            "MatMul" if kind == "linear" => &[1],
-            _ => &[],
-        };
         // Checked only when every parameter input the op requires is an initializer (a scale or
-        // bias computed by other nodes is no parameter netstat counts either way).
+        // bias computed by other nodes is no parameter netstat counts either way), and the layer
+        // owns its parameters (an embedding's table is taken whole from it: not checked).
         let required =
-            if op == "BatchNormalization" { &param_inputs[..] } else { &param_inputs[..param_inputs.len().min(1)] };
+            if op == "BatchNormalization" { param_inputs } else { &param_inputs[..param_inputs.len().min(1)] };
         let init_params = (!param_inputs.is_empty()
+            && !shared
+            && kind != "embedding"
             && required.iter().all(|&i| ins.get(i).is_some_and(|v| weights.contains_key(*v))))
         .then(|| {
             param_inputs.iter().filter_map(|&i| ins.get(i).and_then(|v| weights.get(*v))).try_fold(0u64, |t, d| {
@@ -1388,6 +1433,15 @@ fn layer_of(
             }
             let out = if attr_i(n, "transB", 0) != 0 { w[0] } else { w[1] };
             let bias = ins.get(2).is_some_and(is_weight);
+            // C broadcasts in ONNX; netstat's linear has one bias per output ([N] or [1, N]).
+            if let Some(c) = weight(2) {
+                let values = c.iter().try_fold(1i64, |p, &d| p.checked_mul(d)).unwrap_or(-1);
+                if values != out {
+                    return Err(format!(
+                        "{op} with a bias of shape {c:?} for {out} outputs (netstat's linear has one bias per output: [N] or [1, N])"
+                    ));
+                }
+            }
             Mapped::Layer("linear", vec![("out_features", out.to_string()), ("bias", bias.to_string())])
         }
         "MatMul" => match (weight(1), acts.len()) {
