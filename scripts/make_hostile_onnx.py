@@ -80,3 +80,14 @@ onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), os.
 # A Gemm whose bias C of shape [1] broadcasts to 5 outputs: no bias netstat's linear has.
 gemm = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)
 save("gemm_bias_broadcast", gemm, [weight("w", [5, 7]), weight("b", [1])], [2, 7])
+# nn.Conv1d(3, 8, 3, padding=1) then nn.BatchNorm1d(8), the rank between them undeclared:
+# a batch_norm1d (it was mapped to batch_norm2d and refused by its rank check).
+c = helper.make_node("Conv", ["x", "w", "b"], ["h"], name="conv", pads=[1, 1], kernel_shape=[3])
+bn = helper.make_node("BatchNormalization", ["h", "s", "beta", "m", "v"], ["y"], name="bn")
+g = helper.make_graph(
+    [c, bn], "g",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    initializer=[weight("w", [8, 3, 3]), weight("b", [8])] + [weight(n, [8]) for n in ["s", "beta", "m", "v"]],
+)
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), os.path.join(OUT, "conv1d_bn.onnx"))

@@ -549,3 +549,18 @@ fn a_weight_read_twice_is_counted_once() {
         "{err}"
     );
 }
+
+/// nn.Conv1d then nn.BatchNorm1d with the rank between them undeclared is a batch_norm1d: it was
+/// mapped to batch_norm2d and refused by its rank check. Conv 8·3·3 + 8 = 80 params; the
+/// norm's scale and shift 2·8 = 16, its running mean and variance 16 buffers.
+#[test]
+fn a_batch_norm_after_a_conv1d_is_batch_norm1d() {
+    let out = Command::cargo_bin("netstat")
+        .unwrap()
+        .args(["tests/fixtures/onnx/hostile/conv1d_bn.onnx", "-f", "csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains("\nbn,batch_norm1d,1x8x16,16,") && csv.contains("\ntotal,,,96,"), "{csv}");
+}

@@ -101,6 +101,8 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
     // first read it as a parameter (a later reader shares it: `shares` or `tied_to`).
     let mut origin: HashMap<String, String> = HashMap::new();
     let mut owner: HashMap<String, (String, &'static str, Vec<String>)> = HashMap::new();
+    // Layer name → kind, for a BatchNormalization whose input rank the graph does not declare.
+    let mut kind_of: HashMap<String, &'static str> = HashMap::new();
 
     for (pos, n) in g.node.iter().enumerate() {
         let ins: Vec<&str> = n.input.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
@@ -164,6 +166,7 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
                         group.module.what(),
                         group.path
                     );
+                    kind_of.insert(name.clone(), kind);
                     layers.push(Layer { name, kind, fields, inputs: from, comment, init_params: None });
                     continue;
                 }
@@ -306,6 +309,17 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
         }
         let name = unique(&mut names, name);
         let mut fields = readable(kind, fields);
+        // A BatchNormalization on an undeclared rank after a 1-D layer is nn.BatchNorm1d.
+        let one_d = ["conv1d", "max_pool1d", "avg_pool1d", "batch_norm1d"];
+        let kind = if kind == "batch_norm2d"
+            && rank(&shapes, acts[0]).is_none()
+            && from.first().and_then(|l| kind_of.get(l)).is_some_and(|k| one_d.contains(k))
+        {
+            "batch_norm1d"
+        } else {
+            kind
+        };
+        kind_of.insert(name.clone(), kind);
         // The parameter inputs of the ops whose kinds take only c_out (or nothing) from them,
         // and the embedding's table.
         let param_inputs: &[usize] = match op {
@@ -1259,19 +1273,24 @@ fn layer_of(
             if acts.len() != 1 || ins.first() != acts.first() || ins.len() != 5 {
                 return Err(format!("{op} with computed statistics"));
             }
-            if rank(shapes, acts[0]).is_some_and(|r| r != 4) {
-                return Err(format!(
-                    "{op} of a rank-{} input (netstat's batch_norm2d takes N×C×H×W)",
-                    rank(shapes, acts[0]).unwrap_or(0)
-                ));
-            }
+            // nn.BatchNorm1d over N×C or N×C×L, nn.BatchNorm2d over N×C×H×W; a rank the graph
+            // does not declare is taken from the layer that makes the input (in `map`).
+            let kind = match rank(shapes, acts[0]) {
+                None | Some(4) => "batch_norm2d",
+                Some(2 | 3) => "batch_norm1d",
+                Some(r) => {
+                    return Err(format!(
+                        "{op} of a rank-{r} input (netstat's batch_norm1d takes N×C or N×C×L, batch_norm2d N×C×H×W)"
+                    ))
+                }
+            };
             // ONNX stores epsilon as a float32; compared and written as one (1e-5, not 9.99999974738e-6).
             let eps = attr(n, "epsilon").map_or(1e-5, |a| a.f);
             let mut f = vec![];
             if eps != 1e-5 {
                 f.push(("eps", format!("{eps:e}")));
             }
-            Mapped::Layer("batch_norm2d", f)
+            Mapped::Layer(kind, f)
         }
         "Conv" => {
             let w = weight(1).ok_or_else(|| format!("{op} with a computed weight"))?;
