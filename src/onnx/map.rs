@@ -334,7 +334,6 @@ pub fn map(file: &str, model: &ModelProto, opts: &ImportOptions) -> Result<Impor
             .filter_map(|&i| ins.get(i).filter(|v| weights.contains_key(**v)))
             .map(|v| origin.get(*v).cloned().unwrap_or_else(|| v.to_string()))
             .collect();
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into());
         let mut shared = false;
         if let Some((first, first_kind, first_roots)) = roots.first().and_then(|r| owner.get(r)) {
             if *first_kind == kind && *first_roots == roots {
@@ -774,9 +773,13 @@ impl ModuleGroup {
     }
 }
 
+/// `s` as a double-quoted YAML scalar (JSON's escaping, which YAML reads).
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into())
+}
+
 /// Write the spec.
 fn yaml(file: &str, name: &str, input: &[u64], in_dtype: &str, batch: u64, dtype: &str, layers: &[Layer]) -> String {
-    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into());
     let mut y = String::new();
     let base = std::path::Path::new(file).file_name().map_or(file.into(), |f| f.to_string_lossy().into_owned());
     let _ = writeln!(y, "# Imported from the ONNX model {} by `netstat import`: one layer per ONNX node", q(&base));
