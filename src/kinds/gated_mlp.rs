@@ -145,7 +145,7 @@ impl Op for GatedMlp {
     ) -> Result<Option<ForwardPass>, KindError> {
         let m = self.hidden_elements(&inputs[0])?;
         let t = |id| FwdTensor { id, elements: m, dtype: SavedDType::Activation };
-        let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
+        let step = ForwardStep::new;
         Ok(Some(ForwardPass {
             steps: vec![
                 step("linear (gate_proj)", t(0), vec![]),

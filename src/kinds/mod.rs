@@ -180,6 +180,13 @@ pub struct ForwardStep {
     pub frees: Vec<FwdTensor>,
 }
 
+impl ForwardStep {
+    /// An op that allocates `alloc` and, when it ends, frees `frees`.
+    pub fn new(op: &'static str, alloc: FwdTensor, frees: Vec<FwdTensor>) -> ForwardStep {
+        ForwardStep { op, alloc: Some(alloc), frees }
+    }
+}
+
 /// A multi-op layer's inference forward as eager PyTorch runs it ([`Op::forward_pass`]): the
 /// ops before the one that makes the layer's output; every intermediate still live when the
 /// output is made is freed after it, except `returned`.

@@ -431,7 +431,7 @@ impl Op for MultiHeadAttention {
         let kv = checked_product(&[n, lk, d])?;
         let p = checked_product(&[n, self.heads, l, lk])?;
         let t = |id, elements| FwdTensor { id, elements, dtype: SavedDType::Activation };
-        let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
+        let step = ForwardStep::new;
         let mut steps = vec![
             step("linear (q_proj)", t(0, q), vec![]),
             step("linear (k_proj)", t(1, kw), vec![]),

@@ -155,7 +155,7 @@ impl Op for RmsNorm {
         let rows = u / checked_product(&self.norm(x))?.max(1);
         let t = |id, elements, dtype| FwdTensor { id, elements, dtype };
         let (a, s) = (SavedDType::Activation, SavedDType::Accum);
-        let step = |op, alloc, frees| ForwardStep { op, alloc: Some(alloc), frees };
+        let step = ForwardStep::new;
         let mut steps = vec![
             step("pow (x²)", t(0, u, a), vec![]),
             step("mean (variance)", t(1, rows, s), vec![t(0, u, a)]),
